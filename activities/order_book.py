@@ -1,0 +1,146 @@
+"""The order book: every order, referral and task the pathways place, in a real SQLite database.
+
+Each row is keyed by an idempotency key (workflow id + action id): placing the same action
+again — an activity retry, a workflow replay, a duplicate event — returns the row already there.
+Orders are closed-loop: ``active`` until fulfilled by a result, acknowledged, or cancelled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    id               TEXT PRIMARY KEY,
+    idempotency_key  TEXT NOT NULL UNIQUE,
+    patient_id       TEXT NOT NULL,
+    workflow_id      TEXT NOT NULL,
+    action_id        TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    resource         TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    priority         TEXT NOT NULL,
+    day              REAL NOT NULL,
+    title            TEXT NOT NULL,
+    rationale        TEXT NOT NULL,
+    citation         TEXT NOT NULL,
+    details          TEXT NOT NULL,
+    codes            TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    status_reason    TEXT
+);
+CREATE INDEX IF NOT EXISTS orders_patient ON orders (patient_id, status);
+CREATE INDEX IF NOT EXISTS orders_workflow_kind ON orders (workflow_id, kind, status);
+"""
+
+OPEN = "active"
+CLOSED_STATUSES = ("completed", "cancelled", "stopped", "acknowledged")
+
+
+def order_id_for(idempotency_key: str) -> str:
+    """A stable, opaque order id derived from the idempotency key (no PHI in it)."""
+    return "ord-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class OrderBook:
+    """SQLite-backed order book; safe to share between threads of one process."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def place(self, *, idempotency_key: str, patient_id: str, workflow_id: str, action_id: str,
+              kind: str, resource: str, priority: str, day: float, title: str, rationale: str,
+              citation: str, details: dict[str, Any], codes: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+        """Insert the order unless its key exists; return the row and whether it is new."""
+        order_id = order_id_for(idempotency_key)
+        now = _now()
+        with self._lock, self._connect() as db:
+            cur = db.execute(
+                "INSERT INTO orders (id, idempotency_key, patient_id, workflow_id, action_id, kind,"
+                " resource, status, priority, day, title, rationale, citation, details, codes,"
+                " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(idempotency_key) DO NOTHING",
+                (order_id, idempotency_key, patient_id, workflow_id, action_id, kind, resource, OPEN,
+                 priority, day, title, rationale, citation, json.dumps(details, sort_keys=True),
+                 json.dumps(codes), now, now),
+            )
+            created = cur.rowcount == 1
+            row = db.execute("SELECT * FROM orders WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+        return _row(row), created
+
+    def set_status(self, order_id: str, status: str, reason: str, *, only_open: bool = True) -> bool:
+        """Move one order to ``status``; False if it is unknown or (with only_open) already closed."""
+        with self._lock, self._connect() as db:
+            cur = db.execute(
+                "UPDATE orders SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?"
+                + (" AND status = 'active'" if only_open else ""),
+                (status, reason, _now(), order_id),
+            )
+            return cur.rowcount == 1
+
+    def close_open(self, workflow_id: str, kinds: list[str], status: str, reason: str,
+                   *, oldest_first: bool = False, limit: int | None = None) -> list[str]:
+        """Close the open orders of some kinds for one pathway; return their ids."""
+        marks = ",".join("?" * len(kinds))
+        query = (f"SELECT id FROM orders WHERE workflow_id = ? AND status = 'active' AND kind IN ({marks})"
+                 f" ORDER BY day {'ASC' if oldest_first else 'DESC'}, created_at")
+        if limit:
+            query += f" LIMIT {int(limit)}"
+        with self._lock, self._connect() as db:
+            ids = [r["id"] for r in db.execute(query, (workflow_id, *kinds)).fetchall()]
+            for order_id in ids:
+                db.execute("UPDATE orders SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
+                           (status, reason, _now(), order_id))
+        return ids
+
+    def get(self, order_id: str) -> dict[str, Any] | None:
+        """One order by id."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
+        return _row(row) if row else None
+
+    def list(self, *, patient_id: str | None = None, status: str | None = None,
+             workflow_id: str | None = None) -> list[dict[str, Any]]:
+        """Orders, oldest first, filtered by patient, pathway and status."""
+        where, args = [], []
+        for column, value in (("patient_id", patient_id), ("status", status), ("workflow_id", workflow_id)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        query = "SELECT * FROM orders" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._connect() as db:
+            rows = db.execute(query + " ORDER BY day, created_at, id", args).fetchall()
+        return [_row(r) for r in rows]
+
+
+def _row(row: sqlite3.Row) -> dict[str, Any]:
+    data = dict(row)
+    data["details"] = json.loads(data["details"])
+    data["codes"] = json.loads(data["codes"])
+    return data

@@ -1,0 +1,111 @@
+"""Activities: where a pathway's decisions become orders in the order book.
+
+Every activity is idempotent (keyed by workflow id + action id), so Temporal's retries and
+workflow replays never order twice. Invalid data fails at once (non-retryable); anything else
+(a locked or unavailable database) is retried with backoff by the caller's retry policy.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from pydantic import BaseModel, Field
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.order_book import OrderBook
+from pathway.contract import ACTION_KINDS, Action
+from pathway.guideline import Code
+
+IMAGING_ORDER_FOR = {"mri": ["order_mri"], "radiograph": ["order_radiograph", "order_adjacent_fracture_screening"],
+                     "dxa": ["order_dxa"]}
+
+
+class OrderRequest(BaseModel):
+    """One action to record as an order, referral or task."""
+
+    workflow_id: str
+    patient_id: str
+    action: Action
+    title: str
+    resource: str
+    codes: list[Code] = Field(default_factory=list)
+
+
+class OrderReceipt(BaseModel):
+    """The order as the book holds it."""
+
+    order_id: str
+    status: str
+    created: bool
+
+
+class CancelRequest(BaseModel):
+    """Cancel a pathway's open orders of some kinds (e.g. on a pathologic fracture)."""
+
+    workflow_id: str
+    kinds: list[str]
+    reason: str
+
+
+class ResultRequest(BaseModel):
+    """An imaging or DXA result that fulfils the oldest open order it answers."""
+
+    workflow_id: str
+    event_type: str
+    day: float
+    result_key: str = Field(description="Unique per result: a retry fulfils nothing more.")
+
+
+class OrderActivities:
+    """The order-book activities, bound to one database."""
+
+    def __init__(self, book: OrderBook):
+        self.book = book
+
+    @activity.defn(name="place_order")
+    def place_order(self, request: OrderRequest) -> OrderReceipt:
+        """Write the order unless it exists already (idempotent)."""
+        action = request.action
+        if action.kind not in ACTION_KINDS or not action.id:
+            raise ApplicationError(f"action: invalid kind or missing id ({action.kind!r})", non_retryable=True,
+                                   type="InvalidOrder")
+        key = f"{request.workflow_id}/{action.id}"
+        try:
+            row, created = self.book.place(
+                idempotency_key=key, patient_id=request.patient_id, workflow_id=request.workflow_id,
+                action_id=action.id, kind=action.kind, resource=request.resource,
+                priority=str(action.details.get("priority", "routine")), day=action.day,
+                title=request.title, rationale=action.rationale, citation=action.citation,
+                details=action.details, codes=[c.model_dump() for c in request.codes])
+            if action.kind == "stop_calcitonin":
+                self.book.close_open(request.workflow_id, ["start_calcitonin"], "stopped", action.rationale)
+        except sqlite3.IntegrityError as exc:
+            raise ApplicationError(f"order: {exc}", non_retryable=True, type="InvalidOrder") from exc
+        activity.logger.info("order placed" if created else "order already placed",
+                             extra={"action_kind": action.kind, "order_id": row["id"]})
+        return OrderReceipt(order_id=row["id"], status=row["status"], created=created)
+
+    @activity.defn(name="cancel_open_orders")
+    def cancel_open_orders(self, request: CancelRequest) -> list[str]:
+        """Cancel what is pending; already-closed orders are left as they are."""
+        ids = self.book.close_open(request.workflow_id, request.kinds, "cancelled", request.reason)
+        activity.logger.info("orders cancelled", extra={"count": len(ids)})
+        return ids
+
+    @activity.defn(name="record_result")
+    def record_result(self, request: ResultRequest) -> list[str]:
+        """Fulfil the oldest open order that this result answers (closed loop)."""
+        kinds = IMAGING_ORDER_FOR.get(request.event_type)
+        if not kinds:
+            raise ApplicationError(f"event_type: {request.event_type!r} is not a result", non_retryable=True)
+        reason = f"{request.event_type} result on day {request.day:g} [{request.result_key}]"
+        done = [o["id"] for o in self.book.list(workflow_id=request.workflow_id) if o["status_reason"] == reason]
+        ids = done or self.book.close_open(request.workflow_id, kinds, "completed", reason,
+                                           oldest_first=True, limit=1)
+        activity.logger.info("result recorded", extra={"event_type": request.event_type, "fulfilled": len(ids)})
+        return ids
+
+    def all(self) -> list:
+        """The activity callables, for the worker."""
+        return [self.place_order, self.cancel_open_orders, self.record_result]

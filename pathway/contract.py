@@ -1,0 +1,283 @@
+"""The pathway contract: enrollment, events in, actions out, scenario files.
+
+One set of pydantic models shared by the workflow, the HTTP API, the CLI and the tests, so that
+every caller speaks the vocabulary of ``pathway-contract.md``. Field names are fixed by that
+contract; unknown fields are refused so that a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+FRACTURE_LEVELS: tuple[str, ...] = tuple(f"T{i}" for i in range(1, 13)) + tuple(
+    f"L{i}" for i in range(1, 6)
+)
+FractureLevel = Literal[
+    "T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9", "T10", "T11", "T12",
+    "L1", "L2", "L3", "L4", "L5",
+]  # fmt: skip
+RedFlag = Literal["history_of_cancer", "fever_or_infection", "neuro_deficit", "unexplained_weight_loss"]
+
+PatientId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+Nrs = Annotated[int, Field(ge=0, le=10, strict=True)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+Text = Annotated[str, Field(min_length=1, max_length=500)]
+
+ActionKind = Literal[
+    "prescribe_first_line_analgesia",
+    "prescribe_opioid_short_course",
+    "start_calcitonin",
+    "stop_calcitonin",
+    "advise_early_mobilization",
+    "offer_brace",
+    "prescribe_calcium_vitamin_d",
+    "prescribe_bisphosphonate",
+    "order_dxa",
+    "order_mri",
+    "order_radiograph",
+    "offer_nerve_block",
+    "refer_physical_therapy",
+    "alert_prolonged_immobilization",
+    "flag_progressive_deformity",
+    "flag_new_vertebral_fracture",
+    "refer_vertebral_augmentation",
+    "refer_pathologic_fracture_workup",
+    "refer_urgent_spine_surgery",
+    "order_adjacent_fracture_screening",
+    "outreach_missed_follow_up",
+    "escalate_lost_to_follow_up",
+]
+ACTION_KINDS: tuple[str, ...] = ActionKind.__args__  # type: ignore[attr-defined]
+
+PathwayStatus = Literal["running", "completed", "exited", "withdrawn"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Enrollment(_Strict):
+    """A patient entering the pathway at day 0 (pseudonymous id, no PHI)."""
+
+    id: PatientId
+    fracture_level: FractureLevel
+    height_loss_pct: Percent
+    pain_nrs: Nrs
+    onset_days_before_enrollment: Annotated[int, Field(ge=0, le=3650, strict=True)] = 0
+    red_flags: list[RedFlag] = Field(default_factory=list, max_length=4)
+
+    @field_validator("red_flags")
+    @classmethod
+    def _no_repeats(cls, flags: list[str]) -> list[str]:
+        if len(set(flags)) != len(flags):
+            raise ValueError("a red flag is listed twice")
+        return flags
+
+
+class _Event(_Strict):
+    event_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    observed_at: datetime | None = None
+
+    @field_validator("observed_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("observed_at needs a time zone (e.g. 2026-01-31T09:00:00Z)")
+        return value
+
+
+class PainEvent(_Event):
+    """A pain score on the 0–10 numeric rating scale (LOINC 72514-3)."""
+
+    type: Literal["pain"] = "pain"
+    nrs: Nrs
+
+
+class MriEvent(_Event):
+    """An MRI result: is the fracture osteoporotic or pathologic?"""
+
+    type: Literal["mri"] = "mri"
+    etiology: Literal["osteoporotic", "malignant", "infection", "indeterminate"]
+
+
+class RadiographEvent(_Event):
+    """A follow-up radiograph: vertebral height loss, kyphosis, a new fracture level."""
+
+    type: Literal["radiograph"] = "radiograph"
+    height_loss_pct: Percent
+    kyphosis_deg: Annotated[float, Field(ge=0, le=90)] | None = None
+    new_fracture_level: FractureLevel | None = None
+
+
+class DxaEvent(_Event):
+    """A bone density result (T-score, LOINC 38267-1)."""
+
+    type: Literal["dxa"] = "dxa"
+    t_score: Annotated[float, Field(ge=-6, le=4)]
+
+
+class MobilityEvent(_Event):
+    """Whether the patient is bed-bound."""
+
+    type: Literal["mobility"] = "mobility"
+    bed_bound: Annotated[bool, Field(strict=True)]
+
+
+class PulmonaryEvent(_Event):
+    """Pulmonary dysfunction (e.g. COPD likely to worsen with kyphosis)."""
+
+    type: Literal["pulmonary"] = "pulmonary"
+    dysfunction: Annotated[bool, Field(strict=True)]
+
+
+class NeuroEvent(_Event):
+    """A neurological deficit: weakness, sensory loss, bowel/bladder dysfunction."""
+
+    type: Literal["neuro"] = "neuro"
+    deficit: Annotated[bool, Field(strict=True)]
+
+
+class SideEffectEvent(_Event):
+    """A drug side effect, recorded for the care team."""
+
+    type: Literal["side_effect"] = "side_effect"
+    drug: Text
+    effect: Text
+
+
+ClinicianDecision = Literal["pause", "resume", "withdraw", "confirm_nerve_block", "decline_augmentation"]
+
+
+class ClinicianEvent(_Event):
+    """A clinician's decision on the pathway, with its author and reason."""
+
+    type: Literal["clinician"] = "clinician"
+    decision: ClinicianDecision
+    reason: Text
+    author: Text
+
+
+Event = Annotated[
+    Union[
+        PainEvent, MriEvent, RadiographEvent, DxaEvent, MobilityEvent, PulmonaryEvent,
+        NeuroEvent, SideEffectEvent, ClinicianEvent,
+    ],
+    Field(discriminator="type"),
+]  # fmt: skip
+EVENT_TYPES: tuple[str, ...] = (
+    "pain", "mri", "radiograph", "dxa", "mobility", "pulmonary", "neuro", "side_effect", "clinician",
+)  # fmt: skip
+_event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+class Action(BaseModel):
+    """One thing the pathway did, with the facts, threshold and guideline line behind it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    day: float
+    kind: ActionKind
+    rationale: str
+    citation: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    id: str = Field("", description="Stable per cause: the idempotency key within a pathway.")
+
+
+class ScenarioEvent(BaseModel):
+    """An event in a scenario file: ``day`` sets the time, so ``observed_at`` is not allowed."""
+
+    model_config = ConfigDict(extra="allow")
+    day: Annotated[float, Field(ge=0)]
+
+
+class Scenario(_Strict):
+    """A scenario file: a patient, events by day, and where the clock stops."""
+
+    name: Text
+    patient: Enrollment
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    until_day: Annotated[float, Field(ge=0, le=730)]
+
+    def timed_events(self) -> list[tuple[float, Event]]:
+        """The events with their day, validated (see :func:`parse_scenario`)."""
+        return [(float(raw["day"]), parse_event({k: v for k, v in raw.items() if k != "day"})) for raw in self.events]
+
+
+class ContractError(ValueError):
+    """Input that breaks the contract; ``errors`` name each field and reason."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def describe(exc: ValidationError, prefix: str = "") -> list[str]:
+    """Turn a pydantic error into ``field: reason`` lines a caller can act on."""
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        # The discriminated union puts the event type in the path; the caller never wrote it.
+        if len(loc) > 1 and loc[0] in EVENT_TYPES:
+            loc = loc[1:]
+        field = prefix + ".".join(loc) if loc else (prefix.rstrip(".") or "body")
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "union_tag_invalid":
+            field = prefix + "type"
+            message = f"unknown event type; expected one of {', '.join(EVENT_TYPES)}"
+        elif err["type"] == "union_tag_not_found":
+            field = prefix + "type"
+            message = f"missing; expected one of {', '.join(EVENT_TYPES)}"
+        lines.append(f"{field}: {message}")
+    return lines
+
+
+def parse_event(raw: Any) -> Event:
+    """Validate one event; raise :class:`ContractError` naming the field and the reason."""
+    try:
+        return _event_adapter.validate_python(raw)
+    except ValidationError as exc:
+        raise ContractError(describe(exc)) from None
+
+
+def parse_enrollment(raw: Any) -> Enrollment:
+    """Validate an enrollment body; raise :class:`ContractError` naming the field."""
+    try:
+        return Enrollment.model_validate(raw)
+    except ValidationError as exc:
+        raise ContractError(describe(exc)) from None
+
+
+def parse_scenario(raw: Any) -> Scenario:
+    """Validate a whole scenario file, events included, before anything runs."""
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise ContractError(describe(exc)) from None
+    errors: list[str] = []
+    last_day = 0.0
+    for i, raw_event in enumerate(scenario.events):
+        where = f"events[{i}]."
+        try:
+            day = ScenarioEvent.model_validate(raw_event).day
+        except ValidationError as exc:
+            errors += describe(exc, where)
+            continue
+        if "observed_at" in raw_event:
+            errors.append(f"{where}observed_at: not allowed in a scenario (the day sets it)")
+        if day < last_day:
+            errors.append(f"{where}day: {day:g} comes before the previous event's day {last_day:g}")
+        if day > scenario.until_day:
+            errors.append(f"{where}day: {day:g} is after until_day {scenario.until_day:g}")
+        last_day = max(last_day, day)
+        try:
+            _event_adapter.validate_python({k: v for k, v in raw_event.items() if k not in ("day", "observed_at")})
+        except ValidationError as exc:
+            errors += describe(exc, where)
+    if errors:
+        raise ContractError(errors)
+    return scenario

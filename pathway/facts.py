@@ -1,0 +1,211 @@
+"""What is known about a patient, and the clinical views derived from it.
+
+Pure functions over the enrollment and the accepted observations (each with its pathway day):
+pain history, bed-bound spells, progression of the deformity, pain flares, pause state.
+No Temporal, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+from pathway.contract import (
+    ClinicianEvent,
+    Enrollment,
+    Event,
+    MobilityEvent,
+    MriEvent,
+    NeuroEvent,
+    PainEvent,
+    PulmonaryEvent,
+    RadiographEvent,
+)
+from pathway.guideline import PathwayDefinition
+
+SECOND = 1 / 86400  # one second, in days: the resolution of "more than N days"
+
+
+class Observation(BaseModel):
+    """An accepted event and the pathway day it was observed on."""
+
+    day: float
+    event: Event
+
+
+class PatientFacts(BaseModel):
+    """Everything the decisions read: enrollment, observations, and what was already done."""
+
+    enrollment: Enrollment
+    observations: list[Observation] = Field(default_factory=list)
+    taken: dict[str, float] = Field(default_factory=dict, description="action id -> pathway day")
+    noted: list[str] = Field(default_factory=list, description="ids of decision notes recorded")
+
+    def of(self, kind: type) -> list[tuple[float, object]]:
+        """Observations of one event class, in day order (arrival order on ties)."""
+        found = [(o.day, o.event) for o in self.observations if isinstance(o.event, kind)]
+        return sorted(found, key=lambda pair: pair[0])
+
+
+def pain_reports(facts: PatientFacts) -> list[tuple[float, int]]:
+    """Pain scores by day; the enrollment score is the report at day 0."""
+    reports = [(0.0, facts.enrollment.pain_nrs)]
+    reports += [(day, event.nrs) for day, event in facts.of(PainEvent)]  # type: ignore[attr-defined]
+    return sorted(reports, key=lambda r: r[0])
+
+
+def latest_pain(facts: PatientFacts) -> tuple[float, int]:
+    """The most recent pain report (by observation day)."""
+    return pain_reports(facts)[-1]
+
+
+@dataclass(frozen=True)
+class PauseState:
+    """Whether the schedule is held by a clinician, and since when it last resumed."""
+
+    paused: bool
+    since: float | None
+    last_resumed: float | None
+
+
+def pause_state(facts: PatientFacts) -> PauseState:
+    """Pause and resume decisions, in order."""
+    paused, since, resumed = False, None, None
+    for day, event in facts.of(ClinicianEvent):
+        if event.decision == "pause":  # type: ignore[attr-defined]
+            paused, since = True, day
+        elif event.decision == "resume":  # type: ignore[attr-defined]
+            paused, since, resumed = False, None, day
+    return PauseState(paused, since, resumed)
+
+
+def decisions_of(facts: PatientFacts, decision: str) -> list[tuple[float, ClinicianEvent]]:
+    """Clinician decisions of one kind, by day."""
+    return [(d, e) for d, e in facts.of(ClinicianEvent) if e.decision == decision]  # type: ignore[misc,attr-defined]
+
+
+def bed_bound_spells(facts: PatientFacts) -> list[tuple[float, float | None]]:
+    """Bed-bound spells as (start day, end day or None while it lasts)."""
+    spells: list[tuple[float, float | None]] = []
+    start: float | None = None
+    for day, event in facts.of(MobilityEvent):
+        if event.bed_bound and start is None:  # type: ignore[attr-defined]
+            start = day
+        elif not event.bed_bound and start is not None:  # type: ignore[attr-defined]
+            spells.append((start, day))
+            start = None
+    if start is not None:
+        spells.append((start, None))
+    return spells
+
+
+def neuro_episodes(facts: PatientFacts) -> list[float]:
+    """Start days of neurological-deficit episodes (the enrollment red flag opens one at day 0)."""
+    starts: list[float] = []
+    open_ = "neuro_deficit" in facts.enrollment.red_flags
+    if open_:
+        starts.append(0.0)
+    for day, event in facts.of(NeuroEvent):
+        if event.deficit and not open_:  # type: ignore[attr-defined]
+            starts.append(day)
+        open_ = event.deficit  # type: ignore[attr-defined]
+    return starts
+
+
+def neuro_deficit_open(facts: PatientFacts) -> bool:
+    """Whether the latest neurological information shows a deficit."""
+    events = facts.of(NeuroEvent)
+    if events:
+        return bool(events[-1][1].deficit)  # type: ignore[attr-defined]
+    return "neuro_deficit" in facts.enrollment.red_flags
+
+
+def pulmonary_dysfunction(facts: PatientFacts) -> bool:
+    """The latest pulmonary finding."""
+    events = facts.of(PulmonaryEvent)
+    return bool(events[-1][1].dysfunction) if events else False  # type: ignore[attr-defined]
+
+
+def mri_results(facts: PatientFacts) -> list[tuple[float, str]]:
+    """MRI etiologies by day."""
+    return [(day, event.etiology) for day, event in facts.of(MriEvent)]  # type: ignore[attr-defined]
+
+
+def genant_grade(defn: PathwayDefinition, height_loss_pct: float) -> int:
+    """Genant semiquantitative grade from vertebral height loss (the one boundary rule)."""
+    r = defn.rules
+    if height_loss_pct >= r.genant_grade_3_pct.value:
+        return 3
+    if height_loss_pct >= r.genant_grade_2_pct.value:
+        return 2
+    if height_loss_pct >= r.genant_grade_1_pct.value:
+        return 1
+    return 0
+
+
+def latest_height_loss(facts: PatientFacts) -> float:
+    """Height loss on the latest image (the enrollment's when no radiograph came)."""
+    images = facts.of(RadiographEvent)
+    return images[-1][1].height_loss_pct if images else facts.enrollment.height_loss_pct  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Progression:
+    """The first radiograph that showed progressive deformity, and why."""
+
+    day: float
+    reason: str
+
+
+def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | None:
+    """First progression of the deformity against the first image (the enrollment's)."""
+    first_height = facts.enrollment.height_loss_pct
+    rel = defn.rules.progression_relative_height_loss.value
+    kyph_limit = defn.rules.kyphosis_progression_deg.value
+    first_kyphosis: float | None = None
+    for day, image in facts.of(RadiographEvent):
+        height = image.height_loss_pct  # type: ignore[attr-defined]
+        if height > first_height and height - first_height >= rel * first_height:
+            return Progression(
+                day,
+                f"height loss {height:g}% vs {first_height:g}% at enrollment: grown by "
+                f">= {rel:.0%} of the first value",
+            )
+        kyphosis = image.kyphosis_deg  # type: ignore[attr-defined]
+        if kyphosis is not None:
+            if first_kyphosis is None:
+                first_kyphosis = kyphosis
+            elif kyphosis - first_kyphosis >= kyph_limit:
+                return Progression(
+                    day,
+                    f"kyphosis {kyphosis:g}° vs {first_kyphosis:g}° on the first image: up by "
+                    f">= {kyph_limit:g}°",
+                )
+    return None
+
+
+def pain_flares(defn: PathwayDefinition, facts: PatientFacts) -> list[tuple[float, int, int]]:
+    """Pain flares as (day, nrs, lowest before it): a rise of >= N points above the lowest
+    score since enrollment, once that lowest was low enough. One per flare: a new one needs
+    pain to settle back below the flare level first."""
+    rise = defn.rules.flare_rise_nrs.value
+    baseline_max = defn.rules.flare_baseline_max_nrs.value
+    flares = []
+    reports = pain_reports(facts)
+    lowest = reports[0][1]
+    in_flare = False
+    for day, nrs in reports[1:]:
+        flaring = lowest <= baseline_max and nrs >= lowest + rise
+        if flaring and not in_flare:
+            flares.append((day, nrs, lowest))
+        in_flare = flaring
+        lowest = min(lowest, nrs)
+    return flares
+
+
+def gap_reference_day(facts: PatientFacts) -> float:
+    """Start of the current follow-up gap: the last pain report, or the last resume."""
+    last_report = latest_pain(facts)[0]
+    resumed = pause_state(facts).last_resumed
+    return max(last_report, resumed) if resumed is not None else last_report

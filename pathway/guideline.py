@@ -1,0 +1,159 @@
+"""The computable guideline: every threshold and timing, with the section it comes from.
+
+The definition lives in ``seeds/`` as versioned JSON and is validated here. Changing a threshold
+is an edit of that file, not of code. A patient keeps the definition it was enrolled with: the
+whole definition travels in the workflow's input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pathway.contract import ACTION_KINDS, ActionKind, RedFlag
+
+SEEDS_DIR = Path(os.environ.get("VCF_SEEDS_DIR", Path(__file__).resolve().parent.parent / "seeds"))
+CURRENT_DEFINITION = "vcf_pathway_v1.json"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rule(_Frozen):
+    """One threshold or timing, with where it comes from."""
+
+    value: float
+    unit: str
+    section: str
+    refs: list[str] = Field(default_factory=list)
+    verify: bool = False
+    note: str = ""
+
+    def cite(self) -> str:
+        """Guideline section and reference numbers, plus a (verify) mark where unsourced."""
+        return _cite(self.section, self.refs, self.verify)
+
+
+class Schedule(_Frozen):
+    """Days after enrollment at which a step is due."""
+
+    days: list[int] = Field(min_length=1)
+    section: str
+    refs: list[str] = Field(default_factory=list)
+    verify: bool = False
+    note: str = ""
+
+    def cite(self) -> str:
+        """Guideline section and reference numbers."""
+        return _cite(self.section, self.refs, self.verify)
+
+
+class Code(_Frozen):
+    """A coding for an order (CPT, RxNorm, ICD-10-CM); ``code`` is None where unconfirmed."""
+
+    system: str
+    code: str | None
+    display: str
+
+
+class ActionSpec(_Frozen):
+    """How an action kind is cited and ordered."""
+
+    title: str
+    section: str
+    refs: list[str] = Field(default_factory=list)
+    resource: Literal["MedicationRequest", "ServiceRequest", "CommunicationRequest", "Task"]
+    codes: list[Code] = Field(default_factory=list)
+
+    def cite(self) -> str:
+        """Guideline section and reference numbers."""
+        return _cite(self.section, self.refs, False)
+
+
+class Rules(_Frozen):
+    """The named thresholds of clinical-reference.md §2."""
+
+    acute_phase_end_day: Rule
+    review_day: Rule
+    persistent_pain_nrs: Rule
+    resolved_pain_nrs: Rule
+    severe_pain_nrs: Rule
+    calcitonin_max_fracture_age_days: Rule
+    calcitonin_stop_day: Rule
+    nerve_block_from_day: Rule
+    nerve_block_until_day: Rule
+    physical_therapy_from_day: Rule
+    physical_therapy_pain_nrs: Rule
+    genant_grade_1_pct: Rule
+    genant_grade_2_pct: Rule
+    genant_grade_3_pct: Rule
+    kyphoplasty_min_genant_grade: Rule
+    progression_relative_height_loss: Rule
+    kyphosis_progression_deg: Rule
+    flare_rise_nrs: Rule
+    flare_baseline_max_nrs: Rule
+    immobilization_max_days: Rule
+    outreach_after_days: Rule
+    escalate_after_days: Rule
+    osteoporosis_t_score: Rule
+    completion_day: Rule
+
+
+class Schedules(_Frozen):
+    """The follow-up schedules."""
+
+    radiograph_days: Schedule
+    screening_days: Schedule
+
+
+class PathwayDefinition(_Frozen):
+    """A versioned, validated pathway definition."""
+
+    version: str = Field(min_length=1, max_length=64)
+    title: str
+    guideline_file: str
+    references: dict[str, str]
+    rules: Rules
+    schedules: Schedules
+    urgent_mri_red_flags: list[RedFlag]
+    actions: dict[ActionKind, ActionSpec]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PathwayDefinition:
+        missing = sorted(set(ACTION_KINDS) - set(self.actions))
+        if missing:
+            raise ValueError(f"actions: no entry for {', '.join(missing)}")
+        r = self.rules
+        if not r.genant_grade_1_pct.value < r.genant_grade_2_pct.value < r.genant_grade_3_pct.value:
+            raise ValueError("rules: Genant grade boundaries must increase")
+        if not r.outreach_after_days.value < r.escalate_after_days.value:
+            raise ValueError("rules: outreach must come before escalation")
+        if r.review_day.value >= r.completion_day.value:
+            raise ValueError("rules: the review must come before completion")
+        if max(self.schedules.screening_days.days) > r.completion_day.value:
+            raise ValueError("schedules.screening_days: a screening falls after completion")
+        return self
+
+    def cite(self, kind: str) -> str:
+        """The citation of an action kind."""
+        return f"{self.actions[kind].cite()} [guideline {self.version}]"  # type: ignore[index]
+
+
+def _cite(section: str, refs: list[str], verify: bool) -> str:
+    text = f"Guideline: {section}"
+    if refs:
+        text += f" (ref. {', '.join(refs)})"
+    if verify:
+        text += " — local default (verify)"
+    return text
+
+
+def load_definition(path: str | Path | None = None) -> PathwayDefinition:
+    """Load and validate a pathway definition (the current one by default)."""
+    path = Path(path) if path else SEEDS_DIR / CURRENT_DEFINITION
+    return PathwayDefinition.model_validate(json.loads(path.read_text(encoding="utf-8")))

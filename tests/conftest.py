@@ -1,0 +1,82 @@
+"""Shared fixtures: the real Temporal servers from PyPI, started once per test session."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.order_book import OrderBook
+from cli.simulate import start_test_server
+from pathway.guideline import load_definition
+from worker.runtime import binary, build_worker
+from workflows import search_attributes as sa
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+# Small enough that a test of a few dozen events crosses it; production uses the server default.
+DEV_SUGGEST_CONTINUE_AS_NEW = 120
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config):
+    """End the process without interpreter teardown (Temporal core exit crash, sdk-python #300)."""
+    code = yield
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _show_worker_errors():
+    logging.basicConfig(level=logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def definition():
+    """The current pathway definition from seeds/."""
+    return load_definition()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def ts_env():
+    """The time-skipping test server (one global clock: use it from one test at a time)."""
+    env = await start_test_server()
+    yield env
+    await env.shutdown()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def dev_env(tmp_path_factory):
+    """The real dev server (SQLite file, custom search attributes, frequent continue-as-new)."""
+    db = tmp_path_factory.mktemp("temporal") / "temporal.db"
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"), dev_server_database_filename=str(db),
+        search_attributes=sa.ALL, data_converter=pydantic_data_converter,
+        dev_server_extra_args=["--dynamic-config-value",
+                               f"limit.historyCount.suggestContinueAsNew={DEV_SUGGEST_CONTINUE_AS_NEW}"])
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def order_book(tmp_path):
+    """A fresh SQLite order book."""
+    return OrderBook(tmp_path / "orders.db")
+
+
+@pytest.fixture
+def task_queue():
+    """A task queue of this test's own."""
+    return f"test-{uuid.uuid4()}"
+
+
+def test_worker(env: WorkflowEnvironment, book: OrderBook, task_queue: str):
+    """A worker whose workflow bugs fail the workflow at once instead of retrying silently."""
+    return build_worker(env.client, book, task_queue, workflow_failure_exception_types=[Exception])

