@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.order_book import OrderBook
 from cli.simulate import start_test_server
 from pathway.guideline import load_definition
-from worker.runtime import binary, build_worker
+from worker.runtime import binary
 from workflows import search_attributes as sa
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -76,7 +76,3 @@ def task_queue():
     """A task queue of this test's own."""
     return f"test-{uuid.uuid4()}"
 
-
-def test_worker(env: WorkflowEnvironment, book: OrderBook, task_queue: str):
-    """A worker whose workflow bugs fail the workflow at once instead of retrying silently."""
-    return build_worker(env.client, book, task_queue, workflow_failure_exception_types=[Exception])
