@@ -111,13 +111,18 @@ class PatientPathwayWorkflow:
     async def _advance(self) -> None:
         """Apply queued events in order, then whatever the clock has made due."""
         self._alarm_rang = False
-        while self._inbox and self._status == "running":
-            await self._apply(self._inbox.pop(0))
-        if self._status == "running":
-            await self._decide_and_act()
-        while self._inbox:
-            item = self._inbox.pop(0)
-            self._settle(item["seq"], self._reject(f"the pathway has ended ({self._status})", item["event"]))
+        while True:
+            while self._inbox and self._status == "running":
+                await self._apply(self._inbox.pop(0))
+            if self._status == "running":
+                await self._decide_and_act()
+            if self._status != "running":
+                for item in self._inbox:
+                    self._settle(item["seq"], self._reject(f"the pathway has ended ({self._status})", item["event"]))
+                self._inbox.clear()
+                return
+            if not self._inbox:  # events that arrived while the last orders were written go round again
+                return
 
     async def _apply(self, item: dict[str, Any]) -> None:
         event = parse_event(item["event"])

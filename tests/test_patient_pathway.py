@@ -1,0 +1,135 @@
+"""The patient workflow on the time-skipping server: events, updates, queries, a whole year."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+
+from pathway.contract import ACTION_KINDS, Enrollment
+from tests.helpers import make_worker
+from workflows.models import PathwayOptions
+from workflows.patient_pathway import PatientPathwayWorkflow
+from workflows.starter import start_pathway
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+NO_SERVER_FEATURES = PathwayOptions(search_attributes=False, ui_metadata=False)
+
+
+def enrollment(pid: str, **overrides) -> Enrollment:
+    """An L2 fracture with 25% height loss and NRS 8, as in the guideline's worked example."""
+    return Enrollment(**{"id": pid, "fracture_level": "L2", "height_loss_pct": 25, "pain_nrs": 8, **overrides})
+
+
+async def advance(env, handle: WorkflowHandle, day: float) -> None:
+    """Move the global test clock to ``day`` of this patient's pathway."""
+    state = await handle.query(PatientPathwayWorkflow.state)
+    target = state.enrolled_at + timedelta(days=day)
+    delta = target - await env.get_current_time()
+    if delta > timedelta(0):
+        await env.sleep(delta)
+
+
+async def kinds(handle: WorkflowHandle) -> Counter:
+    return Counter(a.kind for a in await handle.query(PatientPathwayWorkflow.actions))
+
+
+async def test_malformed_signal_is_recorded_and_the_pathway_goes_on(ts_env, order_book, task_queue):
+    async with make_worker(ts_env, order_book, task_queue):
+        handle = await start_pathway(ts_env.client, enrollment("pt-wf-01"), task_queue=task_queue,
+                                     options=NO_SERVER_FEATURES)
+        await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 11})
+        await handle.signal(PatientPathwayWorkflow.event, "not an object")
+        await handle.signal(PatientPathwayWorkflow.event, {"type": "xray", "height_loss_pct": 30})
+        await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "osteoporotic", "surprise": 1})
+        await advance(ts_env, handle, 8)
+        await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 3})
+        await advance(ts_env, handle, 8.5)
+        state = await handle.query(PatientPathwayWorkflow.state)
+        reasons = [r.reason for r in state.rejected]
+        assert len(reasons) == 4, reasons
+        assert "nrs:" in reasons[0] and "less than or equal to 10" in reasons[0]
+        assert reasons[1].startswith("body:") or "type" in reasons[1]
+        assert "type: unknown event type" in reasons[2]
+        assert "surprise: unknown field" in reasons[3]
+        assert state.status == "running"
+        assert state.latest_pain.nrs == 3 and state.latest_pain.day == 8
+        assert "refer_physical_therapy" in await kinds(handle)
+        await handle.terminate("test done")
+
+
+async def test_update_validator_rejects_with_the_field_and_accepts_with_actions(ts_env, order_book, task_queue):
+    async with make_worker(ts_env, order_book, task_queue):
+        handle = await start_pathway(ts_env.client, enrollment("pt-wf-02"), task_queue=task_queue,
+                                     options=NO_SERVER_FEATURES)
+        with pytest.raises(WorkflowUpdateFailedError) as bad:
+            await handle.execute_update(PatientPathwayWorkflow.submit_event, {"type": "dxa", "t_score": -9})
+        assert "t_score" in str(bad.value.cause)
+        with pytest.raises(WorkflowUpdateFailedError) as early:
+            await handle.execute_update(PatientPathwayWorkflow.submit_event,
+                                        {"type": "clinician", "decision": "confirm_nerve_block",
+                                         "reason": "severe pain", "author": "dr-a"})
+        assert "no nerve-block offer" in str(early.value.cause)
+        receipt = await handle.execute_update(PatientPathwayWorkflow.submit_event,
+                                              {"type": "neuro", "deficit": True, "event_id": "n-1"})
+        assert receipt.accepted and [a.kind for a in receipt.actions] == ["refer_urgent_spine_surgery"]
+        again = await handle.execute_update(PatientPathwayWorkflow.submit_event,
+                                            {"type": "neuro", "deficit": True, "event_id": "n-1"})
+        assert again.duplicate and not again.actions
+        assert (await kinds(handle))["refer_urgent_spine_surgery"] == 1
+        await handle.terminate("test done")
+
+
+async def test_clinician_decisions_are_recorded_with_author_and_reason(ts_env, order_book, task_queue):
+    async with make_worker(ts_env, order_book, task_queue):
+        handle = await start_pathway(ts_env.client, enrollment("pt-wf-03"), task_queue=task_queue,
+                                     options=NO_SERVER_FEATURES)
+        pause = {"type": "clinician", "decision": "pause", "reason": "inpatient stay", "author": "dr-b"}
+        await handle.signal(PatientPathwayWorkflow.clinician, pause)
+        await advance(ts_env, handle, 20)
+        state = await handle.query(PatientPathwayWorkflow.state)
+        assert state.paused and "order_radiograph" not in await kinds(handle)
+        assert "outreach_missed_follow_up" not in await kinds(handle)
+        await handle.signal(PatientPathwayWorkflow.clinician, {**pause, "decision": "resume", "reason": "home"})
+        await advance(ts_env, handle, 20.1)
+        actions = await handle.query(PatientPathwayWorkflow.actions)
+        held = [a for a in actions if a.kind == "order_radiograph"]
+        assert len(held) == 1 and held[0].day == 20  # the week-2 film, fired on resume
+        await handle.signal(PatientPathwayWorkflow.clinician,
+                            {"type": "clinician", "decision": "withdraw", "reason": "moved away", "author": "dr-c"})
+        result = await handle.result()
+        assert result.status == "withdrawn"
+        timeline = await handle.query(PatientPathwayWorkflow.timeline)
+        decisions = [t.data for t in timeline if t.entry == "event" and t.data.get("type") == "clinician"]
+        assert [(d["decision"], d["author"], d["reason"]) for d in decisions] == [
+            ("pause", "dr-b", "inpatient stay"), ("resume", "dr-b", "home"), ("withdraw", "dr-c", "moved away")]
+        assert timeline[-1].entry == "ended"
+
+
+async def test_enrollment_to_twelve_month_completion(ts_env, order_book, task_queue):
+    """A whole year: weekly pain reports, the scheduled films, the review, both screenings."""
+    async with make_worker(ts_env, order_book, task_queue):
+        handle = await start_pathway(ts_env.client, enrollment("pt-wf-04"), task_queue=task_queue,
+                                     options=NO_SERVER_FEATURES)
+        await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "osteoporotic"})
+        for day in range(7, 365, 10):
+            await advance(ts_env, handle, day)
+            await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 6 if day < 100 else 2})
+        result = await handle.result()
+        assert result.status == "completed"
+        assert result.day == pytest.approx(365, abs=0.01)
+        counts = Counter(a.kind for a in result.actions)
+        assert counts["order_radiograph"] == 3
+        assert counts["refer_vertebral_augmentation"] == 1  # NRS 6 at day 84 >= 5
+        assert counts["order_adjacent_fracture_screening"] == 2
+        assert counts["stop_calcitonin"] == 1
+        assert "outreach_missed_follow_up" not in counts  # never more than 14 days without a report
+        review = next(a for a in result.actions if a.kind == "refer_vertebral_augmentation")
+        assert review.details["criteria"] == ["persistent_pain"] and review.day == 84
+        orders = order_book.list(workflow_id=handle.id)
+        assert sorted(o["action_id"] for o in orders) == sorted(a.id for a in result.actions)
+        assert {o["kind"] for o in orders} <= set(ACTION_KINDS)
+        start = next(o for o in orders if o["kind"] == "start_calcitonin")
+        assert start["status"] == "stopped"
