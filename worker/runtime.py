@@ -40,6 +40,11 @@ async def connect(address: str | None = None, namespace: str = "default") -> Cli
                                 namespace=namespace, data_converter=pydantic_data_converter)
 
 
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    """The workflow sandbox, sharing our deterministic modules (for workers and replayers)."""
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
+
+
 def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, **options: Any) -> Worker:
     """A worker for the patient pathway and its order-book activities."""
     return Worker(
@@ -48,7 +53,6 @@ def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, 
         workflows=[PatientPathwayWorkflow],
         activities=OrderActivities(book).all(),
         activity_executor=ThreadPoolExecutor(max_workers=8),
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)),
+        workflow_runner=sandbox_runner(),
         **options,
     )

@@ -48,7 +48,7 @@ SETTLE = timedelta(seconds=1)
 CLOCK_SKEW = timedelta(minutes=5)
 ORDER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(minutes=5))
-ORDER_TIMEOUT = timedelta(seconds=30)
+ORDER_TIMEOUT = timedelta(seconds=10)  # an order write is one SQLite insert
 RESULT_EVENTS = ("mri", "radiograph", "dxa")
 
 

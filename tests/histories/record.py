@@ -1,0 +1,81 @@
+"""Record workflow histories for the replay tests: ``python -m tests.histories.record NAME``.
+
+Run it before a change to the workflow's command sequence, commit the JSON, and the replay test
+proves the changed code still replays the pathways already running (guard with
+``workflow.patched`` until it does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+
+from activities.order_book import OrderBook
+from cli.simulate import start_test_server
+from pathway.contract import Enrollment
+from tests.helpers import make_worker
+from workflows.models import PathwayOptions
+from workflows.patient_pathway import PatientPathwayWorkflow
+from workflows.starter import start_pathway
+
+HERE = Path(__file__).parent
+# Touches every handler: signals of each kind, an update, a rejected event, pause/resume, the timers.
+STORY = [
+    (0, "event", {"type": "mri", "etiology": "osteoporotic", "event_id": "r1"}),
+    (3, "pain", {"nrs": 11}),
+    (9, "pain", {"nrs": 8}),
+    (10, "update", {"type": "clinician", "decision": "confirm_nerve_block", "reason": "NRS 8", "author": "dr-r"}),
+    (15, "radiograph", {"height_loss_pct": 31, "kyphosis_deg": 12}),
+    (16, "mobility", {"bed_bound": True}),
+    (20, "side_effect", {"drug": "calcitonin", "effect": "mild dizziness"}),
+    (30, "mobility", {"bed_bound": False}),
+    (40, "clinician", {"decision": "pause", "reason": "admitted", "author": "dr-r"}),
+    (45, "clinician", {"decision": "resume", "reason": "discharged", "author": "dr-r"}),
+    (60, "pain", {"nrs": 6}),
+    (70, "dxa", {"t_score": -2.8}),
+    (80, "pulmonary", {"dysfunction": False}),
+    (120, "neuro", {"deficit": False}),
+]
+
+
+async def record_story(env: WorkflowEnvironment, patient_id: str) -> str:
+    """Run the story to day 130 and return the history as JSON."""
+    book = OrderBook(Path("/tmp") / f"record-{uuid.uuid4()}.db")
+    task_queue = f"record-{uuid.uuid4()}"
+    async with make_worker(env, book, task_queue):
+        handle = await start_pathway(env.client, Enrollment(id=patient_id, fracture_level="L2", height_loss_pct=25,
+                                                            pain_nrs=8), task_queue=task_queue,
+                                     options=PathwayOptions(search_attributes=False, ui_metadata=False))
+        enrolled_at = (await handle.query(PatientPathwayWorkflow.state)).enrolled_at
+        for day, how, payload in STORY:
+            delta = enrolled_at + timedelta(days=day) - await env.get_current_time()
+            if delta > timedelta(0):
+                await env.sleep(delta)
+            if how == "update":
+                await handle.execute_update(PatientPathwayWorkflow.submit_event, payload)
+            else:
+                await handle.signal(how, payload)
+        await env.sleep(enrolled_at + timedelta(days=130) - await env.get_current_time())
+        await handle.query(PatientPathwayWorkflow.state)
+        history = await handle.fetch_history()
+        await handle.terminate("recorded")
+    return history.to_json()
+
+
+async def _main(name: str) -> None:
+    env = await start_test_server()
+    try:
+        text = await record_story(env, f"pt-history-{name}")
+        (HERE / f"{name}.json").write_text(json.dumps(json.loads(text), indent=1) + "\n")
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(sys.argv[1] if len(sys.argv) > 1 else "pathway_v1"))
