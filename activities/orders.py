@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.order_book import OrderBook
+from activities.order_book import OrderBook, order_id_for
 from pathway.contract import ACTION_KINDS, Action
 from pathway.guideline import Code
 
@@ -55,6 +55,19 @@ class ResultRequest(BaseModel):
     event_type: str
     day: float
     result_key: str = Field(description="Unique per result: a retry fulfils nothing more.")
+
+
+class OverdueRequest(BaseModel):
+    """An imaging order still without a result after the overdue limit."""
+
+    workflow_id: str
+    patient_id: str
+    order_action_id: str
+    order_kind: str
+    order_day: float
+    day: float
+    rationale: str
+    citation: str
 
 
 class OrderActivities:
@@ -106,6 +119,21 @@ class OrderActivities:
         activity.logger.info("result recorded", extra={"event_type": request.event_type, "fulfilled": len(ids)})
         return ids
 
+    @activity.defn(name="escalate_overdue_result")
+    def escalate_overdue_result(self, request: OverdueRequest) -> OrderReceipt:
+        """One care-team task per overdue order (idempotent), pointing at the order."""
+        key = f"{request.workflow_id}/overdue:{request.order_action_id}"
+        row, created = self.book.place(
+            idempotency_key=key, patient_id=request.patient_id, workflow_id=request.workflow_id,
+            action_id=f"overdue:{request.order_action_id}", kind="escalate_overdue_result", resource="Task",
+            priority="urgent", day=request.day, title=f"Result overdue: {request.order_kind}",
+            rationale=request.rationale, citation=request.citation,
+            details={"order_id": order_id_for(f"{request.workflow_id}/{request.order_action_id}"),
+                     "order_action_id": request.order_action_id, "order_day": request.order_day},
+            codes=[])
+        activity.logger.info("overdue result escalated", extra={"action_kind": request.order_kind})
+        return OrderReceipt(order_id=row["id"], status=row["status"], created=created)
+
     def all(self) -> list:
         """The activity callables, for the worker."""
-        return [self.place_order, self.cancel_open_orders, self.record_result]
+        return [self.place_order, self.cancel_open_orders, self.record_result, self.escalate_overdue_result]

@@ -102,6 +102,8 @@ class Rules(_Frozen):
     escalate_after_days: Rule
     osteoporosis_t_score: Rule
     completion_day: Rule
+    # Added in vcf-1.1; pathways enrolled on vcf-1.0 keep running without it.
+    result_overdue_days: Rule | None = None
 
 
 class Schedules(_Frozen):

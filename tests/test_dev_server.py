@@ -26,7 +26,7 @@ async def eventually(check, timeout: float = 20.0):
         await asyncio.sleep(0.2)
 
 
-async def test_search_attributes_and_named_timers(dev_env, order_book, task_queue):
+async def test_search_attributes_and_named_timers(dev_env, order_book, task_queue, definition):
     async with make_worker(dev_env, order_book, task_queue):
         handle = await start_pathway(dev_env.client, enrollment("pt-dev-01", fracture_level="T12"),
                                      task_queue=task_queue)
@@ -40,7 +40,7 @@ async def test_search_attributes_and_named_timers(dev_env, order_book, task_queu
         found = await eventually(listed)
         assert len(found) == 1
         attrs = found[0].typed_search_attributes
-        assert attrs.get(sa.GUIDELINE_VERSION) == "vcf-1.0"
+        assert attrs.get(sa.GUIDELINE_VERSION) == definition.version
         assert attrs.get(sa.ESCALATION_STATE) == "none"
         assert attrs.get(sa.NEXT_REVIEW_AT) is not None
         assert "pt-dev-01" not in str(attrs.get(sa.PATHWAY_PHASE))  # no patient data in attributes

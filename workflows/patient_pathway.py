@@ -18,7 +18,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.orders import CancelRequest, OrderActivities, OrderRequest, ResultRequest
+    from activities.orders import CancelRequest, OrderActivities, OrderRequest, OverdueRequest, ResultRequest
     from pathway.contract import Action, ContractError, Event, parse_event
     from pathway.decisions import (
         Due,
@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         phase,
     )
     from pathway.facts import Observation, PatientFacts, latest_pain, pause_state
+    from pathway.results import OpenOrder, overdue_checks, overdue_orders
     from workflows import search_attributes as sa
     from workflows.models import (
         CarriedState,
@@ -50,6 +51,8 @@ ORDER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coeffic
                           maximum_interval=timedelta(minutes=5))
 ORDER_TIMEOUT = timedelta(seconds=10)  # an order write is one SQLite insert
 RESULT_EVENTS = ("mri", "radiograph", "dxa")
+# vcf-1.1: overdue imaging results escalate to the care team (adds timers and activities).
+OVERDUE_RESULTS_PATCH = "overdue-result-escalation"
 
 
 @workflow.defn(name="PatientPathway")
@@ -149,7 +152,25 @@ class PatientPathwayWorkflow:
             await self._place(action)
         if decision.status != "running":
             self._status = decision.status
+        elif workflow.patched(OVERDUE_RESULTS_PATCH):
+            for order in overdue_orders(self._defn, self._facts, self._day()):
+                await self._escalate_overdue(order)
         return decision.actions
+
+    async def _escalate_overdue(self, order: OpenOrder) -> None:
+        note_id = f"overdue:{order.action_id}"
+        if note_id in self._facts.noted:
+            return
+        self._facts.noted.append(note_id)
+        rule = self._defn.rules.result_overdue_days
+        day = round(self._day(), 3)
+        text = (f"No result for {order.kind} placed on day {order.day:g}: more than {rule.value:g} days. "
+                "Escalated to the care team.")
+        self._record("note", text, {"id": note_id, "citation": rule.cite()}, day=day)
+        await self._activity(OrderActivities.escalate_overdue_result, OverdueRequest(
+            workflow_id=workflow.info().workflow_id, patient_id=self._facts.enrollment.id,
+            order_action_id=order.action_id, order_kind=order.kind, order_day=order.day, day=day,
+            rationale=text, citation=rule.cite()), order.kind)
 
     async def _place(self, action: Action) -> None:
         self._facts.taken[action.id] = action.day
@@ -184,6 +205,9 @@ class PatientPathwayWorkflow:
         dues: dict[float, list[str]] = {}
         for due in next_due(self._defn, self._facts, self._day()):
             dues.setdefault(due.day, []).append(due.label)
+        if workflow.patched(OVERDUE_RESULTS_PATCH):
+            for day in overdue_checks(self._defn, self._facts, self._day()):
+                dues.setdefault(day, []).append("result overdue check")
         for day, labels in dues.items():
             if day not in self._armed:
                 self._armed.add(day)

@@ -1,0 +1,63 @@
+"""Closed-loop results: which imaging orders still wait for a result, and which are overdue.
+
+Pure. A result fulfils the oldest open order it answers (first in, first out), as the order
+book does. An action id starts with its kind (``order_radiograph:day-14``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pathway.contract import DxaEvent, MriEvent, RadiographEvent
+from pathway.facts import SECOND, PatientFacts
+from pathway.guideline import PathwayDefinition
+
+RESULT_EVENT_FOR = {
+    "order_mri": MriEvent,
+    "order_radiograph": RadiographEvent,
+    "order_adjacent_fracture_screening": RadiographEvent,
+    "order_dxa": DxaEvent,
+}
+
+
+@dataclass(frozen=True)
+class OpenOrder:
+    """An imaging order without its result yet."""
+
+    action_id: str
+    kind: str
+    day: float
+
+
+def open_orders(facts: PatientFacts) -> list[OpenOrder]:
+    """Imaging and DXA orders that no result has answered yet."""
+    still_open: list[OpenOrder] = []
+    for result_type in dict.fromkeys(RESULT_EVENT_FOR.values()):
+        orders = sorted((day, action_id) for action_id, day in facts.taken.items()
+                        if RESULT_EVENT_FOR.get(action_id.split(":")[0]) is result_type)
+        results = [day for day, _ in facts.of(result_type)]
+        waiting: list[tuple[float, str]] = []
+        queue = list(orders)
+        for result_day in results:
+            while queue and queue[0][0] <= result_day:
+                waiting.append(queue.pop(0))
+            if waiting:
+                waiting.pop(0)
+        still_open += [OpenOrder(a, a.split(":")[0], d) for d, a in waiting + queue]
+    return sorted(still_open, key=lambda o: (o.day, o.action_id))
+
+
+def overdue_orders(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[OpenOrder]:
+    """Open orders placed more than the overdue limit ago (none if the version has no limit)."""
+    rule = defn.rules.result_overdue_days
+    if rule is None:
+        return []
+    return [o for o in open_orders(facts) if now - o.day > rule.value]
+
+
+def overdue_checks(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[float]:
+    """Future instants at which an open order becomes overdue."""
+    rule = defn.rules.result_overdue_days
+    if rule is None:
+        return []
+    return [o.day + rule.value + SECOND for o in open_orders(facts) if o.day + rule.value + SECOND > now]
