@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 
 from pathway.contract import Action, DxaEvent, MriEvent, PathwayStatus, RadiographEvent
 from pathway.facts import (
-    SECOND,
     PatientFacts,
     bed_bound_spells,
+    check_after,
     decisions_of,
     gap_reference_day,
     genant_grade,
     latest_height_loss,
     latest_pain,
+    more_than,
     mri_results,
     neuro_deficit_open,
     neuro_episodes,
@@ -269,7 +270,7 @@ def _radiograph_findings(b: _Builder) -> None:
 def _immobilization(b: _Builder) -> None:
     limit = b.defn.rules.immobilization_max_days.value
     for start, end in bed_bound_spells(b.facts):
-        if end is None and b.now - start > limit:
+        if end is None and more_than(b.now - start, limit):
             b.act(f"alert_prolonged_immobilization:{start:g}", "alert_prolonged_immobilization",
                   b.now, f"Bed-bound since day {start:g}: more than {limit:g} days. Prolonged "
                   "immobilization risks deconditioning, bone loss and DVT.", bed_bound_since=start)
@@ -373,7 +374,7 @@ def _follow_up_gaps(b: _Builder) -> None:
     gap = b.now - since
     for kind, limit in (("outreach_missed_follow_up", r.outreach_after_days.value),
                         ("escalate_lost_to_follow_up", r.escalate_after_days.value)):
-        if gap > limit:
+        if more_than(gap, limit):
             b.act(f"{kind}:{since:g}", kind, b.now,
                   f"No pain report since day {since:g}: more than {limit:g} days.",
                   last_contact_day=round(since, 3))
@@ -423,11 +424,11 @@ def next_due(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[D
         dues.append(Due(d, f"adjacent-fracture screening day {d}"))
     dues.append(Due(r.completion_day.value, "pathway completion"))
     since = gap_reference_day(facts)
-    dues.append(Due(since + r.outreach_after_days.value + SECOND, "missed follow-up check"))
-    dues.append(Due(since + r.escalate_after_days.value + SECOND, "lost-to-follow-up check"))
+    dues.append(Due(check_after(since, r.outreach_after_days.value), "missed follow-up check"))
+    dues.append(Due(check_after(since, r.escalate_after_days.value), "lost-to-follow-up check"))
     for start, end in bed_bound_spells(facts):
         if end is None:
-            dues.append(Due(start + r.immobilization_max_days.value + SECOND, "prolonged immobilization check"))
+            dues.append(Due(check_after(start, r.immobilization_max_days.value), "prolonged immobilization check"))
     return sorted((d for d in dues if d.day > now), key=lambda d: d.day)
 
 

@@ -24,7 +24,23 @@ from pathway.contract import (
 )
 from pathway.guideline import PathwayDefinition
 
-SECOND = 1 / 86400  # one second, in days: the resolution of "more than N days"
+# "More than N days" is checked two seconds past the boundary: a report landing at the boundary
+# is in time, and the check stays clear of steps due at that instant (their alarms ring a second
+# after it) and of a scenario's read-out just after until_day.
+GRACE = 2 / 86400
+
+
+def more_than(elapsed: float, days: float) -> bool:
+    """Whether ``elapsed`` days are more than ``days`` (at the pathway's two-second resolution)."""
+    return elapsed > days + GRACE
+
+
+def check_after(start: float, days: float) -> float:
+    """The instant at which "more than ``days`` since ``start``" first holds."""
+    return start + days + GRACE
+# Measurements are compared with this slack, so that binary floating point never moves a boundary
+# (e.g. 17% -> 20.4% is exactly a 20% relative rise, though 20.4 - 17 < 0.2 * 17 in floats).
+TOLERANCE = 1e-9
 
 
 class Observation(BaseModel):
@@ -166,7 +182,7 @@ def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | N
     first_kyphosis: float | None = None
     for day, image in facts.of(RadiographEvent):
         height = image.height_loss_pct  # type: ignore[attr-defined]
-        if height > first_height and height - first_height >= rel * first_height:
+        if height > first_height and height - first_height >= rel * first_height - TOLERANCE:
             return Progression(
                 day,
                 f"height loss {height:g}% vs {first_height:g}% at enrollment: grown by "
@@ -176,7 +192,7 @@ def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | N
         if kyphosis is not None:
             if first_kyphosis is None:
                 first_kyphosis = kyphosis
-            elif kyphosis - first_kyphosis >= kyph_limit:
+            elif kyphosis - first_kyphosis >= kyph_limit - TOLERANCE:
                 return Progression(
                     day,
                     f"kyphosis {kyphosis:g}° vs {first_kyphosis:g}° on the first image: up by "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pathway.contract import DxaEvent, MriEvent, RadiographEvent
-from pathway.facts import SECOND, PatientFacts
+from pathway.facts import PatientFacts, check_after, more_than
 from pathway.guideline import PathwayDefinition
 
 RESULT_EVENT_FOR = {
@@ -52,7 +52,7 @@ def overdue_orders(defn: PathwayDefinition, facts: PatientFacts, now: float) -> 
     rule = defn.rules.result_overdue_days
     if rule is None:
         return []
-    return [o for o in open_orders(facts) if now - o.day > rule.value]
+    return [o for o in open_orders(facts) if more_than(now - o.day, rule.value)]
 
 
 def overdue_checks(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[float]:
@@ -60,4 +60,5 @@ def overdue_checks(defn: PathwayDefinition, facts: PatientFacts, now: float) -> 
     rule = defn.rules.result_overdue_days
     if rule is None:
         return []
-    return [o.day + rule.value + SECOND for o in open_orders(facts) if o.day + rule.value + SECOND > now]
+    due = [check_after(o.day, rule.value) for o in open_orders(facts)]
+    return [d for d in due if d > now]
