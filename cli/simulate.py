@@ -22,7 +22,7 @@ from workflows.models import PathwayInput, PathwayOptions, PathwayState, workflo
 from workflows.patient_pathway import PatientPathwayWorkflow
 
 # The clock stops just after until_day's instant: steps due at that instant have run,
-# "more than N days" checks (due a second after N) have not.
+# "more than N days" checks (two seconds past N) have not.
 READ_MARGIN = timedelta(seconds=1.5)
 
 
