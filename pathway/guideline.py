@@ -24,11 +24,9 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Rule(_Frozen):
-    """One threshold or timing, with where it comes from."""
+class _Sourced(_Frozen):
+    """Where a value comes from: the guideline section, its references, whether unsourced."""
 
-    value: float
-    unit: str
     section: str
     refs: list[str] = Field(default_factory=list)
     verify: bool = False
@@ -39,18 +37,17 @@ class Rule(_Frozen):
         return _cite(self.section, self.refs, self.verify)
 
 
-class Schedule(_Frozen):
+class Rule(_Sourced):
+    """One threshold or timing, with where it comes from."""
+
+    value: float
+    unit: str
+
+
+class Schedule(_Sourced):
     """Days after enrollment at which a step is due."""
 
     days: list[int] = Field(min_length=1)
-    section: str
-    refs: list[str] = Field(default_factory=list)
-    verify: bool = False
-    note: str = ""
-
-    def cite(self) -> str:
-        """Guideline section and reference numbers."""
-        return _cite(self.section, self.refs, self.verify)
 
 
 class Code(_Frozen):

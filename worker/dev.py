@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 from pathlib import Path
 
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -17,7 +16,7 @@ from activities.order_book import OrderBook
 from pathway.contract import Enrollment
 from worker.dev_server import DevServer
 from worker.logging import configure_logging
-from worker.runtime import build_worker
+from worker.runtime import build_worker, run_until_signalled
 from workflows.starter import start_pathway
 
 DEMO_PATIENT = Enrollment(id="pt-demo-0001", fracture_level="L2", height_loss_pct=25, pain_nrs=8,
@@ -48,15 +47,7 @@ async def run_all(stop: asyncio.Event) -> None:
 def main() -> None:
     """Entry point of ``make run``."""
     configure_logging(os.environ.get("VCF_LOG_LEVEL", "WARNING"))
-
-    async def _run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_all(stop)
-
-    asyncio.run(_run())
+    run_until_signalled(run_all)
     print("Stopped.", flush=True)
     os._exit(0)  # skip interpreter teardown: Temporal core exit crash (sdk-python #300)
 

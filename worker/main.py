@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 
 from activities.order_book import OrderBook
 from worker.logging import configure_logging
-from worker.runtime import DEFAULT_DATA_DIR, build_worker, connect
+from worker.runtime import DEFAULT_DATA_DIR, build_worker, connect, run_until_signalled
 
 
 async def run_worker(stop: asyncio.Event) -> None:
@@ -25,15 +24,7 @@ async def run_worker(stop: asyncio.Event) -> None:
 def main() -> None:
     """Process entry point; SIGINT/SIGTERM stop the worker cleanly."""
     configure_logging(os.environ.get("VCF_LOG_LEVEL", "INFO"))
-
-    async def _run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_worker(stop)
-
-    asyncio.run(_run())
+    run_until_signalled(run_worker)
     os._exit(0)  # skip interpreter teardown: Temporal core exit crash (sdk-python #300)
 
 
