@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 
 from pathway.contract import Enrollment
 from pathway.guideline import PathwayDefinition, load_definition
@@ -13,10 +15,12 @@ from workflows.patient_pathway import PatientPathwayWorkflow
 
 
 async def start_pathway(client: Client, enrollment: Enrollment, *, definition: PathwayDefinition | None = None,
-                        task_queue: str = TASK_QUEUE, options: PathwayOptions | None = None) -> WorkflowHandle:
-    """Enroll a patient: start the pathway, or return the one already running for that id.
+                        task_queue: str = TASK_QUEUE, options: PathwayOptions | None = None,
+                        rpc_timeout: timedelta | None = None) -> WorkflowHandle:
+    """Enroll a patient: start the pathway with the guideline version it will keep.
 
-    A pathway that has ended is never restarted under the same id (the record stays whole).
+    Raises ``WorkflowAlreadyStartedError`` if that patient has a pathway, running or ended: an
+    ended one is never restarted under the same id (the record stays whole).
     """
     definition = definition or load_definition()
     options = options or PathwayOptions()
@@ -32,7 +36,7 @@ async def start_pathway(client: Client, enrollment: Enrollment, *, definition: P
         id=workflow_id_for(enrollment.id),
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        rpc_timeout=rpc_timeout,
         search_attributes=search_attributes,
         static_summary=f"VCF pathway {enrollment.fracture_level}, guideline {definition.version}"
         if options.ui_metadata else None,

@@ -1,0 +1,1 @@
+"""The HTTP API of the VCF pathway: enrollment, events, FHIR in and out, over Temporal."""

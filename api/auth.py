@@ -1,0 +1,62 @@
+"""Bearer-token authentication: the tokens come from configuration, never from a request.
+
+Tokens are compared in constant time. A development token lives in ``$VCF_DATA_DIR/api-token``
+(created on first use, readable by its owner only) so that ``make run`` prints one to use.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from fastapi import Request
+
+from api.errors import ApiError
+
+TOKEN_FILE = "api-token"
+
+
+def ensure_dev_token(data_dir: str | Path) -> str:
+    """Return the token in ``data_dir/api-token``, creating the file (mode 0600) if missing."""
+    path = Path(data_dir) / TOKEN_FILE
+    if path.exists():
+        token = path.read_text(encoding="utf-8").strip()
+        if token:
+            return token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(token + "\n")
+    return token
+
+
+def load_tokens(data_dir: str | Path, env_value: str | None = None) -> set[str]:
+    """Tokens from ``VCF_API_TOKENS`` (comma-separated) if set, else the data dir's token file."""
+    if env_value is None:
+        env_value = os.environ.get("VCF_API_TOKENS")
+    tokens = {t.strip() for t in (env_value or "").split(",") if t.strip()}
+    return tokens or {ensure_dev_token(data_dir)}
+
+
+class BearerAuth:
+    """FastAPI dependency: 401 unless the request carries one of the configured tokens."""
+
+    def __init__(self, tokens: set[str]):
+        if not tokens:
+            raise ValueError("tokens: at least one API token is required")
+        self._tokens = [t.encode() for t in tokens]
+
+    async def __call__(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "unauthorized", ["Authorization: expected 'Bearer <token>'"],
+                           {"WWW-Authenticate": "Bearer"})
+        given = token.strip().encode()
+        # Compare with every token so the time taken says nothing about which one nearly matched.
+        if not any([hmac.compare_digest(given, t) for t in self._tokens]):
+            raise ApiError(401, "unauthorized", ["Authorization: unknown token"],
+                           {"WWW-Authenticate": 'Bearer error="invalid_token"'})

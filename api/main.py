@@ -1,0 +1,90 @@
+"""The API process: ``python -m api.main``, and :func:`serve` for embedding in another program.
+
+Configuration (environment): ``TEMPORAL_ADDRESS`` (default 127.0.0.1:7233), ``VCF_API_HOST``
+(default 127.0.0.1), ``VCF_API_PORT`` (default 8000), ``VCF_DATA_DIR`` (default .data: the
+order book ``orders.db`` and the token file ``api-token``), ``VCF_API_TOKENS`` (comma-separated
+bearer tokens; if unset, the token in ``$VCF_DATA_DIR/api-token``, created if missing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from activities.order_book import OrderBook
+from api.app import create_app
+from api.auth import load_tokens
+from worker.logging import configure_logging
+from worker.runtime import connect
+
+log = logging.getLogger("api")
+ORDER_BOOK_FILE = "orders.db"
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the program embedding it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    # No access log (paths hold patient keys) and no uvicorn log config: ours is JSON already.
+    return uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+
+
+async def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve ``app`` until cancelled; for use inside another asyncio program (no signal handlers).
+
+    Cancelling the task stops accepting connections, lets requests in flight finish, then
+    re-raises the cancellation.
+    """
+    server = _EmbeddedServer(_config(app, host, port))
+    task = asyncio.ensure_future(server.serve())
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        server.should_exit = True
+        await task
+        raise
+
+
+def order_book_path(data_dir: str | Path) -> Path:
+    """Where the order book (and the API's registry tables) live under the data directory."""
+    return Path(data_dir) / ORDER_BOOK_FILE
+
+
+async def _main() -> None:
+    data_dir = Path(os.environ.get("VCF_DATA_DIR", ".data"))
+    host = os.environ.get("VCF_API_HOST", "127.0.0.1")
+    port = int(os.environ.get("VCF_API_PORT", "8000"))
+    client = await connect()
+    app = create_app(client=client, order_book=OrderBook(order_book_path(data_dir)), tokens=load_tokens(data_dir))
+    log.info("api listening", extra={"host": host, "port": port})
+    await uvicorn.Server(_config(app, host, port)).serve()
+
+
+def main() -> None:
+    """Entry point of ``python -m api.main``."""
+    configure_logging(os.environ.get("VCF_LOG_LEVEL", "INFO"))
+    try:
+        asyncio.run(_main())
+    except KeyboardInterrupt:
+        pass
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Exit without interpreter teardown: the Temporal core runtime can crash it (sdk-python #300).
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The JSON the read endpoints answer with, from whatever source could be read.
+
+The live workflow query gives everything. Without a worker (or once a pathway has ended and no
+worker answers) the answer is assembled from the workflow's result in its history, its search
+attributes, the order book and the API's registry; ``source``, ``live`` and ``notes`` say which,
+and fields nobody could read are null rather than guessed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.pathways import PathwayView, approx_day
+from api.registry import EnrollmentRecord
+from pathway.guideline import PathwayDefinition
+from workflows import search_attributes as sa
+from workflows.models import TimelineEntry
+
+
+def _order_summary(order: dict[str, Any]) -> dict[str, Any]:
+    return {"id": order["id"], "kind": order["kind"], "resource": order["resource"], "title": order["title"],
+            "status": order["status"], "priority": order["priority"], "day": order["day"],
+            "codes": [c for c in order["codes"] if c.get("code")], "url": f"/v1/orders/{order['id']}"}
+
+
+def _action_from_order(order: dict[str, Any]) -> dict[str, Any]:
+    return {"day": order["day"], "kind": order["kind"], "rationale": order["rationale"],
+            "citation": order["citation"], "details": order["details"], "id": order["action_id"],
+            "order_id": order["id"]}
+
+
+def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[dict[str, Any]],
+               definition: PathwayDefinition) -> dict[str, Any]:
+    """The answer of GET /v1/patients/{id}."""
+    enrollment = record.enrollment
+    order_of_action = {o["action_id"]: o["id"] for o in orders}
+    pending = [_order_summary(o) for o in orders if o["status"] == "active"]
+    body: dict[str, Any] = {
+        "patient_id": record.patient_id, "workflow_id": record.workflow_id, "source": view.source,
+        "live": view.state is not None, "notes": list(view.notes), "status": view.status,
+        "fracture_level": enrollment["fracture_level"], "pending_orders": pending,
+    }
+    if view.state is not None:
+        s = view.state
+        body.update(
+            phase=s.phase, paused=s.paused, day=s.day, enrolled_at=s.enrolled_at.isoformat(),
+            guideline_version=s.guideline_version, latest_pain=s.latest_pain.model_dump(),
+            escalation_state=s.escalation_state,
+            next_review={"day": s.next_review_day, "at": s.next_review_at.isoformat() if s.next_review_at else None}
+            if s.next_review_day is not None else None,
+            next_step=s.next_step,
+            actions=[a.model_dump(mode="json") | {"order_id": s.orders.get(a.id)} for a in s.actions],
+            rejected=[r.model_dump(mode="json") for r in s.rejected])
+        return body
+    version = view.search_attribute(sa.GUIDELINE_VERSION)
+    enrolled_at = record.started_at.isoformat() if record.started_at else None
+    if view.result is not None:
+        r = view.result
+        body.update(phase=r.status, paused=False, day=r.day, enrolled_at=enrolled_at,
+                    guideline_version=version or definition.version, latest_pain=None,
+                    escalation_state=view.search_attribute(sa.ESCALATION_STATE), next_review=None, next_step=None,
+                    actions=[a.model_dump(mode="json") | {"order_id": order_of_action.get(a.id)} for a in r.actions],
+                    rejected=[x.model_dump(mode="json") for x in r.rejected])
+    else:
+        phase = view.search_attribute(sa.PATHWAY_PHASE)
+        review_at = view.search_attribute(sa.NEXT_REVIEW_AT)
+        body.update(phase=phase, paused=phase == "paused", day=approx_day(record.started_at) if view.status == "running" else None,
+                    enrolled_at=enrolled_at, guideline_version=version or definition.version, latest_pain=None,
+                    escalation_state=view.search_attribute(sa.ESCALATION_STATE),
+                    next_review={"day": None, "at": review_at.isoformat()} if review_at else None, next_step=None,
+                    actions=[_action_from_order(o) for o in orders], rejected=None)
+    if not version:
+        body["notes"].append(f"guideline_version: the API's current definition ({definition.version}); "
+                             "the pathway keeps the one it was enrolled with")
+    body["notes"].append("latest_pain: known only to the live workflow")
+    return body
+
+
+def timeline_body(record: EnrollmentRecord, entries: list[TimelineEntry] | None,
+                  orders: list[dict[str, Any]], query_timeout: float) -> dict[str, Any]:
+    """The answer of GET /v1/patients/{id}/timeline."""
+    if entries is not None:
+        return {"patient_id": record.patient_id, "source": "workflow_query", "live": True, "notes": [],
+                "entries": [e.model_dump(mode="json") for e in entries]}
+    fallback = [{"day": o["day"], "at": o["created_at"], "entry": "action",
+                 "summary": f"{o['kind']}: {o['rationale']}", "data": {"id": o["action_id"], "kind": o["kind"]}}
+                for o in orders]
+    return {"patient_id": record.patient_id, "source": "order_book", "live": False,
+            "notes": [f"no worker answered the timeline query within {query_timeout:g}s: actions from the "
+                      "order book only (events and notes appear once a worker runs)"],
+            "entries": fallback}
