@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from cli.commands import register
 from pathway.contract import ContractError, parse_scenario
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -45,6 +46,7 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("file", help="scenario JSON file (see pathway-contract.md)")
     sim.add_argument("--pretty", action="store_true", help="indent the JSON output")
     sim.set_defaults(func=_simulate)
+    register(p, sub)
     return p
 
 

@@ -1,0 +1,86 @@
+"""A small client of the VCF HTTP API for the ``vcf`` command line.
+
+Configuration: ``VCF_API_URL`` (default http://127.0.0.1:8000) and the bearer token from
+``VCF_API_TOKEN`` or the file ``$VCF_DATA_DIR/api-token`` (default .data/api-token).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class ApiFailure(Exception):
+    """The API answered with an error, or could not be reached (``status`` None)."""
+
+    def __init__(self, status: int | None, error: str, detail: list[str] | None = None):
+        super().__init__(error)
+        self.status = status
+        self.error = error
+        self.detail = detail or []
+
+
+def default_token() -> str | None:
+    """``VCF_API_TOKEN``, else the token file of the local data directory."""
+    token = os.environ.get("VCF_API_TOKEN")
+    if token:
+        return token.strip()
+    path = Path(os.environ.get("VCF_DATA_DIR", ".data")) / "api-token"
+    return path.read_text(encoding="utf-8").strip() if path.exists() else None
+
+
+class ApiClient:
+    """Synchronous calls to the API; every failure is an :class:`ApiFailure`."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0):
+        self.url = (url or os.environ.get("VCF_API_URL") or DEFAULT_URL).rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        """Send one request; return (status, JSON body) for a 2xx answer."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiFailure(None, f"cannot reach the API at {self.url} ({type(exc).__name__})") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.is_success:
+            return response.status_code, body
+        if isinstance(body, dict) and "error" in body:
+            raise ApiFailure(response.status_code, str(body["error"]), [str(d) for d in body.get("detail") or []])
+        raise ApiFailure(response.status_code, f"HTTP {response.status_code}")
+
+    def enroll(self, enrollment: dict[str, Any]) -> tuple[int, Any]:
+        """POST /v1/patients."""
+        return self.request("POST", "/v1/patients", json=enrollment)
+
+    def event(self, patient_id: str, event: dict[str, Any]) -> tuple[int, Any]:
+        """POST /v1/patients/{id}/events."""
+        return self.request("POST", f"/v1/patients/{_seg(patient_id)}/events", json=event)
+
+    def state(self, patient_id: str) -> Any:
+        """GET /v1/patients/{id}."""
+        return self.request("GET", f"/v1/patients/{_seg(patient_id)}")[1]
+
+    def timeline(self, patient_id: str) -> Any:
+        """GET /v1/patients/{id}/timeline."""
+        return self.request("GET", f"/v1/patients/{_seg(patient_id)}/timeline")[1]
+
+    def orders(self, patient_id: str | None = None, status: str | None = None) -> Any:
+        """GET /v1/orders (a FHIR Bundle)."""
+        params = {k: v for k, v in (("patient", patient_id), ("status", status)) if v}
+        return self.request("GET", "/v1/orders", params=params)[1]
+
+
+def _seg(value: str) -> str:
+    # A path segment: a stray '/' or '?' in an id must not reach another route.
+    return quote(value, safe="")

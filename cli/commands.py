@@ -1,0 +1,260 @@
+"""The ``vcf`` subcommands that talk to the HTTP API: enroll, event, status, timeline, orders.
+
+Input is checked against the contract before anything is sent (exit 2 naming the field).
+Readable tables by default; ``--json`` prints the API's JSON as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from cli.api_client import ApiClient, ApiFailure, default_token
+from pathway.contract import EVENT_TYPES, FRACTURE_LEVELS, ContractError, parse_enrollment, parse_event
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT = 0, 1, 2, 3, 4
+EXIT_CODES_HELP = """exit codes:
+  0  ok (also: already enrolled with the same data, event already accepted)
+  1  server or connection error (API unreachable, unauthorized, 5xx)
+  2  invalid input (the message names the field)
+  3  not found (unknown patient or order)
+  4  conflict (pathway ended, or patient enrolled with different data)
+
+environment: VCF_API_URL (default http://127.0.0.1:8000); VCF_API_TOKEN, else the token in
+$VCF_DATA_DIR/api-token (default .data/api-token)"""
+RED_FLAGS = ("history_of_cancer", "fever_or_infection", "neuro_deficit", "unexplained_weight_loss")
+
+
+class InputError(Exception):
+    """Bad command-line input; ``lines`` name each field and reason."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+# --- Output ---------------------------------------------------------------------------------
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A plain aligned text table."""
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def _fmt_day(day: Any) -> str:
+    return f"{day:.1f}" if isinstance(day, (int, float)) else "?"
+
+
+# --- Input ----------------------------------------------------------------------------------
+
+def _read_json(source: str) -> Any:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError([f"{source}: {exc.strerror or 'cannot be read'}"]) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError([f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"]) from None
+
+
+def _field_values(pairs: list[str]) -> dict[str, Any]:
+    """``name=value`` pairs; a value that reads as JSON (6, true, -2.5) is taken as such."""
+    fields: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise InputError([f"{pair}: expected name=value"])
+        try:
+            fields[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            fields[name] = raw
+    return fields
+
+
+def _checked(parse: Callable[[Any], Any], body: Any) -> None:
+    try:
+        parse(body)
+    except ContractError as exc:
+        raise InputError(exc.errors) from None
+
+
+# --- Commands -------------------------------------------------------------------------------
+
+def _enroll(api: ApiClient, args: argparse.Namespace) -> int:
+    if args.file:
+        body = _read_json(args.file)
+    else:
+        body = {"id": args.id, "fracture_level": args.level, "height_loss_pct": args.height_loss,
+                "pain_nrs": args.pain, "onset_days_before_enrollment": args.onset_days,
+                "red_flags": args.red_flag or []}
+        missing = [f"{flag}: required (or give a FILE)" for flag, key in
+                   (("--id", "id"), ("--level", "fracture_level"), ("--height-loss", "height_loss_pct"),
+                    ("--pain", "pain_nrs")) if body[key] is None]
+        if missing:
+            raise InputError(missing)
+    _checked(parse_enrollment, body)
+    status, answer = api.enroll(body)
+    if args.json:
+        _print_json(answer)
+    else:
+        verb = "enrolled" if status == 201 else "already enrolled (same data)"
+        print(f"{answer['patient_id']}: {verb}; guideline {answer['guideline_version']}")
+    return EXIT_OK
+
+
+def _event(api: ApiClient, args: argparse.Namespace) -> int:
+    if args.file:
+        body = _read_json(args.file)
+        if not isinstance(body, dict):
+            raise InputError([f"{args.file}: expected one JSON object (an event)"])
+    else:
+        if not args.type:
+            raise InputError(["type: required (or --file)"])
+        body = {"type": args.type, **_field_values(args.fields)}
+    if args.event_id:
+        body["event_id"] = args.event_id
+    if args.observed_at:
+        body["observed_at"] = args.observed_at
+    _checked(parse_event, body)
+    status, answer = api.event(args.patient, body)
+    if args.json:
+        _print_json(answer)
+    elif status == 200:
+        print(f"{answer['type']} event {answer['event_id']}: already accepted (applied once)")
+    else:
+        print(f"{answer['type']} event {answer['event_id']}: accepted")
+    return EXIT_OK
+
+
+def _status(api: ApiClient, args: argparse.Namespace) -> int:
+    s = api.state(args.patient)
+    if args.json:
+        _print_json(s)
+        return EXIT_OK
+    pain = s.get("latest_pain")
+    review = s.get("next_review")
+    print(table(["field", "value"], [
+        ["patient", s["patient_id"]], ["status", s["status"]], ["phase", s.get("phase")],
+        ["pathway day", _fmt_day(s.get("day"))], ["guideline", s.get("guideline_version")],
+        ["latest pain", f"NRS {pain['nrs']} (day {_fmt_day(pain['day'])})" if pain else "unknown"],
+        ["escalation", s.get("escalation_state")],
+        ["next review", (f"day {review['day']:g}" if review.get("day") is not None else review.get("at")) if review else "none"],
+        ["next step", s.get("next_step")], ["source", s["source"] + ("" if s["live"] else " (not live)")],
+    ]))
+    for note in s.get("notes") or []:
+        print(f"note: {note}")
+    print("\nactions")
+    print(table(["day", "kind", "citation"], [[_fmt_day(a["day"]), a["kind"], a["citation"]] for a in s.get("actions") or []]))
+    print("\npending orders")
+    print(table(["order", "resource", "kind", "priority"],
+                [[o["id"], o["resource"], o["kind"], o["priority"]] for o in s["pending_orders"]]))
+    return EXIT_OK
+
+
+def _timeline(api: ApiClient, args: argparse.Namespace) -> int:
+    t = api.timeline(args.patient)
+    if args.json:
+        _print_json(t)
+        return EXIT_OK
+    print(table(["day", "entry", "summary"], [[_fmt_day(e["day"]), e["entry"], e["summary"]] for e in t["entries"]]))
+    for note in t.get("notes") or []:
+        print(f"note: {note}")
+    return EXIT_OK
+
+
+def _orders(api: ApiClient, args: argparse.Namespace) -> int:
+    bundle = api.orders(args.patient, args.status)
+    if args.json:
+        _print_json(bundle)
+        return EXIT_OK
+    rows = []
+    for entry in bundle.get("entry") or []:
+        r = entry["resource"]
+        subject = (r.get("subject") or r.get("for") or {}).get("reference", "").removeprefix("Patient/")
+        concept = r.get("code") or r.get("medicationCodeableConcept") or {}
+        codes = ",".join(c["code"] for c in concept.get("coding", []))
+        title = concept.get("text") or (r.get("payload") or [{}])[0].get("contentString", "")
+        rows.append([r["id"], subject, r["resourceType"], r["meta"]["tag"][0]["code"], r.get("priority"), codes, title])
+    print(table(["order", "patient", "resource", "status", "priority", "codes", "title"], rows))
+    return EXIT_OK
+
+
+# --- Wiring ---------------------------------------------------------------------------------
+
+def _run(command: Callable[[ApiClient, argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(ApiClient(args.url, args.token or default_token()), args)
+        except InputError as exc:
+            print("error: invalid input:", file=sys.stderr)
+            for line in exc.lines:
+                print(f"  {line}", file=sys.stderr)
+            return EXIT_INVALID
+        except ApiFailure as exc:
+            print(f"error: {exc.error}" + (f" (HTTP {exc.status})" if exc.status else ""), file=sys.stderr)
+            for line in exc.detail:
+                print(f"  {line}", file=sys.stderr)
+            return exit_code_for(exc.status)
+    return run
+
+
+def exit_code_for(status: int | None) -> int:
+    """The documented exit code for an API answer's HTTP status."""
+    if status in (400, 413, 422):
+        return EXIT_INVALID
+    if status == 404:
+        return EXIT_NOT_FOUND
+    if status == 409:
+        return EXIT_CONFLICT
+    return EXIT_FAILED
+
+
+def register(parser: argparse.ArgumentParser, sub: Any) -> None:
+    """Add the API subcommands to the ``vcf`` parser."""
+    parser.epilog = EXIT_CODES_HELP
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--url", help="API base URL (default $VCF_API_URL or http://127.0.0.1:8000)")
+    common.add_argument("--token", help="bearer token (default $VCF_API_TOKEN or .data/api-token)")
+    common.add_argument("--json", action="store_true", help="print the API's JSON instead of a table")
+
+    def add(name: str, help_text: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common], epilog=EXIT_CODES_HELP,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=_run(func))
+        return p
+
+    p = add("enroll", "enroll a patient (starts the pathway)", _enroll)
+    p.add_argument("file", nargs="?", help="enrollment JSON file ('-' for stdin) instead of the options")
+    p.add_argument("--id", help="pseudonymous patient key (never a name or MRN)")
+    p.add_argument("--level", choices=FRACTURE_LEVELS, metavar="LEVEL", help="fracture level, T1-T12 or L1-L5")
+    p.add_argument("--height-loss", type=float, help="vertebral height loss, percent")
+    p.add_argument("--pain", type=int, help="pain NRS 0-10")
+    p.add_argument("--onset-days", type=int, default=0, help="days from fracture to enrollment (default 0)")
+    p.add_argument("--red-flag", action="append", choices=RED_FLAGS, help="a red flag (repeatable)")
+
+    p = add("event", "send one event to a patient's pathway", _event)
+    p.add_argument("patient", help="patient key")
+    p.add_argument("type", nargs="?", choices=EVENT_TYPES, metavar="TYPE", help=f"one of {', '.join(EVENT_TYPES)}")
+    p.add_argument("fields", nargs="*", metavar="NAME=VALUE", help="event fields, e.g. nrs=6 or bed_bound=true")
+    p.add_argument("--file", help="event JSON file ('-' for stdin) instead of TYPE and fields")
+    p.add_argument("--event-id", help="idempotency key: the same id twice is applied once")
+    p.add_argument("--observed-at", help="ISO 8601 time with a zone (default: now)")
+
+    p = add("status", "where a patient is on the pathway", _status)
+    p.add_argument("patient", help="patient key")
+    p = add("timeline", "a patient's events, actions and notes in order", _timeline)
+    p.add_argument("patient", help="patient key")
+    p = add("orders", "orders, referrals and tasks (FHIR Bundle with --json)", _orders)
+    p.add_argument("--patient", help="only this patient's orders")
+    p.add_argument("--status", choices=("active", "completed", "cancelled", "stopped", "acknowledged"))
