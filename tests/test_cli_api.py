@@ -1,0 +1,112 @@
+"""The ``vcf`` API subcommands as a script sees them: a real uvicorn (api.main.serve) on a
+loopback port, the real dev server and worker, and the CLI run as its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from activities.order_book import OrderBook
+from api.main import serve
+from tests.helpers import make_worker
+from tests.test_api_support import TOKEN, build_app, eventually, new_patient_id
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+VCF = str(Path(sys.executable).parent / "vcf")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def api_url(dev_env, tmp_path_factory):
+    """A real HTTP server for the app, with a worker behind it."""
+    book = OrderBook(tmp_path_factory.mktemp("cli") / "orders.db")
+    task_queue = f"cli-{uuid.uuid4()}"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    async with make_worker(dev_env, book, task_queue):
+        server = asyncio.create_task(serve(build_app(dev_env, book, task_queue), "127.0.0.1", port))
+        async with httpx.AsyncClient() as http:
+            async def up():
+                try:
+                    return (await http.get(f"{url}/healthz")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+            await eventually(up, timeout=10)
+        yield url
+        server.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await server
+
+
+async def vcf(url: str, *args: str, token: str = TOKEN) -> tuple[int, str, str]:
+    """Run the CLI as a separate process; return (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        VCF, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={"VCF_API_URL": url, "VCF_API_TOKEN": token, "PATH": "/usr/bin:/bin"})
+    out, err = await proc.communicate()
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_enroll_event_status_timeline_orders(api_url):
+    patient = new_patient_id()
+    enroll = ["enroll", "--id", patient, "--level", "L2", "--height-loss", "25", "--pain", "8"]
+    code, out, _ = await vcf(api_url, *enroll)
+    assert code == 0 and "enrolled" in out
+    code, out, _ = await vcf(api_url, *enroll, "--json")
+    assert code == 0 and json.loads(out)["created"] is False
+    code, _, err = await vcf(api_url, "enroll", "--id", patient, "--level", "L3", "--height-loss", "25", "--pain", "8")
+    assert code == 4 and "id:" in err
+
+    code, out, _ = await vcf(api_url, "event", patient, "pain", "nrs=6", "--event-id", "cli-1")
+    assert code == 0 and "accepted" in out
+    code, out, _ = await vcf(api_url, "event", patient, "pain", "nrs=6", "--event-id", "cli-1")
+    assert code == 0 and "already accepted" in out
+
+    async def pain_applied():
+        code, out, _ = await vcf(api_url, "status", patient, "--json")
+        return code == 0 and json.loads(out)["latest_pain"]["nrs"] == 6
+    await eventually(pain_applied)
+    code, out, _ = await vcf(api_url, "status", patient)
+    assert code == 0 and "latest pain" in out and "NRS 6" in out and "pending orders" in out
+
+    code, out, _ = await vcf(api_url, "timeline", patient)
+    assert code == 0 and "enrolled" in out and "pain: nrs=6" in out
+    code, out, _ = await vcf(api_url, "orders", "--patient", patient)
+    assert code == 0 and "ServiceRequest" in out and "72148" in out
+    code, out, _ = await vcf(api_url, "orders", "--patient", patient, "--json")
+    assert code == 0 and json.loads(out)["resourceType"] == "Bundle"
+
+
+async def test_exit_codes(api_url):
+    code, _, err = await vcf(api_url, "event", "pt-x", "pain", "nrs=11")
+    assert code == 2 and "nrs:" in err
+    code, _, err = await vcf(api_url, "event", new_patient_id(), "pain", "nrs=3")
+    assert code == 3 and "not enrolled" in err
+    code, _, err = await vcf(api_url, "status", new_patient_id())
+    assert code == 3
+    code, _, err = await vcf(api_url, "orders", token="wrong")
+    assert code == 1 and "unauthorized" in err
+    code, _, err = await vcf("http://127.0.0.1:1", "status", "pt-x")
+    assert code == 1 and "cannot reach" in err
+
+    patient = new_patient_id()
+    assert (await vcf(api_url, "enroll", "--id", patient, "--level", "T12", "--height-loss", "10", "--pain", "4"))[0] == 0
+    code, _, _ = await vcf(api_url, "event", patient, "clinician", "decision=withdraw", "reason=moved", "author=dr-1")
+    assert code == 0
+
+    async def ended():
+        return (await vcf(api_url, "event", patient, "pain", "nrs=2"))[0] == 4
+    await eventually(ended)
