@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -76,6 +77,12 @@ async def test_make_run_brings_up_everything_and_resumes(tmp_path):
         assert any("12-week review" in n for n in await eventually(named_timers))
         state = await handle.query(PatientPathwayWorkflow.state)  # timers are armed once enrollment is done
         assert len(state.actions) >= 9
+        api = f"http://127.0.0.1:{ports['VCF_API_PORT']}"
+        token = (tmp_path / "api-token").read_text().strip()
+        assert token in banner
+        request = urllib.request.Request(f"{api}/v1/patients/pt-demo-0001", headers={"Authorization": f"Bearer {token}"})
+        body = json.load(urllib.request.urlopen(request, timeout=10))
+        assert body["phase"] == "acute" and body["guideline_version"] == state.guideline_version
         assert await runner.stop() == 0
         assert (tmp_path / "temporal.db").exists() and (tmp_path / "orders.db").exists()
 
