@@ -56,8 +56,11 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[dict[st
     enrolled_at = record.started_at.isoformat() if record.started_at else None
     if view.result is not None:
         r = view.result
-        body.update(phase=r.status, paused=False, day=r.day, enrolled_at=enrolled_at,
-                    guideline_version=version or definition.version, latest_pain=None,
+        version = r.guideline_version or version
+        body.update(phase=r.status, paused=False, day=r.day,
+                    enrolled_at=r.enrolled_at.isoformat() if r.enrolled_at else enrolled_at,
+                    guideline_version=version or definition.version,
+                    latest_pain=r.latest_pain.model_dump() if r.latest_pain else None,
                     escalation_state=view.search_attribute(sa.ESCALATION_STATE), next_review=None, next_step=None,
                     actions=[a.model_dump(mode="json") | {"order_id": order_of_action.get(a.id)} for a in r.actions],
                     rejected=[x.model_dump(mode="json") for x in r.rejected])
@@ -72,7 +75,8 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[dict[st
     if not version:
         body["notes"].append(f"guideline_version: the API's current definition ({definition.version}); "
                              "the pathway keeps the one it was enrolled with")
-    body["notes"].append("latest_pain: known only to the live workflow")
+    if body["latest_pain"] is None:
+        body["notes"].append("latest_pain: known only to the live workflow")
     return body
 
 

@@ -112,9 +112,12 @@ class EventReceipt(BaseModel):
 
 
 class PathwayResult(BaseModel):
-    """How the pathway ended."""
+    """How the pathway ended (readable from the history without a worker)."""
 
     status: PathwayStatus
     day: float
     actions: list[Action]
     rejected: list[Rejection]
+    enrolled_at: datetime | None = None
+    guideline_version: str | None = None
+    latest_pain: LatestPain | None = None

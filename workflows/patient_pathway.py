@@ -109,7 +109,11 @@ class PatientPathwayWorkflow:
         self._record("ended", f"Pathway {self._status}", {"status": self._status})
         workflow.logger.info("pathway ended", extra={"status": self._status})
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return PathwayResult(status=self._status, day=self._day(), actions=self._actions, rejected=self._rejected)
+        pain_day, nrs = latest_pain(self._facts)
+        return PathwayResult(status=self._status, day=round(self._day(), 3), actions=self._actions,
+                             rejected=self._rejected, enrolled_at=self._enrolled_at,
+                             guideline_version=self._defn.version,
+                             latest_pain=LatestPain(nrs=nrs, day=round(pain_day, 3)))
 
     async def _advance(self) -> None:
         """Apply queued events in order, then whatever the clock has made due."""
