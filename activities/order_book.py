@@ -11,10 +11,10 @@ import hashlib
 import json
 import sqlite3
 import threading
-from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from activities.sqlite_store import SqliteStore, utc_now
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -50,36 +50,21 @@ def order_id_for(idempotency_key: str) -> str:
     return "ord-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class OrderBook:
+class OrderBook(SqliteStore):
     """SQLite-backed order book; safe to share between threads of one process."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+    schema = SCHEMA
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            yield db
-        finally:
-            db.close()
+    def __init__(self, path: str | Path):
+        self._lock = threading.Lock()
+        super().__init__(path)
 
     def place(self, *, idempotency_key: str, patient_id: str, workflow_id: str, action_id: str,
               kind: str, resource: str, priority: str, day: float, title: str, rationale: str,
               citation: str, details: dict[str, Any], codes: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
         """Insert the order unless its key exists; return the row and whether it is new."""
         order_id = order_id_for(idempotency_key)
-        now = _now()
+        now = utc_now()
         with self._lock, self._connect() as db:
             cur = db.execute(
                 "INSERT INTO orders (id, idempotency_key, patient_id, workflow_id, action_id, kind,"
@@ -100,7 +85,7 @@ class OrderBook:
             cur = db.execute(
                 "UPDATE orders SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?"
                 + (" AND status = 'active'" if only_open else ""),
-                (status, reason, _now(), order_id),
+                (status, reason, utc_now(), order_id),
             )
             return cur.rowcount == 1
 
@@ -116,7 +101,7 @@ class OrderBook:
             ids = [r["id"] for r in db.execute(query, (workflow_id, *kinds)).fetchall()]
             for order_id in ids:
                 db.execute("UPDATE orders SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
-                           (status, reason, _now(), order_id))
+                           (status, reason, utc_now(), order_id))
         return ids
 
     def get(self, order_id: str) -> dict[str, Any] | None:

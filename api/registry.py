@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from activities.sqlite_store import SqliteStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_enrollments (
@@ -59,24 +59,10 @@ class EnrollmentRecord:
         return json.loads(self.body)
 
 
-class Registry:
+class Registry(SqliteStore):
     """Enrollments and accepted event ids, in SQLite (safe across threads and processes)."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            yield db
-        finally:
-            db.close()
+    schema = SCHEMA
 
     def claim(self, patient_id: str, workflow_id: str, body: str) -> tuple[EnrollmentRecord, bool]:
         """Register an enrollment unless the id is taken; return the record and whether it is new.
