@@ -46,10 +46,18 @@ async def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None
     """Serve ``app`` until cancelled; for use inside another asyncio program (no signal handlers).
 
     Cancelling the task stops accepting connections, lets requests in flight finish, then
-    re-raises the cancellation.
+    re-raises the cancellation. A server that cannot start raises RuntimeError (uvicorn itself
+    would exit the whole process, skipping the host program's clean-up).
     """
     server = _EmbeddedServer(_config(app, host, port))
-    task = asyncio.ensure_future(server.serve())
+
+    async def run() -> None:
+        try:
+            await server.serve()
+        except SystemExit:
+            raise RuntimeError(f"the HTTP API could not start on {host}:{port} (is the port in use?)") from None
+
+    task = asyncio.ensure_future(run())
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:

@@ -27,11 +27,13 @@ DEMO_PATIENT = Enrollment(id="pt-demo-0001", fracture_level="L2", height_loss_pc
                           onset_days_before_enrollment=2)
 
 
-async def enroll_demo_patient(api_url: str, token: str, timeout: float = 30) -> None:
+async def enroll_demo_patient(api_url: str, token: str, api: asyncio.Task, timeout: float = 30) -> None:
     """Enroll the demo patient through the API, as a care system would (idempotent)."""
     async with httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {token}"}) as http:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
+            if api.done():
+                api.result()  # raises why the API stopped
             try:
                 answer = await http.post("/v1/patients", json=DEMO_PATIENT.model_dump(mode="json"))
                 break
@@ -57,13 +59,15 @@ async def run_all(stop: asyncio.Event) -> None:
         async with build_worker(client, book):
             api = asyncio.create_task(serve(app, api_host, api_port))
             api_url = f"http://{api_host}:{api_port}"
-            await enroll_demo_patient(api_url, token)
+            await enroll_demo_patient(api_url, token, api)
             demo = f"{server.ui_url}/namespaces/default/workflows/{workflow_id_for(DEMO_PATIENT.id)}"
             print(f"\nTemporal Web UI: {server.ui_url}\nDemo patient:    {demo}\n"
                   f"HTTP API:        {api_url}/docs\n"
                   f"API token:       {token}  (in {data_dir / 'api-token'})\n"
                   f"Temporal:        {server.address}\nCtrl-C stops everything.\n", flush=True)
             await asyncio.wait([api, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+            if api.done():
+                api.result()  # the API stopped by itself: say why
             api.cancel()
             await asyncio.gather(api, return_exceptions=True)
     finally:
