@@ -24,7 +24,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 # The patient every random request may hit; enrolled once per module.
 TARGET = f"pt-prop-{uuid.uuid4().hex[:8]}"
-SETTINGS = settings(deadline=None, max_examples=50, derandomize=False,
+# Derandomized: the CI gate sees the same examples every run; widen max_examples to explore.
+SETTINGS = settings(deadline=None, max_examples=50, derandomize=True,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 scalars = st.none() | st.booleans() | st.integers(-20, 1000) | st.floats(allow_nan=False, allow_infinity=False) \
