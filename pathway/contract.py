@@ -23,7 +23,8 @@ RedFlag = Literal["history_of_cancer", "fever_or_infection", "neuro_deficit", "u
 
 PatientId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 Nrs = Annotated[int, Field(ge=0, le=10, strict=True)]
-Percent = Annotated[float, Field(ge=0, le=100)]
+# Numbers are strict: "25" or true is refused, never quietly read as 25 or 1.
+Percent = Annotated[float, Field(ge=0, le=100, strict=True)]
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 
 ActionKind = Literal[
@@ -108,7 +109,7 @@ class RadiographEvent(_Event):
 
     type: Literal["radiograph"] = "radiograph"
     height_loss_pct: Percent
-    kyphosis_deg: Annotated[float, Field(ge=0, le=90)] | None = None
+    kyphosis_deg: Annotated[float, Field(ge=0, le=90, strict=True)] | None = None
     new_fracture_level: FractureLevel | None = None
 
 
@@ -116,7 +117,7 @@ class DxaEvent(_Event):
     """A bone density result (T-score, LOINC 38267-1)."""
 
     type: Literal["dxa"] = "dxa"
-    t_score: Annotated[float, Field(ge=-6, le=4)]
+    t_score: Annotated[float, Field(ge=-6, le=4, strict=True)]
 
 
 class MobilityEvent(_Event):
@@ -190,7 +191,7 @@ class ScenarioEvent(BaseModel):
     """An event in a scenario file: ``day`` sets the time, so ``observed_at`` is not allowed."""
 
     model_config = ConfigDict(extra="allow")
-    day: Annotated[float, Field(ge=0)]
+    day: Annotated[float, Field(ge=0, strict=True)]
 
 
 class Scenario(_Strict):
@@ -199,7 +200,7 @@ class Scenario(_Strict):
     name: Text
     patient: Enrollment
     events: list[dict[str, Any]] = Field(default_factory=list)
-    until_day: Annotated[float, Field(ge=0, le=730)]
+    until_day: Annotated[float, Field(ge=0, le=730, strict=True)]
 
     def timed_events(self) -> list[tuple[float, Event]]:
         """The events with their day, validated (see :func:`parse_scenario`)."""

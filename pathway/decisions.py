@@ -371,12 +371,13 @@ def _follow_up_gaps(b: _Builder) -> None:
     if b.now >= r.completion_day.value:
         return
     since = gap_reference_day(b.facts)
-    gap = b.now - since
+    last_report = latest_pain(b.facts)[0]
+    contact = (f"no pain report since day {since:g}" if since == last_report else
+               f"no pain report since the pathway resumed on day {since:g} (last report day {last_report:g})")
     for kind, limit in (("outreach_missed_follow_up", r.outreach_after_days.value),
                         ("escalate_lost_to_follow_up", r.escalate_after_days.value)):
-        if more_than(gap, limit):
-            b.act(f"{kind}:{since:g}", kind, b.now,
-                  f"No pain report since day {since:g}: more than {limit:g} days.",
+        if more_than(b.now - since, limit):
+            b.act(f"{kind}:{since:g}", kind, b.now, f"{contact[0].upper()}{contact[1:]}: more than {limit:g} days.",
                   last_contact_day=round(since, 3))
 
 
@@ -404,8 +405,6 @@ def event_rejection(facts: PatientFacts, event: object) -> str | None:
             return "decision: the nerve block is already confirmed"
     if decision == "decline_augmentation" and decisions_of(facts, "decline_augmentation"):
         return "decision: augmentation is already declined"
-    if isinstance(event, RadiographEvent) and event.new_fracture_level == facts.enrollment.fracture_level:
-        return "new_fracture_level: this is the enrolled fracture level, not a new one"
     if isinstance(event, MriEvent) and any(e in ("malignant", "infection") for _, e in mri_results(facts)):
         return "etiology: the pathway already exited on a pathologic MRI"
     return None

@@ -79,6 +79,7 @@ def test_the_levels_are_t1_to_l5():
     ("fracture_level", "T0"), ("fracture_level", "T13"), ("fracture_level", "L6"), ("fracture_level", "C5"),
     ("fracture_level", "l2"), ("fracture_level", 2),
     ("height_loss_pct", -0.1), ("height_loss_pct", 100.1), ("height_loss_pct", "a lot"), ("height_loss_pct", None),
+    ("height_loss_pct", "25"), ("height_loss_pct", True),
     ("pain_nrs", -1), ("pain_nrs", 11), ("pain_nrs", 5.5), ("pain_nrs", "5"), ("pain_nrs", True),
     ("onset_days_before_enrollment", -1), ("onset_days_before_enrollment", 1.5),
     ("onset_days_before_enrollment", "3"),
@@ -147,9 +148,10 @@ def test_radiograph_optional_fields_may_be_left_out():
     ("pain", "nrs", -1), ("pain", "nrs", 11), ("pain", "nrs", 7.5), ("pain", "nrs", "7"), ("pain", "nrs", None),
     ("mri", "etiology", "benign"), ("mri", "etiology", ""),
     ("radiograph", "height_loss_pct", -1), ("radiograph", "height_loss_pct", 100.5), ("radiograph", "height_loss_pct", "x"),
-    ("radiograph", "kyphosis_deg", -0.5), ("radiograph", "kyphosis_deg", 91),
+    ("radiograph", "kyphosis_deg", -0.5), ("radiograph", "kyphosis_deg", 91), ("radiograph", "kyphosis_deg", "10"),
+    ("radiograph", "height_loss_pct", "30"), ("radiograph", "height_loss_pct", False),
     ("radiograph", "new_fracture_level", "L6"), ("radiograph", "new_fracture_level", "C7"),
-    ("dxa", "t_score", -6.1), ("dxa", "t_score", 4.1), ("dxa", "t_score", "low"),
+    ("dxa", "t_score", -6.1), ("dxa", "t_score", 4.1), ("dxa", "t_score", "low"), ("dxa", "t_score", "-3"),
     ("mobility", "bed_bound", "yes"), ("mobility", "bed_bound", 1),
     ("pulmonary", "dysfunction", "true"), ("neuro", "deficit", 0),
     ("side_effect", "drug", ""), ("side_effect", "effect", "x" * 501), ("side_effect", "drug", 3),
@@ -214,7 +216,8 @@ def test_the_contract_scenario_example_parses():
     assert s.until_day == 120 and s.patient.id == "pt-0001"
 
 
-@pytest.mark.parametrize("until_day, ok", [(0, True), (730, True), (730.5, False), (731, False), (-1, False)])
+@pytest.mark.parametrize("until_day, ok", [(0, True), (730, True), (730.5, False), (731, False), (-1, False),
+                                           ("30", False), (True, False)])
 def test_until_day_range(until_day, ok):
     raw = scenario(until_day=until_day)
     if ok:
@@ -240,7 +243,7 @@ def test_event_after_until_day_is_refused():
     assert fields_of(errors) == ["events[0].day"] and "until_day" in errors[0]
 
 
-@pytest.mark.parametrize("day", [-1, "ten", None])
+@pytest.mark.parametrize("day", [-1, "ten", None, "5", True])
 def test_event_day_must_be_a_number_from_0(day):
     assert fields_of(errors_of(parse_scenario, scenario(events=[{"day": day, "type": "pain", "nrs": 3}]))) == ["events[0].day"]
 

@@ -456,10 +456,13 @@ def test_new_fracture_level_is_flagged_and_imaged_once(definition):
     assert [a.details["level"] for a in w.of("flag_new_vertebral_fracture")] == ["L1", "T12"]
 
 
-def test_the_enrolled_level_is_not_a_new_fracture(definition):
+def test_the_enrolled_level_is_not_a_new_fracture_but_the_film_still_counts(definition):
     w = Walk(definition)
-    event = parse_event({"type": "radiograph", "height_loss_pct": 25, "new_fracture_level": "L2"})
-    assert event_rejection(w.facts, event).startswith("new_fracture_level:")
+    event = parse_event({"type": "radiograph", "height_loss_pct": 35, "new_fracture_level": "L2"})
+    assert event_rejection(w.facts, event) is None
+    w.event(20, type="radiograph", height_loss_pct=35, new_fracture_level="L2")
+    assert not w.of("flag_new_vertebral_fracture") and len(w.of("order_mri")) == 1
+    assert [a.day for a in w.of("flag_progressive_deformity")] == [20]
 
 
 # --- Pain flare -----------------------------------------------------------------------------------------
