@@ -141,17 +141,19 @@ def decide(defn: PathwayDefinition, facts: PatientFacts, now: float) -> Decision
 def _enrollment(b: _Builder) -> None:
     e, r = b.facts.enrollment, b.defn.rules
     grade = genant_grade(b.defn, e.height_loss_pct)
+    age, window = e.onset_days_before_enrollment, r.calcitonin_max_fracture_age_days.value
+    calcitonin = age <= window
     b.act("prescribe_first_line_analgesia", "prescribe_first_line_analgesia", 0,
           f"Enrollment with an osteoporotic {e.fracture_level} fracture, pain NRS {e.pain_nrs}: "
-          "acetaminophen and an NSAID are first-line.",
+          "acetaminophen and an NSAID are first-line."
+          + ("" if calcitonin else f" Calcitonin not started: fracture {age} days old > {window:g}-day window."),
           drugs=["acetaminophen", "NSAID (ibuprofen or naproxen)"])
     if e.pain_nrs >= r.severe_pain_nrs.value:
         b.act("prescribe_opioid_short_course", "prescribe_opioid_short_course", 0,
               f"Pain NRS {e.pain_nrs} at enrollment >= severe-pain threshold "
               f"{r.severe_pain_nrs.value:g}: limited opioid use for severe pain.",
               duration="short, limited course", severe_pain_threshold=r.severe_pain_nrs.value)
-    age, window = e.onset_days_before_enrollment, r.calcitonin_max_fracture_age_days.value
-    if age <= window:
+    if calcitonin:
         b.act("start_calcitonin", "start_calcitonin", 0,
               f"Fracture {age} day(s) old <= {window:g}-day window: calcitonin for 4 weeks gives "
               "clinically important acute pain reduction; may cause mild dizziness.",
@@ -174,12 +176,12 @@ def _enrollment(b: _Builder) -> None:
           "Osteoporotic fragility fracture: a bisphosphonate (ibandronate) prevents further "
           "fractures.", drug="ibandronate")
     b.act("order_dxa", "order_dxa", 0, "Osteoporosis management: bone density evaluation (DXA).")
+    # The red flags that suggest a pathologic fracture; neuro_deficit goes to spine surgery instead.
     urgent = [f for f in e.red_flags if f in b.defn.urgent_mri_red_flags]
     b.act("order_mri", "order_mri", 0,
-          ("Red flag(s) " + ", ".join(urgent) + ": urgent MRI to rule out a pathologic fracture; "
-           "any augmentation referral is held until the MRI says osteoporotic.") if urgent else
-          "MRI is most useful to tell an osteoporotic from a pathologic fracture (malignancy, "
-          "infection).",
+          (f"Red flag(s) {', '.join(urgent)}: urgent MRI to rule out a pathologic fracture; any "
+           "augmentation referral is held until the MRI says osteoporotic.") if urgent else
+          "MRI is most useful to tell an osteoporotic from a pathologic fracture (malignancy, infection).",
           priority="urgent" if urgent else "routine", red_flags=urgent, level=e.fracture_level)
 
 

@@ -145,6 +145,8 @@ def test_calcitonin_only_for_a_fracture_at_most_5_days_old(definition, age, star
     else:
         (note,) = [n for n in w.notes if n.id == "calcitonin_not_started"]
         assert f"{age} days old > 5" in note.text and "Pain Control" in note.citation
+        # ... and the enrollment's analgesia says so too, where every reader of the actions sees it
+        assert f"Calcitonin not started: fracture {age} days old" in w.of("prescribe_first_line_analgesia")[0].rationale
 
 
 @pytest.mark.parametrize("now, stopped", [(27.9, False), (28, True), (40, True)])
