@@ -1,0 +1,47 @@
+"""Closed-loop results (pure): which imaging orders still wait, and when they are overdue."""
+
+from __future__ import annotations
+
+from pathway.contract import Enrollment, parse_event
+from pathway.facts import GRACE, Observation, PatientFacts
+from pathway.results import open_orders, overdue_checks, overdue_orders
+
+
+def facts(taken: dict[str, float], results: list[tuple[float, dict]]) -> PatientFacts:
+    return PatientFacts(
+        enrollment=Enrollment(id="pt-r", fracture_level="L2", height_loss_pct=25, pain_nrs=8),
+        observations=[Observation(day=d, event=parse_event(e)) for d, e in results], taken=taken)
+
+
+FILM = {"type": "radiograph", "height_loss_pct": 25}
+
+
+def test_a_result_answers_the_oldest_open_order_of_its_kind():
+    f = facts({"order_mri": 0, "order_dxa": 0, "order_radiograph:day-14": 14, "order_radiograph:day-42": 42},
+              [(20, FILM), (3, {"type": "mri", "etiology": "osteoporotic"})])
+    assert [o.action_id for o in open_orders(f)] == ["order_dxa", "order_radiograph:day-42"]
+
+
+def test_a_result_before_any_order_answers_none():
+    f = facts({"order_radiograph:day-14": 14}, [(10, FILM)])
+    assert [o.action_id for o in open_orders(f)] == ["order_radiograph:day-14"]
+
+
+def test_screening_films_and_follow_up_films_share_the_radiograph_queue():
+    f = facts({"order_radiograph:day-84": 84, "order_adjacent_fracture_screening:day-182": 182}, [(190, FILM)])
+    assert [o.action_id for o in open_orders(f)] == ["order_adjacent_fracture_screening:day-182"]
+
+
+def test_overdue_only_after_more_than_the_limit(definition):
+    f = facts({"order_dxa": 0}, [])
+    assert overdue_orders(definition, f, 14) == []
+    assert [o.action_id for o in overdue_orders(definition, f, 14.01)] == ["order_dxa"]
+    assert overdue_checks(definition, f, 1) == [14 + GRACE]
+
+
+def test_a_version_without_the_rule_never_escalates(definition):
+    data = definition.model_dump()
+    data["rules"]["result_overdue_days"] = None
+    old = type(definition).model_validate(data)
+    f = facts({"order_dxa": 0}, [])
+    assert overdue_orders(old, f, 100) == [] and overdue_checks(old, f, 1) == []
