@@ -11,31 +11,30 @@ import asyncio
 import logging
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from temporalio.client import Client
 
 from activities.order_book import CLOSED_STATUSES, OPEN, OrderBook
-from api import bodies, fhir
+from api import bodies, fhir, fhir_orders
 from api.auth import BearerAuth
 from api.errors import ApiError, install_error_handlers
+from api.inputs import ack_reason, valid_event
 from api.pathways import Pathways
 from api.readouts import state_body, timeline_body
-from api.registry import Registry, canonical
-from pathway.contract import ContractError, Event, parse_enrollment, parse_event
+from api.registry import Registry, canonical, payload_hash
+from pathway.contract import ContractError, Event, parse_enrollment
 from pathway.guideline import PathwayDefinition, load_definition
 from workflows.models import TASK_QUEUE, workflow_id_for
 
 log = logging.getLogger("api")
 FHIR_JSON = "application/fhir+json"
-# The workflow takes reports stamped up to this far ahead of its clock as skew; so does the API.
-CLOCK_SKEW = timedelta(minutes=5)
 ORDER_STATUSES = (OPEN, *CLOSED_STATUSES)
+MAX_PAGE = 1000
 
 
 class ErrorBody(BaseModel):
@@ -67,19 +66,23 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
     app = FastAPI(title="VCF care pathway API", version="1.0",
                   description="One durable Temporal workflow per patient with an osteoporotic vertebral "
                               "compression fracture. Authenticate with `Authorization: Bearer <token>`.")
-    install_error_handlers(app)
     app.state.registry, app.state.pathways, app.state.order_book = registry, pathways, order_book
 
     @app.middleware("http")
     async def _log_requests(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        # The route template, never the concrete path: patient and order ids stay out of logs.
-        log.info("request", extra={"method": request.method, "route": getattr(route, "path", "unmatched"),
-                                   "status": response.status_code,
-                                   "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
-        return response
+        started, status = time.perf_counter(), 500  # a request that raises is logged as the 500 it gets
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            # The route template, never the concrete path: patient and order ids stay out of logs.
+            log.info("request", extra={"method": request.method, "route": getattr(route, "path", "unmatched"),
+                                       "status": status,
+                                       "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
+
+    install_error_handlers(app)  # after the other middleware: its catch-all must be outermost
 
     async def db(fn, *args, **kwargs):
         # SQLite calls are short but may wait on a lock held by the worker's activities.
@@ -91,19 +94,47 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
             raise ApiError(404, "unknown patient", ["patient: not enrolled (POST /v1/patients first)"])
         return record
 
-    async def accept_event(patient_id: str, event: Event) -> JSONResponse:
+    async def accept_event(patient_id: str, event: Event, id_field: str = "event_id") -> JSONResponse:
         # An id of our own makes a retried signal harmless: the workflow dedupes on it.
         event_id = event.event_id or f"api-{uuid.uuid4().hex}"
         receipt = {"accepted": True, "patient_id": patient_id, "event_id": event_id, "type": event.type,
                    "state_url": f"/v1/patients/{patient_id}"}
-        if await db(registry.seen, patient_id, event_id):
-            return JSONResponse({**receipt, "duplicate": True}, status_code=200)
-        await pathways.ensure_open(patient_id)
         payload = event.model_dump(mode="json", exclude_none=True) | {"event_id": event_id}
-        await pathways.send_event(patient_id, payload)
-        await db(registry.remember, patient_id, event_id, event.type)
+        # Claim the id before signalling, so that concurrent retries send it once.
+        claim = await db(registry.claim_event, patient_id, event_id, event.type, payload_hash(payload))
+        if claim == "same":
+            return JSONResponse({**receipt, "duplicate": True}, status_code=200)
+        if claim == "different":
+            raise ApiError(409, "event_id already used", [f"{id_field}: already used for a different event"])
+        try:
+            await pathways.ensure_open(patient_id)
+            await pathways.send_event(patient_id, payload)
+        except BaseException:
+            await asyncio.shield(db(registry.release_event, patient_id, event_id))
+            raise
         log.info("event accepted", extra={"event_type": event.type})
         return JSONResponse({**receipt, "duplicate": False}, status_code=202)
+
+    async def focus_types(orders: list[dict[str, Any]]) -> dict[str, str]:
+        """Resource types of the orders that overdue-result tasks point at."""
+        known = {o["id"]: o["resource"] for o in orders}
+        targets = {t for t in map(fhir_orders.overdue_order_id, orders) if t}
+        for target in targets - known.keys():
+            row = await db(order_book.get, target)
+            if row is not None:
+                known[target] = row["resource"]
+        return {t: known[t] for t in targets if t in known}
+
+    async def order_json(order: dict[str, Any]) -> JSONResponse:
+        resource = fhir_orders.order_resource(order, (await focus_types([order])).get(
+            fhir_orders.overdue_order_id(order) or ""))
+        return JSONResponse(fhir.dump(resource), media_type=FHIR_JSON)
+
+    async def known_order(order_id: str) -> dict[str, Any]:
+        order = await db(order_book.get, order_id)
+        if order is None:
+            raise ApiError(404, "unknown order", ["order: no such order id"])
+        return order
 
     @app.get("/healthz", tags=["meta"], summary="Liveness (no auth)")
     async def healthz() -> dict[str, bool]:
@@ -111,7 +142,7 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
         return {"ok": True}
 
     @app.post("/v1/patients", tags=["patients"], dependencies=[auth], status_code=201,
-              summary="Enroll a patient (starts the pathway)", responses=_errors(401, 409, 422, 503),
+              summary="Enroll a patient (starts the pathway)", responses=_errors(401, 409, 413, 422, 503),
               openapi_extra=bodies.request_body(bodies.ENROLLMENT_SCHEMA, {
                   "id": "pt-0001", "fracture_level": "L2", "height_loss_pct": 25, "pain_nrs": 8,
                   "onset_days_before_enrollment": 3, "red_flags": []}))
@@ -123,14 +154,20 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
         except ContractError as exc:
             raise ApiError(422, "invalid enrollment", exc.errors) from None
         body = canonical(enrollment.model_dump(mode="json"))
-        record, _ = await db(registry.claim, enrollment.id, workflow_id_for(enrollment.id), body)
+        workflow_id = workflow_id_for(enrollment.id)
+        record = await db(registry.claim, enrollment.id, workflow_id, body)
         if record.body != body:
             raise ApiError(409, "patient already enrolled with different data",
                            ["id: already enrolled; the enrollment cannot be changed (send events instead)"])
         started = False
         if record.started_at is None:
-            started = await pathways.start(enrollment)
-            await db(registry.mark_started, enrollment.id)
+            try:
+                started = await pathways.start(enrollment)
+            except BaseException:
+                # Not started: free the id, so that a corrected enrollment is not refused as a conflict.
+                await asyncio.shield(db(registry.release, enrollment.id))
+                raise
+            await db(registry.mark_started, enrollment.id, workflow_id, body)
         answer = {"patient_id": enrollment.id, "workflow_id": workflow_id_for(enrollment.id),
                   "guideline_version": definition.version, "created": started,
                   "state_url": f"/v1/patients/{enrollment.id}"}
@@ -138,26 +175,26 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
                             headers={"Location": f"/v1/patients/{enrollment.id}"})
 
     @app.post("/v1/patients/{patient_id}/events", tags=["patients"], dependencies=[auth], status_code=202,
-              summary="Submit one contract event", responses=_errors(401, 404, 409, 422, 503),
+              summary="Submit one contract event", responses=_errors(401, 404, 409, 413, 422, 503),
               openapi_extra=bodies.request_body(bodies.EVENT_SCHEMA, {"type": "pain", "nrs": 6, "event_id": "pain-0001"}))
     async def post_event(patient_id: str, request: Request) -> JSONResponse:
         """202 once the event is durably held (applied as soon as a worker runs); 200 for an
         event_id already accepted (applied once); 409 if the pathway has ended."""
         await enrolled(patient_id)
-        return await accept_event(patient_id, _valid_event(await bodies.json_body(request)))
+        return await accept_event(patient_id, valid_event(await bodies.json_body(request)))
 
     @app.post("/v1/fhir/Observation", tags=["fhir"], dependencies=[auth], status_code=202,
               summary="Submit a FHIR R4 Observation (pain NRS or DXA T-score)",
-              responses=_errors(401, 404, 409, 422, 503),
+              responses=_errors(401, 404, 409, 413, 422, 503),
               openapi_extra=bodies.request_body({"type": "object"}, bodies.OBSERVATION_EXAMPLE, FHIR_JSON))
     async def post_observation(request: Request) -> JSONResponse:
         """LOINC 72514-3 (valueInteger 0-10) becomes a ``pain`` event, LOINC 38267-1
         (valueQuantity) a ``dxa`` event; ``Observation.id`` (or its first identifier) is the
         event_id, ``effectiveDateTime`` the observed_at."""
-        patient_id, raw = fhir.observation_to_event(await bodies.json_body(request))
-        event = _valid_event(raw, fhir.OBSERVATION_FIELDS)
+        patient_id, raw, names = fhir.observation_to_event(await bodies.json_body(request))
+        event = valid_event(raw, names)
         await enrolled(patient_id)
-        return await accept_event(patient_id, event)
+        return await accept_event(patient_id, event, names["event_id"])
 
     @app.get("/v1/patients/{patient_id}", tags=["patients"], dependencies=[auth],
              summary="Where the patient is on the pathway", responses=_errors(401, 404, 503))
@@ -196,26 +233,44 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
 
     @app.get("/v1/orders", tags=["fhir"], dependencies=[auth], summary="Orders as a FHIR R4 searchset Bundle",
              responses=_errors(401, 422))
-    async def list_orders(request: Request, patient: str | None = None, status: str | None = None) -> JSONResponse:
+    async def list_orders(request: Request, patient: str | None = None, status: str | None = None,
+                          count: int = Query(100, alias="_count", ge=1, le=MAX_PAGE),
+                          offset: int = Query(0, alias="_offset", ge=0)) -> JSONResponse:
         """ServiceRequest, MedicationRequest, CommunicationRequest and Task resources, filtered by
         ``patient`` (pseudonymous id) and ``status`` (order-book status: active, completed,
-        cancelled, stopped, acknowledged)."""
+        cancelled, stopped, acknowledged); ``_count`` per page (default 100, at most 1000) from
+        ``_offset``, with a ``next`` link while more remain."""
         if status is not None and status not in ORDER_STATUSES:
             raise ApiError(422, "invalid query", [f"status: expected one of {', '.join(ORDER_STATUSES)}"])
         orders = await db(order_book.list, patient_id=patient, status=status)
-        return JSONResponse(fhir.dump(fhir.orders_bundle(orders, str(request.base_url))), media_type=FHIR_JSON)
+        page = orders[offset:offset + count]
+        query = {k: v for k, v in (("patient", patient), ("status", status)) if v is not None}
+        # Building and validating a large Bundle is CPU work: keep it off the event loop.
+        bundle = await asyncio.to_thread(fhir_orders.orders_bundle, page, str(request.base_url), total=len(orders),
+                                         offset=offset, count=count, query=query, focus_types=await focus_types(page))
+        return JSONResponse(bundle, media_type=FHIR_JSON)
 
     @app.get("/v1/orders/{order_id}", tags=["fhir"], dependencies=[auth], summary="One order as its FHIR resource",
              responses=_errors(401, 404))
     async def get_order(order_id: str) -> JSONResponse:
         """The order's ServiceRequest, MedicationRequest, CommunicationRequest or Task."""
-        order = await db(order_book.get, order_id)
-        if order is None:
-            raise ApiError(404, "unknown order", ["order: no such order id"])
-        return JSONResponse(fhir.dump(fhir.order_resource(order)), media_type=FHIR_JSON)
+        return await order_json(await known_order(order_id))
+
+    @app.get("/v1/fhir/{resource_type}/{resource_id}", tags=["fhir"], dependencies=[auth],
+             summary="One order's FHIR resource at its FHIR address", responses=_errors(401, 404))
+    async def read_resource(resource_type: str, resource_id: str) -> JSONResponse:
+        """FHIR read of an order's resource (``ServiceRequest``, ``MedicationRequest``,
+        ``CommunicationRequest``, ``Task``): what Bundle ``fullUrl`` and CarePlan references point at.
+        404 unless an order of that id has that resource type."""
+        order = await db(order_book.get, resource_id) if resource_type in fhir_orders.MODELS else None
+        if order is None or order["resource"] != resource_type:
+            raise ApiError(404, "unknown order", [f"{resource_type}: no such resource id"
+                                                  if resource_type in fhir_orders.MODELS else
+                                                  f"resource_type: expected one of {', '.join(fhir_orders.MODELS)}"])
+        return await order_json(order)
 
     @app.post("/v1/orders/{order_id}/acknowledge", tags=["fhir"], dependencies=[auth],
-              summary="Acknowledge (close) an open order", responses=_errors(401, 404, 409, 422),
+              summary="Acknowledge (close) an open order", responses=_errors(401, 404, 409, 413, 422),
               openapi_extra={"requestBody": {"required": False, "content": {"application/json": {
                   "schema": {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 500},
                                                               "author": {"type": "string", "maxLength": 200}},
@@ -223,14 +278,12 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
                   "example": {"reason": "result reviewed", "author": "dr-0042"}}}}})
     async def acknowledge(order_id: str, request: Request) -> JSONResponse:
         """Close an active order as acknowledged; 409 if it is already closed."""
-        note = _ack_reason(await bodies.json_body(request, required=False))
-        order = await db(order_book.get, order_id)
-        if order is None:
-            raise ApiError(404, "unknown order", ["order: no such order id"])
+        note = ack_reason(await bodies.json_body(request, required=False))
+        order = await known_order(order_id)
         if order["status"] != OPEN or not await db(order_book.set_status, order_id, "acknowledged", note):
             current = (await db(order_book.get, order_id))["status"]
             raise ApiError(409, "order already closed", [f"order: status is {current}; only active orders can be acknowledged"])
-        return JSONResponse(fhir.dump(fhir.order_resource(await db(order_book.get, order_id))), media_type=FHIR_JSON)
+        return await order_json(await known_order(order_id))
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -248,46 +301,3 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
     app.openapi = openapi  # type: ignore[method-assign]
     return app
 
-
-def _valid_event(raw: Any, field_names: dict[str, str] | None = None) -> Event:
-    """The contract event, or 422 naming the sender's fields."""
-    try:
-        event = parse_event(raw)
-    except ContractError as exc:
-        raise ApiError(422, "invalid event", _rename(exc.errors, field_names or {})) from None
-    if event.observed_at is not None and event.observed_at > datetime.now(timezone.utc) + CLOCK_SKEW:
-        name = (field_names or {}).get("observed_at", "observed_at")
-        raise ApiError(422, "invalid event", [f"{name}: is in the future"])
-    return event
-
-
-def _rename(errors: list[str], names: dict[str, str]) -> list[str]:
-    """Name the sender's fields (e.g. FHIR ``valueInteger``) instead of the contract's."""
-    out = []
-    for line in errors:
-        field, sep, reason = line.partition(":")
-        out.append(f"{names.get(field, field)}{sep}{reason}")
-    return out
-
-
-def _ack_reason(body: Any) -> str:
-    if body is None:
-        return "acknowledged"
-    problems = []
-    if not isinstance(body, dict):
-        raise ApiError(422, "invalid request", ["body: expected a JSON object with optional reason and author"])
-    for key in body:
-        if key not in ("reason", "author"):
-            problems.append(f"{key}: unknown field")
-    for key, limit in (("reason", 500), ("author", 200)):
-        value = body.get(key)
-        if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > limit):
-            problems.append(f"{key}: expected a non-empty string of at most {limit} characters")
-    if problems:
-        raise ApiError(422, "invalid request", problems)
-    text = "acknowledged"
-    if body.get("author"):
-        text += f" by {body['author']}"
-    if body.get("reason"):
-        text += f": {body['reason']}"
-    return text

@@ -23,15 +23,34 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _too_large() -> ApiError:
+    return ApiError(413, "request body too large", [f"body: at most {MAX_BODY} bytes"])
+
+
+async def _read_capped(request: Request) -> bytes:
+    """The body, refused (413) before more than ``MAX_BODY`` bytes are read or held."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise ApiError(422, "invalid request", ["Content-Length: expected a byte count"])
+        if int(declared) > MAX_BODY:
+            raise _too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:  # a chunked body, or one longer than it said
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def json_body(request: Request, *, required: bool = True) -> Any:
-    """The request's JSON value; 422 naming ``body`` if it is missing, too big or not JSON."""
-    raw = await request.body()
+    """The request's JSON value; 413 if too big, 422 naming ``body`` if missing or not JSON."""
+    raw = await _read_capped(request)
     if not raw.strip():
         if required:
             raise ApiError(422, "invalid request", ["body: required (a JSON object)"])
         return None
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "request body too large", [f"body: at most {MAX_BODY} bytes"])
     try:
         return json.loads(raw, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:

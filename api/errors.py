@@ -7,13 +7,16 @@ request without reading server logs. Nothing in an error echoes a submitted valu
 from __future__ import annotations
 
 import logging
+from typing import Any, Iterable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("api")
+INTERNAL_ERROR = {"error": "internal error", "detail": []}
 
 
 class ApiError(Exception):
@@ -34,8 +37,46 @@ def error_response(status: int, error: str, detail: list[str] | None = None,
     return JSONResponse({"error": error, "detail": detail or []}, status_code=status, headers=headers)
 
 
+def field_errors(errors: Iterable[dict[str, Any]], whole: str = "body") -> list[str]:
+    """Pydantic errors as ``field: reason`` lines (``whole`` names an error without a location)."""
+    return [f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}" for e in errors]
+
+
+class CatchAll:
+    """Outermost ASGI layer: an unhandled exception becomes the 500 JSON body, here.
+
+    Starlette's own handler for ``Exception`` answers and then re-raises, so uvicorn would log
+    a traceback whose message may quote what the client sent. This logs the type only and
+    swallows the exception.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:  # noqa: BLE001 - the point of this layer
+            log.error("unhandled error", extra={"error_type": type(exc).__name__})
+            if not started:  # otherwise the answer is half sent; the connection just ends
+                await JSONResponse(INTERNAL_ERROR, status_code=500)(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Route every failure (ours, the framework's, a bug) to the one error shape."""
+    """Route every failure (ours, the framework's) to the one error shape.
+
+    Call it after adding the app's other middleware: :class:`CatchAll` must be the outermost.
+    """
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -43,8 +84,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()]
-        return error_response(422, "invalid request", detail)
+        return error_response(422, "invalid request", field_errors(exc.errors(), "request"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -52,8 +92,4 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, messages.get(exc.status_code, str(exc.detail)), [],
                               getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _bug(_: Request, exc: Exception) -> JSONResponse:
-        # The type only: an exception message may quote patient data.
-        log.error("unhandled error", extra={"error_type": type(exc).__name__})
-        return error_response(500, "internal error", [])
+    app.add_middleware(CatchAll)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -78,20 +79,30 @@ async def _main() -> None:
     client = await connect()
     app = create_app(client=client, order_book=OrderBook(order_book_path(data_dir)), tokens=load_tokens(data_dir))
     log.info("api listening", extra={"host": host, "port": port})
-    await uvicorn.Server(_config(app, host, port)).serve()
+    task = asyncio.ensure_future(serve(app, host, port))
+    # serve() leaves signals to its host: here SIGTERM (and SIGINT) stop it gracefully.
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def main() -> None:
     """Entry point of ``python -m api.main``."""
     configure_logging(os.environ.get("VCF_LOG_LEVEL", "INFO"))
+    code = 0
     try:
         asyncio.run(_main())
     except KeyboardInterrupt:
         pass
+    except RuntimeError as exc:  # serve() could not start (the port is in use)
+        log.error(str(exc))
+        code = 1
     sys.stdout.flush()
     sys.stderr.flush()
     # Exit without interpreter teardown: the Temporal core runtime can crash it (sdk-python #300).
-    os._exit(0)
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,18 @@ class Pathways:
         """409 unless the pathway is running and can take an event."""
         desc = await self.describe(patient_id)
         if desc is None or desc.status not in _OPEN:
-            raise ApiError(409, "the pathway has ended", [f"pathway: {_ended_status(desc)}; no more events are taken"])
+            raise await self.ended(patient_id, desc)
+
+    async def ended(self, patient_id: str, desc: WorkflowExecutionDescription | None) -> ApiError:
+        """The 409 for an ended pathway, naming its own status (withdrawn, exited, completed)
+        when its result can be read at once, else the workflow service's status."""
+        status = _ended_status(desc)
+        if desc is not None and desc.status == WorkflowExecutionStatus.COMPLETED:
+            try:
+                status = (await self.handle(patient_id).result(rpc_timeout=self.query_timeout)).status
+            except (RPCError, WorkflowFailureError):
+                pass
+        return ApiError(409, "the pathway has ended", [f"pathway: {status}; no more events are taken"])
 
     async def send_event(self, patient_id: str, payload: dict[str, Any]) -> None:
         """Signal the event; once this returns the server holds it durably."""
@@ -106,7 +117,7 @@ class Pathways:
         except RPCError as err:
             # The pathway closed between the status check and the signal.
             if err.status == RPCStatusCode.NOT_FOUND:
-                raise ApiError(409, "the pathway has ended", ["pathway: ended; no more events are taken"]) from None
+                raise await self.ended(patient_id, await self.describe(patient_id)) from None
             raise temporal_unavailable(err) from None
 
     async def view(self, patient_id: str) -> PathwayView:

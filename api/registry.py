@@ -2,12 +2,16 @@
 
 It answers without a Temporal worker: is this patient enrolled (404 otherwise), was this
 enrollment body seen before (idempotent 200, or 409 for different data), was this event id
-already accepted (200, applied once). The workflow dedupes event ids too; this table lets the
-API say so at once and keeps a duplicate off the wire.
+already accepted (200, applied once) or used for a different event (409). The workflow dedupes
+event ids too; this table lets the API say so at once and keeps a duplicate off the wire.
+
+Both tables are claimed before the workflow is touched (the primary key arbitrates between
+concurrent requests) and the claim is released if starting or signalling fails.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -29,6 +33,7 @@ CREATE TABLE IF NOT EXISTS api_events (
     event_id     TEXT NOT NULL,
     event_type   TEXT NOT NULL,
     received_at  TEXT NOT NULL,
+    payload_hash TEXT,
     PRIMARY KEY (patient_id, event_id)
 );
 """
@@ -41,6 +46,11 @@ def _now() -> str:
 def canonical(body: dict[str, Any]) -> str:
     """A stable text form of a validated body, so equal data compares equal."""
     return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def payload_hash(body: dict[str, Any]) -> str:
+    """A digest of an event's canonical form: the same event_id must carry the same event."""
+    return hashlib.sha256(canonical(body).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -64,23 +74,38 @@ class Registry(SqliteStore):
 
     schema = SCHEMA
 
-    def claim(self, patient_id: str, workflow_id: str, body: str) -> tuple[EnrollmentRecord, bool]:
-        """Register an enrollment unless the id is taken; return the record and whether it is new.
+    def __init__(self, path):
+        super().__init__(path)
+        with self._connect() as db:  # a registry from before event payloads were compared
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(api_events)")}
+            if "payload_hash" not in columns:
+                db.execute("ALTER TABLE api_events ADD COLUMN payload_hash TEXT")
+
+    def claim(self, patient_id: str, workflow_id: str, body: str) -> EnrollmentRecord:
+        """Register an enrollment unless the id is taken; return the record now held.
 
         The primary key makes this the arbiter between concurrent enrollments of one id.
         """
         with self._connect() as db:
-            cur = db.execute("INSERT INTO api_enrollments (patient_id, workflow_id, body, created_at)"
-                             " VALUES (?,?,?,?) ON CONFLICT(patient_id) DO NOTHING",
-                             (patient_id, workflow_id, body, _now()))
+            db.execute("INSERT INTO api_enrollments (patient_id, workflow_id, body, created_at)"
+                       " VALUES (?,?,?,?) ON CONFLICT(patient_id) DO NOTHING", (patient_id, workflow_id, body, _now()))
             row = db.execute("SELECT * FROM api_enrollments WHERE patient_id = ?", (patient_id,)).fetchone()
-        return _record(row), cur.rowcount == 1
+        return _record(row)
 
-    def mark_started(self, patient_id: str) -> None:
-        """Note that the patient's workflow exists on the server."""
+    def release(self, patient_id: str) -> None:
+        """Forget an enrollment whose workflow was never started (its start failed)."""
         with self._connect() as db:
-            db.execute("UPDATE api_enrollments SET started_at = COALESCE(started_at, ?) WHERE patient_id = ?",
-                       (_now(), patient_id))
+            db.execute("DELETE FROM api_enrollments WHERE patient_id = ? AND started_at IS NULL", (patient_id,))
+
+    def mark_started(self, patient_id: str, workflow_id: str, body: str) -> None:
+        """Note that the patient's workflow exists on the server (re-registering it if a
+        concurrent failed attempt released the claim meanwhile)."""
+        now = _now()
+        with self._connect() as db:
+            db.execute("INSERT INTO api_enrollments (patient_id, workflow_id, body, started_at, created_at)"
+                       " VALUES (?,?,?,?,?) ON CONFLICT(patient_id) DO UPDATE"
+                       " SET started_at = COALESCE(started_at, excluded.started_at)",
+                       (patient_id, workflow_id, body, now, now))
 
     def get(self, patient_id: str) -> EnrollmentRecord | None:
         """One enrollment, or None."""
@@ -88,18 +113,26 @@ class Registry(SqliteStore):
             row = db.execute("SELECT * FROM api_enrollments WHERE patient_id = ?", (patient_id,)).fetchone()
         return _record(row) if row else None
 
-    def seen(self, patient_id: str, event_id: str) -> bool:
-        """Whether this event id was already accepted for this patient."""
+    def claim_event(self, patient_id: str, event_id: str, event_type: str, digest: str) -> str:
+        """Claim an event id: ``"new"`` (ours to send), ``"same"`` (already taken by this very
+        event) or ``"different"`` (taken by another event). Atomic across requests."""
         with self._connect() as db:
-            row = db.execute("SELECT 1 FROM api_events WHERE patient_id = ? AND event_id = ?",
+            cur = db.execute("INSERT INTO api_events (patient_id, event_id, event_type, received_at, payload_hash)"
+                             " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
+                             (patient_id, event_id, event_type, _now(), digest))
+            if cur.rowcount == 1:
+                return "new"
+            row = db.execute("SELECT payload_hash FROM api_events WHERE patient_id = ? AND event_id = ?",
                              (patient_id, event_id)).fetchone()
-        return row is not None
+        if row is None:  # released by a failed concurrent attempt in between: claim it again
+            return self.claim_event(patient_id, event_id, event_type, digest)
+        # A row from before payloads were hashed cannot be compared: take it as the same event.
+        return "same" if row["payload_hash"] in (None, digest) else "different"
 
-    def remember(self, patient_id: str, event_id: str, event_type: str) -> None:
-        """Record an accepted event id (after the workflow durably holds the event)."""
+    def release_event(self, patient_id: str, event_id: str) -> None:
+        """Give an event id back after the signal failed, so a retry is sent, not deduped."""
         with self._connect() as db:
-            db.execute("INSERT INTO api_events (patient_id, event_id, event_type, received_at)"
-                       " VALUES (?,?,?,?) ON CONFLICT DO NOTHING", (patient_id, event_id, event_type, _now()))
+            db.execute("DELETE FROM api_events WHERE patient_id = ? AND event_id = ?", (patient_id, event_id))
 
 
 def _record(row: sqlite3.Row) -> EnrollmentRecord:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
 import uuid
 
 import pytest
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.order_book import OrderBook
+from api.app import create_app
 from pathway.guideline import load_definition
 from tests.helpers import make_worker
 from tests.test_api_support import (  # noqa: F401  (stack is a fixture)
+    TOKEN,
     applied_event_ids,
     build_app,
     enroll,
@@ -142,6 +148,7 @@ async def test_an_ended_pathway_takes_no_more_events(stack):
     r = await stack.http.post(f"/v1/patients/{patient}/events", json={"type": "pain", "nrs": 2})
     assert r.status_code == 409
     _names(r, "pathway")
+    assert r.json()["detail"][0].startswith("pathway: withdrawn;")  # its own status, not Temporal's
     # A worker is running: the closed workflow still answers its query.
     state = (await stack.http.get(f"/v1/patients/{patient}")).json()
     assert state["status"] == "withdrawn" and state["live"] is True and state["next_review"] is None
@@ -262,7 +269,8 @@ async def test_events_posted_while_no_worker_runs_are_applied_once_when_it_comes
         assert any(a["kind"] == "stop_calcitonin" for a in state["actions"])
         assert state["latest_pain"]["nrs"] == 6 and state["guideline_version"]  # from the result alone
         assert (await http.post(f"/v1/patients/{patient}/events", json=events[0])).status_code == 200
-        assert (await http.post(f"/v1/patients/{patient}/events", json={"type": "pain", "nrs": 1})).status_code == 409
+        r = await http.post(f"/v1/patients/{patient}/events", json={"type": "pain", "nrs": 1})
+        assert r.status_code == 409 and r.json()["detail"][0].startswith("pathway: withdrawn;")
 
 
 async def _applied_all(env, patient, ids):
@@ -271,3 +279,86 @@ async def _applied_all(env, patient, ids):
     except Exception:
         return None
     return applied if ids <= set(applied) else None
+
+
+async def test_an_unexpected_failure_is_a_500_json_answer_and_logs_its_type_only(dev_env, tmp_path, caplog):
+    book = OrderBook(tmp_path / "orders.db")
+    with sqlite3.connect(book.path) as db:  # a broken database: the order book's table is gone
+        db.execute("DROP TABLE orders")
+    caplog.set_level(logging.INFO, logger="api")
+    async with http_client(build_app(dev_env, book, "unused")) as http:
+        r = await http.get("/v1/orders", params={"patient": "pt-secret-text"})
+    assert r.status_code == 500 and r.json() == {"error": "internal error", "detail": []}
+    [bug] = [rec for rec in caplog.records if rec.getMessage() == "unhandled error"]
+    assert bug.error_type == "OperationalError" and bug.exc_info is None
+    assert not any("no such table" in rec.getMessage() or rec.exc_info for rec in caplog.records)
+    # The request still gets its log line (route template, no query string).
+    [line] = [rec for rec in caplog.records if rec.getMessage() == "request"]
+    assert line.status == 500 and line.route == "/v1/orders"
+
+
+async def test_a_failed_start_frees_the_patient_id(dev_env, tmp_path):
+    book = OrderBook(tmp_path / "orders.db")
+    task_queue = f"api-{uuid.uuid4()}"
+    patient = new_patient_id()
+    # A real client of the dev server, on a namespace that does not exist: starting fails.
+    lost = await Client.connect(dev_env.client.service_client.config.target_host, namespace=f"nope-{uuid.uuid4().hex}",
+                                data_converter=pydantic_data_converter)
+    app = create_app(client=lost, order_book=book, tokens={TOKEN}, task_queue=task_queue, rpc_timeout=5)
+    async with http_client(app) as http:
+        r = await http.post("/v1/patients", json=enrollment(patient, pain_nrs=3))
+        assert r.status_code == 503, r.text
+        assert (await http.get(f"/v1/patients/{patient}")).status_code == 404
+    async with http_client(build_app(dev_env, book, task_queue)) as http:
+        r = await http.post("/v1/patients", json=enrollment(patient))  # corrected
+        assert r.status_code == 201, r.text
+        assert (await http.post("/v1/patients", json=enrollment(patient))).status_code == 200
+
+
+async def test_an_event_id_is_claimed_once_and_bound_to_its_event(stack):
+    patient = await enroll(stack.http)
+    event = {"type": "pain", "nrs": 4, "event_id": "race-1"}
+    answers = await asyncio.gather(*(stack.http.post(f"/v1/patients/{patient}/events", json=event) for _ in range(8)))
+    assert sorted(r.status_code for r in answers) == [200] * 7 + [202]
+    r = await stack.http.post(f"/v1/patients/{patient}/events", json={**event, "nrs": 9})
+    assert r.status_code == 409
+    _names(r, "event_id")
+    assert "different event" in r.json()["detail"][0]
+    obs = {"resourceType": "Observation", "id": "race-1", "status": "final", "valueInteger": 7,
+           "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
+           "subject": {"reference": f"Patient/{patient}"}}
+    r = await stack.http.post("/v1/fhir/Observation", json=obs)
+    assert r.status_code == 409
+    _names(r, "id")
+    await eventually(lambda: _has(stack, patient, {"race-1"}))
+    assert (await applied_event_ids(stack.env, patient)).count("race-1") == 1
+
+
+async def test_an_event_refused_by_an_ended_pathway_is_not_remembered(stack):
+    patient = await enroll(stack.http)
+    r = await stack.http.post(f"/v1/patients/{patient}/events", json={
+        "type": "clinician", "decision": "withdraw", "reason": "patient request", "author": "dr-1"})
+    assert r.status_code == 202
+    handle = stack.env.client.get_workflow_handle_for(PatientPathwayWorkflow.run, workflow_id_for(patient))
+    await handle.result()
+    for _ in range(2):  # the claim is given back: the same event is refused again, not "accepted"
+        r = await stack.http.post(f"/v1/patients/{patient}/events", json={"type": "pain", "nrs": 2, "event_id": "late"})
+        assert r.status_code == 409 and r.json()["detail"] == ["pathway: withdrawn; no more events are taken"]
+
+
+async def test_oversized_bodies_are_refused_before_they_are_read(stack):
+    limit = 64 * 1024
+    for body in (b" " * (limit + 1), b"{" + b" " * limit + b"}"):
+        r = await stack.http.post("/v1/patients", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 413
+        _names(r, "body")
+
+    async def chunks():  # no Content-Length: the stream itself is capped
+        for _ in range(100):
+            yield b" " * 1024
+    r = await stack.http.post("/v1/patients", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    spec = (await stack.http.get("/openapi.json")).json()
+    for path in ("/v1/patients", "/v1/patients/{patient_id}/events", "/v1/fhir/Observation",
+                 "/v1/orders/{order_id}/acknowledge"):
+        assert "413" in spec["paths"][path]["post"]["responses"], path

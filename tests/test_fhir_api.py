@@ -8,8 +8,10 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.task import Task
 
-from api.fhir import dump
+from api.fhir import ICD10CM, SNOMED, dump
+from pathway.guideline import load_definition
 from tests.test_api_support import (  # noqa: F401  (stack is a fixture)
     applied_event_ids,
     enroll,
@@ -19,13 +21,14 @@ from tests.test_api_support import (  # noqa: F401  (stack is a fixture)
     timeline,
     wait_for_orders,
 )
+from workflows.models import workflow_id_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 CPT = "http://www.ama-assn.org/go/cpt"
 ENROLLMENT_KINDS = {"prescribe_first_line_analgesia", "start_calcitonin", "order_mri", "order_dxa",
-                    "advise_early_mobilization"}
+                    "advise_early_mobilization", "prescribe_calcium_vitamin_d", "prescribe_bisphosphonate"}
 
 
 def observation(patient: str, code: str = "72514-3", **fields) -> dict:
@@ -73,6 +76,18 @@ async def _applied(stack, patient, ids):
     ({"resourceType": "Patient"}, "resourceType"),
     ({"effectiveDateTime": "2026-01-05T09:00:00"}, "effectiveDateTime"),
     ({"colour": "blue"}, "colour"),
+    # The contract's strict checks see the values as sent, not as the FHIR model coerced them.
+    ({"valueInteger": True}, "valueInteger"),
+    ({"valueInteger": "9"}, "valueInteger"),
+    ({"effectiveDateTime": 1767603600}, "effectiveDateTime"),
+    ({"valueInteger": None, "code": {"coding": [{"system": "http://loinc.org", "code": "38267-1"}]},
+      "valueQuantity": {"value": "-2"}}, "valueQuantity.value"),
+    ({"valueInteger": None, "code": {"coding": [{"system": "http://loinc.org", "code": "38267-1"}]},
+      "valueQuantity": {"value": True}}, "valueQuantity.value"),
+    # The event id is reported under the field it came from.
+    ({"identifier": [{"system": "urn:x"}, {"value": "x" * 200}]}, "identifier[1].value"),
+    # Input the FHIR models trip over (a KeyError inside them) is still the sender's error.
+    ({"contained": [{"resourceType": "Foo"}]}, "body: invalid FHIR resource"),
 ])
 async def test_invalid_observations_are_422_naming_the_field(stack, change, field):
     body = {**observation("pt-anyone", valueInteger=5), **change}
@@ -80,6 +95,8 @@ async def test_invalid_observations_are_422_naming_the_field(stack, change, fiel
     r = await stack.http.post("/v1/fhir/Observation", json=body)
     assert r.status_code == 422, r.text
     assert any(line.startswith(f"{field}") for line in r.json()["detail"]), r.json()
+    if field == "valueInteger":
+        assert not any(line.startswith("nrs") for line in r.json()["detail"])
     if field == "code":
         assert "72514-3" in r.json()["detail"][0] and "38267-1" in r.json()["detail"][0]
 
@@ -108,9 +125,18 @@ async def test_orders_bundle_round_trips_with_the_reference_codes(stack):
     assert [(c.system, c.code) for c in mri.code.coding] == [(CPT, "72148")]
     assert mri.subject.reference == f"Patient/{patient}"
     assert any(c.code == "M80.08XA" for rc in mri.reasonCode for c in rc.coding)
-    analgesia = by_kind["prescribe_first_line_analgesia"]
-    assert isinstance(analgesia, MedicationRequest)
-    assert {(c.system, c.code) for c in analgesia.medicationCodeableConcept.coding} == {(RXNORM, "161"), (RXNORM, "5640")}
+    # Two drugs are two concepts: ingredients of a contained Medication, one coding each.
+    for kind, drugs in (("prescribe_first_line_analgesia", ["161", "5640"]),
+                        ("prescribe_calcium_vitamin_d", ["1897", "2418"])):
+        order = by_kind[kind]
+        assert isinstance(order, MedicationRequest) and order.medicationCodeableConcept is None
+        assert order.medicationReference.reference == "#med"
+        [medication] = order.contained
+        assert medication.get_resource_type() == "Medication" and medication.id == "med"
+        assert [[(c.system, c.code) for c in i.itemCodeableConcept.coding] for i in medication.ingredient] \
+            == [[(RXNORM, d)] for d in drugs]
+    assert [(c.system, c.code) for c in by_kind["prescribe_bisphosphonate"].medicationCodeableConcept.coding] \
+        == [(RXNORM, "115264")]
     # An unconfirmed code (None in the seed) is text only, never a coding.
     calcitonin = by_kind["start_calcitonin"].medicationCodeableConcept
     assert calcitonin.coding is None and "verify" in calcitonin.text
@@ -132,3 +158,95 @@ async def test_care_plan_references_the_orders(stack):
     assert expected <= referenced
     assert plan.addresses[0].reference == "#vcf" and plan.contained[0].get_resource_type() == "Condition"
     assert (await stack.http.get(f"/v1/patients/{new_patient_id()}/CarePlan")).status_code == 404
+
+
+def _place(stack, patient: str, kind: str, key: str, **details) -> dict:
+    """An order of the seed's action ``kind`` written straight to the real order book (as the
+    worker's activity would), for the orders a test cannot wait months of pathway time for."""
+    spec = load_definition().actions[kind]
+    row, _ = stack.book.place(
+        idempotency_key=f"{workflow_id_for(patient)}/{key}", patient_id=patient, workflow_id=workflow_id_for(patient),
+        action_id=key, kind=kind, resource=spec.resource, priority="routine", day=90, title=spec.title,
+        rationale="test", citation="Guideline: test", details=details, codes=[c.model_dump() for c in spec.codes])
+    return row
+
+
+async def _resource(stack, resource_type: str, order_id: str):
+    r = await stack.http.get(f"/v1/fhir/{resource_type}/{order_id}")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.mark.parametrize("procedure, cpt", [("balloon_kyphoplasty", "22514"), ("vertebroplasty", "22511")])
+async def test_augmentation_referral_carries_the_suggested_procedure_only(stack, procedure, cpt):
+    patient = await enroll(stack.http)
+    order = _place(stack, patient, "refer_vertebral_augmentation", f"aug-{procedure}", suggested_procedure=procedure)
+    codes = (await _resource(stack, "ServiceRequest", order["id"]))["code"]["coding"]
+    assert [(c["system"], c["code"]) for c in codes] == [(CPT, cpt)]
+
+
+@pytest.mark.parametrize("etiology", ["malignant", "infection"])
+async def test_pathologic_work_up_gives_its_diagnosis_as_the_reason(stack, etiology):
+    patient = await enroll(stack.http)
+    r = await stack.http.post(f"/v1/patients/{patient}/events", json={"type": "mri", "etiology": etiology})
+    assert r.status_code == 202
+    bundle = await wait_for_orders(stack.http, patient, {"refer_pathologic_fracture_workup"})
+    [referral] = [e["resource"] for e in bundle["entry"]
+                  if any("refer_pathologic_fracture_workup" in n["text"] for n in e["resource"]["note"])]
+    assert "coding" not in referral["code"] and referral["code"]["text"].startswith("Urgent referral")
+    [reason] = referral["reasonCode"]
+    if etiology == "malignant":
+        assert [(c["system"], c["code"]) for c in reason["coding"]] == [(ICD10CM, "M84.58XA")]
+    else:
+        assert "coding" not in reason and "infection" in reason["text"]
+
+
+async def test_references_resolve_and_tasks_merge_their_reasons(stack):
+    patient = await enroll(stack.http)
+    bundle = await wait_for_orders(stack.http, patient, ENROLLMENT_KINDS)
+    mri = next(e["resource"] for e in bundle["entry"]
+               if e["resource"].get("code", {}).get("text", "").startswith("MRI"))
+    # The overdue-result task the worker writes (activities.orders.escalate_overdue_result).
+    overdue, _ = stack.book.place(
+        idempotency_key=f"{workflow_id_for(patient)}/overdue:order_mri", patient_id=patient,
+        workflow_id=workflow_id_for(patient), action_id="overdue:order_mri", kind="escalate_overdue_result",
+        resource="Task", priority="urgent", day=30, title="Result overdue: order_mri", rationale="test",
+        citation="Guideline: test", details={"order_id": mri["id"], "order_action_id": "order_mri", "order_day": 0},
+        codes=[])
+    bundle = (await stack.http.get("/v1/orders", params={"patient": patient})).json()
+    for entry in bundle["entry"]:
+        url = entry["fullUrl"]
+        assert url == f"http://api.test/v1/fhir/{entry['resource']['resourceType']}/{entry['resource']['id']}"
+        assert (await stack.http.get(url)).json() == entry["resource"]
+    plan = (await stack.http.get(f"/v1/patients/{patient}/CarePlan")).json()
+    for activity in plan["activity"]:  # relative references, against the FHIR base
+        assert (await stack.http.get(f"/v1/fhir/{activity['reference']['reference']}")).status_code == 200
+    task = await _resource(stack, "Task", overdue["id"])
+    assert task["focus"] == {"reference": f"ServiceRequest/{mri['id']}"}
+    assert (await stack.http.get(f"/v1/fhir/{task['focus']['reference']}")).json()["id"] == mri["id"]
+    assert {(c["system"], c["code"]) for c in task["reasonCode"]["coding"]} \
+        == {(ICD10CM, "M80.08XA"), (SNOMED, "42942008")}
+    Task.model_validate(task)
+    # The resource type is part of the address: another type, or an unknown one, is 404.
+    assert (await stack.http.get(f"/v1/fhir/Task/{mri['id']}")).status_code == 404
+    assert (await stack.http.get(f"/v1/fhir/Patient/{mri['id']}")).status_code == 404
+    assert (await stack.http.get("/v1/fhir/ServiceRequest/ord-nope")).status_code == 404
+
+
+async def test_orders_are_paged(stack):
+    patient = await enroll(stack.http)
+    everything = await wait_for_orders(stack.http, patient, ENROLLMENT_KINDS)
+    assert "next" not in {link["relation"] for link in everything["link"]}
+    seen, url = [], "/v1/orders"
+    params = {"patient": patient, "_count": 2}
+    while url:
+        page = (await stack.http.get(url, params=params)).json()
+        Bundle.model_validate(copy.deepcopy(page))
+        assert page["total"] == everything["total"] and len(page["entry"]) <= 2
+        seen += [e["resource"]["id"] for e in page["entry"]]
+        url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
+        params = None
+    assert seen == [e["resource"]["id"] for e in everything["entry"]]
+    for bad in ({"_count": 0}, {"_count": 1001}, {"_offset": -1}, {"_count": "x"}):
+        r = await stack.http.get("/v1/orders", params=bad)
+        assert r.status_code == 422 and r.json()["detail"][0].startswith("query._"), r.text
