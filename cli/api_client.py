@@ -14,6 +14,8 @@ from urllib.parse import quote
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+# The API's own "not found" answers; any other 404 (a wrong base URL, another server) is not one.
+UNKNOWN_RESOURCE_ERRORS = ("unknown patient", "unknown order")
 
 
 class ApiFailure(Exception):
@@ -24,6 +26,11 @@ class ApiFailure(Exception):
         self.status = status
         self.error = error
         self.detail = detail or []
+
+    @property
+    def unknown_resource(self) -> bool:
+        """Whether the API said the patient or order does not exist."""
+        return self.status == 404 and self.error in UNKNOWN_RESOURCE_ERRORS
 
 
 def default_token() -> str | None:
@@ -41,13 +48,16 @@ class ApiClient:
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0):
         self.url = (url or os.environ.get("VCF_API_URL") or DEFAULT_URL).rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        try:
+            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        except httpx.InvalidURL as exc:
+            raise ApiFailure(None, f"invalid API URL {self.url!r} ({exc})") from None
 
     def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         """Send one request; return (status, JSON body) for a 2xx answer."""
         try:
             response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise ApiFailure(None, f"cannot reach the API at {self.url} ({type(exc).__name__})") from None
         try:
             body = response.json()
@@ -76,9 +86,19 @@ class ApiClient:
         return self.request("GET", f"/v1/patients/{_seg(patient_id)}/timeline")[1]
 
     def orders(self, patient_id: str | None = None, status: str | None = None) -> Any:
-        """GET /v1/orders (a FHIR Bundle)."""
+        """GET /v1/orders, every page (one FHIR searchset Bundle)."""
         params = {k: v for k, v in (("patient", patient_id), ("status", status)) if v}
-        return self.request("GET", "/v1/orders", params=params)[1]
+        bundle = self.request("GET", "/v1/orders", params=params)[1]
+        # Follow the paging links: one Bundle of every match.
+        while isinstance(bundle, dict) and (url := _next_link(bundle)):
+            page = self.request("GET", url)[1]
+            bundle["entry"] = bundle.get("entry", []) + page.get("entry", [])
+            bundle["link"] = page.get("link", [])
+        return bundle
+
+
+def _next_link(bundle: dict[str, Any]) -> str | None:
+    return next((link.get("url") for link in bundle.get("link") or [] if link.get("relation") == "next"), None)
 
 
 def _seg(value: str) -> str:

@@ -10,22 +10,24 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, get_args
 
+from activities.order_book import CLOSED_STATUSES, OPEN
 from cli.api_client import ApiClient, ApiFailure, default_token
-from pathway.contract import EVENT_TYPES, FRACTURE_LEVELS, ContractError, parse_enrollment, parse_event
+from pathway.contract import EVENT_TYPES, FRACTURE_LEVELS, ContractError, RedFlag, parse_enrollment, parse_event
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT = 0, 1, 2, 3, 4
 EXIT_CODES_HELP = """exit codes:
   0  ok (also: already enrolled with the same data, event already accepted)
-  1  server or connection error (API unreachable, unauthorized, 5xx)
-  2  invalid input (the message names the field)
-  3  not found (unknown patient or order)
-  4  conflict (pathway ended, or patient enrolled with different data)
+  1  server or connection error (API unreachable, bad --url, unauthorized, 5xx, a 404 not from the API)
+  2  invalid input (the message names the field; also an unreadable input file)
+  3  not found (the API says: unknown patient or order)
+  4  conflict (pathway ended, patient enrolled with different data, event id reused)
 
 environment: VCF_API_URL (default http://127.0.0.1:8000); VCF_API_TOKEN, else the token in
 $VCF_DATA_DIR/api-token (default .data/api-token)"""
-RED_FLAGS = ("history_of_cancer", "fever_or_infection", "neuro_deficit", "unexplained_weight_loss")
+RED_FLAGS: tuple[str, ...] = get_args(RedFlag)
+ORDER_STATUSES = (OPEN, *CLOSED_STATUSES)
 
 
 class InputError(Exception):
@@ -56,15 +58,23 @@ def _fmt_day(day: Any) -> str:
 
 # --- Input ----------------------------------------------------------------------------------
 
-def _read_json(source: str) -> Any:
+def read_json(source: str) -> Any:
+    """A JSON file ('-' for stdin); :class:`InputError` if it cannot be read, is not UTF-8 text
+    (a directory, a binary file) or is not JSON."""
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     except OSError as exc:
-        raise InputError([f"{source}: {exc.strerror or 'cannot be read'}"]) from None
+        raise InputError([f"{source}: cannot be read ({exc.strerror or type(exc).__name__})"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError([f"{source}: not UTF-8 text (byte {exc.start}); expected a JSON file"]) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError([f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"]) from None
+    except RecursionError:
+        raise InputError([f"{source}: not valid JSON (nested too deeply)"]) from None
 
 
 def _field_values(pairs: list[str]) -> dict[str, Any]:
@@ -92,7 +102,7 @@ def _checked(parse: Callable[[Any], Any], body: Any) -> None:
 
 def _enroll(api: ApiClient, args: argparse.Namespace) -> int:
     if args.file:
-        body = _read_json(args.file)
+        body = read_json(args.file)
     else:
         body = {"id": args.id, "fracture_level": args.level, "height_loss_pct": args.height_loss,
                 "pain_nrs": args.pain, "onset_days_before_enrollment": args.onset_days,
@@ -114,7 +124,7 @@ def _enroll(api: ApiClient, args: argparse.Namespace) -> int:
 
 def _event(api: ApiClient, args: argparse.Namespace) -> int:
     if args.file:
-        body = _read_json(args.file)
+        body = read_json(args.file)
         if not isinstance(body, dict):
             raise InputError([f"{args.file}: expected one JSON object (an event)"])
     else:
@@ -182,8 +192,12 @@ def _orders(api: ApiClient, args: argparse.Namespace) -> int:
         r = entry["resource"]
         subject = (r.get("subject") or r.get("for") or {}).get("reference", "").removeprefix("Patient/")
         concept = r.get("code") or r.get("medicationCodeableConcept") or {}
-        codes = ",".join(c["code"] for c in concept.get("coding", []))
-        title = concept.get("text") or (r.get("payload") or [{}])[0].get("contentString", "")
+        # A multi-drug order names its drugs as ingredients of a contained Medication.
+        concepts = [concept] + [i.get("itemCodeableConcept", {}) for m in r.get("contained", [])
+                                for i in m.get("ingredient", [])]
+        codes = ",".join(c["code"] for k in concepts for c in k.get("coding", []))
+        title = (concept.get("text") or (r.get("medicationReference") or {}).get("display")
+                 or (r.get("payload") or [{}])[0].get("contentString", ""))
         rows.append([r["id"], subject, r["resourceType"], r["meta"]["tag"][0]["code"], r.get("priority"), codes, title])
     print(table(["order", "patient", "resource", "status", "priority", "codes", "title"], rows))
     return EXIT_OK
@@ -196,25 +210,31 @@ def _run(command: Callable[[ApiClient, argparse.Namespace], int]) -> Callable[[a
         try:
             return command(ApiClient(args.url, args.token or default_token()), args)
         except InputError as exc:
-            print("error: invalid input:", file=sys.stderr)
-            for line in exc.lines:
-                print(f"  {line}", file=sys.stderr)
-            return EXIT_INVALID
+            return print_input_error(exc)
         except ApiFailure as exc:
             print(f"error: {exc.error}" + (f" (HTTP {exc.status})" if exc.status else ""), file=sys.stderr)
             for line in exc.detail:
                 print(f"  {line}", file=sys.stderr)
-            return exit_code_for(exc.status)
+            return exit_code_for(exc)
     return run
 
 
-def exit_code_for(status: int | None) -> int:
-    """The documented exit code for an API answer's HTTP status."""
-    if status in (400, 413, 422):
+def print_input_error(exc: InputError) -> int:
+    """Report bad input on stderr; the exit code for it."""
+    print("error: invalid input:", file=sys.stderr)
+    for line in exc.lines:
+        print(f"  {line}", file=sys.stderr)
+    return EXIT_INVALID
+
+
+def exit_code_for(exc: ApiFailure) -> int:
+    """The documented exit code for a failed API call: 3 only when the API itself says the
+    patient or order is unknown (a 404 from a wrong URL is a failure, 1)."""
+    if exc.status in (400, 413, 422):
         return EXIT_INVALID
-    if status == 404:
+    if exc.unknown_resource:
         return EXIT_NOT_FOUND
-    if status == 409:
+    if exc.status == 409:
         return EXIT_CONFLICT
     return EXIT_FAILED
 
@@ -257,4 +277,4 @@ def register(parser: argparse.ArgumentParser, sub: Any) -> None:
     p.add_argument("patient", help="patient key")
     p = add("orders", "orders, referrals and tasks (FHIR Bundle with --json)", _orders)
     p.add_argument("--patient", help="only this patient's orders")
-    p.add_argument("--status", choices=("active", "completed", "cancelled", "stopped", "acknowledged"))
+    p.add_argument("--status", choices=ORDER_STATUSES)

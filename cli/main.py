@@ -7,23 +7,16 @@ import asyncio
 import json
 import os
 import sys
-from pathlib import Path
 
-from cli.commands import register
+from cli.commands import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InputError, print_input_error, read_json, register
 from pathway.contract import ContractError, parse_scenario
-
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
 
 def _simulate(args: argparse.Namespace) -> int:
     try:
-        raw = json.loads(Path(args.file).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        print(f"error: {args.file}: no such file", file=sys.stderr)
-        return EXIT_INVALID
-    except json.JSONDecodeError as exc:
-        print(f"error: {args.file}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", file=sys.stderr)
-        return EXIT_INVALID
+        raw = read_json(args.file)
+    except InputError as exc:
+        return print_input_error(exc)
     try:
         scenario = parse_scenario(raw)
     except ContractError as exc:
@@ -53,8 +46,14 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``vcf`` console script."""
     args = parser().parse_args(argv)
-    code = args.func(args)
-    sys.stdout.flush()
+    try:
+        code = args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``vcf orders | head -1``): stop quietly, and keep the final
+        # flush from failing again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_FAILED
     sys.stderr.flush()
     # Exit without interpreter teardown: the Temporal core runtime can crash it (sdk-python #300).
     os._exit(code)

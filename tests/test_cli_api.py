@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 import uuid
@@ -110,3 +111,35 @@ async def test_exit_codes(api_url):
     async def ended():
         return (await vcf(api_url, "event", patient, "pain", "nrs=2"))[0] == 4
     await eventually(ended)
+
+
+async def test_not_found_means_the_api_said_so(api_url):
+    patient = new_patient_id()
+    code, _, err = await vcf(api_url, "status", patient)
+    assert code == 3 and "unknown patient" in err
+    # A wrong base URL also answers 404, but that is not "unknown patient".
+    code, _, err = await vcf(f"{api_url}/wrong-prefix", "status", patient)
+    assert code == 1 and "not found" in err
+
+
+async def test_bad_urls_and_unreadable_files_get_a_message_not_a_traceback(api_url, tmp_path):
+    code, _, err = await vcf("http://[::1", "status", "pt-x")
+    assert code == 1 and "invalid API URL" in err and "Traceback" not in err
+    (tmp_path / "latin1.json").write_bytes('{"id": "pt-\xe9"}'.encode("latin-1"))
+    (tmp_path / "binary.json").write_bytes(bytes(range(256)))
+    for command in ("enroll", "simulate"):
+        for source, reason in ((tmp_path, "cannot be read"), (tmp_path / "latin1.json", "not UTF-8"),
+                               (tmp_path / "binary.json", "not UTF-8")):
+            code, _, err = await vcf(api_url, command, str(source))
+            assert code == 2 and reason in err and "Traceback" not in err, (command, source, err)
+
+
+async def test_a_closed_stdout_pipe_ends_quietly(api_url):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone, as after `vcf orders | head -1`
+    proc = await asyncio.create_subprocess_exec(
+        VCF, "orders", stdout=write_end, stderr=asyncio.subprocess.PIPE,
+        env={"VCF_API_URL": api_url, "VCF_API_TOKEN": TOKEN, "PATH": "/usr/bin:/bin"})
+    os.close(write_end)
+    _, err = await proc.communicate()
+    assert "Traceback" not in err.decode() and "BrokenPipe" not in err.decode(), err.decode()
