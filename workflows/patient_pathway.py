@@ -10,6 +10,7 @@ only wakes the loop).
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,6 +54,17 @@ ORDER_TIMEOUT = timedelta(seconds=10)  # an order write is one SQLite insert
 RESULT_EVENTS = ("mri", "radiograph", "dxa")
 # vcf-1.1: overdue imaging results escalate to the care team (adds timers and activities).
 OVERDUE_RESULTS_PATCH = "overdue-result-escalation"
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    day: float
+    phase: str
+    paused: bool
+    review: float | None
+    escalation: str
+    latest_pain: LatestPain
+    upcoming: list[Due]
 
 
 @workflow.defn(name="PatientPathway")
@@ -109,11 +121,9 @@ class PatientPathwayWorkflow:
         self._record("ended", f"Pathway {self._status}", {"status": self._status})
         workflow.logger.info("pathway ended", extra={"status": self._status})
         await workflow.wait_condition(workflow.all_handlers_finished)
-        pain_day, nrs = latest_pain(self._facts)
         return PathwayResult(status=self._status, day=round(self._day(), 3), actions=self._actions,
                              rejected=self._rejected, enrolled_at=self._enrolled_at,
-                             guideline_version=self._defn.version,
-                             latest_pain=LatestPain(nrs=nrs, day=round(pain_day, 3)))
+                             guideline_version=self._defn.version, latest_pain=self._snapshot().latest_pain)
 
     async def _advance(self) -> None:
         """Apply queued events in order, then whatever the clock has made due."""
@@ -351,18 +361,14 @@ class PatientPathwayWorkflow:
     @workflow.query
     def state(self) -> PathwayState:
         """Where the patient is: phase, day, latest pain, next review, actions, orders."""
-        day = self._day()
-        pain_day, nrs = latest_pain(self._facts)
-        review = next_scheduled_step(self._defn, day) if self._status == "running" else None
-        upcoming = next_due(self._defn, self._facts, day) if self._status == "running" else []
+        now = self._snapshot()
         return PathwayState(
             patient_id=self._facts.enrollment.id, workflow_id=workflow.info().workflow_id,
-            status=self._status, phase=phase(self._defn, self._status, day),
-            paused=pause_state(self._facts).paused, day=round(day, 3), enrolled_at=self._enrolled_at,
-            guideline_version=self._defn.version, fracture_level=self._facts.enrollment.fracture_level,
-            latest_pain=LatestPain(nrs=nrs, day=round(pain_day, 3)),
-            escalation_state=escalation_state(self._facts, day), next_review_day=review,
-            next_review_at=self._at(review), next_step=upcoming[0].label if upcoming else None,
+            status=self._status, phase=now.phase, paused=now.paused, day=round(now.day, 3),
+            enrolled_at=self._enrolled_at, guideline_version=self._defn.version,
+            fracture_level=self._facts.enrollment.fracture_level, latest_pain=now.latest_pain,
+            escalation_state=now.escalation, next_review_day=now.review, next_review_at=self._at(now.review),
+            next_step=now.upcoming[0].label if now.upcoming else None,
             actions=self._actions, orders=self._orders, rejected=self._rejected,
             history_length=workflow.info().get_current_history_length())
 
@@ -378,30 +384,40 @@ class PatientPathwayWorkflow:
 
     def _publish(self) -> None:
         """Keep the search attributes and the UI's current details up to date."""
-        day = self._day()
-        paused = pause_state(self._facts).paused
-        current = "paused" if paused and self._status == "running" else phase(self._defn, self._status, day)
-        review = next_scheduled_step(self._defn, day) if self._status == "running" else None
-        escalation = escalation_state(self._facts, day)
-        snapshot = (current, review, escalation)
-        if snapshot == self._published:
+        now = self._snapshot()
+        shown_phase = "paused" if now.paused and self._status == "running" else now.phase
+        published = (shown_phase, now.review, now.escalation)
+        if published == self._published:
             return
-        self._published = snapshot
+        self._published = published
         if self._options.search_attributes:
             workflow.upsert_search_attributes([
-                sa.PATHWAY_PHASE.value_set(current),
-                sa.NEXT_REVIEW_AT.value_set(self._at(review)) if review is not None else sa.NEXT_REVIEW_AT.value_unset(),
-                sa.ESCALATION_STATE.value_set(escalation),
+                sa.PATHWAY_PHASE.value_set(shown_phase),
+                sa.NEXT_REVIEW_AT.value_set(self._at(now.review)) if now.review is not None
+                else sa.NEXT_REVIEW_AT.value_unset(),
+                sa.ESCALATION_STATE.value_set(now.escalation),
                 sa.GUIDELINE_VERSION.value_set(self._defn.version),
                 sa.FRACTURE_LEVEL.value_set(self._facts.enrollment.fracture_level),
             ])
         if self._options.ui_metadata:
-            pain_day, nrs = latest_pain(self._facts)
-            upcoming = next_due(self._defn, self._facts, day)
+            step = now.upcoming[0] if now.upcoming else None
             workflow.set_current_details(
-                f"**Phase:** {current}  \n**Day:** {day:.1f}  \n**Latest pain:** NRS {nrs} (day {pain_day:g})  \n"
-                f"**Escalation:** {escalation}  \n**Next step:** "
-                + (f"{upcoming[0].label} (day {upcoming[0].day:.0f})" if upcoming and self._status == "running" else "none"))
+                f"**Phase:** {shown_phase}  \n**Day:** {now.day:.1f}  \n"
+                f"**Latest pain:** NRS {now.latest_pain.nrs} (day {now.latest_pain.day:g})  \n"
+                f"**Escalation:** {now.escalation}  \n**Next step:** "
+                + (f"{step.label} (day {step.day:.0f})" if step else "none"))
+
+    def _snapshot(self) -> _Snapshot:
+        """The derived views that the state query and the UI both show."""
+        day = self._day()
+        running = self._status == "running"
+        pain_day, nrs = latest_pain(self._facts)
+        return _Snapshot(
+            day=day, phase=phase(self._defn, self._status, day), paused=pause_state(self._facts).paused,
+            review=next_scheduled_step(self._defn, day) if running else None,
+            escalation=escalation_state(self._facts, day),
+            latest_pain=LatestPain(nrs=nrs, day=round(pain_day, 3)),
+            upcoming=next_due(self._defn, self._facts, day) if running else [])
 
     # --- Helpers -------------------------------------------------------------------------------
 
