@@ -146,6 +146,12 @@ def _event(api: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _print_notes(answer: dict) -> None:
+    """The API's notes on what it could not read live."""
+    for note in answer.get("notes") or []:
+        print(f"note: {note}")
+
+
 def _status(api: ApiClient, args: argparse.Namespace) -> int:
     s = api.state(args.patient)
     if args.json:
@@ -161,8 +167,7 @@ def _status(api: ApiClient, args: argparse.Namespace) -> int:
         ["next review", (f"day {review['day']:g}" if review.get("day") is not None else review.get("at")) if review else "none"],
         ["next step", s.get("next_step")], ["source", s["source"] + ("" if s["live"] else " (not live)")],
     ]))
-    for note in s.get("notes") or []:
-        print(f"note: {note}")
+    _print_notes(s)
     print("\nactions")
     print(table(["day", "kind", "citation"], [[_fmt_day(a["day"]), a["kind"], a["citation"]] for a in s.get("actions") or []]))
     print("\npending orders")
@@ -177,8 +182,7 @@ def _timeline(api: ApiClient, args: argparse.Namespace) -> int:
         _print_json(t)
         return EXIT_OK
     print(table(["day", "entry", "summary"], [[_fmt_day(e["day"]), e["entry"], e["summary"]] for e in t["entries"]]))
-    for note in t.get("notes") or []:
-        print(f"note: {note}")
+    _print_notes(t)
     return EXIT_OK
 
 

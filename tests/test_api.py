@@ -138,13 +138,18 @@ async def test_event_errors(stack):
         _names(r, *fields)
 
 
-async def test_an_ended_pathway_takes_no_more_events(stack):
-    patient = await enroll(stack.http)
+async def withdraw(stack, patient):
+    """Withdraw the patient through the API and wait for the pathway's result."""
     r = await stack.http.post(f"/v1/patients/{patient}/events", json={
         "type": "clinician", "decision": "withdraw", "reason": "patient request", "author": "dr-1"})
     assert r.status_code == 202
     handle = stack.env.client.get_workflow_handle_for(PatientPathwayWorkflow.run, workflow_id_for(patient))
-    assert (await handle.result()).status == "withdrawn"
+    return await handle.result()
+
+
+async def test_an_ended_pathway_takes_no_more_events(stack):
+    patient = await enroll(stack.http)
+    assert (await withdraw(stack, patient)).status == "withdrawn"
     r = await stack.http.post(f"/v1/patients/{patient}/events", json={"type": "pain", "nrs": 2})
     assert r.status_code == 409
     _names(r, "pathway")
@@ -336,11 +341,7 @@ async def test_an_event_id_is_claimed_once_and_bound_to_its_event(stack):
 
 async def test_an_event_refused_by_an_ended_pathway_is_not_remembered(stack):
     patient = await enroll(stack.http)
-    r = await stack.http.post(f"/v1/patients/{patient}/events", json={
-        "type": "clinician", "decision": "withdraw", "reason": "patient request", "author": "dr-1"})
-    assert r.status_code == 202
-    handle = stack.env.client.get_workflow_handle_for(PatientPathwayWorkflow.run, workflow_id_for(patient))
-    await handle.result()
+    await withdraw(stack, patient)
     for _ in range(2):  # the claim is given back: the same event is refused again, not "accepted"
         r = await stack.http.post(f"/v1/patients/{patient}/events", json={"type": "pain", "nrs": 2, "event_id": "late"})
         assert r.status_code == 409 and r.json()["detail"] == ["pathway: withdrawn; no more events are taken"]
