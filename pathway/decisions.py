@@ -259,7 +259,7 @@ def _radiograph_findings(b: _Builder) -> None:
               "spinal deformity at the 12-week review.")
     level = b.facts.enrollment.fracture_level
     for day, image in b.facts.of(RadiographEvent):
-        new = image.new_fracture_level  # type: ignore[attr-defined]
+        new = image.new_fracture_level
         if new and new != level:
             b.act(f"flag_new_vertebral_fracture:{new}", "flag_new_vertebral_fracture", day,
                   f"Radiograph on day {day:g} shows a new fracture at {new} (enrolled: {level}).",
@@ -286,7 +286,7 @@ def _results(b: _Builder) -> None:
                b.defn.actions["order_mri"].cite())
     limit = b.defn.rules.osteoporosis_t_score.value
     for day, dxa in b.facts.of(DxaEvent):
-        t = dxa.t_score  # type: ignore[attr-defined]
+        t = dxa.t_score
         b.note(f"dxa:{day:g}", day,
                f"DXA T-score {t:g} <= {limit:g}: osteoporosis confirmed." if t <= limit else
                f"DXA T-score {t:g} > {limit:g}; treatment stays indicated by the fragility fracture.",

@@ -8,6 +8,7 @@ No Temporal, no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -41,6 +42,7 @@ def check_after(start: float, days: float) -> float:
 # Measurements are compared with this slack, so that binary floating point never moves a boundary
 # (e.g. 17% -> 20.4% is exactly a 20% relative rise, though 20.4 - 17 < 0.2 * 17 in floats).
 TOLERANCE = 1e-9
+E = TypeVar("E")
 
 
 class Observation(BaseModel):
@@ -58,7 +60,7 @@ class PatientFacts(BaseModel):
     taken: dict[str, float] = Field(default_factory=dict, description="action id -> pathway day")
     noted: list[str] = Field(default_factory=list, description="ids of decision notes recorded")
 
-    def of(self, kind: type) -> list[tuple[float, object]]:
+    def of(self, kind: type[E]) -> list[tuple[float, E]]:
         """Observations of one event class, in day order (arrival order on ties)."""
         found = [(o.day, o.event) for o in self.observations if isinstance(o.event, kind)]
         return sorted(found, key=lambda pair: pair[0])
@@ -67,7 +69,7 @@ class PatientFacts(BaseModel):
 def pain_reports(facts: PatientFacts) -> list[tuple[float, int]]:
     """Pain scores by day; the enrollment score is the report at day 0."""
     reports = [(0.0, facts.enrollment.pain_nrs)]
-    reports += [(day, event.nrs) for day, event in facts.of(PainEvent)]  # type: ignore[attr-defined]
+    reports += [(day, event.nrs) for day, event in facts.of(PainEvent)]
     return sorted(reports, key=lambda r: r[0])
 
 
@@ -89,16 +91,16 @@ def pause_state(facts: PatientFacts) -> PauseState:
     """Pause and resume decisions, in order."""
     paused, since, resumed = False, None, None
     for day, event in facts.of(ClinicianEvent):
-        if event.decision == "pause":  # type: ignore[attr-defined]
+        if event.decision == "pause":
             paused, since = True, day
-        elif event.decision == "resume":  # type: ignore[attr-defined]
+        elif event.decision == "resume":
             paused, since, resumed = False, None, day
     return PauseState(paused, since, resumed)
 
 
 def decisions_of(facts: PatientFacts, decision: str) -> list[tuple[float, ClinicianEvent]]:
     """Clinician decisions of one kind, by day."""
-    return [(d, e) for d, e in facts.of(ClinicianEvent) if e.decision == decision]  # type: ignore[misc,attr-defined]
+    return [(d, e) for d, e in facts.of(ClinicianEvent) if e.decision == decision]
 
 
 def bed_bound_spells(facts: PatientFacts) -> list[tuple[float, float | None]]:
@@ -106,9 +108,9 @@ def bed_bound_spells(facts: PatientFacts) -> list[tuple[float, float | None]]:
     spells: list[tuple[float, float | None]] = []
     start: float | None = None
     for day, event in facts.of(MobilityEvent):
-        if event.bed_bound and start is None:  # type: ignore[attr-defined]
+        if event.bed_bound and start is None:
             start = day
-        elif not event.bed_bound and start is not None:  # type: ignore[attr-defined]
+        elif not event.bed_bound and start is not None:
             spells.append((start, day))
             start = None
     if start is not None:
@@ -123,9 +125,9 @@ def neuro_episodes(facts: PatientFacts) -> list[float]:
     if open_:
         starts.append(0.0)
     for day, event in facts.of(NeuroEvent):
-        if event.deficit and not open_:  # type: ignore[attr-defined]
+        if event.deficit and not open_:
             starts.append(day)
-        open_ = event.deficit  # type: ignore[attr-defined]
+        open_ = event.deficit
     return starts
 
 
@@ -133,19 +135,19 @@ def neuro_deficit_open(facts: PatientFacts) -> bool:
     """Whether the latest neurological information shows a deficit."""
     events = facts.of(NeuroEvent)
     if events:
-        return bool(events[-1][1].deficit)  # type: ignore[attr-defined]
+        return bool(events[-1][1].deficit)
     return "neuro_deficit" in facts.enrollment.red_flags
 
 
 def pulmonary_dysfunction(facts: PatientFacts) -> bool:
     """The latest pulmonary finding."""
     events = facts.of(PulmonaryEvent)
-    return bool(events[-1][1].dysfunction) if events else False  # type: ignore[attr-defined]
+    return bool(events[-1][1].dysfunction) if events else False
 
 
 def mri_results(facts: PatientFacts) -> list[tuple[float, str]]:
     """MRI etiologies by day."""
-    return [(day, event.etiology) for day, event in facts.of(MriEvent)]  # type: ignore[attr-defined]
+    return [(day, event.etiology) for day, event in facts.of(MriEvent)]
 
 
 def genant_grade(defn: PathwayDefinition, height_loss_pct: float) -> int:
@@ -163,7 +165,7 @@ def genant_grade(defn: PathwayDefinition, height_loss_pct: float) -> int:
 def latest_height_loss(facts: PatientFacts) -> float:
     """Height loss on the latest image (the enrollment's when no radiograph came)."""
     images = facts.of(RadiographEvent)
-    return images[-1][1].height_loss_pct if images else facts.enrollment.height_loss_pct  # type: ignore[attr-defined]
+    return images[-1][1].height_loss_pct if images else facts.enrollment.height_loss_pct
 
 
 @dataclass(frozen=True)
@@ -181,14 +183,14 @@ def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | N
     kyph_limit = defn.rules.kyphosis_progression_deg.value
     first_kyphosis: float | None = None
     for day, image in facts.of(RadiographEvent):
-        height = image.height_loss_pct  # type: ignore[attr-defined]
+        height = image.height_loss_pct
         if height > first_height and height - first_height >= rel * first_height - TOLERANCE:
             return Progression(
                 day,
                 f"height loss {height:g}% vs {first_height:g}% at enrollment: grown by "
                 f">= {rel:.0%} of the first value",
             )
-        kyphosis = image.kyphosis_deg  # type: ignore[attr-defined]
+        kyphosis = image.kyphosis_deg
         if kyphosis is not None:
             if first_kyphosis is None:
                 first_kyphosis = kyphosis

@@ -12,7 +12,7 @@ from pathway.contract import DxaEvent, MriEvent, RadiographEvent
 from pathway.facts import PatientFacts, check_after, more_than
 from pathway.guideline import PathwayDefinition
 
-RESULT_EVENT_FOR = {
+RESULT_EVENT_FOR: dict[str, type[MriEvent | RadiographEvent | DxaEvent]] = {
     "order_mri": MriEvent,
     "order_radiograph": RadiographEvent,
     "order_adjacent_fracture_screening": RadiographEvent,

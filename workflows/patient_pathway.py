@@ -177,6 +177,7 @@ class PatientPathwayWorkflow:
             return
         self._facts.noted.append(note_id)
         rule = self._defn.rules.result_overdue_days
+        assert rule is not None  # overdue_orders() finds none without the rule
         day = round(self._day(), 3)
         text = (f"No result for {order.kind} placed on day {order.day:g}: more than {rule.value:g} days. "
                 "Escalated to the care team.")
@@ -393,7 +394,7 @@ class PatientPathwayWorkflow:
         if self._options.search_attributes:
             workflow.upsert_search_attributes([
                 sa.PATHWAY_PHASE.value_set(shown_phase),
-                sa.NEXT_REVIEW_AT.value_set(self._at(now.review)) if now.review is not None
+                sa.NEXT_REVIEW_AT.value_set(self._enrolled_at + timedelta(days=now.review)) if now.review is not None
                 else sa.NEXT_REVIEW_AT.value_unset(),
                 sa.ESCALATION_STATE.value_set(now.escalation),
                 sa.GUIDELINE_VERSION.value_set(self._defn.version),

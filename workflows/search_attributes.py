@@ -1,5 +1,7 @@
 """Typed search-attribute keys of the patient pathway (no PHI: phase, dates, codes only)."""
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 PATHWAY_PHASE = SearchAttributeKey.for_keyword("PathwayPhase")
@@ -8,7 +10,7 @@ ESCALATION_STATE = SearchAttributeKey.for_keyword("EscalationState")
 GUIDELINE_VERSION = SearchAttributeKey.for_keyword("GuidelineVersion")
 FRACTURE_LEVEL = SearchAttributeKey.for_keyword("FractureLevel")
 
-ALL = [PATHWAY_PHASE, NEXT_REVIEW_AT, ESCALATION_STATE, GUIDELINE_VERSION, FRACTURE_LEVEL]
+ALL: list[SearchAttributeKey[Any]] = [PATHWAY_PHASE, NEXT_REVIEW_AT, ESCALATION_STATE, GUIDELINE_VERSION, FRACTURE_LEVEL]
 
 
 def dev_server_flags() -> list[str]:
