@@ -24,6 +24,9 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+EvidenceStatus = Literal["confirmed", "local_protocol", "verify"]
+
+
 class _Sourced(_Frozen):
     """Where a value comes from: the guideline section, its references, whether unsourced."""
 
@@ -31,6 +34,14 @@ class _Sourced(_Frozen):
     refs: list[str] = Field(default_factory=list)
     verify: bool = False
     note: str = ""
+    local_protocol: bool = Field(False, description="A local choice where the guideline is silent.")
+
+    @property
+    def status(self) -> EvidenceStatus:
+        """confirmed (a source gave it), local_protocol (a local choice), or verify (unsourced)."""
+        if self.verify:
+            return "verify"
+        return "local_protocol" if self.local_protocol else "confirmed"
 
     def cite(self) -> str:
         """Guideline section and reference numbers, plus a (verify) mark where unsourced."""

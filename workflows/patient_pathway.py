@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         next_scheduled_step,
         phase,
     )
+    from pathway.intake import CLOCK_SKEW
     from pathway.facts import Observation, PatientFacts, latest_pain, pause_state
     from pathway.results import OpenOrder, overdue_checks, overdue_orders
     from workflows import search_attributes as sa
@@ -46,8 +47,6 @@ with workflow.unsafe.imports_passed_through():
 
 # Alarms ring a second after a due instant, so an event landing exactly then is applied first.
 SETTLE = timedelta(seconds=1)
-# Reports stamped up to this far ahead of the workflow clock are taken as clock skew.
-CLOCK_SKEW = timedelta(minutes=5)
 ORDER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(minutes=5))
 ORDER_TIMEOUT = timedelta(seconds=10)  # an order write is one SQLite insert
