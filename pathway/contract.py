@@ -8,7 +8,7 @@ contract; unknown fields are refused so that a typo never passes silently.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -50,8 +50,14 @@ ActionKind = Literal[
     "order_adjacent_fracture_screening",
     "outreach_missed_follow_up",
     "escalate_lost_to_follow_up",
+    "request_clinician_review",
 ]
-ACTION_KINDS: tuple[str, ...] = ActionKind.__args__  # type: ignore[attr-defined]
+ACTION_KINDS: tuple[str, ...] = get_args(ActionKind)
+
+ReviewReason = Literal[
+    "review_evidence_missing", "indeterminate_mri", "withdrawal_handover", "pathologic_exit_medications",
+    "opioid_review", "side_effect",
+]  # fmt: skip
 
 PathwayStatus = Literal["running", "completed", "exited", "withdrawn"]
 

@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pathway.contract import ACTION_KINDS, ActionKind, RedFlag
 
 SEEDS_DIR = Path(os.environ.get("VCF_SEEDS_DIR", Path(__file__).resolve().parent.parent / "seeds"))
-CURRENT_DEFINITION = "vcf_pathway_v1.json"
+CURRENT_DEFINITION = "vcf_pathway_v1_2.json"
+# Action kinds that a definition may lack because they came with a later version.
+LATER_KINDS = {"request_clinician_review": "safety"}
 
 
 class _Frozen(BaseModel):
@@ -121,6 +123,26 @@ class Schedules(_Frozen):
     screening_days: Schedule
 
 
+class SafetyRules(_Frozen):
+    """The thresholds of the pre-go-live clinical safety review (vcf-1.2)."""
+
+    review_evidence_window_days: Rule
+    review_hold_until_day: Rule
+    later_pain_apart_days: Rule
+    opioid_review_day: Rule
+    opioid_stop_by_day: Rule
+    screening_skip_after_flare_days: Rule
+    result_overdue_urgent_days: Rule
+
+
+class Safety(_Frozen):
+    """Safety rules that amend the defaults: current evidence for referrals, holds while
+    pathology is unresolved, hand-overs, medication reviews, one task per need."""
+
+    calcitonin_withheld_red_flags: list[RedFlag]
+    rules: SafetyRules
+
+
 class PathwayDefinition(_Frozen):
     """A versioned, validated pathway definition."""
 
@@ -132,10 +154,13 @@ class PathwayDefinition(_Frozen):
     schedules: Schedules
     urgent_mri_red_flags: list[RedFlag]
     actions: dict[ActionKind, ActionSpec]
+    # Added in vcf-1.2; pathways enrolled on earlier versions keep running without it.
+    safety: Safety | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PathwayDefinition:
-        missing = sorted(set(ACTION_KINDS) - set(self.actions))
+        later = {kind for kind, block in LATER_KINDS.items() if getattr(self, block) is None}
+        missing = sorted(set(ACTION_KINDS) - set(self.actions) - later)
         if missing:
             raise ValueError(f"actions: no entry for {', '.join(missing)}")
         r = self.rules
@@ -149,9 +174,10 @@ class PathwayDefinition(_Frozen):
             raise ValueError("schedules.screening_days: a screening falls after completion")
         return self
 
-    def cite(self, kind: str) -> str:
-        """The citation of an action kind."""
-        return f"{self.actions[kind].cite()} [guideline {self.version}]"  # type: ignore[index]
+    def cite(self, kind: ActionKind, basis: tuple[_Sourced, ...] = ()) -> str:
+        """The citation of an action kind; "(verify)" where a rule it rests on is unsourced."""
+        verify = " — local default (verify)" if any(rule.verify for rule in basis) else ""
+        return f"{self.actions[kind].cite()}{verify} [guideline {self.version}]"
 
 
 def _cite(section: str, refs: list[str], verify: bool) -> str:
@@ -167,3 +193,9 @@ def load_definition(path: str | Path | None = None) -> PathwayDefinition:
     """Load and validate a pathway definition (the current one by default)."""
     path = Path(path) if path else SEEDS_DIR / CURRENT_DEFINITION
     return PathwayDefinition.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+def released_definitions() -> dict[str, PathwayDefinition]:
+    """Every definition in ``seeds/``, by version (released versions stay there)."""
+    found = (load_definition(path) for path in sorted(SEEDS_DIR.glob("vcf_pathway_*.json")))
+    return {defn.version: defn for defn in found}

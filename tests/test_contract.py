@@ -113,7 +113,7 @@ def test_enrollment_body_must_be_an_object():
 
 def test_the_vocabulary_matches_the_contract():
     assert set(EVENT_TYPES) == set(VALID_EVENTS)
-    assert len(ACTION_KINDS) == 22 and len(set(ACTION_KINDS)) == 22
+    assert len(ACTION_KINDS) == 23 and len(set(ACTION_KINDS)) == 23
 
 
 @pytest.mark.parametrize("event_type", list(VALID_EVENTS))
