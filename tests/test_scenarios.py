@@ -3,7 +3,9 @@
 Each ``tests/scenarios/<name>.json`` has ``<name>.expected.json`` beside it, derived by hand from
 the clinical reference: status, phase, action kinds in order, kinds that must not fire, the
 number of rejected events, and optionally ``details`` ({kind: {key: value}}) that the first action
-of that kind must carry.
+of that kind must carry, ``reviews`` (the reasons of the ``request_clinician_review`` actions, in
+order), ``notes`` (the ids of the decision notes, in order) and ``guideline_version`` (run under
+that released version instead of the current one).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import pytest
 
 from cli.simulate import simulate
 from pathway.contract import ACTION_KINDS, parse_scenario
+from pathway.guideline import released_definitions
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 FILES = sorted(p for p in SCENARIOS.glob("*.json") if not p.name.endswith(".expected.json"))
 EXPECTED_KEYS = {"status", "phase", "kinds", "absent", "rejected"}
+OPTIONAL_KEYS = {"details", "reviews", "notes", "guideline_version"}
 AT_ENROLLMENT = {
     "prescribe_first_line_analgesia", "prescribe_opioid_short_course", "start_calcitonin", "advise_early_mobilization",
     "offer_brace", "prescribe_calcium_vitamin_d", "prescribe_bisphosphonate", "order_dxa",
@@ -37,7 +41,7 @@ def test_every_scenario_is_valid_and_has_an_expectation():
     for path in FILES:
         scenario = parse_scenario(json.loads(path.read_text(encoding="utf-8")))
         expected = expected_of(path)
-        assert EXPECTED_KEYS <= set(expected) <= EXPECTED_KEYS | {"details"}, path.name
+        assert EXPECTED_KEYS <= set(expected) <= EXPECTED_KEYS | OPTIONAL_KEYS, path.name
         assert set(expected["kinds"]) | set(expected["absent"]) <= set(ACTION_KINDS), path.name
         assert not set(expected["kinds"]) & set(expected["absent"]), path.name
         ids.add(scenario.patient.id)
@@ -54,7 +58,8 @@ def test_the_scenarios_fire_every_action_kind():
 async def test_scenario(ts_env, path):
     scenario = parse_scenario(json.loads(path.read_text(encoding="utf-8")))
     expected = expected_of(path)
-    result = await simulate(scenario, env=ts_env)
+    version = expected.get("guideline_version")
+    result = await simulate(scenario, env=ts_env, definition=released_definitions()[version] if version else None)
     kinds = [a["kind"] for a in result["actions"]]
     assert result["name"] == scenario.name
     assert (result["status"], result["phase"]) == (expected["status"], expected["phase"])
@@ -62,6 +67,12 @@ async def test_scenario(ts_env, path):
     assert not set(kinds) & set(expected["absent"])
     assert len(result["rejected"]) == expected["rejected"], result["rejected"]
     assert all(r["reason"] for r in result["rejected"])
+    if "reviews" in expected:
+        assert [a["details"]["reason"] for a in result["actions"] if a["kind"] == "request_clinician_review"] \
+            == expected["reviews"]
+    if "notes" in expected:
+        assert [n["id"] for n in result["notes"]] == expected["notes"]
+        assert all(n["text"] and n["day"] <= scenario.until_day + 0.001 for n in result["notes"])
     for kind, details in expected.get("details", {}).items():
         first = next(a for a in result["actions"] if a["kind"] == kind)
         assert {k: first["details"].get(k) for k in details} == details, kind
