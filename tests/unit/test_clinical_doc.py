@@ -73,10 +73,32 @@ def test_the_check_command_agrees(capsys):
     assert doc.main(["--check"]) == 0, capsys.readouterr().err
 
 
-def test_nothing_points_outside_the_repository(documents):
+def test_no_template_syntax_is_left(documents):
     for text in documents.values():
-        assert "clinical-reference" not in text and "pathway-contract" not in text and "../" not in text
         assert "{{" not in text and "<!-- generated:" not in text and "<!-- notes" not in text
+
+
+def slug(heading: str) -> str:
+    """A heading's anchor, as GitHub makes it."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("name", ["README.md", "docs/api.md", *(f"docs/{d}" for d in doc.DOCUMENTS)])
+def test_every_link_and_named_document_is_in_the_repository(documents, name):
+    path = doc.ROOT / name
+    text = documents.get(path) or path.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("http://", "https://")):
+            continue
+        file, _, anchor = target.partition("#")
+        linked = (path.parent / file).resolve() if file else path
+        assert linked.is_relative_to(doc.ROOT) and linked.exists(), f"{name}: {target}"
+        if anchor:
+            linked_text = documents.get(linked) or linked.read_text(encoding="utf-8")
+            headings = re.findall(r"^#+ (.*)$", linked_text, re.MULTILINE)
+            assert anchor in {slug(h) for h in headings}, f"{name}: {target}"
+    for named in set(re.findall(r"[\w./-]+\.md\b", text)):
+        assert any((base / named).exists() for base in (doc.ROOT, doc.DOCS, path.parent)), f"{name}: {named}"
 
 
 # --- Clinical decisions: every rule, schedule and action kind -------------------------------------
