@@ -1,7 +1,7 @@
 """The pathway contract: enrollment, events in, actions out, scenario files.
 
 One set of pydantic models shared by the workflow, the HTTP API, the CLI and the tests, so that
-every caller speaks the vocabulary of ``pathway-contract.md``. Field names are fixed by that
+every caller speaks the vocabulary of ``docs/contract.md``. Field names are fixed by that
 contract; unknown fields are refused so that a typo never passes silently.
 """
 

@@ -86,7 +86,7 @@ class ActionSpec(_Frozen):
 
 
 class Rules(_Frozen):
-    """The named thresholds of clinical-reference.md §2."""
+    """The named thresholds (docs/clinical-decisions.md#rules)."""
 
     acute_phase_end_day: Rule
     review_day: Rule

@@ -1,4 +1,4 @@
-"""Validation of the contract (pathway-contract.md): every field's range and type, unknown
+"""Validation of the contract (docs/contract.md): every field's range and type, unknown
 fields and event types, scenario rules; each error names the field."""
 
 from __future__ import annotations

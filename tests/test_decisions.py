@@ -1,6 +1,6 @@
 """Pure unit tests of pathway/decisions.py: both sides of every threshold and timing.
 
-Expectations come from clinical-reference.md §2 and pathway-contract.md, not from the code.
+Expectations come from docs/clinical-decisions.md and docs/contract.md, not from the code.
 A ``Walk`` plays the workflow's loop by hand: decide, record what was taken and noted, add
 observations, decide again later.
 """

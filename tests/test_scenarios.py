@@ -1,7 +1,7 @@
 """Scenario files run through the real workflow on the time-skipping server, and ``vcf simulate``.
 
 Each ``tests/scenarios/<name>.json`` has ``<name>.expected.json`` beside it, derived by hand from
-the clinical reference: status, phase, action kinds in order, kinds that must not fire, the
+docs/clinical-decisions.md: status, phase, action kinds in order, kinds that must not fire, the
 number of rejected events, and optionally ``details`` ({kind: {key: value}}) that the first action
 of that kind must carry, ``reviews`` (the reasons of the ``request_clinician_review`` actions, in
 order), ``notes`` (the ids of the decision notes, in order) and ``guideline_version`` (run under
