@@ -189,8 +189,14 @@ def _enrollment_mri(b: Builder) -> None:
         why = "Neurological deficit at enrollment: urgent MRI (rule out a pathologic fracture, cord or root compromise)."
     else:
         why = "MRI is most useful to tell an osteoporotic from a pathologic fracture (malignancy, infection)."
-    b.act("order_mri", "order_mri", 0, why, priority="urgent" if urgent else "routine", red_flags=urgent,
+    b.act("order_mri", "order_mri", 0, why + _imaging(b, "order_mri", e.fracture_level), priority="urgent" if urgent else "routine", red_flags=urgent,
           level=e.fracture_level)
+
+
+def _imaging(b: Builder, kind: ActionKind, level: str) -> str:
+    """The region an imaging order names, as a sentence (empty where the version is not level-aware)."""
+    title = b.defn.order_for(kind, level)[0]
+    return f" Order: {title} ({level})." if b.defn.region(kind, level) else ""
 
 
 def _urgent_safety(b: Builder) -> None:
@@ -299,7 +305,16 @@ def _pain_responses(b: Builder) -> None:
     r = b.defn.rules
     reports = pain_reports(b.facts)[1:]
     lo, hi = r.nerve_block_from_day.value, r.nerve_block_until_day.value
+    level = b.facts.enrollment.fracture_level
+    scope = b.defn.level_aware.nerve_block_scope if b.defn.level_aware else None
     for day, nrs in reports:
+        if lo <= day <= hi and nrs >= r.severe_pain_nrs.value and scope and level not in scope.levels:
+            b.note("offer_nerve_block:out_of_scope", day,
+                   f"Pain NRS {nrs} on day {day:g} >= {r.severe_pain_nrs.value:g} within days {lo:g}–{hi:g} would "
+                   f"call for a nerve-root block offer, but the guideline's evidence covers root blocks for "
+                   f"{', '.join(scope.levels)} fractures only: no offer for {level}; the care team decides.",
+                   scope.cite())
+            break
         if lo <= day <= hi and nrs >= r.severe_pain_nrs.value:
             b.act("offer_nerve_block", "offer_nerve_block", day,
                   f"Pain NRS {nrs} on day {day:g} >= {r.severe_pain_nrs.value:g} despite "
@@ -319,7 +334,7 @@ def _pain_responses(b: Builder) -> None:
         b.act(f"order_adjacent_fracture_screening:flare:{day:g}", "order_adjacent_fracture_screening",
               day, f"Pain flare: NRS {nrs} on day {day:g} is >= {r.flare_rise_nrs.value:g} above the "
               f"lowest score {lowest} (<= {r.flare_baseline_max_nrs.value:g}): screen for a new "
-              "adjacent-level fracture.", basis=(r.flare_rise_nrs, r.flare_baseline_max_nrs), trigger="pain_flare")
+              "adjacent-level fracture." + _imaging(b, "order_adjacent_fracture_screening", b.facts.enrollment.fracture_level), basis=(r.flare_rise_nrs, r.flare_baseline_max_nrs), trigger="pain_flare")
 
 
 def _physical_therapy(b: Builder, reports: list[tuple[float, int]]) -> None:
@@ -376,7 +391,7 @@ def _radiograph_findings(b: Builder) -> None:
                   f"Radiograph on day {day:g} shows a new fracture at {new} (enrolled: {level}).",
                   level=new)
             b.act(f"order_mri:{new}", "order_mri", day,
-                  f"New fracture level {new} on day {day:g}: MRI to characterise it.",
+                  f"New fracture level {new} on day {day:g}: MRI to characterise it." + _imaging(b, "order_mri", new),
                   priority="routine", level=new)
 
 
@@ -422,8 +437,9 @@ def _schedule(b: Builder) -> None:
         b.act(f"order_radiograph:day-{'+'.join(str(d) for d in group)}", "order_radiograph", b.now,
               f"Scheduled follow-up radiograph, week {weeks} (day {', '.join(str(d) for d in group)})"
               + (" — due together after a pause: one order" if len(group) > 1 else "")
-              + ": fracture healing, vertebral height, progressive deformity.",
-              basis=(radiographs,), week=group[-1] // 7, scheduled_day=group[-1],
+              + ": fracture healing, vertebral height, progressive deformity."
+              + _imaging(b, "order_radiograph", b.facts.enrollment.fracture_level),
+              basis=(radiographs,), week=group[-1] // 7, scheduled_day=group[-1], level=b.facts.enrollment.fracture_level,
               **({"scheduled_days": group} if len(group) > 1 else {}))
     screenings = b.defn.schedules.screening_days
     for d in screenings.days:
@@ -439,7 +455,8 @@ def _schedule(b: Builder) -> None:
             continue
         b.act(f"order_adjacent_fracture_screening:day-{d}", "order_adjacent_fracture_screening",
               b.now, f"Scheduled screening for adjacent-level fractures at day {d} "
-              f"(~{round(d / 30.4)} months): risk is raised after one VCF.",
+              f"(~{round(d / 30.4)} months): risk is raised after one VCF."
+              + _imaging(b, "order_adjacent_fracture_screening", b.facts.enrollment.fracture_level),
               basis=(screenings,), trigger="schedule", scheduled_day=d)
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pathway.contract import ACTION_KINDS, ActionKind, RedFlag
+from pathway.contract import ACTION_KINDS, FRACTURE_LEVELS, ActionKind, FractureLevel, RedFlag
 
 SEEDS_DIR = Path(os.environ.get("VCF_SEEDS_DIR", Path(__file__).resolve().parent.parent / "seeds"))
 CURRENT_DEFINITION = "vcf_pathway_v1_2.json"
@@ -143,6 +143,40 @@ class Safety(_Frozen):
     rules: SafetyRules
 
 
+class LevelOrder(_Frozen):
+    """What an order images or treats for a set of fracture levels: region, title and codes."""
+
+    levels: list[FractureLevel] = Field(min_length=1)
+    region: str
+    title: str
+    codes: list[Code] = Field(min_length=1)
+
+
+class LevelScope(_Sourced):
+    """The fracture levels a step is meant for."""
+
+    levels: list[FractureLevel] = Field(min_length=1)
+
+
+class LevelAware(_Frozen):
+    """Orders that name the region of the fractured level, and the nerve-block's scope (vcf-1.2)."""
+
+    nerve_block_scope: LevelScope
+    orders: dict[ActionKind, list[LevelOrder]]
+
+    @model_validator(mode="after")
+    def _every_level_once(self) -> LevelAware:
+        for kind, rows in self.orders.items():
+            levels = [level for row in rows for level in row.levels]
+            if sorted(levels) != sorted(FRACTURE_LEVELS):
+                raise ValueError(f"level_aware.orders.{kind}: must name every level from T1 to L5 exactly once")
+        return self
+
+    def order_for(self, kind: ActionKind, level: str) -> LevelOrder | None:
+        """The region, title and codes of an order for one fracture level (None if not level-aware)."""
+        return next((row for row in self.orders.get(kind, []) if level in row.levels), None)
+
+
 class PathwayDefinition(_Frozen):
     """A versioned, validated pathway definition."""
 
@@ -156,6 +190,7 @@ class PathwayDefinition(_Frozen):
     actions: dict[ActionKind, ActionSpec]
     # Added in vcf-1.2; pathways enrolled on earlier versions keep running without it.
     safety: Safety | None = None
+    level_aware: LevelAware | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PathwayDefinition:
@@ -173,6 +208,18 @@ class PathwayDefinition(_Frozen):
         if max(self.schedules.screening_days.days) > r.completion_day.value:
             raise ValueError("schedules.screening_days: a screening falls after completion")
         return self
+
+    def order_for(self, kind: ActionKind, level: str | None) -> tuple[str, list[Code]]:
+        """The title and codes an order goes out with: the fractured level's region where the
+        version is level-aware, the action kind's own otherwise."""
+        row = self.level_aware.order_for(kind, level) if self.level_aware and level else None
+        spec = self.actions[kind]
+        return (row.title, row.codes) if row else (spec.title, spec.codes)
+
+    def region(self, kind: ActionKind, level: str) -> str | None:
+        """The region an imaging or augmentation order names for a level (None if not level-aware)."""
+        row = self.level_aware.order_for(kind, level) if self.level_aware else None
+        return row.region if row else None
 
     def cite(self, kind: ActionKind, basis: tuple[_Sourced, ...] = ()) -> str:
         """The citation of an action kind; "(verify)" where a rule it rests on is unsourced."""

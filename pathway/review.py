@@ -187,10 +187,14 @@ def _refer(b: Builder, criteria: list[str], why: list[str], when: str) -> None:
     if deformity and "kyphosis" in deformity.reason:
         basis += (r.kyphosis_progression_deg,)
     mri_day = osteoporotic_mri_day(b.facts)
+    level = b.facts.enrollment.fracture_level
+    region = b.defn.region("refer_vertebral_augmentation", level)
+    codes = " / ".join(f"CPT {c.code}" for c in b.defn.order_for("refer_vertebral_augmentation", level)[1] if c.code)
     b.act("refer_vertebral_augmentation", "refer_vertebral_augmentation", b.now,
-          f"{when}: {'; '.join(why)}. Referral for evaluation for vertebral augmentation; {suggestion}. "
+          f"{when}: {'; '.join(why)}. Referral for evaluation for vertebral augmentation"
+          + (f" of the {level} fracture ({region}: {codes})" if region else "") + f"; {suggestion}. "
           + (f"MRI on day {mri_day:g}: osteoporotic. " if mri_day is not None else "") + EVIDENCE,
-          basis=basis, criteria=criteria,
+          basis=basis, criteria=criteria, level=level,
           suggested_procedure="balloon_kyphoplasty" if kyphoplasty else "vertebroplasty",
           genant_grade=grade, latest_pain_nrs=latest_pain(b.facts)[1])
 

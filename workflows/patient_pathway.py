@@ -170,8 +170,9 @@ class PatientPathwayWorkflow:
     async def _place(self, action: Action) -> None:
         self._s.facts.taken[action.id] = action.day
         spec = self._defn.actions[action.kind]
+        title, codes = self._defn.order_for(action.kind, action.details.get("level"))
         request = OrderRequest(workflow_id=workflow.info().workflow_id, patient_id=self._s.facts.enrollment.id,
-                               action=action, title=spec.title, resource=spec.resource, codes=spec.codes)
+                               action=action, title=title, resource=spec.resource, codes=codes)
         receipt = await self._activity(OrderActivities.place_order, request, action.kind)
         if receipt is not None:
             self._s.orders[action.id] = receipt.order_id
