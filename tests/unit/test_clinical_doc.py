@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import get_args
 
 import pytest
 
@@ -15,6 +16,7 @@ from pathway import contract_doc
 from pathway.contract import (
     Action,
     Enrollment,
+    ReviewReason,
     Scenario,
     ScenarioEvent,
     parse_enrollment,
@@ -156,6 +158,20 @@ def test_the_current_version_is_listed(definition, clinical):
 def test_prose_values_come_from_the_definition(definition, clinical):
     assert f"day {definition.rules.review_day.value:g}" in section(clinical, "Decisions in words")
     assert f"definition **{definition.version}**" in clinical
+    safety = definition.safety.rules
+    rules = section(clinical, "Safety rules (vcf-1.2)")
+    assert f"until day {safety.review_hold_until_day.value:g}" in rules
+    evidence_from = definition.rules.review_day.value - safety.review_evidence_window_days.value
+    assert f"pain report from day {evidence_from:g}" in rules
+
+
+def test_every_review_reason_is_described(definition, clinical, contract_text):
+    when = row(section(clinical, "Action kinds"), "`request_clinician_review`")[2]
+    reasons = section(contract_text, "Actions")
+    for reason in get_args(ReviewReason):
+        assert f"`{reason}`" in when, reason
+        assert "not described yet" not in row(reasons, f"`{reason}`")[1], reason
+        assert f"`{reason}`" in section(clinical, "Safety rules (vcf-1.2)"), reason
 
 
 def test_a_version_without_the_safety_block_says_so():
@@ -214,7 +230,8 @@ def test_a_new_rule_and_action_kind_get_rows_without_prose(definition):
     cells = row(section(text, "Action kinds"), "`request_second_opinion`")
     assert "not described yet" in cells[2] and "urn:example `X1`" in cells[4] and cells[5] == "verify"
     assert "**vcf-9.9**" in text
-    assert "request_second_opinion" in doc.undescribed_action_kinds(newer)
+    assert doc.undescribed_action_kinds(newer) == ["request_second_opinion"]
+    assert doc.undescribed_action_kinds(definition) == []
 
 
 def test_a_rule_the_version_does_not_set_is_named(definition):
