@@ -289,7 +289,7 @@ def table_level_orders(ctx: Context) -> str:
             f"(**{STATUS_TEXT[scope.status]}**; {scope.cite()}). {scope.note}")
 
 
-def _levels_text(levels: list[str]) -> str:
+def _levels_text(levels: Iterable[str]) -> str:
     """T1–T10, T11–L1: a run of consecutive levels as its first and last."""
     index = sorted(FRACTURE_LEVELS.index(level) for level in levels)
     runs: list[list[int]] = []
