@@ -247,7 +247,7 @@ def test_several_released_versions_are_listed_with_their_changes(monkeypatch, tm
     del older["rules"]["review_day"]
     newer = json.loads(json.dumps(seed))
     newer["version"] = "vcf-1.10"
-    newer["actions"]["request_clinician_review"] = {"title": "t", "section": "s", "resource": "Task"}
+    newer["actions"]["page_the_surgeon"] = {"title": "t", "section": "s", "resource": "Task"}  # unknown to this code
     for name, raw in (("b_old.json", older), (doc.CURRENT_DEFINITION, seed), ("a_new.json", newer)):
         (tmp_path / name).write_text(json.dumps(raw), encoding="utf-8")
     (tmp_path / "not_a_definition.json").write_text("[]", encoding="utf-8")
@@ -259,4 +259,4 @@ def test_several_released_versions_are_listed_with_their_changes(monkeypatch, tm
     assert "(current, documented here)" in lines[1]
     assert "added rules `review_day`" in lines[1] and "`severe_pain_nrs` 8 → 7" in lines[1]
     assert "`severe_pain_nrs` confirmed → verify" in lines[1]
-    assert "does not load with this code" in lines[2] and "added action kinds `request_clinician_review`" in lines[2]
+    assert "does not load with this code" in lines[2] and "added action kinds `page_the_surgeon`" in lines[2]
