@@ -106,6 +106,8 @@ def decide(defn: PathwayDefinition, facts: PatientFacts, now: float) -> Decision
 # --- Enrollment ---------------------------------------------------------------------------
 
 def _enrollment(b: Builder) -> None:
+    if b.done("prescribe_first_line_analgesia"):
+        return  # every enrollment action comes with the first decision
     e, r = b.facts.enrollment, b.defn.rules
     grade = genant_grade(b.defn, e.height_loss_pct)
     fracture = presumed(b.facts)

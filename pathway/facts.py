@@ -7,10 +7,13 @@ No Temporal, no I/O.
 
 from __future__ import annotations
 
+from bisect import insort
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from functools import wraps
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from pathway.contract import (
     ClinicianEvent,
@@ -43,6 +46,7 @@ def check_after(start: float, days: float) -> float:
 # (e.g. 17% -> 20.4% is exactly a 20% relative rise, though 20.4 - 17 < 0.2 * 17 in floats).
 TOLERANCE = 1e-9
 E = TypeVar("E")
+V = TypeVar("V")
 
 
 class Observation(BaseModel):
@@ -53,24 +57,94 @@ class Observation(BaseModel):
 
 
 class PatientFacts(BaseModel):
-    """Everything the decisions read: enrollment, observations, and what was already done."""
+    """Everything the decisions read: enrollment, observations, and what was already done.
+
+    Observations are only ever appended; the views of them are indexed as they arrive (by event
+    class, in day order) instead of re-scanned on every decision.
+    """
 
     enrollment: Enrollment
     observations: list[Observation] = Field(default_factory=list)
     taken: dict[str, float] = Field(default_factory=dict, description="action id -> pathway day")
     noted: list[str] = Field(default_factory=list, description="ids of decision notes recorded")
+    _views: _Views = PrivateAttr(default_factory=lambda: _Views())
 
     def of(self, kind: type[E]) -> list[tuple[float, E]]:
-        """Observations of one event class, in day order (arrival order on ties)."""
-        found = [(o.day, o.event) for o in self.observations if isinstance(o.event, kind)]
-        return sorted(found, key=lambda pair: pair[0])
+        """Observations of one event class, in day order (arrival order on ties). Read-only."""
+        return self._cache().catch_up(self).get(kind, [])
+
+    def view(self, name: str, derive: Callable[[PatientFacts], V], under: object = None,
+             of_actions: bool = False) -> V:
+        """A view derived from the observations (``of_actions``: and the actions and notes; ``under``:
+        and e.g. the definition), kept until one of those changes. Read-only."""
+        views = self._cache()
+        views.catch_up(self)
+        version = (views.indexed, len(self.taken), len(self.noted)) if of_actions else views.indexed
+        found = views.memo.get(name)
+        if found is None or found[0] != version or found[1] is not under:
+            found = views.memo[name] = (version, under, derive(self))
+        return found[2]
+
+    def _cache(self) -> _Views:
+        # Straight to pydantic's private store: its attribute hook costs more than the views save.
+        private = self.__pydantic_private__
+        assert private is not None
+        views: _Views = private["_views"]
+        return views
+
+
+class _Views:
+    """The observations indexed by event class as they arrive, and views memoised over them."""
+
+    __slots__ = ("index", "indexed", "memo")
+
+    def __init__(self) -> None:
+        self.index: dict[type, list[tuple[float, Any]]] = {}
+        self.indexed = (0, 0)  # (which list, how many of it)
+        self.memo: dict[str, tuple[Any, object, Any]] = {}
+
+    def catch_up(self, facts: PatientFacts) -> dict[type, list[tuple[float, Any]]]:
+        observations = facts.observations
+        which, count = self.indexed
+        if count == len(observations) and which == id(observations):
+            return self.index
+        if which != id(observations) or count > len(observations):
+            self.index, self.memo, count = {}, {}, 0
+        for o in observations[count:]:
+            insort(self.index.setdefault(type(o.event), []), (o.day, o.event), key=_by_day)
+        self.indexed = (id(observations), len(observations))
+        return self.index
+
+
+def _by_day(row: tuple[float, Any]) -> float:
+    return row[0]
+
+
+def memoised(derive: Callable[[PatientFacts], V]) -> Callable[[PatientFacts], V]:
+    """A view of the facts alone, derived once per change of the facts (results are read-only)."""
+    name = derive.__qualname__
+
+    @wraps(derive)
+    def view(facts: PatientFacts) -> V:
+        return facts.view(name, derive)
+    return view
+
+
+def memoised_under(derive: Callable[[PathwayDefinition, PatientFacts], V]
+                   ) -> Callable[[PathwayDefinition, PatientFacts], V]:
+    """A view of the facts under a definition, derived once per change of either."""
+    name = derive.__qualname__
+
+    @wraps(derive)
+    def view(defn: PathwayDefinition, facts: PatientFacts) -> V:
+        return facts.view(name, lambda f: derive(defn, f), under=defn)
+    return view
 
 
 def pain_reports(facts: PatientFacts) -> list[tuple[float, int]]:
-    """Pain scores by day; the enrollment score is the report at day 0."""
-    reports = [(0.0, facts.enrollment.pain_nrs)]
-    reports += [(day, event.nrs) for day, event in facts.of(PainEvent)]
-    return sorted(reports, key=lambda r: r[0])
+    """Pain scores by day; the enrollment score is the report at day 0. Read-only."""
+    return facts.view("pain_reports", lambda f: [(0.0, f.enrollment.pain_nrs),
+                                                 *((day, event.nrs) for day, event in f.of(PainEvent))])
 
 
 def latest_pain(facts: PatientFacts) -> tuple[float, int]:
@@ -87,6 +161,7 @@ class PauseState:
     last_resumed: float | None
 
 
+@memoised
 def pause_state(facts: PatientFacts) -> PauseState:
     """Pause and resume decisions, in order."""
     paused, since, resumed = False, None, None
@@ -99,10 +174,12 @@ def pause_state(facts: PatientFacts) -> PauseState:
 
 
 def decisions_of(facts: PatientFacts, decision: str) -> list[tuple[float, ClinicianEvent]]:
-    """Clinician decisions of one kind, by day."""
-    return [(d, e) for d, e in facts.of(ClinicianEvent) if e.decision == decision]
+    """Clinician decisions of one kind, by day. Read-only."""
+    return facts.view(f"decisions_of:{decision}",
+                      lambda f: [(d, e) for d, e in f.of(ClinicianEvent) if e.decision == decision])
 
 
+@memoised
 def bed_bound_spells(facts: PatientFacts) -> list[tuple[float, float | None]]:
     """Bed-bound spells as (start day, end day or None while it lasts)."""
     spells: list[tuple[float, float | None]] = []
@@ -118,6 +195,7 @@ def bed_bound_spells(facts: PatientFacts) -> list[tuple[float, float | None]]:
     return spells
 
 
+@memoised
 def neuro_episodes(facts: PatientFacts) -> list[float]:
     """Start days of neurological-deficit episodes (the enrollment red flag opens one at day 0)."""
     starts: list[float] = []
@@ -131,6 +209,7 @@ def neuro_episodes(facts: PatientFacts) -> list[float]:
     return starts
 
 
+@memoised
 def neuro_deficit_open(facts: PatientFacts) -> bool:
     """Whether the latest neurological information shows a deficit."""
     events = facts.of(NeuroEvent)
@@ -139,12 +218,14 @@ def neuro_deficit_open(facts: PatientFacts) -> bool:
     return "neuro_deficit" in facts.enrollment.red_flags
 
 
+@memoised
 def pulmonary_dysfunction(facts: PatientFacts) -> bool:
     """The latest pulmonary finding."""
     events = facts.of(PulmonaryEvent)
     return bool(events[-1][1].dysfunction) if events else False
 
 
+@memoised
 def mri_results(facts: PatientFacts) -> list[tuple[float, str]]:
     """MRI etiologies by day."""
     return [(day, event.etiology) for day, event in facts.of(MriEvent)]
@@ -162,6 +243,7 @@ def genant_grade(defn: PathwayDefinition, height_loss_pct: float) -> int:
     return 0
 
 
+@memoised
 def latest_height_loss(facts: PatientFacts) -> float:
     """Height loss on the latest image (the enrollment's when no radiograph came)."""
     images = facts.of(RadiographEvent)
@@ -176,6 +258,7 @@ class Progression:
     reason: str
 
 
+@memoised_under
 def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | None:
     """First progression of the deformity against the first image (the enrollment's)."""
     first_height = facts.enrollment.height_loss_pct
@@ -203,6 +286,7 @@ def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | N
     return None
 
 
+@memoised_under
 def pain_flares(defn: PathwayDefinition, facts: PatientFacts) -> list[tuple[float, int, int]]:
     """Pain flares as (day, nrs, lowest before it): a rise of >= N points above the lowest
     score since enrollment, once that lowest was low enough. One per flare: a new one needs
@@ -222,6 +306,7 @@ def pain_flares(defn: PathwayDefinition, facts: PatientFacts) -> list[tuple[floa
     return flares
 
 
+@memoised
 def gap_reference_day(facts: PatientFacts) -> float:
     """Start of the current follow-up gap: the last pain report, or the last resume."""
     last_report = latest_pain(facts)[0]
@@ -229,6 +314,7 @@ def gap_reference_day(facts: PatientFacts) -> float:
     return max(last_report, resumed) if resumed is not None else last_report
 
 
+@memoised
 def osteoporotic_mri_day(facts: PatientFacts) -> float | None:
     """Day of the first MRI result saying osteoporotic, or None while none has."""
     return next((day for day, etiology in mri_results(facts) if etiology == "osteoporotic"), None)
@@ -239,6 +325,7 @@ def presumed(facts: PatientFacts) -> str:
     return "osteoporotic" if osteoporotic_mri_day(facts) is not None else "presumed osteoporotic (MRI pending)"
 
 
+@memoised
 def neuro_cleared_day(facts: PatientFacts) -> float:
     """Day a neurological deficit was last reported resolved (0 if there never was one)."""
     cleared, open_ = 0.0, "neuro_deficit" in facts.enrollment.red_flags

@@ -31,7 +31,11 @@ class OpenOrder:
 
 
 def open_orders(facts: PatientFacts) -> list[OpenOrder]:
-    """Imaging and DXA orders that no result has answered yet."""
+    """Imaging and DXA orders that no result has answered yet. Read-only."""
+    return facts.view("open_orders", _open_orders, of_actions=True)
+
+
+def _open_orders(facts: PatientFacts) -> list[OpenOrder]:
     still_open: list[OpenOrder] = []
     for result_type in dict.fromkeys(RESULT_EVENT_FOR.values()):
         orders = sorted((day, action_id) for action_id, day in facts.taken.items()
