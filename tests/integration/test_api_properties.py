@@ -13,12 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pathway.contract import EVENT_TYPES
-from tests.test_api_support import (  # noqa: F401  (stack is a fixture)
-    applied_event_ids,
-    enrollment,
-    eventually,
-    stack,
-)
+from tests.helpers import eventually
+from tests.integration.api_support import applied_event_ids, enrollment
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

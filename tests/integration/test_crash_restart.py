@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -19,21 +18,13 @@ import pytest
 
 from activities.order_book import OrderBook
 from pathway.guideline import PathwayDefinition, load_definition
-from tests.test_dev_server import eventually
-from tests.test_patient_pathway import enrollment
+from tests.helpers import ROOT, enrollment, eventually, free_port
 from worker.dev_server import DevServer
 from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-ROOT = Path(__file__).resolve().parent.parent
 CALCITONIN_STOP_SECONDS = 8
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fast_calcitonin_stop() -> PathwayDefinition:

@@ -14,17 +14,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from activities.order_book import OrderBook
 from api.app import create_app
 from pathway.guideline import load_definition
-from tests.helpers import make_worker
-from tests.test_api_support import (  # noqa: F401  (stack is a fixture)
+from tests.helpers import eventually, make_worker
+from tests.integration.api_support import (
     TOKEN,
     applied_event_ids,
     build_app,
     enroll,
     enrollment,
-    eventually,
     http_client,
     new_patient_id,
-    stack,
     wait_for_orders,
 )
 from workflows.models import workflow_id_for

@@ -15,14 +15,12 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from tests.test_crash_restart import free_port
-from tests.test_dev_server import eventually
+from tests.helpers import ROOT, eventually, free_port
 from workflows import search_attributes as sa
 from workflows.models import workflow_id_for
 from workflows.patient_pathway import PatientPathwayWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class Runner:
