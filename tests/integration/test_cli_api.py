@@ -97,7 +97,8 @@ async def test_exit_codes(api_url):
     assert code == 1 and "cannot reach" in err
 
     patient = new_patient_id()
-    assert (await vcf(api_url, "enroll", "--id", patient, "--level", "T12", "--height-loss", "10", "--pain", "4"))[0] == 0
+    enroll = ["enroll", "--id", patient, "--level", "T12", "--height-loss", "10", "--pain", "4"]
+    assert (await vcf(api_url, *enroll))[0] == 0
     code, _, _ = await vcf(api_url, "event", patient, "clinician", "decision=withdraw", "reason=moved", "author=dr-1")
     assert code == 0
 

@@ -37,8 +37,8 @@ def fast_calcitonin_stop() -> PathwayDefinition:
 
 def start_worker(address: str, data_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "TEMPORAL_ADDRESS": address, "VCF_DATA_DIR": str(data_dir)}
-    log = open(data_dir / "worker.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "worker.main"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    with open(data_dir / "worker.log", "ab") as log:  # the child keeps its own copy of the file
+        return subprocess.Popen([sys.executable, "-m", "worker.main"], cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
 async def test_killed_worker_loses_no_event_and_duplicates_no_order(tmp_path):

@@ -78,7 +78,8 @@ async def test_make_run_brings_up_everything_and_resumes(tmp_path):
         api = f"http://127.0.0.1:{ports['VCF_API_PORT']}"
         token = (tmp_path / "api-token").read_text().strip()
         assert token in banner
-        request = urllib.request.Request(f"{api}/v1/patients/pt-demo-0001", headers={"Authorization": f"Bearer {token}"})
+        request = urllib.request.Request(f"{api}/v1/patients/pt-demo-0001",
+                                         headers={"Authorization": f"Bearer {token}"})
         body = json.load(urllib.request.urlopen(request, timeout=10))
         assert body["phase"] == "acute" and body["guideline_version"] == state.guideline_version
         assert await runner.stop() == 0
