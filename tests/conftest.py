@@ -38,7 +38,8 @@ def pytest_cmdline_main(config):
 
 def lane_of(item: pytest.Item) -> str:
     """The lane a test sits in: the first folder under tests/."""
-    parts = item.path.relative_to(TESTS).parts if item.path.is_relative_to(TESTS) else ()
+    path = item.path.resolve()  # TESTS is resolved too: a checkout under a symlink still matches
+    parts = path.relative_to(TESTS).parts if path.is_relative_to(TESTS) else ()
     if len(parts) < 2 or parts[0] not in LANES:
         raise pytest.UsageError(f"{item.nodeid}: a test must sit in one of the lanes tests/{{{','.join(LANES)}}}/")
     return parts[0]
