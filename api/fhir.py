@@ -28,7 +28,7 @@ SUPPORTED_OBSERVATIONS = (f"LOINC {PAIN_LOINC} (pain severity 0-10, valueInteger
 ACCEPTED_OBSERVATION_STATUS = ("final", "amended", "corrected")
 _PATIENT_REF = re.compile(r"^Patient/([A-Za-z0-9._-]{1,64})$")
 
-# What the orders are for (clinical-reference §4); the pathologic work-up carries its own code.
+# What the orders are for (docs/clinical-decisions.md#codes); the pathologic work-up carries its own code.
 VCF_REASONS = [
     {"coding": [{"system": ICD10CM, "code": "M80.08XA",
                  "display": "Age-related osteoporosis with current pathological fracture, vertebra(e), initial encounter"}]},

@@ -36,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vcf", description="The VCF care pathway, executed.")
     sub = p.add_subparsers(dest="command", required=True)
     sim = sub.add_parser("simulate", help="run a scenario file on the time-skipping test server; JSON out")
-    sim.add_argument("file", help="scenario JSON file (see pathway-contract.md)")
+    sim.add_argument("file", help="scenario JSON file (see docs/contract.md#scenario-files)")
     sim.add_argument("--pretty", action="store_true", help="indent the JSON output")
     sim.set_defaults(func=_simulate)
     register(p, sub)

@@ -77,6 +77,7 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
         "guideline_version": state.guideline_version,
         "actions": [a.model_dump(mode="json") for a in state.actions],
         "rejected": [r.model_dump(mode="json") for r in state.rejected] + rejected,
+        "notes": [n.model_dump(mode="json") for n in state.notes],
     }
 
 

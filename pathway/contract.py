@@ -1,16 +1,17 @@
 """The pathway contract: enrollment, events in, actions out, scenario files.
 
 One set of pydantic models shared by the workflow, the HTTP API, the CLI and the tests, so that
-every caller speaks the vocabulary of ``pathway-contract.md``. Field names are fixed by that
+every caller speaks the vocabulary of ``docs/contract.md``. Field names are fixed by that
 contract; unknown fields are refused so that a typo never passes silently.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 FRACTURE_LEVELS: tuple[str, ...] = tuple(f"T{i}" for i in range(1, 13)) + tuple(
     f"L{i}" for i in range(1, 6)
@@ -21,7 +22,10 @@ FractureLevel = Literal[
 ]  # fmt: skip
 RedFlag = Literal["history_of_cancer", "fever_or_infection", "neuro_deficit", "unexplained_weight_loss"]
 
-PatientId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+# 1-64 of [A-Za-z0-9._-], but never "." or "..": a URL normaliser would turn those into another path.
+# Ids are case-sensitive; the API refuses an id that differs from an enrolled one only by case.
+PatientId = Annotated[str, Field(min_length=1, max_length=64,
+                                 pattern=r"^([A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)$")]
 Nrs = Annotated[int, Field(ge=0, le=10, strict=True)]
 # Numbers are strict: "25" or true is refused, never quietly read as 25 or 1.
 Percent = Annotated[float, Field(ge=0, le=100, strict=True)]
@@ -50,8 +54,14 @@ ActionKind = Literal[
     "order_adjacent_fracture_screening",
     "outreach_missed_follow_up",
     "escalate_lost_to_follow_up",
+    "request_clinician_review",
 ]
-ACTION_KINDS: tuple[str, ...] = ActionKind.__args__  # type: ignore[attr-defined]
+ACTION_KINDS: tuple[str, ...] = get_args(ActionKind)
+
+ReviewReason = Literal[
+    "review_evidence_missing", "indeterminate_mri", "withdrawal_handover", "pathologic_exit_medications",
+    "opioid_review", "side_effect",
+]  # fmt: skip
 
 PathwayStatus = Literal["running", "completed", "exited", "withdrawn"]
 
@@ -78,16 +88,26 @@ class Enrollment(_Strict):
         return flags
 
 
-class _Event(_Strict):
-    event_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
-    observed_at: datetime | None = None
+_ISO_WITH_ZONE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})")
 
-    @field_validator("observed_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+
+def _iso_instant(value: Any) -> Any:
+    """An instant only as an ISO 8601 string with a time and a zone: never a number read as Unix time."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
             raise ValueError("observed_at needs a time zone (e.g. 2026-01-31T09:00:00Z)")
         return value
+    if not isinstance(value, str) or not _ISO_WITH_ZONE.fullmatch(value):
+        raise ValueError("expected an ISO 8601 date and time with a time zone (e.g. 2026-01-31T09:00:00Z)")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_iso_instant)]
+
+
+class _Event(_Strict):
+    event_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    observed_at: Instant | None = None
 
 
 class PainEvent(_Event):
@@ -225,7 +245,11 @@ def describe(exc: ValidationError, prefix: str = "") -> list[str]:
             loc = loc[1:]
         field = prefix + ".".join(loc) if loc else (prefix.rstrip(".") or "body")
         message = err["msg"]
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "value_error":
+            message = str(err.get("ctx", {}).get("error", message))
+        elif err["type"] == "string_pattern_mismatch" and loc[-1:] == ["id"]:
+            message = "expected 1-64 of A-Z a-z 0-9 . _ - (and not '.' or '..')"
+        elif err["type"] == "extra_forbidden":
             message = "unknown field"
         elif err["type"] == "union_tag_invalid":
             field = prefix + "type"

@@ -227,3 +227,28 @@ def gap_reference_day(facts: PatientFacts) -> float:
     last_report = latest_pain(facts)[0]
     resumed = pause_state(facts).last_resumed
     return max(last_report, resumed) if resumed is not None else last_report
+
+
+def osteoporotic_mri_day(facts: PatientFacts) -> float | None:
+    """Day of the first MRI result saying osteoporotic, or None while none has."""
+    return next((day for day, etiology in mri_results(facts) if etiology == "osteoporotic"), None)
+
+
+def presumed(facts: PatientFacts) -> str:
+    """How texts name the fracture: osteoporotic only once an MRI says so."""
+    return "osteoporotic" if osteoporotic_mri_day(facts) is not None else "presumed osteoporotic (MRI pending)"
+
+
+def neuro_cleared_day(facts: PatientFacts) -> float:
+    """Day a neurological deficit was last reported resolved (0 if there never was one)."""
+    cleared, open_ = 0.0, "neuro_deficit" in facts.enrollment.red_flags
+    for day, event in facts.of(NeuroEvent):
+        if open_ and not event.deficit:
+            cleared = day
+        open_ = event.deficit
+    return cleared
+
+
+def pain_reports_from(facts: PatientFacts, day: float) -> list[tuple[float, int]]:
+    """Pain reports observed on or after ``day`` (the enrollment score counts at day 0)."""
+    return [(d, nrs) for d, nrs in pain_reports(facts) if d >= day]

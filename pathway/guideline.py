@@ -14,10 +14,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pathway.contract import ACTION_KINDS, ActionKind, RedFlag
+from pathway.contract import ACTION_KINDS, FRACTURE_LEVELS, ActionKind, FractureLevel, RedFlag
 
 SEEDS_DIR = Path(os.environ.get("VCF_SEEDS_DIR", Path(__file__).resolve().parent.parent / "seeds"))
-CURRENT_DEFINITION = "vcf_pathway_v1.json"
+CURRENT_DEFINITION = "vcf_pathway_v1_2.json"
+# Action kinds that a definition may lack because they came with a later version.
+LATER_KINDS = {"request_clinician_review": "safety"}
 
 
 class _Frozen(BaseModel):
@@ -84,7 +86,7 @@ class ActionSpec(_Frozen):
 
 
 class Rules(_Frozen):
-    """The named thresholds of clinical-reference.md §2."""
+    """The named thresholds (docs/clinical-decisions.md#rules)."""
 
     acute_phase_end_day: Rule
     review_day: Rule
@@ -121,6 +123,60 @@ class Schedules(_Frozen):
     screening_days: Schedule
 
 
+class SafetyRules(_Frozen):
+    """The thresholds of the pre-go-live clinical safety review (vcf-1.2)."""
+
+    review_evidence_window_days: Rule
+    review_hold_until_day: Rule
+    later_pain_apart_days: Rule
+    opioid_review_day: Rule
+    opioid_stop_by_day: Rule
+    screening_skip_after_flare_days: Rule
+    result_overdue_urgent_days: Rule
+
+
+class Safety(_Frozen):
+    """Safety rules that amend the defaults: current evidence for referrals, holds while
+    pathology is unresolved, hand-overs, medication reviews, one task per need."""
+
+    calcitonin_withheld_red_flags: list[RedFlag]
+    rules: SafetyRules
+
+
+class LevelOrder(_Frozen):
+    """What an order images or treats for a set of fracture levels: region, title and codes."""
+
+    levels: list[FractureLevel] = Field(min_length=1)
+    region: str
+    title: str
+    codes: list[Code] = Field(min_length=1)
+
+
+class LevelScope(_Sourced):
+    """The fracture levels a step is meant for."""
+
+    levels: list[FractureLevel] = Field(min_length=1)
+
+
+class LevelAware(_Frozen):
+    """Orders that name the region of the fractured level, and the nerve-block's scope (vcf-1.2)."""
+
+    nerve_block_scope: LevelScope
+    orders: dict[ActionKind, list[LevelOrder]]
+
+    @model_validator(mode="after")
+    def _every_level_once(self) -> LevelAware:
+        for kind, rows in self.orders.items():
+            levels = [level for row in rows for level in row.levels]
+            if sorted(levels) != sorted(FRACTURE_LEVELS):
+                raise ValueError(f"level_aware.orders.{kind}: must name every level from T1 to L5 exactly once")
+        return self
+
+    def order_for(self, kind: ActionKind, level: str) -> LevelOrder | None:
+        """The region, title and codes of an order for one fracture level (None if not level-aware)."""
+        return next((row for row in self.orders.get(kind, []) if level in row.levels), None)
+
+
 class PathwayDefinition(_Frozen):
     """A versioned, validated pathway definition."""
 
@@ -132,10 +188,14 @@ class PathwayDefinition(_Frozen):
     schedules: Schedules
     urgent_mri_red_flags: list[RedFlag]
     actions: dict[ActionKind, ActionSpec]
+    # Added in vcf-1.2; pathways enrolled on earlier versions keep running without it.
+    safety: Safety | None = None
+    level_aware: LevelAware | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> PathwayDefinition:
-        missing = sorted(set(ACTION_KINDS) - set(self.actions))
+        later = {kind for kind, block in LATER_KINDS.items() if getattr(self, block) is None}
+        missing = sorted(set(ACTION_KINDS) - set(self.actions) - later)
         if missing:
             raise ValueError(f"actions: no entry for {', '.join(missing)}")
         r = self.rules
@@ -149,9 +209,22 @@ class PathwayDefinition(_Frozen):
             raise ValueError("schedules.screening_days: a screening falls after completion")
         return self
 
-    def cite(self, kind: str) -> str:
-        """The citation of an action kind."""
-        return f"{self.actions[kind].cite()} [guideline {self.version}]"  # type: ignore[index]
+    def order_for(self, kind: ActionKind, level: str | None) -> tuple[str, list[Code]]:
+        """The title and codes an order goes out with: the fractured level's region where the
+        version is level-aware, the action kind's own otherwise."""
+        row = self.level_aware.order_for(kind, level) if self.level_aware and level else None
+        spec = self.actions[kind]
+        return (row.title, row.codes) if row else (spec.title, spec.codes)
+
+    def region(self, kind: ActionKind, level: str) -> str | None:
+        """The region an imaging or augmentation order names for a level (None if not level-aware)."""
+        row = self.level_aware.order_for(kind, level) if self.level_aware else None
+        return row.region if row else None
+
+    def cite(self, kind: ActionKind, basis: tuple[_Sourced, ...] = ()) -> str:
+        """The citation of an action kind; "(verify)" where a rule it rests on is unsourced."""
+        verify = " — local default (verify)" if any(rule.verify for rule in basis) else ""
+        return f"{self.actions[kind].cite()}{verify} [guideline {self.version}]"
 
 
 def _cite(section: str, refs: list[str], verify: bool) -> str:
@@ -167,3 +240,9 @@ def load_definition(path: str | Path | None = None) -> PathwayDefinition:
     """Load and validate a pathway definition (the current one by default)."""
     path = Path(path) if path else SEEDS_DIR / CURRENT_DEFINITION
     return PathwayDefinition.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+def released_definitions() -> dict[str, PathwayDefinition]:
+    """Every definition in ``seeds/``, by version (released versions stay there)."""
+    found = (load_definition(path) for path in sorted(SEEDS_DIR.glob("vcf_pathway_*.json")))
+    return {defn.version: defn for defn in found}

@@ -1,12 +1,108 @@
 """Intake: may an event apply to a pathway now, and if not, why not.
 
-Pure. The workflow's signal path, its update validator and its apply step all ask the same
-questions here, so an event is judged one way wherever it enters.
+Pure. The workflow's signal path, its update validator and its apply step, and the tests, all
+ask the same two questions here, so an event is judged one way wherever it enters:
+
+- :func:`admit`, on receipt: is it a well-formed contract event, is the pathway still running,
+  was its ``event_id`` seen already, and when was it observed (a report stamped in the future
+  is refused; one from before enrollment counts at day 0)?
+- :func:`clinical_rejection`, when it is applied in turn (earlier events may have changed the
+  facts since receipt): does it make sense for this patient now?
+
+A refusal names the field and the reason; nothing already accepted is lost.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from pathway.contract import ClinicianEvent, ContractError, Event, MriEvent, PathwayStatus, parse_event
+from pathway.facts import PatientFacts, decisions_of, more_than, mri_results, pause_state
+from pathway.guideline import PathwayDefinition
 
 # Reports stamped up to this far ahead of the receiving clock are taken as clock skew.
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+class InboxItem(BaseModel):
+    """An admitted event waiting its turn: its arrival number and the pathway day it was observed."""
+
+    seq: int
+    day: float
+    event: dict[str, Any]
+
+    def parsed(self) -> Event:
+        """The event, validated again (it was valid on receipt)."""
+        return parse_event(self.event)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The answer on receipt: the event and its day, or why not (``duplicate`` is no refusal)."""
+
+    event: Event | None = None
+    day: float = 0.0
+    reason: str | None = None
+    duplicate: bool = False
+
+
+def admit(payload: Any, *, status: PathwayStatus, seen_event_ids: list[str], enrolled_at: datetime,
+          now: datetime, event_type: str | None = None) -> Admission:
+    """Judge an event on receipt; ``event_type`` is the type its signal name implies, if any."""
+    if event_type is not None:
+        if not isinstance(payload, dict):
+            return Admission(reason=f"body: expected a JSON object for a {event_type} event")
+        if payload.get("type", event_type) != event_type:
+            return Admission(reason=f"type: {payload['type']!r} sent on the {event_type!r} signal")
+        payload = {**payload, "type": event_type}
+    try:
+        event = parse_event(payload)
+    except ContractError as exc:
+        return Admission(reason=str(exc))
+    if status != "running":
+        return Admission(event=event, reason=f"the pathway has ended ({status})")
+    if event.event_id is not None and event.event_id in seen_event_ids:
+        return Admission(event=event, day=day_of(now, enrolled_at), duplicate=True)
+    at = event.observed_at or now
+    if at > now + CLOCK_SKEW:
+        return Admission(event=event, reason="observed_at: is in the future")
+    # A result observed before enrollment counts as known at enrollment.
+    return Admission(event=event, day=max(0.0, day_of(min(at, now), enrolled_at)))
+
+
+def clinical_rejection(defn: PathwayDefinition, facts: PatientFacts, event: Event, day: float) -> str | None:
+    """Why a well-formed event observed on pathway day ``day`` cannot apply now, or None."""
+    if isinstance(event, ClinicianEvent):
+        return _decision_rejection(defn, facts, event, day)
+    if isinstance(event, MriEvent) and any(e in ("malignant", "infection") for _, e in mri_results(facts)):
+        return "etiology: the pathway already exited on a pathologic MRI"
+    return None
+
+
+def _decision_rejection(defn: PathwayDefinition, facts: PatientFacts, event: ClinicianEvent, day: float) -> str | None:
+    decision, paused = event.decision, pause_state(facts).paused
+    if decision == "pause" and paused:
+        return "decision: the pathway is already paused"
+    if decision == "resume" and not paused:
+        return "decision: the pathway is not paused"
+    if decision == "confirm_nerve_block":
+        if "offer_nerve_block" not in facts.taken:
+            return "decision: no nerve-block offer to confirm"
+        if decisions_of(facts, "confirm_nerve_block"):
+            return "decision: the nerve block is already confirmed"
+        until = defn.rules.nerve_block_until_day.value
+        if defn.safety is not None and more_than(day, until):
+            return (f"decision: the nerve-block offer expired at the end of the acute phase (day {until:g}) "
+                    "without confirmation")
+    if decision == "decline_augmentation" and decisions_of(facts, "decline_augmentation"):
+        return "decision: augmentation is already declined"
+    return None
+
+
+def day_of(at: datetime, enrolled_at: datetime) -> float:
+    """Days from enrollment to ``at`` (the pathway clock)."""
+    return (at - enrolled_at).total_seconds() / 86400

@@ -1,7 +1,8 @@
 """Closed-loop results: which imaging orders still wait for a result, and which are overdue.
 
 Pure. A result fulfils the oldest open order it answers (first in, first out), as the order
-book does. An action id starts with its kind (``order_radiograph:day-14``).
+book does. An action id starts with its kind (``order_radiograph:day-14``). From vcf-1.2 an
+urgent order (the enrollment MRI with a red flag) is overdue sooner than a routine one.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 from pathway.contract import DxaEvent, MriEvent, RadiographEvent
 from pathway.facts import PatientFacts, check_after, more_than
-from pathway.guideline import PathwayDefinition
+from pathway.guideline import PathwayDefinition, Rule
 
 RESULT_EVENT_FOR: dict[str, type[MriEvent | RadiographEvent | DxaEvent]] = {
     "order_mri": MriEvent,
@@ -47,18 +48,29 @@ def open_orders(facts: PatientFacts) -> list[OpenOrder]:
     return sorted(still_open, key=lambda o: (o.day, o.action_id))
 
 
-def overdue_orders(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[OpenOrder]:
-    """Open orders placed more than the overdue limit ago (none if the version has no limit)."""
-    rule = defn.rules.result_overdue_days
-    if rule is None:
-        return []
-    return [o for o in open_orders(facts) if more_than(now - o.day, rule.value)]
+def overdue_limit(defn: PathwayDefinition, facts: PatientFacts, order: OpenOrder) -> Rule | None:
+    """How long an open order may wait for its result (None if the version sets no limit)."""
+    urgent = order.action_id == "order_mri" and any(f in defn.urgent_mri_red_flags for f in facts.enrollment.red_flags)
+    if urgent and defn.safety is not None:
+        return defn.safety.rules.result_overdue_urgent_days
+    return defn.rules.result_overdue_days
+
+
+def overdue_orders(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[tuple[OpenOrder, Rule]]:
+    """Open orders placed more than their overdue limit ago, each with the limit it broke."""
+    found = []
+    for order in open_orders(facts):
+        rule = overdue_limit(defn, facts, order)
+        if rule is not None and more_than(now - order.day, rule.value):
+            found.append((order, rule))
+    return found
 
 
 def overdue_checks(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[float]:
     """Future instants at which an open order becomes overdue."""
-    rule = defn.rules.result_overdue_days
-    if rule is None:
-        return []
-    due = [check_after(o.day, rule.value) for o in open_orders(facts)]
+    due = []
+    for order in open_orders(facts):
+        rule = overdue_limit(defn, facts, order)
+        if rule is not None:
+            due.append(check_after(order.day, rule.value))
     return [d for d in due if d > now]

@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.order_book import OrderBook
 from cli.simulate import start_test_server
-from pathway.guideline import load_definition
+from pathway.guideline import load_definition, released_definitions
 from tests.helpers import DEV_SUGGEST_CONTINUE_AS_NEW, TESTS
 from worker.runtime import binary, configure_runtime
 from workflows import search_attributes as sa
@@ -62,6 +62,12 @@ def _show_worker_errors():
 def definition():
     """The current pathway definition from seeds/."""
     return load_definition()
+
+
+@pytest.fixture(scope="session")
+def definition_v1_1():
+    """The guideline as released before the clinical safety rules (patients enrolled on it keep it)."""
+    return released_definitions()["vcf-1.1"]
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

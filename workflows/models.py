@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from pathway.contract import Action, Enrollment, PathwayStatus
 from pathway.facts import PatientFacts
 from pathway.guideline import PathwayDefinition
+from pathway.intake import InboxItem
 
 TASK_QUEUE = "vcf-pathway"
 WORKFLOW_ID_PREFIX = "vcf-pathway-"
@@ -27,14 +28,26 @@ class PathwayOptions(BaseModel):
     ui_metadata: bool = True
 
 
+TimelineKind = Literal["enrolled", "event", "action", "note", "rejected", "ended"]
+
+
 class TimelineEntry(BaseModel):
     """One line of the patient's story: an event, an action, a decision note, a rejection."""
 
     day: float
     at: datetime
-    entry: Literal["enrolled", "event", "action", "note", "rejected", "ended"]
+    entry: TimelineKind
     summary: str
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+class DecisionNote(BaseModel):
+    """What the pathway decided without an action: a hold, an expiry, a review without referral."""
+
+    day: float
+    id: str
+    text: str
+    citation: str = ""
 
 
 class Rejection(BaseModel):
@@ -47,18 +60,24 @@ class Rejection(BaseModel):
 
 
 class CarriedState(BaseModel):
-    """State handed from one run to the next on continue-as-new."""
+    """The workflow's whole state: what it keeps while it runs, and hands to the next run on
+    continue-as-new. Everything else it shows is derived from this."""
 
     enrolled_at: datetime
     facts: PatientFacts
-    actions: list[Action]
-    timeline: list[TimelineEntry]
-    rejected: list[Rejection]
-    seen_event_ids: list[str]
-    orders: dict[str, str]
-    inbox: list[dict[str, Any]]
+    actions: list[Action] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    rejected: list[Rejection] = Field(default_factory=list)
+    seen_event_ids: list[str] = Field(default_factory=list)
+    orders: dict[str, str] = Field(default_factory=dict, description="action id -> order id in the order book")
+    inbox: list[InboxItem] = Field(default_factory=list)
     status: PathwayStatus = "running"
     event_seq: int = 0
+
+    def notes(self) -> list[DecisionNote]:
+        """The decision notes, from the timeline: holds, expiries, reviews, results read."""
+        return [DecisionNote(day=t.day, id=str(t.data.get("id", "")), text=t.summary,
+                             citation=str(t.data.get("citation", ""))) for t in self.timeline if t.entry == "note"]
 
 
 class PathwayInput(BaseModel):
@@ -97,6 +116,7 @@ class PathwayState(BaseModel):
     actions: list[Action]
     orders: dict[str, str] = Field(description="action id -> order id in the order book")
     rejected: list[Rejection]
+    notes: list[DecisionNote] = Field(default_factory=list)
     history_length: int = 0
 
 
@@ -121,3 +141,4 @@ class PathwayResult(BaseModel):
     enrolled_at: datetime | None = None
     guideline_version: str | None = None
     latest_pain: LatestPain | None = None
+    notes: list[DecisionNote] = Field(default_factory=list)

@@ -20,18 +20,11 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.orders import CancelRequest, OrderActivities, OrderRequest, OverdueRequest, ResultRequest
-    from pathway.contract import Action, ContractError, Event, parse_event
-    from pathway.decisions import (
-        Due,
-        decide,
-        escalation_state,
-        event_rejection,
-        next_due,
-        next_scheduled_step,
-        phase,
-    )
-    from pathway.intake import CLOCK_SKEW
+    from pathway.contract import Action, Event
+    from pathway.decisions import Due, decide, escalation_state, next_due, next_scheduled_step, phase
     from pathway.facts import Observation, PatientFacts, latest_pain, pause_state
+    from pathway.guideline import Rule
+    from pathway.intake import Admission, InboxItem, admit, clinical_rejection, day_of
     from pathway.results import OpenOrder, overdue_checks, overdue_orders
     from workflows import search_attributes as sa
     from workflows.models import (
@@ -43,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         PathwayState,
         Rejection,
         TimelineEntry,
+        TimelineKind,
     )
 
 # Alarms ring a second after a due instant, so an event landing exactly then is applied first.
@@ -74,19 +68,8 @@ class PatientPathwayWorkflow:
     def __init__(self, input: PathwayInput) -> None:
         self._defn = input.definition
         self._options = input.options
-        carried = input.carried or CarriedState(
-            enrolled_at=workflow.now(), facts=PatientFacts(enrollment=input.enrollment), actions=[],
-            timeline=[], rejected=[], seen_event_ids=[], orders={}, inbox=[])
-        self._enrolled_at: datetime = carried.enrolled_at
-        self._facts = carried.facts
-        self._actions = carried.actions
-        self._timeline = carried.timeline
-        self._rejected = carried.rejected
-        self._seen_event_ids = set(carried.seen_event_ids)
-        self._orders = carried.orders
-        self._inbox = carried.inbox
-        self._status = carried.status
-        self._event_seq = carried.event_seq
+        self._s = input.carried or CarriedState(enrolled_at=workflow.now(),
+                                                facts=PatientFacts(enrollment=input.enrollment))
         self._receipts: dict[int, EventReceipt] = {}
         self._awaited: set[int] = set()
         self._alarm_rang = False
@@ -106,97 +89,96 @@ class PatientPathwayWorkflow:
         while True:
             await self._advance()
             self._publish()
-            if self._status != "running":
+            if self._s.status != "running":
                 break
             if workflow.info().is_continue_as_new_suggested():
-                await workflow.wait_condition(lambda: workflow.all_handlers_finished() or bool(self._inbox))
-                if not self._inbox:
+                await workflow.wait_condition(lambda: workflow.all_handlers_finished() or bool(self._s.inbox))
+                if not self._s.inbox:
                     workflow.logger.info("continuing as new", extra={"history_length": workflow.info().get_current_history_length()})
                     workflow.continue_as_new(PathwayInput(enrollment=input.enrollment, definition=self._defn,
-                                                          options=self._options, carried=self._carry()))
+                                                          options=self._options, carried=self._s))
                 continue
             self._arm_alarms()
-            await workflow.wait_condition(lambda: bool(self._inbox) or self._alarm_rang)
-        self._record("ended", f"Pathway {self._status}", {"status": self._status})
-        workflow.logger.info("pathway ended", extra={"status": self._status})
+            await workflow.wait_condition(lambda: bool(self._s.inbox) or self._alarm_rang)
+        self._record("ended", f"Pathway {self._s.status}", {"status": self._s.status})
+        workflow.logger.info("pathway ended", extra={"status": self._s.status})
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return PathwayResult(status=self._status, day=round(self._day(), 3), actions=self._actions,
-                             rejected=self._rejected, enrolled_at=self._enrolled_at,
-                             guideline_version=self._defn.version, latest_pain=self._snapshot().latest_pain)
+        return PathwayResult(status=self._s.status, day=round(self._day(), 3), actions=self._s.actions,
+                             rejected=self._s.rejected, enrolled_at=self._s.enrolled_at,
+                             guideline_version=self._defn.version, latest_pain=self._snapshot().latest_pain,
+                             notes=self._s.notes())
 
     async def _advance(self) -> None:
         """Apply queued events in order, then whatever the clock has made due."""
         self._alarm_rang = False
         while True:
-            while self._inbox and self._status == "running":
-                await self._apply(self._inbox.pop(0))
-            if self._status == "running":
+            while self._s.inbox and self._s.status == "running":
+                await self._apply(self._s.inbox.pop(0))
+            if self._s.status == "running":
                 await self._decide_and_act()
-            if self._status != "running":
-                for item in self._inbox:
-                    self._settle(item["seq"], self._reject(f"the pathway has ended ({self._status})", item["event"]))
-                self._inbox.clear()
+            if self._s.status != "running":
+                for item in self._s.inbox:
+                    self._settle(item.seq, self._reject(f"the pathway has ended ({self._s.status})", item.event))
+                self._s.inbox.clear()
                 return
-            if not self._inbox:  # events that arrived while the last orders were written go round again
+            if not self._s.inbox:  # events that arrived while the last orders were written go round again
                 return
 
-    async def _apply(self, item: dict[str, Any]) -> None:
-        event = parse_event(item["event"])
-        day = item["day"]
-        reason = event_rejection(self._facts, event)
+    async def _apply(self, item: InboxItem) -> None:
+        event, day = item.parsed(), item.day
+        reason = clinical_rejection(self._defn, self._s.facts, event, day)
         if reason:
-            self._settle(item["seq"], self._reject(reason, item["event"]))
+            self._settle(item.seq, self._reject(reason, item.event))
             return
-        self._facts.observations.append(Observation(day=day, event=event))
+        self._s.facts.observations.append(Observation(day=day, event=event))
         self._record("event", _describe(event), event.model_dump(mode="json", exclude_none=True), day=day)
         if event.type in RESULT_EVENTS:
             await self._activity(OrderActivities.record_result, ResultRequest(
                 workflow_id=workflow.info().workflow_id, event_type=event.type, day=day,
-                result_key=f"event-{item['seq']}"), event.type)
+                result_key=f"event-{item.seq}"), event.type)
         actions = await self._decide_and_act()
-        self._settle(item["seq"], EventReceipt(accepted=True, event_id=event.event_id, day=day, actions=actions))
+        self._settle(item.seq, EventReceipt(accepted=True, event_id=event.event_id, day=day, actions=actions))
 
     async def _decide_and_act(self) -> list[Action]:
-        decision = decide(self._defn, self._facts, self._day())
+        decision = decide(self._defn, self._s.facts, self._day())
         for note in decision.notes:
-            self._facts.noted.append(note.id)
+            self._s.facts.noted.append(note.id)
             self._record("note", note.text, {"id": note.id, "citation": note.citation}, day=note.day)
         for action in decision.actions:
             await self._place(action)
         if decision.status != "running":
-            self._status = decision.status
+            self._s.status = decision.status
         elif workflow.patched(OVERDUE_RESULTS_PATCH):
-            for order in overdue_orders(self._defn, self._facts, self._day()):
-                await self._escalate_overdue(order)
+            for order, rule in overdue_orders(self._defn, self._s.facts, self._day()):
+                await self._escalate_overdue(order, rule)
         return decision.actions
 
-    async def _escalate_overdue(self, order: OpenOrder) -> None:
+    async def _escalate_overdue(self, order: OpenOrder, rule: Rule) -> None:
         note_id = f"overdue:{order.action_id}"
-        if note_id in self._facts.noted:
+        if note_id in self._s.facts.noted:
             return
-        self._facts.noted.append(note_id)
-        rule = self._defn.rules.result_overdue_days
-        assert rule is not None  # overdue_orders() finds none without the rule
+        self._s.facts.noted.append(note_id)
         day = round(self._day(), 3)
         text = (f"No result for {order.kind} placed on day {order.day:g}: more than {rule.value:g} days. "
                 "Escalated to the care team.")
         self._record("note", text, {"id": note_id, "citation": rule.cite()}, day=day)
         await self._activity(OrderActivities.escalate_overdue_result, OverdueRequest(
-            workflow_id=workflow.info().workflow_id, patient_id=self._facts.enrollment.id,
+            workflow_id=workflow.info().workflow_id, patient_id=self._s.facts.enrollment.id,
             order_action_id=order.action_id, order_kind=order.kind, order_day=order.day, day=day,
             rationale=text, citation=rule.cite()), order.kind)
 
     async def _place(self, action: Action) -> None:
-        self._facts.taken[action.id] = action.day
+        self._s.facts.taken[action.id] = action.day
         spec = self._defn.actions[action.kind]
-        request = OrderRequest(workflow_id=workflow.info().workflow_id, patient_id=self._facts.enrollment.id,
-                               action=action, title=spec.title, resource=spec.resource, codes=spec.codes)
+        title, codes = self._defn.order_for(action.kind, action.details.get("level"))
+        request = OrderRequest(workflow_id=workflow.info().workflow_id, patient_id=self._s.facts.enrollment.id,
+                               action=action, title=title, resource=spec.resource, codes=codes)
         receipt = await self._activity(OrderActivities.place_order, request, action.kind)
         if receipt is not None:
-            self._orders[action.id] = receipt.order_id
+            self._s.orders[action.id] = receipt.order_id
         else:
             action.details["order_error"] = "the order could not be written; see the worker log"
-        self._actions.append(action)
+        self._s.actions.append(action)
         self._record("action", f"{action.kind}: {action.rationale}", {"id": action.id, "kind": action.kind}, day=action.day)
         workflow.logger.info("action taken", extra={"action_kind": action.kind, "action_id": action.id})
         if action.details.get("cancels"):
@@ -217,10 +199,10 @@ class PatientPathwayWorkflow:
 
     def _arm_alarms(self) -> None:
         dues: dict[float, list[str]] = {}
-        for due in next_due(self._defn, self._facts, self._day()):
+        for due in next_due(self._defn, self._s.facts, self._day()):
             dues.setdefault(due.day, []).append(due.label)
         if workflow.patched(OVERDUE_RESULTS_PATCH):
-            for day in overdue_checks(self._defn, self._facts, self._day()):
+            for day in overdue_checks(self._defn, self._s.facts, self._day()):
                 dues.setdefault(day, []).append("result overdue check")
         for day, labels in dues.items():
             if day not in self._armed:
@@ -228,7 +210,7 @@ class PatientPathwayWorkflow:
                 asyncio.create_task(self._alarm(Due(day, " + ".join(dict.fromkeys(labels)))))
 
     async def _alarm(self, due: Due) -> None:
-        delay = self._enrolled_at + timedelta(days=due.day) + SETTLE - workflow.now()
+        delay = self._s.enrolled_at + timedelta(days=due.day) + SETTLE - workflow.now()
         await workflow.sleep(max(delay, timedelta(milliseconds=1)),
                              summary=due.label if self._options.ui_metadata else None)
         self._alarm_rang = True
@@ -236,45 +218,30 @@ class PatientPathwayWorkflow:
     # --- Events in -----------------------------------------------------------------------------
 
     def _receive(self, payload: Any, event_type: str | None = None) -> int | EventReceipt:
-        """Validate and queue an event; return its sequence number, or the rejection."""
-        if event_type is not None:
-            if not isinstance(payload, dict):
-                return self._reject(f"body: expected a JSON object for a {event_type} event", None, event_type)
-            if payload.get("type", event_type) != event_type:
-                return self._reject(f"type: {payload['type']!r} sent on the {event_type!r} signal", payload, event_type)
-            payload = {**payload, "type": event_type}
-        try:
-            event = parse_event(payload)
-        except ContractError as exc:
-            return self._reject(str(exc), payload)
-        if self._status != "running":
-            return self._reject(f"the pathway has ended ({self._status})", payload)
-        if event.event_id is not None and event.event_id in self._seen_event_ids:
+        """Admit and queue an event; return its sequence number, or the rejection."""
+        admitted = self._admit(payload, event_type)
+        event = admitted.event
+        if admitted.reason is not None or event is None:
+            return self._reject(admitted.reason or "body: not an event", payload, event_type)
+        if admitted.duplicate:
             workflow.logger.info("duplicate event ignored", extra={"event_type": event.type})
-            return EventReceipt(accepted=True, event_id=event.event_id, day=self._day(), duplicate=True)
-        day, reason = self._observed_day(event)
-        if reason:
-            return self._reject(reason, payload)
+            return EventReceipt(accepted=True, event_id=event.event_id, day=admitted.day, duplicate=True)
         if event.event_id is not None:
-            self._seen_event_ids.add(event.event_id)
-        self._event_seq += 1
-        self._inbox.append({"seq": self._event_seq, "day": day, "event": event.model_dump(mode="json")})
-        return self._event_seq
+            self._s.seen_event_ids.append(event.event_id)
+        self._s.event_seq += 1
+        self._s.inbox.append(InboxItem(seq=self._s.event_seq, day=admitted.day, event=event.model_dump(mode="json")))
+        return self._s.event_seq
 
-    def _observed_day(self, event: Event) -> tuple[float, str | None]:
-        now = workflow.now()
-        at = event.observed_at or now
-        if at > now + CLOCK_SKEW:
-            return 0.0, "observed_at: is in the future"
-        # A result observed before enrollment counts as known at enrollment.
-        return max(0.0, (min(at, now) - self._enrolled_at).total_seconds() / 86400), None
+    def _admit(self, payload: Any, event_type: str | None = None) -> Admission:
+        return admit(payload, status=self._s.status, seen_event_ids=self._s.seen_event_ids,
+                     enrolled_at=self._s.enrolled_at, now=workflow.now(), event_type=event_type)
 
     def _reject(self, reason: str, payload: Any, event_type: str | None = None) -> EventReceipt:
         body = payload if isinstance(payload, dict) else {}
         event_type = event_type or (str(body.get("type"))[:40] if body.get("type") else None)
         event_id = str(body["event_id"])[:128] if body.get("event_id") is not None else None
         rejection = Rejection(day=round(self._day(), 3), reason=reason, event_type=event_type, event_id=event_id)
-        self._rejected.append(rejection)
+        self._s.rejected.append(rejection)
         self._record("rejected", f"Rejected {event_type or 'event'}: {reason}", rejection.model_dump(mode="json"))
         workflow.logger.warning("event rejected", extra={"event_type": event_type})
         return EventReceipt(accepted=False, event_id=event_id, day=rejection.day, reason=reason)
@@ -346,13 +313,12 @@ class PatientPathwayWorkflow:
 
     @submit_event.validator
     def _validate_event(self, payload: Any) -> None:
-        if self._status != "running":
-            raise ApplicationError(f"the pathway has ended ({self._status})", type="PathwayEnded")
-        try:
-            event = parse_event(payload)
-        except ContractError as exc:
-            raise ApplicationError(str(exc), type="InvalidEvent") from None
-        reason = self._observed_day(event)[1] or event_rejection(self._facts, event)
+        if self._s.status != "running":
+            raise ApplicationError(f"the pathway has ended ({self._s.status})", type="PathwayEnded")
+        admitted = self._admit(payload)
+        reason = admitted.reason
+        if reason is None and admitted.event is not None and not admitted.duplicate:
+            reason = clinical_rejection(self._defn, self._s.facts, admitted.event, admitted.day)
         if reason:
             raise ApplicationError(reason, type="InvalidEvent")
 
@@ -363,29 +329,29 @@ class PatientPathwayWorkflow:
         """Where the patient is: phase, day, latest pain, next review, actions, orders."""
         now = self._snapshot()
         return PathwayState(
-            patient_id=self._facts.enrollment.id, workflow_id=workflow.info().workflow_id,
-            status=self._status, phase=now.phase, paused=now.paused, day=round(now.day, 3),
-            enrolled_at=self._enrolled_at, guideline_version=self._defn.version,
-            fracture_level=self._facts.enrollment.fracture_level, latest_pain=now.latest_pain,
+            patient_id=self._s.facts.enrollment.id, workflow_id=workflow.info().workflow_id,
+            status=self._s.status, phase=now.phase, paused=now.paused, day=round(now.day, 3),
+            enrolled_at=self._s.enrolled_at, guideline_version=self._defn.version,
+            fracture_level=self._s.facts.enrollment.fracture_level, latest_pain=now.latest_pain,
             escalation_state=now.escalation, next_review_day=now.review, next_review_at=self._at(now.review),
             next_step=now.upcoming[0].label if now.upcoming else None,
-            actions=self._actions, orders=self._orders, rejected=self._rejected,
+            actions=self._s.actions, orders=self._s.orders, rejected=self._s.rejected, notes=self._s.notes(),
             history_length=workflow.info().get_current_history_length())
 
     @workflow.query
     def actions(self) -> list[Action]:
         """Every action taken, in order."""
-        return self._actions
+        return self._s.actions
 
     @workflow.query
     def timeline(self) -> list[TimelineEntry]:
         """Events, actions, decision notes and rejections, in the order they happened."""
-        return self._timeline
+        return self._s.timeline
 
     def _publish(self) -> None:
         """Keep the search attributes and the UI's current details up to date."""
         now = self._snapshot()
-        shown_phase = "paused" if now.paused and self._status == "running" else now.phase
+        shown_phase = "paused" if now.paused and self._s.status == "running" else now.phase
         published = (shown_phase, now.review, now.escalation)
         if published == self._published:
             return
@@ -393,11 +359,11 @@ class PatientPathwayWorkflow:
         if self._options.search_attributes:
             workflow.upsert_search_attributes([
                 sa.PATHWAY_PHASE.value_set(shown_phase),
-                sa.NEXT_REVIEW_AT.value_set(self._enrolled_at + timedelta(days=now.review)) if now.review is not None
+                sa.NEXT_REVIEW_AT.value_set(self._s.enrolled_at + timedelta(days=now.review)) if now.review is not None
                 else sa.NEXT_REVIEW_AT.value_unset(),
                 sa.ESCALATION_STATE.value_set(now.escalation),
                 sa.GUIDELINE_VERSION.value_set(self._defn.version),
-                sa.FRACTURE_LEVEL.value_set(self._facts.enrollment.fracture_level),
+                sa.FRACTURE_LEVEL.value_set(self._s.facts.enrollment.fracture_level),
             ])
         if self._options.ui_metadata:
             step = now.upcoming[0] if now.upcoming else None
@@ -410,32 +376,26 @@ class PatientPathwayWorkflow:
     def _snapshot(self) -> _Snapshot:
         """The derived views that the state query and the UI both show."""
         day = self._day()
-        running = self._status == "running"
-        pain_day, nrs = latest_pain(self._facts)
+        running = self._s.status == "running"
+        pain_day, nrs = latest_pain(self._s.facts)
         return _Snapshot(
-            day=day, phase=phase(self._defn, self._status, day), paused=pause_state(self._facts).paused,
+            day=day, phase=phase(self._defn, self._s.status, day), paused=pause_state(self._s.facts).paused,
             review=next_scheduled_step(self._defn, day) if running else None,
-            escalation=escalation_state(self._facts, day),
+            escalation=escalation_state(self._s.facts, day),
             latest_pain=LatestPain(nrs=nrs, day=round(pain_day, 3)),
-            upcoming=next_due(self._defn, self._facts, day) if running else [])
+            upcoming=next_due(self._defn, self._s.facts, day) if running else [])
 
     # --- Helpers -------------------------------------------------------------------------------
 
     def _day(self) -> float:
-        return (workflow.now() - self._enrolled_at).total_seconds() / 86400
+        return day_of(workflow.now(), self._s.enrolled_at)
 
     def _at(self, day: float | None) -> datetime | None:
-        return self._enrolled_at + timedelta(days=day) if day is not None else None
+        return self._s.enrolled_at + timedelta(days=day) if day is not None else None
 
-    def _record(self, entry: str, summary: str, data: dict[str, Any], day: float | None = None) -> None:
-        self._timeline.append(TimelineEntry(day=round(self._day() if day is None else day, 3), at=workflow.now(),
-                                            entry=entry, summary=summary, data=data))  # type: ignore[arg-type]
-
-    def _carry(self) -> CarriedState:
-        return CarriedState(enrolled_at=self._enrolled_at, facts=self._facts, actions=self._actions,
-                            timeline=self._timeline, rejected=self._rejected,
-                            seen_event_ids=sorted(self._seen_event_ids), orders=self._orders,
-                            inbox=self._inbox, status=self._status, event_seq=self._event_seq)
+    def _record(self, entry: TimelineKind, summary: str, data: dict[str, Any], day: float | None = None) -> None:
+        self._s.timeline.append(TimelineEntry(day=round(self._day() if day is None else day, 3), at=workflow.now(),
+                                              entry=entry, summary=summary, data=data))
 
 
 def _describe(event: Event) -> str:

@@ -1,4 +1,4 @@
-"""Validation of the contract (pathway-contract.md): every field's range and type, unknown
+"""Validation of the contract (docs/contract.md): every field's range and type, unknown
 fields and event types, scenario rules; each error names the field."""
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def test_enrollment_body_must_be_an_object():
 
 def test_the_vocabulary_matches_the_contract():
     assert set(EVENT_TYPES) == set(VALID_EVENTS)
-    assert len(ACTION_KINDS) == 22 and len(set(ACTION_KINDS)) == 22
+    assert len(ACTION_KINDS) == 23 and len(set(ACTION_KINDS)) == 23
 
 
 @pytest.mark.parametrize("event_type", list(VALID_EVENTS))

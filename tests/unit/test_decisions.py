@@ -1,6 +1,6 @@
 """Pure unit tests of pathway/decisions.py: both sides of every threshold and timing.
 
-Expectations come from clinical-reference.md §2 and pathway-contract.md, not from the code.
+Expectations come from docs/clinical-decisions.md and docs/contract.md, not from the code.
 A ``Walk`` plays the workflow's loop by hand: decide, record what was taken and noted, add
 observations, decide again later.
 """
@@ -14,13 +14,13 @@ from pathway.decisions import (
     Decision,
     decide,
     escalation_state,
-    event_rejection,
     next_due,
     next_scheduled_step,
     phase,
     review_criteria,
 )
 from pathway.facts import GRACE, Observation, PatientFacts, genant_grade
+from pathway.intake import clinical_rejection
 
 ENROLLMENT_KINDS = [
     "prescribe_first_line_analgesia", "start_calcitonin", "advise_early_mobilization", "offer_brace",
@@ -64,7 +64,7 @@ class Walk:
     def event(self, day: float, **raw) -> Decision | None:
         """Apply one event at ``day`` (refused events are kept in ``rejected``), then decide."""
         event = parse_event(raw)
-        reason = event_rejection(self.facts, event)
+        reason = clinical_rejection(self.defn, self.facts, event, day)
         if reason:
             self.rejected.append(reason)
             return None
@@ -91,6 +91,12 @@ class Walk:
 
     def kinds(self) -> list[str]:
         return [a.kind for a in self.actions]
+
+
+def confirmed(w: Walk, day: float = 3) -> Walk:
+    """The walk after an MRI result saying osteoporotic (PT and referrals need one from vcf-1.2)."""
+    w.event(day, type="mri", etiology="osteoporotic")
+    return w
 
 
 def section(definition, kind: str) -> str:
@@ -180,12 +186,13 @@ def test_without_red_flags_the_mri_is_routine(definition):
     assert mri.details["priority"] == "routine" and mri.details["level"] == "L2"
 
 
-def test_neuro_deficit_red_flag_refers_to_spine_surgery_at_once(definition):
+def test_neuro_deficit_red_flag_refers_to_spine_surgery_at_once(definition, definition_v1_1):
     w = Walk(definition, red_flags=["neuro_deficit"])
     (referral,) = w.of("refer_urgent_spine_surgery")
     assert referral.day == 0 and "neuro_deficit red flag" in referral.rationale.lower()
-    assert w.of("order_mri")[0].details["priority"] == "routine"
+    assert w.of("order_mri")[0].details["priority"] == "urgent"  # the enrollment MRI is urgent too
     assert w.status == "running"
+    assert Walk(definition_v1_1, red_flags=["neuro_deficit"]).of("order_mri")[0].details["priority"] == "routine"
 
 
 # --- Nerve block ----------------------------------------------------------------------------------
@@ -233,7 +240,7 @@ def test_nerve_block_confirmation_needs_an_offer_and_counts_once(definition):
     (6.9, 4, False), (7, 4, True), (7, 5, False), (30, 0, True), (30, 5, False),
 ])  # fmt: skip
 def test_physical_therapy_once_acute_pain_subsides(definition, day, nrs, referred):
-    w = Walk(definition, pain_nrs=8)
+    w = confirmed(Walk(definition, pain_nrs=8))
     w.pain(day, nrs)
     found = w.of("refer_physical_therapy")
     assert bool(found) is referred
@@ -251,7 +258,7 @@ def test_physical_therapy_never_from_day_0(definition):
 
 
 def test_physical_therapy_on_the_first_qualifying_report_only(definition):
-    w = Walk(definition, pain_nrs=8)
+    w = confirmed(Walk(definition, pain_nrs=8), day=2)
     w.pain(3, 2)
     w.pain(8, 6)
     w.pain(12, 3)
@@ -287,7 +294,7 @@ def test_adjacent_fracture_screening_at_6_and_12_months(definition, due):
 
 @pytest.mark.parametrize("latest, referred", [(3, False), (4, False), (5, True), (9, True)])
 def test_persistent_pain_at_the_review(definition, latest, referred):
-    w = Walk(definition, pain_nrs=8)
+    w = confirmed(Walk(definition, pain_nrs=8))
     w.pain(70, latest)
     w.at(84)
     found = w.of("refer_vertebral_augmentation")
@@ -321,7 +328,7 @@ def test_review_reads_the_latest_report_not_the_worst(definition):
 
 
 def test_pulmonary_dysfunction_is_a_referral_criterion(definition):
-    w = Walk(definition, pain_nrs=8, height_loss_pct=22)
+    w = confirmed(Walk(definition, pain_nrs=8, height_loss_pct=22))
     w.event(50, type="pulmonary", dysfunction=True)
     w.pain(80, 2)
     w.at(84)
@@ -340,7 +347,7 @@ def test_pulmonary_dysfunction_resolved_is_not_a_criterion(definition):
 
 
 def test_declined_augmentation_is_not_referred(definition):
-    w = Walk(definition, pain_nrs=8)
+    w = confirmed(Walk(definition, pain_nrs=8))
     w.clinician(60, "decline_augmentation")
     w.pain(80, 8)
     w.at(84)
@@ -373,7 +380,7 @@ def test_genant_grade_boundaries(definition, pct, grade):
     (25, 2, "balloon_kyphoplasty"), (39.9, 2, "balloon_kyphoplasty"), (40, 3, "balloon_kyphoplasty"),
 ])  # fmt: skip
 def test_suggested_procedure_follows_the_grade(definition, pct, grade, procedure):
-    w = Walk(definition, pain_nrs=7, height_loss_pct=pct)
+    w = confirmed(Walk(definition, pain_nrs=7, height_loss_pct=pct))
     w.pain(80, 6)
     w.at(84)
     (ref,) = w.of("refer_vertebral_augmentation")
@@ -383,7 +390,7 @@ def test_suggested_procedure_follows_the_grade(definition, pct, grade, procedure
 
 
 def test_progressive_deformity_suggests_kyphoplasty_whatever_the_grade(definition):
-    w = Walk(definition, pain_nrs=7, height_loss_pct=15)
+    w = confirmed(Walk(definition, pain_nrs=7, height_loss_pct=15))
     w.event(42, type="radiograph", height_loss_pct=18)
     w.pain(80, 2)
     w.at(84)
@@ -393,7 +400,7 @@ def test_progressive_deformity_suggests_kyphoplasty_whatever_the_grade(definitio
 
 
 def test_the_grade_comes_from_the_latest_image(definition):
-    w = Walk(definition, pain_nrs=7, height_loss_pct=24)
+    w = confirmed(Walk(definition, pain_nrs=7, height_loss_pct=24))
     w.event(42, type="radiograph", height_loss_pct=25)
     w.pain(80, 6)
     w.at(84)
@@ -461,7 +468,7 @@ def test_new_fracture_level_is_flagged_and_imaged_once(definition):
 def test_the_enrolled_level_is_not_a_new_fracture_but_the_film_still_counts(definition):
     w = Walk(definition)
     event = parse_event({"type": "radiograph", "height_loss_pct": 35, "new_fracture_level": "L2"})
-    assert event_rejection(w.facts, event) is None
+    assert clinical_rejection(definition, w.facts, event, 20) is None
     w.event(20, type="radiograph", height_loss_pct=35, new_fracture_level="L2")
     assert not w.of("flag_new_vertebral_fracture") and len(w.of("order_mri")) == 1
     assert [a.day for a in w.of("flag_progressive_deformity")] == [20]
@@ -608,7 +615,8 @@ def test_a_new_neuro_episode_refers_again(definition):
 
 # --- Red flags hold the augmentation referral ---------------------------------------------------------------
 
-def test_red_flag_holds_the_referral_until_mri_says_osteoporotic(definition):
+def test_before_vcf_1_2_a_red_flag_holds_the_referral_until_mri_says_osteoporotic(definition_v1_1):
+    definition = definition_v1_1
     w = Walk(definition, pain_nrs=8, red_flags=["history_of_cancer"])
     w.pain(80, 7)
     w.at(84)
@@ -622,8 +630,8 @@ def test_red_flag_holds_the_referral_until_mri_says_osteoporotic(definition):
     assert ref.day == 90 and ref.details["criteria"] == ["persistent_pain"]
 
 
-def test_without_red_flags_the_referral_needs_no_mri(definition):
-    w = Walk(definition, pain_nrs=8, red_flags=["neuro_deficit"])
+def test_before_vcf_1_2_without_red_flags_the_referral_needs_no_mri(definition_v1_1):
+    w = Walk(definition_v1_1, pain_nrs=8, red_flags=["neuro_deficit"])
     w.pain(80, 7)
     w.at(84)
     assert [a.day for a in w.of("refer_vertebral_augmentation")] == [84]
@@ -642,8 +650,8 @@ def test_dxa_result_is_recorded_against_the_t_score_threshold(definition, t_scor
     assert "Bone density evaluation" in note.citation
 
 
-def test_side_effect_is_recorded_without_an_action(definition):
-    w = Walk(definition)
+def test_before_vcf_1_2_a_side_effect_is_recorded_without_an_action(definition_v1_1):
+    w = Walk(definition_v1_1)
     before = len(w.actions)
     w.event(5, type="side_effect", drug="calcitonin", effect="mild dizziness")
     assert len(w.actions) == before and w.status == "running"
@@ -653,21 +661,23 @@ def test_side_effect_is_recorded_without_an_action(definition):
 
 @pytest.mark.parametrize("etiology, specialty", [("malignant", "oncology"), ("infection", "infectious_disease")])
 def test_pathologic_mri_exits_the_pathway(definition, etiology, specialty):
-    w = Walk(definition, red_flags=["history_of_cancer"])
+    w = Walk(definition, red_flags=["unexplained_weight_loss"])
     w.at(14)
     w.event(16, type="mri", etiology=etiology)
-    assert w.kinds()[-2:] == ["stop_calcitonin", "refer_pathologic_fracture_workup"]
-    stop, ref = w.actions[-2:]
+    assert w.kinds()[-3:] == ["stop_calcitonin", "refer_pathologic_fracture_workup", "request_clinician_review"]
+    stop, ref, review = w.actions[-3:]
+    assert review.details["reason"] == "pathologic_exit_medications" and review.day == 16
     assert stop.day == 16 and "pathologic fracture" in stop.rationale
     assert ref.day == 16 and f"{etiology} (pathologic)" in ref.rationale
     assert ref.details["priority"] == "urgent" and ref.details["refer_to"] == [specialty, "spine_surgery"]
     assert {"order_radiograph", "refer_vertebral_augmentation", "refer_physical_therapy"} <= set(ref.details["cancels"])
     assert "Ruling out pathologic fracture" in ref.citation
     assert w.status == "exited" and phase(definition, w.status, 16) == "exited"
+    before_365 = len(w.actions)
     w.at(365)
-    assert w.kinds()[-1] == "refer_pathologic_fracture_workup" and w.status == "exited"
+    assert len(w.actions) == before_365 and w.status == "exited"
     event = parse_event({"type": "mri", "etiology": "osteoporotic"})
-    assert event_rejection(w.facts, event).startswith("etiology:")
+    assert clinical_rejection(definition, w.facts, event, 20).startswith("etiology:")
 
 
 def test_pathologic_exit_without_calcitonin_stops_nothing(definition):
@@ -702,8 +712,8 @@ def test_withdrawal_stops_calcitonin_and_ends_the_pathway(definition):
 
 # --- Pause and resume --------------------------------------------------------------------------------------------
 
-def test_pause_holds_the_schedule_and_held_steps_fire_on_resume(definition):
-    w = Walk(definition, pain_nrs=8)
+def test_before_vcf_1_2_pause_holds_the_schedule_and_held_steps_fire_on_resume(definition_v1_1):
+    w = Walk(definition_v1_1, pain_nrs=8)
     w.clinician(10, "pause")
     w.until(90)
     assert [a.kind for a in w.actions if a.day > 0] == ["stop_calcitonin"]  # the hard stop is not held
@@ -717,7 +727,7 @@ def test_pause_holds_the_schedule_and_held_steps_fire_on_resume(definition):
 
 
 def test_pause_does_not_hold_responses_to_new_information(definition):
-    w = Walk(definition, pain_nrs=8)
+    w = confirmed(Walk(definition, pain_nrs=8))
     w.clinician(5, "pause")
     w.pain(10, 8)
     w.pain(20, 3)
@@ -746,7 +756,7 @@ def test_paused_at_day_365_completes_only_after_resume(definition):
 # --- Completion, phases, idempotency -----------------------------------------------------------------------------
 
 def full_year(definition) -> Walk:
-    w = Walk(definition, pain_nrs=8, onset_days_before_enrollment=2)
+    w = confirmed(Walk(definition, pain_nrs=8, onset_days_before_enrollment=2))
     for day in range(10, 365, 12):
         w.pain(day, 3)
         w.until(day + 6)
@@ -769,7 +779,7 @@ def test_full_year_in_order(definition):
     w = full_year(definition)
     assert w.kinds() == [
         "prescribe_first_line_analgesia", "prescribe_opioid_short_course", *ENROLLMENT_KINDS[1:],
-        "refer_physical_therapy", "order_radiograph", "stop_calcitonin", "order_radiograph", "order_radiograph",
+        "request_clinician_review", "refer_physical_therapy", "order_radiograph", "stop_calcitonin", "order_radiograph", "order_radiograph",
         "order_adjacent_fracture_screening", "order_adjacent_fracture_screening",
     ]  # fmt: skip
     assert w.status == "completed"

@@ -12,10 +12,11 @@ from pydantic import ValidationError
 from pathway.contract import ACTION_KINDS, Enrollment, parse_event
 from pathway.decisions import decide
 from pathway.facts import Observation, PatientFacts
-from pathway.guideline import SEEDS_DIR, load_definition
+from pathway.guideline import CURRENT_DEFINITION, SEEDS_DIR, load_definition
 
-SEED = SEEDS_DIR / "vcf_pathway_v1.json"
+SEED = SEEDS_DIR / CURRENT_DEFINITION
 GUIDELINE = SEEDS_DIR / "guideline_000_2ff3434920028676.txt"
+MRI = (3, {"type": "mri", "etiology": "osteoporotic"})  # PT and referrals need it from vcf-1.2
 
 
 @pytest.fixture
@@ -60,13 +61,16 @@ def test_the_seed_values_are_those_of_the_clinical_reference(definition):
     assert {name: getattr(r, name).value for name in reference} == reference
     assert definition.schedules.radiograph_days.days == [14, 42, 84]
     assert definition.schedules.screening_days.days == [182, 365]
+    # A neurological deficit makes the enrollment MRI urgent too (safety rules, vcf-1.2).
     assert set(definition.urgent_mri_red_flags) == {"history_of_cancer", "fever_or_infection",
-                                                    "unexplained_weight_loss"}
+                                                    "unexplained_weight_loss", "neuro_deficit"}
 
 
 def test_every_rule_schedule_and_action_names_a_guideline_section(definition):
     guideline = GUIDELINE.read_text(encoding="utf-8")
     rules = [getattr(definition.rules, n) for n in type(definition.rules).model_fields]
+    safety = definition.safety.rules
+    rules += [getattr(safety, n) for n in type(safety).model_fields]
     cited = [*(rule for rule in rules if rule is not None),
              definition.schedules.radiograph_days, definition.schedules.screening_days,
              *definition.actions.values()]
@@ -94,9 +98,11 @@ def test_unsourced_defaults_are_marked_verify(definition):
     (("rules", "severe_pain_nrs"), 6, 0, (), {"pain_nrs": 6}, "prescribe_opioid_short_course", False, True),
     (("rules", "calcitonin_max_fracture_age_days"), 7, 0, (), {"onset_days_before_enrollment": 7},
      "start_calcitonin", False, True),
-    (("rules", "persistent_pain_nrs"), 4, 84, (), {"pain_nrs": 4}, "refer_vertebral_augmentation", False, True),
-    (("rules", "review_day"), 90, 84, (), {"pain_nrs": 8}, "refer_vertebral_augmentation", True, False),
-    (("rules", "physical_therapy_pain_nrs"), 5, 10, ((10, {"type": "pain", "nrs": 5}),), {},
+    (("rules", "persistent_pain_nrs"), 4, 84, (MRI, (80, {"type": "pain", "nrs": 4})), {},
+     "refer_vertebral_augmentation", False, True),
+    (("rules", "review_day"), 90, 84, (MRI, (80, {"type": "pain", "nrs": 8})), {},
+     "refer_vertebral_augmentation", True, False),
+    (("rules", "physical_therapy_pain_nrs"), 5, 10, (MRI, (10, {"type": "pain", "nrs": 5})), {},
      "refer_physical_therapy", False, True),
     (("rules", "nerve_block_until_day"), 30, 35, ((35, {"type": "pain", "nrs": 8}),), {},
      "offer_nerve_block", True, False),

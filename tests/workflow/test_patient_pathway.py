@@ -27,6 +27,7 @@ async def test_malformed_signal_is_recorded_and_the_pathway_goes_on(ts_env, orde
         await handle.signal(PatientPathwayWorkflow.event, "not an object")
         await handle.signal(PatientPathwayWorkflow.event, {"type": "xray", "height_loss_pct": 30})
         await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "osteoporotic", "surprise": 1})
+        await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "osteoporotic"})  # PT waits for it
         await advance(ts_env, handle, 8)
         await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 3})
         await advance(ts_env, handle, 8.5)

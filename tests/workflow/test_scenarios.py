@@ -1,10 +1,12 @@
 """Scenario files run through the real workflow on the time-skipping server.
 
 Each ``tests/scenarios/<name>.json`` has ``<name>.expected.json`` beside it, derived by hand from
-the clinical reference: status, phase, action kinds in order, kinds that must not fire, the
+docs/clinical-decisions.md: status, phase, action kinds in order, kinds that must not fire, the
 number of rejected events, and optionally ``details`` ({kind: {key: value}}) that the first action
-of that kind must carry. The files themselves are checked in ``unit/test_scenario_files.py``;
-``vcf simulate`` as a process in ``integration/test_vcf_simulate.py``.
+of that kind must carry, ``reviews`` (the reasons of the ``request_clinician_review`` actions, in
+order), ``notes`` (the ids of the decision notes, in order) and ``guideline_version`` (run under
+that released version instead of the current one). The files themselves are checked in
+``unit/test_scenario_files.py``, and ``vcf simulate`` as a process in ``integration/test_vcf_simulate.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pytest
 
 from cli.simulate import simulate
 from pathway.contract import parse_scenario
+from pathway.guideline import released_definitions
 from tests.helpers import expected_of, scenario_files
 
 FILES = scenario_files()
@@ -29,7 +32,8 @@ AT_ENROLLMENT = {
 async def test_scenario(ts_env, path):
     scenario = parse_scenario(json.loads(path.read_text(encoding="utf-8")))
     expected = expected_of(path)
-    result = await simulate(scenario, env=ts_env)
+    version = expected.get("guideline_version")
+    result = await simulate(scenario, env=ts_env, definition=released_definitions()[version] if version else None)
     kinds = [a["kind"] for a in result["actions"]]
     assert result["name"] == scenario.name
     assert (result["status"], result["phase"]) == (expected["status"], expected["phase"])
@@ -37,6 +41,12 @@ async def test_scenario(ts_env, path):
     assert not set(kinds) & set(expected["absent"])
     assert len(result["rejected"]) == expected["rejected"], result["rejected"]
     assert all(r["reason"] for r in result["rejected"])
+    if "reviews" in expected:
+        assert [a["details"]["reason"] for a in result["actions"] if a["kind"] == "request_clinician_review"] \
+            == expected["reviews"]
+    if "notes" in expected:
+        assert [n["id"] for n in result["notes"]] == expected["notes"]
+        assert all(n["text"] and n["day"] <= scenario.until_day + 0.001 for n in result["notes"])
     for kind, details in expected.get("details", {}).items():
         first = next(a for a in result["actions"] if a["kind"] == kind)
         assert {k: first["details"].get(k) for k in details} == details, kind

@@ -1,0 +1,73 @@
+"""What one call of the decisions produces, and the builder that collects it.
+
+An action or note has a stable id per cause; the builder skips an id that was already taken or
+noted, so deciding again over the same facts never proposes anything twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pathway.contract import Action, ActionKind, PathwayStatus
+from pathway.facts import PatientFacts
+from pathway.guideline import PathwayDefinition, Rule, Schedule
+
+
+@dataclass(frozen=True)
+class Note:
+    """A decision that is not an action (a hold, a review without referral, a result read)."""
+
+    id: str
+    day: float
+    text: str
+    citation: str = ""
+
+
+@dataclass
+class Decision:
+    """What the pathway should do now."""
+
+    actions: list[Action] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    status: PathwayStatus = "running"
+
+
+class Builder:
+    """Collects new actions and notes for one decision, skipping those already taken or noted."""
+
+    def __init__(self, defn: PathwayDefinition, facts: PatientFacts, now: float):
+        self.defn, self.facts, self.now = defn, facts, now
+        self.decision = Decision()
+        self._ids = set(facts.taken) | set(facts.noted)
+
+    @property
+    def safety(self) -> bool:
+        """Whether this patient's guideline version carries the clinical safety rules (vcf-1.2)."""
+        return self.defn.safety is not None
+
+    def done(self, action_id: str) -> bool:
+        """Whether an action or note with this id was already taken or noted."""
+        return action_id in self._ids
+
+    def act(self, action_id: str, kind: ActionKind, day: float, rationale: str,
+            basis: tuple[Rule | Schedule, ...] = (), **details: Any) -> None:
+        """Propose an action unless its id was taken; ``basis`` names the rules it rests on."""
+        if action_id in self._ids:
+            return
+        self._ids.add(action_id)
+        self.decision.actions.append(Action(
+            id=action_id, day=round(day, 3), kind=kind, rationale=rationale,
+            citation=self.defn.cite(kind, basis), details=details))
+
+    def review(self, action_id: str, reason: str, day: float, rationale: str, **details: Any) -> None:
+        """Ask the care team to look at something (``request_clinician_review``)."""
+        self.act(f"request_clinician_review:{action_id}", "request_clinician_review", day, rationale,
+                 reason=reason, **details)
+
+    def note(self, note_id: str, day: float, text: str, citation: str = "") -> None:
+        """Record a decision note unless its id was noted."""
+        if note_id in self._ids:
+            return
+        self._ids.add(note_id)
+        self.decision.notes.append(Note(note_id, round(day, 3), text, citation))

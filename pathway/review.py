@@ -1,0 +1,222 @@
+"""The 12-week review: a referral for evaluation for vertebral augmentation — or not, and why.
+
+A patient keeps the guideline version it enrolled with, so two readings live here:
+
+- **vcf-1.2 on (safety rules).** A referral needs an MRI result saying osteoporotic on file and
+  current evidence: persistent pain counts only a pain report from the last 14 days before the
+  review, or any later one while the review is held. When the MRI is not resulted (or was
+  indeterminate), or no criterion is met without a recent pain report, the review is *held*: the
+  care team is asked once (``request_clinician_review``, reason ``review_evidence_missing``) and
+  the review is decided as soon as the evidence arrives, until day 182; after that a note says no
+  referral will come from the pathway. After a review that referred no one, a criterion met later
+  (until day 182) makes the referral then: progressive deformity, pulmonary dysfunction, or two
+  pain reports at or above the threshold at least 14 days apart with none below it between.
+- **Earlier versions.** The review reads the latest pain report whatever its age; only patients
+  with a red flag for a pathologic fracture wait for the MRI.
+
+A clinician's decision to decline augmentation stands in both: no referral after it.
+"""
+
+from __future__ import annotations
+
+from pathway.builder import Builder
+from pathway.facts import (
+    PatientFacts,
+    decisions_of,
+    genant_grade,
+    latest_height_loss,
+    latest_pain,
+    more_than,
+    mri_results,
+    osteoporotic_mri_day,
+    pain_reports_from,
+    progression,
+    pulmonary_dysfunction,
+)
+from pathway.contract import PulmonaryEvent
+from pathway.guideline import PathwayDefinition, Rule
+
+REVIEW = "twelve_week_review"
+EVIDENCE = ("Evidence: VERTOS II enrolled acute fractures (pain up to 6 weeks); 53% of screened patients "
+            "improved without augmentation. VERTOS IV (sham-controlled) found no pain difference at 12 "
+            "months. AAOS 2010: strong recommendation against vertebroplasty; kyphoplasty a weak "
+            "recommendation. A referral for evaluation, not an order.")
+
+
+def review_criteria(defn: PathwayDefinition, facts: PatientFacts,
+                    pain_from: float = 0.0) -> tuple[list[str], list[str]]:
+    """The augmentation criteria met now, and the facts behind each; pain counts only a report
+    observed on or after ``pain_from`` (the enrollment score is the report at day 0)."""
+    r = defn.rules
+    criteria, why = [], []
+    recent = pain_reports_from(facts, pain_from)
+    if recent and recent[-1][1] >= r.persistent_pain_nrs.value:
+        day, nrs = recent[-1]
+        criteria.append("persistent_pain")
+        why.append(f"latest pain NRS {nrs} (day {day:g}) >= {r.persistent_pain_nrs.value:g}")
+    found = progression(defn, facts)
+    if found:
+        criteria.append("spinal_deformity")
+        why.append(f"progressive deformity ({found.reason})")
+    if pulmonary_dysfunction(facts):
+        criteria.append("pulmonary_dysfunction")
+        why.append("pulmonary dysfunction reported")
+    return criteria, why
+
+
+def twelve_week_review(b: Builder) -> None:
+    """Hold, decide or revisit the review, as the patient's guideline version says."""
+    if b.now < b.defn.rules.review_day.value or b.done("refer_vertebral_augmentation"):
+        return
+    if b.defn.safety is None:
+        _review_before_safety_rules(b)
+    elif b.done(f"{REVIEW}:done"):
+        _criteria_after_review(b)
+    elif not b.done(f"{REVIEW}:lapsed"):
+        _review_on_current_evidence(b)
+
+
+def review_held(facts: PatientFacts) -> bool:
+    """Whether the review waits for evidence (and has neither been decided nor lapsed)."""
+    noted = set(facts.noted)
+    return f"{REVIEW}:held" in noted and not {f"{REVIEW}:done", f"{REVIEW}:lapsed"} & noted
+
+
+def _review_on_current_evidence(b: Builder) -> None:
+    assert b.defn.safety is not None
+    r, s = b.defn.rules, b.defn.safety.rules
+    review_day, hold_until = r.review_day.value, s.review_hold_until_day.value
+    window = review_day - s.review_evidence_window_days.value
+    criteria, why = review_criteria(b.defn, b.facts, pain_from=window)
+    missing = []
+    if osteoporotic_mri_day(b.facts) is None:
+        missing.append("mri_result")
+    if not criteria and not pain_reports_from(b.facts, window):
+        missing.append("recent_pain_report")
+    if not missing:
+        _decide(b, criteria, why, held=b.done(f"{REVIEW}:held"))
+        return
+    wanted = " and ".join({"mri_result": "an MRI result saying osteoporotic",
+                           "recent_pain_report": f"a pain report from day {window:g} on"}[m] for m in missing)
+    if more_than(b.now, hold_until):
+        b.note(f"{REVIEW}:lapsed", b.now,
+               f"12-week review held since day {review_day:g} and still without {wanted} after day "
+               f"{hold_until:g}: the pathway makes no augmentation referral; the care team decides.",
+               s.review_hold_until_day.cite())
+        return
+    mri = _mri_status(b.facts)
+    b.review("review_evidence_missing", "review_evidence_missing", b.now,
+             f"12-week review (day {review_day:g}) held: no {wanted} on file ({mri}). A referral is "
+             f"never made on a score from weeks ago; the review is decided when the evidence arrives "
+             f"(until day {hold_until:g}).", missing=missing, review_day=review_day, hold_until_day=hold_until)
+    b.note(f"{REVIEW}:held", b.now, f"12-week review held: waiting for {wanted}.", s.review_evidence_window_days.cite())
+
+
+def _decide(b: Builder, criteria: list[str], why: list[str], held: bool) -> None:
+    review_day = b.defn.rules.review_day.value
+    when = f"12-week review (day {review_day:g}" + (f", decided on day {b.now:g} when the evidence arrived)" if held else ")")
+    _review_note(b, why, when)
+    if criteria:
+        _refer(b, criteria, why, when)
+
+
+def _review_note(b: Builder, why: list[str], when: str) -> None:
+    r = b.defn.rules
+    nrs = latest_pain(b.facts)[1]
+    b.note(f"{REVIEW}:done", b.now, f"{when}: " + (
+        "; ".join(why) if why else
+        f"no criterion met (latest pain NRS {nrs}"
+        + (f" <= {r.resolved_pain_nrs.value:g}: resolved" if nrs <= r.resolved_pain_nrs.value else "")
+        + "); continue conservative care."), r.review_day.cite())
+
+
+def _criteria_after_review(b: Builder) -> None:
+    """A criterion newly met after a review that referred no one, until the hold limit."""
+    assert b.defn.safety is not None
+    r, s = b.defn.rules, b.defn.safety.rules
+    limit = s.review_hold_until_day.value
+    found: list[tuple[float, str, str]] = []
+    deformity = progression(b.defn, b.facts)
+    if deformity:
+        found.append((deformity.day, "spinal_deformity", f"progressive deformity ({deformity.reason})"))
+    pulmonary = b.facts.of(PulmonaryEvent)
+    if pulmonary and pulmonary[-1][1].dysfunction:
+        found.append((pulmonary[-1][0], "pulmonary_dysfunction", f"pulmonary dysfunction reported on day {pulmonary[-1][0]:g}"))
+    pair = _persistent_pair(b.defn, b.facts)
+    if pair:
+        (d1, n1), (d2, n2) = pair
+        found.append((d2, "persistent_pain", f"pain NRS {n1} on day {d1:g} and NRS {n2} on day {d2:g}, "
+                      f"{d2 - d1:g} days apart (>= {s.later_pain_apart_days.value:g}), none below "
+                      f"{r.persistent_pain_nrs.value:g} between"))
+    found = sorted(f for f in found if f[0] <= limit)
+    if found and osteoporotic_mri_day(b.facts) is not None:
+        _refer(b, [c for _, c, _ in found], [w for _, _, w in found],
+               f"Criterion met after the 12-week review (day {found[0][0]:g}, within day {limit:g})")
+
+
+def _persistent_pair(defn: PathwayDefinition, facts: PatientFacts) -> tuple[tuple[float, int], tuple[float, int]] | None:
+    """The first two reports at or above the persistent-pain threshold, far enough apart, with
+    none below it between (counted from the review's evidence window)."""
+    assert defn.safety is not None
+    threshold = defn.rules.persistent_pain_nrs.value
+    apart = defn.safety.rules.later_pain_apart_days.value
+    window = defn.rules.review_day.value - defn.safety.rules.review_evidence_window_days.value
+    first: tuple[float, int] | None = None
+    for day, nrs in pain_reports_from(facts, window):
+        if nrs < threshold:
+            first = None
+        elif first is None:
+            first = (day, nrs)
+        elif day - first[0] >= apart - 1e-9:
+            return first, (day, nrs)
+    return None
+
+
+def _refer(b: Builder, criteria: list[str], why: list[str], when: str) -> None:
+    r = b.defn.rules
+    if decisions_of(b.facts, "decline_augmentation"):
+        b.note(f"{REVIEW}:declined", b.now, "Criteria met but augmentation declined by a clinician.")
+        return
+    grade = genant_grade(b.defn, latest_height_loss(b.facts))
+    kyphoplasty = grade >= r.kyphoplasty_min_genant_grade.value or "spinal_deformity" in criteria
+    suggestion = (f"balloon kyphoplasty suggested (Genant grade {grade})" if kyphoplasty else
+                  f"vertebroplasty suggested (Genant grade {grade}, no progressive deformity) — AAOS 2010 "
+                  "makes a strong recommendation against vertebroplasty")
+    basis: tuple[Rule, ...] = (r.review_day, r.persistent_pain_nrs)
+    deformity = progression(b.defn, b.facts)
+    if deformity and "kyphosis" in deformity.reason:
+        basis += (r.kyphosis_progression_deg,)
+    mri_day = osteoporotic_mri_day(b.facts)
+    level = b.facts.enrollment.fracture_level
+    region = b.defn.region("refer_vertebral_augmentation", level)
+    codes = " / ".join(f"CPT {c.code}" for c in b.defn.order_for("refer_vertebral_augmentation", level)[1] if c.code)
+    b.act("refer_vertebral_augmentation", "refer_vertebral_augmentation", b.now,
+          f"{when}: {'; '.join(why)}. Referral for evaluation for vertebral augmentation"
+          + (f" of the {level} fracture ({region}: {codes})" if region else "") + f"; {suggestion}. "
+          + (f"MRI on day {mri_day:g}: osteoporotic. " if mri_day is not None else "") + EVIDENCE,
+          basis=basis, criteria=criteria, level=level,
+          suggested_procedure="balloon_kyphoplasty" if kyphoplasty else "vertebroplasty",
+          genant_grade=grade, latest_pain_nrs=latest_pain(b.facts)[1])
+
+
+def _mri_status(facts: PatientFacts) -> str:
+    results = mri_results(facts)
+    return f"MRI on day {results[-1][0]:g}: {results[-1][1]}" if results else "MRI not resulted"
+
+
+def _review_before_safety_rules(b: Builder) -> None:
+    """The review of guideline versions before vcf-1.2, kept for the patients enrolled on them."""
+    reviewed, held = b.done(f"{REVIEW}:done"), b.done(f"{REVIEW}:held")
+    if reviewed and not held:
+        return
+    criteria, why = review_criteria(b.defn, b.facts)
+    when = f"12-week review (day {b.defn.rules.review_day.value:g})"
+    _review_note(b, why, when)
+    if not criteria:
+        return
+    urgent = [f for f in b.facts.enrollment.red_flags if f in b.defn.urgent_mri_red_flags]
+    if urgent and osteoporotic_mri_day(b.facts) is None:
+        b.note(f"{REVIEW}:held", b.now, f"Referral held: red flag(s) {', '.join(urgent)} and no MRI "
+               "result saying osteoporotic yet.", b.defn.actions["order_mri"].cite())
+        return
+    _refer(b, criteria, why, when)

@@ -1,0 +1,262 @@
+"""docs/clinical-decisions.md and docs/contract.md are what ``python -m pathway.clinical_doc``
+writes from the current definition and the contract's models, and they show every rule,
+schedule, action kind, event type and field; the writer copes with definitions it has not seen."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from pathway import clinical_doc as doc
+from pathway.contract import (
+    Action,
+    Enrollment,
+    Scenario,
+    ScenarioEvent,
+    parse_enrollment,
+    parse_event,
+    parse_scenario,
+)
+from pathway.guideline import ActionSpec, Code, Rule, load_definition
+
+REGENERATE = f"out of date: run {doc.COMMAND} and commit the result"
+
+
+@pytest.fixture(scope="module")
+def definition():
+    return load_definition()
+
+
+@pytest.fixture(scope="module")
+def documents(definition):
+    return doc.render_documents(definition)
+
+
+@pytest.fixture(scope="module")
+def clinical(documents):
+    return documents[doc.DOCS / "clinical-decisions.md"]
+
+
+@pytest.fixture(scope="module")
+def contract_doc(documents):
+    return documents[doc.DOCS / "contract.md"]
+
+
+def section(text: str, heading: str) -> str:
+    """The text under a ``## heading``, up to the next one."""
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL)
+    assert match, f"no section {heading!r}"
+    return match.group(1)
+
+
+def row(table_text: str, first_cell: str) -> list[str]:
+    """The cells of the table row whose first cell is ``first_cell``."""
+    for line in table_text.splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if cells and cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no row {first_cell!r}")
+
+
+# --- The committed documents ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", doc.DOCUMENTS)
+def test_the_committed_document_is_what_the_generator_writes(documents, name):
+    path = doc.DOCS / name
+    assert path.is_file(), f"{path} is missing: {REGENERATE}"
+    assert path.read_text(encoding="utf-8") == documents[path], f"{path} is {REGENERATE}"
+
+
+def test_the_check_command_agrees(capsys):
+    assert doc.main(["--check"]) == 0, capsys.readouterr().err
+
+
+def test_no_template_syntax_is_left(documents):
+    for text in documents.values():
+        assert "{{" not in text and "<!-- generated:" not in text and "<!-- notes" not in text
+
+
+def slug(heading: str) -> str:
+    """A heading's anchor, as GitHub makes it."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("name", ["README.md", "docs/api.md", *(f"docs/{d}" for d in doc.DOCUMENTS)])
+def test_every_link_and_named_document_is_in_the_repository(documents, name):
+    path = doc.ROOT / name
+    text = documents.get(path) or path.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("http://", "https://")):
+            continue
+        file, _, anchor = target.partition("#")
+        linked = (path.parent / file).resolve() if file else path
+        assert linked.is_relative_to(doc.ROOT) and linked.exists(), f"{name}: {target}"
+        if anchor:
+            linked_text = documents.get(linked) or linked.read_text(encoding="utf-8")
+            headings = re.findall(r"^#+ (.*)$", linked_text, re.MULTILINE)
+            assert anchor in {slug(h) for h in headings}, f"{name}: {target}"
+    for named in set(re.findall(r"[\w./-]+\.md\b", text)):
+        assert any((base / named).exists() for base in (doc.ROOT, doc.DOCS, path.parent)), f"{name}: {named}"
+
+
+# --- Clinical decisions: every rule, schedule and action kind -------------------------------------
+
+def test_every_rule_has_its_row_with_value_status_and_source(definition, clinical):
+    rules = section(clinical, "Rules")
+    for name, rule in definition.rules:
+        if rule is None:
+            continue
+        cells = row(rules, f"`{name}`")
+        assert cells[1] == f"{rule.value:g}"
+        assert cells[3] == doc.STATUS_TEXT[rule.status]
+        assert cells[4] == rule.section
+        assert all(ref in cells[5] for ref in rule.refs)
+
+
+def test_every_schedule_has_its_row(definition, clinical):
+    schedules = section(clinical, "Schedules")
+    for name, schedule in definition.schedules:
+        cells = row(schedules, f"`{name}`")
+        assert cells[1] == ", ".join(str(d) for d in schedule.days)
+        assert cells[2] == doc.STATUS_TEXT[schedule.status]
+
+
+def test_every_action_kind_has_its_row_with_title_codes_and_citation(definition, clinical):
+    actions = section(clinical, "Action kinds")
+    for kind, spec in definition.actions.items():
+        cells = row(actions, f"`{kind}`")
+        assert cells[1] == spec.title.replace("|", "\\|")
+        assert cells[3] == spec.resource
+        assert cells[6] == definition.cite(kind)
+        for code in spec.codes:
+            assert (code.code or "(no code)") in cells[4]
+            assert code.display in cells[4]
+
+
+def test_a_verify_code_makes_the_action_verify(definition, clinical):
+    actions = section(clinical, "Action kinds")
+    for kind, spec in definition.actions.items():
+        if any(c.code is None or "verify" in c.display.lower() for c in spec.codes):
+            assert row(actions, f"`{kind}`")[5] == "verify", kind
+
+
+def test_the_current_version_is_listed(definition, clinical):
+    versions = section(clinical, "Guideline versions")
+    assert f"**`{definition.version}`** (current" in versions
+    for name, raw in doc.released_definitions():
+        assert f"`seeds/{name}`" in versions and f"`{raw['version']}`" in versions
+
+
+def test_prose_values_come_from_the_definition(definition, clinical):
+    assert f"day {definition.rules.review_day.value:g}" in section(clinical, "Decisions in words")
+    assert f"definition **{definition.version}**" in clinical
+
+
+# --- Contract: every event type and field -----------------------------------------------------------
+
+def test_every_event_type_and_field_is_in_the_contract(contract_doc):
+    for model in doc.event_models():
+        assert f"### `{model.model_fields['type'].default}`" in contract_doc
+        for name in model.model_fields:
+            if name != "type":
+                assert f"| `{name}` |" in contract_doc, (model.__name__, name)
+    for model in (Enrollment, Action, Scenario, ScenarioEvent):
+        for name in model.model_fields:
+            assert f"| `{name}` |" in contract_doc, (model.__name__, name)
+
+
+def test_the_contract_examples_are_valid(contract_doc):
+    blocks = re.findall(r"```json\n(.*?)```", contract_doc, re.DOTALL)
+    assert len(blocks) >= 3
+    for block in blocks:
+        raw = json.loads(block)
+        if "patient" in raw:
+            parse_scenario(raw)
+        elif "kind" in raw:
+            Action.model_validate(raw)
+        elif "fracture_level" in raw:
+            parse_enrollment(raw)
+        else:
+            parse_event(raw)
+
+
+# --- Definitions the generator has not seen ----------------------------------------------------------
+
+def test_a_new_rule_and_action_kind_get_rows_without_prose(definition):
+    rules = definition.rules.model_copy(update={
+        "review_evidence_window_days": Rule(value=14, unit="days before the review", section="Monitoring and Follow-up",
+                                            verify=True, note="A pain report must be this recent.")})
+    actions = {**definition.actions, "request_clinician_review": ActionSpec(
+        title="Clinician review", section="Monitoring and Follow-up", resource="Task",
+        codes=[Code(system="urn:example", code="X1", display="example code (verify)")])}
+    newer = definition.model_copy(update={"version": "vcf-9.9", "rules": rules, "actions": actions})
+    text = doc.render_documents(newer)[doc.DOCS / "clinical-decisions.md"]
+    cells = row(section(text, "Rules"), "`review_evidence_window_days`")
+    assert cells[1:4] == ["14", "days before the review", "verify"]
+    cells = row(section(text, "Action kinds"), "`request_clinician_review`")
+    assert "not described yet" in cells[2] and "urn:example `X1`" in cells[4] and cells[5] == "verify"
+    assert "**vcf-9.9**" in text
+    assert doc.undescribed_action_kinds(newer) == ["request_clinician_review"]
+
+
+def test_a_rule_the_version_does_not_set_is_named(definition):
+    older = definition.model_copy(update={"rules": definition.rules.model_copy(update={"result_overdue_days": None})})
+    template = doc.Template("t.md", "<!-- generated:rules -->\n")
+    assert "does not set" in doc.render(template, older) and "`result_overdue_days`" in doc.render(template, older)
+
+
+def test_a_new_top_level_setting_is_shown(definition):
+    wider = definition.model_copy(update={"review_windows": {"evidence": 14}})
+    shown = doc.render(doc.Template("t.md", "<!-- generated:other_settings -->\n"), wider)
+    assert "`review_windows`" in shown and "evidence" in shown
+
+
+def test_prose_that_names_nothing_is_refused(definition):
+    with pytest.raises(doc.TemplateError, match="no_such_rule"):
+        doc.render(doc.Template("t.md", "Day {{no_such_rule}}.\n"), definition)
+    with pytest.raises(doc.TemplateError, match="action:no_such_kind"):
+        doc.render(doc.Template("t.md", "<!-- generated:actions -->\n", {"action:no_such_kind": "never"}), definition)
+    with pytest.raises(doc.TemplateError, match="no table"):
+        doc.render(doc.Template("t.md", "<!-- generated:no_such_table -->\n"), definition)
+
+
+def test_template_notes_and_placeholders(definition):
+    template = doc.parse_template("t.md", (
+        "<!-- template: for the reader only -->\n"
+        "Radiographs in weeks {{radiograph_days:weeks}}, about {{screening_days:months}} months, "
+        "{{progression_relative_height_loss:percent}}.\n"
+        "<!-- generated:actions -->\n"
+        "<!-- notes\n"
+        "action:order_dxa: At enrollment,\n"
+        "  always.\n"
+        "-->\n"))
+    assert template.notes == {"action:order_dxa": "At enrollment, always."}
+    text = doc.render(template, definition)
+    assert "for the reader only" not in text
+    assert "weeks 2, 6 and 12, about 6 and 12 months, 20%." in text
+    assert row(text, "`order_dxa`")[2] == "At enrollment, always."
+
+
+def test_several_released_versions_are_listed_with_their_changes(monkeypatch, tmp_path):
+    seed = json.loads((doc.SEEDS_DIR / doc.CURRENT_DEFINITION).read_text(encoding="utf-8"))
+    older = json.loads(json.dumps(seed))
+    older["version"] = "vcf-1.0"
+    older["rules"]["severe_pain_nrs"].update(value=8, verify=False)
+    del older["rules"]["review_day"]
+    newer = json.loads(json.dumps(seed))
+    newer["version"] = "vcf-1.10"
+    newer["actions"]["request_clinician_review"] = {"title": "t", "section": "s", "resource": "Task"}
+    for name, raw in (("b_old.json", older), (doc.CURRENT_DEFINITION, seed), ("a_new.json", newer)):
+        (tmp_path / name).write_text(json.dumps(raw), encoding="utf-8")
+    (tmp_path / "not_a_definition.json").write_text("[]", encoding="utf-8")
+    monkeypatch.setattr(doc, "SEEDS_DIR", tmp_path)
+    table = doc.render(doc.Template("t.md", "<!-- generated:versions -->\n"), load_definition())
+    lines = [line for line in table.splitlines() if line.startswith("| `seeds/")]
+    assert [line.split("|")[1].strip() for line in lines] == [
+        "`seeds/b_old.json`", f"`seeds/{doc.CURRENT_DEFINITION}`", "`seeds/a_new.json`"]
+    assert "(current, documented here)" in lines[1]
+    assert "added rules `review_day`" in lines[1] and "`severe_pain_nrs` 8 → 7" in lines[1]
+    assert "`severe_pain_nrs` confirmed → verify" in lines[1]
+    assert "does not load with this code" in lines[2] and "added action kinds `request_clinician_review`" in lines[2]

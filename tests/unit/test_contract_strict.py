@@ -1,0 +1,35 @@
+"""Strict input: ids a URL normaliser would change, and instants that are not ISO 8601 with a zone."""
+
+from __future__ import annotations
+
+import pytest
+
+from pathway.contract import ContractError, parse_enrollment, parse_event
+
+PATIENT = {"fracture_level": "L2", "height_loss_pct": 25, "pain_nrs": 3}
+
+
+@pytest.mark.parametrize("patient_id", [".", ".."])
+def test_dot_ids_are_refused_naming_the_field(patient_id):
+    with pytest.raises(ContractError) as refused:
+        parse_enrollment({"id": patient_id, **PATIENT})
+    assert refused.value.errors == ["id: expected 1-64 of A-Z a-z 0-9 . _ - (and not '.' or '..')"]
+
+
+@pytest.mark.parametrize("patient_id", ["...", ".a", "..a", "a.", "a..b", "pt-0001", "PT_1"])
+def test_other_ids_of_the_alphabet_are_accepted(patient_id):
+    assert parse_enrollment({"id": patient_id, **PATIENT}).id == patient_id
+
+
+@pytest.mark.parametrize("value", [1700000000, "1700000000", 1.5, True, "2026", "2026-01-31", "2026-01-31T09:00:00",
+                                   "31/01/2026 09:00Z", "2026-01-31T09:00:00 Z"])
+def test_observed_at_only_as_iso_8601_with_a_zone(value):
+    with pytest.raises(ContractError) as refused:
+        parse_event({"type": "pain", "nrs": 3, "observed_at": value})
+    (line,) = refused.value.errors
+    assert line.startswith("observed_at: ") and "time zone" in line and "Value error" not in line
+
+
+@pytest.mark.parametrize("value", ["2026-01-31T09:00:00Z", "2026-01-31T09:00Z", "2026-01-31T09:00:00.5+02:00"])
+def test_iso_instants_with_a_zone_are_accepted(value):
+    assert parse_event({"type": "pain", "nrs": 3, "observed_at": value}).observed_at.tzinfo is not None

@@ -1,0 +1,351 @@
+"""The clinical safety rules of guideline vcf-1.2 (docs/clinical-decisions.md, "Safety rules"):
+both sides of every new threshold, and what each rule asks of the care team.
+
+Expectations come from the safety review's rules, not from the code: a referral rests on current
+evidence, pathology left open holds PT and augmentation, and what the pathway lets go is handed
+to a clinician (``request_clinician_review`` with its reason).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pathway.contract import parse_event
+from pathway.decisions import escalation_state, next_due
+from pathway.intake import clinical_rejection
+from pathway.results import overdue_orders
+from tests.unit.test_decisions import Walk, confirmed
+
+
+def reviews(w: Walk, reason: str):
+    """The clinician-review requests of one reason."""
+    return [a for a in w.of("request_clinician_review") if a.details["reason"] == reason]
+
+
+def note_ids(w: Walk) -> list[str]:
+    return [n.id for n in w.notes]
+
+
+# --- §1 The 12-week review needs current evidence ----------------------------------------------------
+
+@pytest.mark.parametrize("report_day, referred", [(69.9, False), (70, True), (83, True)])
+def test_persistent_pain_counts_only_a_report_from_day_70(definition, report_day, referred):
+    w = confirmed(Walk(definition, pain_nrs=8))
+    w.pain(report_day, 7)
+    w.at(84)
+    assert bool(w.of("refer_vertebral_augmentation")) is referred
+    if not referred:
+        (held,) = reviews(w, "review_evidence_missing")
+        assert held.details["missing"] == ["recent_pain_report"] and held.day == 84
+        assert "twelve_week_review:held" in note_ids(w)
+
+
+def test_a_day_0_score_never_refers_and_a_missing_mri_holds_the_review(definition):
+    w = Walk(definition, pain_nrs=8)  # lost to follow-up, MRI never resulted
+    w.until(84)
+    assert not w.of("refer_vertebral_augmentation")
+    (held,) = reviews(w, "review_evidence_missing")
+    assert held.details["missing"] == ["mri_result", "recent_pain_report"]
+    assert "MRI not resulted" in held.rationale
+    w.until(150)
+    assert len(reviews(w, "review_evidence_missing")) == 1  # once per review
+
+
+def test_an_mri_alone_missing_holds_even_with_current_pain(definition):
+    w = Walk(definition, pain_nrs=8)
+    w.pain(80, 8)
+    w.at(84)
+    (held,) = reviews(w, "review_evidence_missing")
+    assert held.details["missing"] == ["mri_result"] and not w.of("refer_vertebral_augmentation")
+    w.event(95, type="mri", etiology="osteoporotic")
+    (ref,) = w.of("refer_vertebral_augmentation")
+    assert ref.day == 95 and "decided on day 95" in ref.rationale and ref.details["criteria"] == ["persistent_pain"]
+
+
+def test_another_criterion_needs_no_recent_pain_report(definition):
+    w = confirmed(Walk(definition, pain_nrs=8))
+    w.event(50, type="pulmonary", dysfunction=True)
+    w.at(84)
+    (ref,) = w.of("refer_vertebral_augmentation")
+    assert ref.details["criteria"] == ["pulmonary_dysfunction"] and not reviews(w, "review_evidence_missing")
+
+
+@pytest.mark.parametrize("arrives, referred", [(182, True), (182.1, False)])
+def test_a_held_review_is_decided_until_day_182(definition, arrives, referred):
+    w = confirmed(Walk(definition, pain_nrs=8))
+    w.until(84)
+    assert reviews(w, "review_evidence_missing")
+    w.until(arrives)
+    w.pain(arrives, 8)
+    assert bool(w.of("refer_vertebral_augmentation")) is referred
+    assert ("twelve_week_review:lapsed" in note_ids(w)) is not referred
+
+
+def test_a_held_review_sets_a_timer_for_its_limit(definition):
+    w = confirmed(Walk(definition, pain_nrs=8))
+    w.until(84)
+    assert "held review limit" in [d.label for d in next_due(definition, w.facts, 84)]
+
+
+# --- §2 Criteria found after the review ------------------------------------------------------------
+
+@pytest.mark.parametrize("second, referred", [(113.9, False), (114, True)])
+def test_two_persistent_reports_14_days_apart_refer_after_the_review(definition, second, referred):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.pain(80, 3)
+    w.at(84)
+    assert not w.of("refer_vertebral_augmentation")
+    w.pain(100, 6)
+    w.pain(second, 5)
+    found = w.of("refer_vertebral_augmentation")
+    assert bool(found) is referred
+    if referred:
+        assert found[0].day == 114 and found[0].details["criteria"] == ["persistent_pain"]
+        assert "after the 12-week review" in found[0].rationale
+
+
+def test_a_report_below_the_threshold_between_restarts_the_count(definition):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.pain(80, 3)
+    w.at(84)
+    w.pain(100, 6)
+    w.pain(107, 4)
+    w.pain(115, 6)
+    w.pain(128, 6)
+    assert not w.of("refer_vertebral_augmentation")
+    w.pain(129, 6)
+    assert [a.day for a in w.of("refer_vertebral_augmentation")] == [129]
+
+
+def test_a_deformity_found_after_the_review_refers_once(definition):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.pain(80, 4)
+    w.at(84)
+    w.event(86, type="radiograph", height_loss_pct=35, kyphosis_deg=20)
+    (flag,) = w.of("flag_progressive_deformity")
+    assert "until day 182" in flag.rationale
+    (ref,) = w.of("refer_vertebral_augmentation")
+    assert ref.day == 86 and ref.details["criteria"] == ["spinal_deformity"]
+    w.event(100, type="pulmonary", dysfunction=True)
+    assert len(w.of("refer_vertebral_augmentation")) == 1
+
+
+@pytest.mark.parametrize("day, referred", [(182, True), (182.5, False)])
+def test_criteria_after_the_review_count_until_day_182(definition, day, referred):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.pain(80, 4)
+    w.at(84)
+    w.event(day, type="pulmonary", dysfunction=True)
+    assert bool(w.of("refer_vertebral_augmentation")) is referred
+
+
+def test_a_declined_augmentation_stays_declined_after_the_review(definition):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.clinician(60, "decline_augmentation")
+    w.pain(80, 4)
+    w.at(84)
+    w.event(90, type="pulmonary", dysfunction=True)
+    assert not w.of("refer_vertebral_augmentation") and "twelve_week_review:declined" in note_ids(w)
+
+
+# --- §3, §4 Pathology unresolved holds PT; an indeterminate MRI asks a clinician --------------------
+
+def test_pt_waits_for_the_osteoporotic_mri(definition):
+    w = Walk(definition, pain_nrs=6)
+    w.pain(8, 3)
+    assert not w.of("refer_physical_therapy") and "refer_physical_therapy:held:mri" in note_ids(w)
+    w.event(15, type="mri", etiology="osteoporotic")
+    (pt,) = w.of("refer_physical_therapy")
+    assert pt.day == 15 and "NRS 3 on day 8" in pt.rationale
+
+
+def test_an_open_neuro_deficit_holds_pt_until_a_report_says_no_deficit(definition):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.event(5, type="neuro", deficit=True)
+    w.pain(8, 3)
+    assert not w.of("refer_physical_therapy") and "refer_physical_therapy:held:neuro" in note_ids(w)
+    w.event(12, type="neuro", deficit=False)
+    assert [a.day for a in w.of("refer_physical_therapy")] == [12]
+
+
+def test_an_indeterminate_mri_requests_review_and_holds_pt_and_augmentation(definition):
+    w = Walk(definition, pain_nrs=6)
+    w.event(6, type="mri", etiology="indeterminate")
+    (review,) = reviews(w, "indeterminate_mri")
+    assert review.day == 6 and "not ruled out" in review.rationale
+    w.pain(10, 3)
+    w.pain(80, 8)
+    w.at(84)
+    assert not w.of("refer_physical_therapy") and not w.of("refer_vertebral_augmentation")
+    assert reviews(w, "review_evidence_missing")[0].details["missing"] == ["mri_result"]
+
+
+# --- §5 A neurological deficit makes the MRI urgent --------------------------------------------------
+
+def test_a_later_deficit_asks_to_expedite_the_pending_mri(definition):
+    w = Walk(definition)
+    w.event(4, type="neuro", deficit=True)
+    (ref,) = w.of("refer_urgent_spine_surgery")
+    assert ref.details["expedite_mri"] is True and "Expedite the pending MRI" in ref.rationale
+
+
+# --- §6, §7 Hand-overs ----------------------------------------------------------------------------------
+
+def test_withdrawal_hands_the_open_orders_over(definition):
+    w = Walk(definition)
+    w.event(5, type="mri", etiology="osteoporotic")
+    w.until(14)
+    w.clinician(20, "withdraw")
+    (handover,) = reviews(w, "withdrawal_handover")
+    listed = {o["id"] for o in handover.details["open_orders"]}
+    assert {"order_dxa", "order_radiograph:day-14", "prescribe_bisphosphonate"} <= listed
+    assert not {"order_mri", "start_calcitonin", "stop_calcitonin"} & listed  # resulted, or stopped now
+    assert handover.day == 20 and w.status == "withdrawn"
+
+
+def test_pathologic_exit_asks_to_review_the_medications(definition):
+    w = Walk(definition, pain_nrs=8)
+    w.event(10, type="mri", etiology="malignant")
+    (review,) = reviews(w, "pathologic_exit_medications")
+    assert {"prescribe_bisphosphonate", "prescribe_opioid_short_course"} <= set(review.details["medications"])
+    assert "Nothing is stopped automatically but calcitonin" in review.rationale
+
+
+# --- §8 Opioid stewardship -----------------------------------------------------------------------------
+
+def test_the_opioid_order_is_class_level_with_a_review_and_a_stop(definition):
+    w = Walk(definition, pain_nrs=8)
+    (opioid,) = w.of("prescribe_opioid_short_course")
+    assert opioid.details["review_day"] == 7 and opioid.details["stop_by_day"] == 14
+    assert "clinician chooses agent and dose" in opioid.details["agent"] and opioid.details["bowel_regimen"]
+    assert "(verify)" in opioid.citation
+
+
+@pytest.mark.parametrize("now, reviewed", [(6.9, False), (7, True)])
+def test_the_opioid_course_is_reviewed_on_day_7(definition, now, reviewed):
+    w = Walk(definition, pain_nrs=8)
+    w.at(now)
+    assert bool(reviews(w, "opioid_review")) is reviewed
+    assert not reviews(Walk(definition, pain_nrs=6), "opioid_review")
+
+
+# --- §9 The nerve-block offer expires -----------------------------------------------------------------
+
+@pytest.mark.parametrize("day, accepted", [(42, True), (42.1, False)])
+def test_the_offer_expires_at_day_42(definition, day, accepted):
+    w = Walk(definition, pain_nrs=8)
+    w.pain(9, 8)
+    assert escalation_state(w.facts, 41) == "awaiting_confirmation"
+    event = parse_event({"type": "clinician", "decision": "confirm_nerve_block", "reason": "r", "author": "a"})
+    reason = clinical_rejection(definition, w.facts, event, day)
+    assert (reason is None) is accepted
+    if not accepted:
+        assert "expired" in reason
+
+
+def test_the_expired_offer_is_noted_and_no_longer_awaited(definition):
+    w = Walk(definition, pain_nrs=8)
+    w.pain(9, 8)
+    w.until(43)
+    assert "offer_nerve_block:expired" in note_ids(w)
+    assert escalation_state(w.facts, 43) != "awaiting_confirmation"
+
+
+# --- §10 Calcitonin and a cancer history ----------------------------------------------------------------
+
+def test_no_calcitonin_with_a_cancer_history(definition):
+    w = Walk(definition, red_flags=["history_of_cancer"])
+    assert not w.of("start_calcitonin")
+    assert "malignancy signal" in w.of("prescribe_first_line_analgesia")[0].rationale
+    assert "calcitonin_not_started" in note_ids(w)
+    started = Walk(definition).of("start_calcitonin")[0]
+    assert "EMA" in started.rationale and "FDA" in started.rationale
+
+
+# --- §11 Side effects -------------------------------------------------------------------------------------
+
+def test_each_side_effect_asks_a_clinician_and_stops_nothing(definition):
+    w = Walk(definition)
+    w.event(5, type="side_effect", drug="calcitonin", effect="dizziness, fell at home")
+    w.event(9, type="side_effect", drug="ibuprofen", effect="black stools")
+    first, second = reviews(w, "side_effect")
+    assert (first.details["drug"], first.details["effect"]) == ("calcitonin", "dizziness, fell at home")
+    assert second.details["drug"] == "ibuprofen" and not w.of("stop_calcitonin")
+    assert ":" not in first.id.split("side_effect:")[1].replace(".", "")  # no free text in the id
+
+
+# --- §12 One task per need ------------------------------------------------------------------------------------
+
+def test_radiographs_due_together_after_a_pause_are_one_order(definition):
+    w = Walk(definition)
+    w.clinician(10, "pause")
+    w.clinician(50, "resume")
+    (film,) = w.of("order_radiograph")
+    assert film.details["scheduled_days"] == [14, 42] and film.day == 50
+    w.until(84)
+    assert [a.details["scheduled_day"] for a in w.of("order_radiograph")] == [42, 84]
+
+
+@pytest.mark.parametrize("flare_day, skipped", [(122, True), (121.9, False)])
+def test_a_screening_within_60_days_after_a_flare_screening_is_skipped(definition, flare_day, skipped):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.pain(20, 2)
+    w.pain(80, 2)
+    w.pain(flare_day, 6)
+    w.pain(flare_day + 1, 2)
+    w.until(182)
+    scheduled = [a for a in w.of("order_adjacent_fracture_screening") if a.details["trigger"] == "schedule"]
+    assert bool(scheduled) is not skipped
+    assert ("order_adjacent_fracture_screening:day-182:skipped" in note_ids(w)) is skipped
+
+
+def test_a_skipped_screening_still_lets_the_pathway_complete(definition):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    for day in range(10, 365, 12):
+        w.pain(day, 2 if day != 310 else 6)
+    w.until(365)
+    assert w.status == "completed" and "order_adjacent_fracture_screening:day-365:skipped" in note_ids(w)
+
+
+# --- §13 Urgent results escalate sooner --------------------------------------------------------------
+
+@pytest.mark.parametrize("flags, limit", [(["history_of_cancer"], 3), (["neuro_deficit"], 3), ([], 14)])
+def test_an_urgent_mri_is_overdue_after_3_days_a_routine_one_after_14(definition, flags, limit):
+    w = Walk(definition, red_flags=flags)
+    assert "order_mri" not in [o.action_id for o, _ in overdue_orders(definition, w.facts, limit)]
+    assert "order_mri" in [o.action_id for o, _ in overdue_orders(definition, w.facts, limit + 0.01)]
+
+
+# --- §14 Words ---------------------------------------------------------------------------------------------
+
+def test_presumed_osteoporotic_until_the_mri_says_so(definition):
+    w = Walk(definition, pain_nrs=8)
+    for kind in ("prescribe_first_line_analgesia", "prescribe_calcium_vitamin_d", "prescribe_bisphosphonate"):
+        assert "presumed osteoporotic (MRI pending)" in w.of(kind)[0].rationale.lower().replace("mri", "MRI")
+    w.event(5, type="mri", etiology="osteoporotic")
+    w.pain(80, 7)
+    w.at(84)
+    (ref,) = w.of("refer_vertebral_augmentation")
+    assert "MRI on day 5: osteoporotic" in ref.rationale and "presumed" not in ref.rationale
+
+
+def test_the_referral_quotes_the_evidence_as_the_review_gives_it(definition):
+    w = confirmed(Walk(definition, pain_nrs=8, height_loss_pct=22))
+    w.pain(80, 7)
+    w.at(84)
+    (ref,) = w.of("refer_vertebral_augmentation")
+    assert "53% of screened patients improved without augmentation" in ref.rationale
+    assert "AAOS 2010: strong recommendation against vertebroplasty" in ref.rationale
+    assert ref.details["suggested_procedure"] == "vertebroplasty"
+    assert "makes a strong recommendation against vertebroplasty" in ref.rationale
+
+
+@pytest.mark.parametrize("kind", ["offer_nerve_block", "refer_physical_therapy", "order_radiograph",
+                                  "outreach_missed_follow_up"])
+def test_citations_of_rules_marked_verify_say_so(definition, kind):
+    w = confirmed(Walk(definition, pain_nrs=8))
+    w.pain(9, 8)
+    w.pain(20, 3)
+    w.until(40)
+    assert "(verify)" in w.of(kind)[0].citation
+    assert "(verify)" not in w.of("order_dxa")[0].citation
