@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pathway.contract import FRACTURE_LEVELS
-from tests.unit.test_decisions import Walk, confirmed
+from tests.unit.walk import Walk, confirmed
 
 
 def cpt(definition, kind: str, level: str) -> list[str]:
