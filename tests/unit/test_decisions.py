@@ -709,7 +709,8 @@ def test_full_year_in_order(definition):
     w = full_year(definition)
     assert w.kinds() == [
         "prescribe_first_line_analgesia", "prescribe_opioid_short_course", *ENROLLMENT_KINDS[1:],
-        "request_clinician_review", "refer_physical_therapy", "order_radiograph", "stop_calcitonin", "order_radiograph", "order_radiograph",
+        "request_clinician_review", "refer_physical_therapy", "order_radiograph", "stop_calcitonin",
+        "order_radiograph", "order_radiograph",
         "order_adjacent_fracture_screening", "order_adjacent_fracture_screening",
     ]  # fmt: skip
     assert w.status == "completed"
