@@ -1,29 +1,31 @@
 """Writes ``docs/clinical-decisions.md`` and ``docs/contract.md`` from their templates.
 
 A build tool, not part of the pathway: nothing the workflow, the worker, the API or the CLI runs
-imports it (it reads files; the rest of ``pathway`` does not). The prose lives in
-``docs/templates/``; every table, threshold, timing and code comes from the pathway definition
-in ``seeds/`` and from the models in ``pathway/contract.py``, so the documents cannot say one
-thing while the seed or the models say another. ``tests/unit/test_clinical_doc.py`` checks that
-the committed documents are what this module writes.
+imports it. The prose lives in ``docs/templates/``; every table, threshold, timing and code comes
+from the pathway definition in ``seeds/`` and from the models in ``pathway/contract.py`` (whose
+tables ``pathway/contract_doc.py`` writes), so the documents cannot say one thing while the seed
+or the models say another. ``tests/unit/test_clinical_doc.py`` checks that the committed
+documents are what this module writes.
 
     python -m pathway.clinical_doc           # write both documents
     python -m pathway.clinical_doc --check   # exit 1 if a committed document is out of date
 
 Template syntax:
 
-- ``<!-- generated:NAME -->`` alone on a line is replaced by the table ``NAME`` (``TABLES``).
-- ``{{name}}`` is a value of the current definition: a rule (``{{review_day}}`` -> 84), a
-  schedule (``{{radiograph_days}}`` -> "14, 42 and 84"; ``{{radiograph_days:weeks}}`` -> "2, 6
-  and 12"; ``:months`` and ``:percent`` too), or a setting of ``_settings``.
+- ``<!-- generated:NAME -->`` alone on a line is replaced by the document's table ``NAME``.
+- ``{{name}}`` is a value of the current definition: a rule (``{{review_day}}`` -> 84), a rule of
+  the ``safety`` block (``{{review_hold_until_day}}`` -> 182), a schedule (``{{radiograph_days}}``
+  -> "14, 42 and 84"; ``{{radiograph_days:weeks}}`` -> "2, 6 and 12"; ``:months`` and
+  ``:percent`` too), or a setting of ``_settings``.
 - A block from a line ``<!-- notes`` to a line ``-->`` holds ``key: text`` entries (an indented
   line continues the one above) that fill table cells and are not printed themselves:
   ``action:KIND`` says when an action kind fires, ``field:Model.name`` what a contract field
-  means (``field:Event.name`` for the fields every event has).
+  means (``field:Event.name`` for the fields every event has), ``reason:NAME`` when a clinician
+  review of that reason is requested.
 - ``<!-- template: ... -->`` lines are notes for the template's reader; they are dropped.
 
 An unknown table, placeholder or note key is an error, so prose cannot outlive what it
-describes. Rules, schedules and action kinds without prose still get their rows.
+describes. Rules, schedules, action kinds and review reasons without prose still get their rows.
 """
 
 from __future__ import annotations
@@ -32,14 +34,15 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from pathway import contract
+from pathway import contract_doc
+from pathway.contract_doc import code, join, num, table
 from pathway.decisions import CANCELLED_ON_EXIT
 from pathway.facts import GRACE
 from pathway.guideline import CURRENT_DEFINITION, SEEDS_DIR, Code, PathwayDefinition, Rule, load_definition
@@ -47,7 +50,6 @@ from pathway.guideline import CURRENT_DEFINITION, SEEDS_DIR, Code, PathwayDefini
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 TEMPLATES = DOCS / "templates"
-DOCUMENTS = ("clinical-decisions.md", "contract.md")
 COMMAND = "python -m pathway.clinical_doc"
 
 STATUS_TEXT = {"confirmed": "confirmed", "local_protocol": "local protocol", "verify": "verify"}
@@ -59,60 +61,22 @@ SYSTEMS = {
     "http://loinc.org": "LOINC",
     "http://snomed.info/sct": "SNOMED CT",
 }
-# Top-level fields of a definition that have their own table or placeholder.
+# Top-level fields of a definition, and fields of its safety block, that have their own table or
+# placeholder; the others are listed under "Other settings".
 _SHOWN = {"version", "title", "guideline_file", "references", "rules", "schedules",
-          "urgent_mri_red_flags", "actions"}
+          "urgent_mri_red_flags", "actions", "safety"}
+_SHOWN_SAFETY = {"rules", "calcitonin_withheld_red_flags"}
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)(?::([a-z]+))?\s*\}\}")
 _MARKER = re.compile(r"^<!-- generated:([a-z_]+) -->$", re.MULTILINE)
-_NOTE = re.compile(r"^((?:action|field):[A-Za-z0-9_.]+):(.*)$")
+_NOTE = re.compile(r"^((?:action|field|reason):[A-Za-z0-9_.]+):(.*)$")
+_UNDESCRIBED = "*not described yet: see `pathway/decisions.py`*"
 
 
 class TemplateError(ValueError):
     """A template that names something the definition or the models do not have."""
 
 
-# --- Small formatting helpers -----------------------------------------------------------------
-
-def _num(value: float) -> str:
-    return f"{value:g}"
-
-
-def _join(items: list[str], last: str = "and") -> str:
-    """``a``, ``a and b``, ``a, b and c`` (or ``a, b or c``)."""
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} {last} {items[-1]}"
-
-
-def _code(text: Any) -> str:
-    return f"`{text}`"
-
-
-def _cell(text: Any) -> str:
-    """Text that is safe in a Markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
-def _table(headers: list[str], rows: Iterable[list[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _weakest(statuses: Iterable[str]) -> str:
-    return max(statuses, key=_WEAKNESS.__getitem__, default="confirmed")
-
-
-def _code_status(code: Code) -> str:
-    """A code is to verify when it is missing or its display says so."""
-    return "verify" if code.code is None or "verify" in code.display.lower() else "confirmed"
-
-
-def _version_key(version: str) -> list[Any]:
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", version) if p]
-
-
-# --- Templates ----------------------------------------------------------------------------------
+# --- Templates and placeholders --------------------------------------------------------------
 
 @dataclass
 class Template:
@@ -142,8 +106,8 @@ def parse_template(name: str, text: str) -> Template:
             else:
                 entry = _NOTE.match(line)
                 if not entry:
-                    raise TemplateError(f"{name}: a note reads 'action:KIND: text' or 'field:Model.name: text', "
-                                        f"not {line!r}")
+                    raise TemplateError(f"{name}: a note reads 'action:KIND: text', 'field:Model.name: text' "
+                                        f"or 'reason:NAME: text', not {line!r}")
                 key = entry.group(1)
                 if key in notes:
                     raise TemplateError(f"{name}: note {key} is given twice")
@@ -155,9 +119,13 @@ def parse_template(name: str, text: str) -> Template:
     return Template(name, "\n".join(kept).strip() + "\n", notes)
 
 
+def read_template(name: str, templates: Path = TEMPLATES) -> Template:
+    return parse_template(name, (templates / name).read_text(encoding="utf-8"))
+
+
 @dataclass
 class Context:
-    """What a document is rendered from, and which notes and values it used."""
+    """What a document is rendered from, and which notes it used."""
 
     defn: PathwayDefinition
     template: Template
@@ -174,25 +142,40 @@ class Context:
         return _PLACEHOLDER.sub(lambda m: placeholder(self.defn, m.group(1), m.group(2), self.template.name), text)
 
 
+def safety_rules(defn: PathwayDefinition) -> list[tuple[str, Rule]]:
+    """The rules of the definition's ``safety`` block (none before vcf-1.2)."""
+    return list(defn.safety.rules) if defn.safety is not None else []
+
+
 def _sourced_items(defn: PathwayDefinition) -> dict[str, Any]:
-    """Every rule and schedule the definition sets, by name."""
+    """Every rule, safety rule and schedule the definition sets, by name."""
     items = {name: item for name, item in defn.rules if item is not None}
-    items.update({name: item for name, item in defn.schedules if item is not None})
+    for name, item in [*safety_rules(defn), *defn.schedules]:
+        if name in items:
+            raise TemplateError(f"definition {defn.version}: {name} is named twice")
+        if item is not None:
+            items[name] = item
     return items
 
 
 def _settings(defn: PathwayDefinition) -> dict[str, str]:
     """Values that prose may name besides rules and schedules."""
-    return {
+    settings = {
         "version": defn.version,
         "title": defn.title,
         "guideline_file": f"seeds/{defn.guideline_file}",
         "definition_file": f"seeds/{CURRENT_DEFINITION}",
-        "urgent_mri_red_flags": _join([_code(f) for f in defn.urgent_mri_red_flags], "or"),
-        "cancelled_on_exit": _join([_code(k) for k in CANCELLED_ON_EXIT]),
-        "grace_seconds": _num(round(GRACE * 86400, 3)),
-        "event_types": _join([f"[`{_event_type(m)}`](#{_event_type(m)})" for m in event_models()]),
+        "urgent_mri_red_flags": join([code(f) for f in defn.urgent_mri_red_flags], "or"),
+        "cancelled_on_exit": join([code(k) for k in CANCELLED_ON_EXIT]),
+        "grace_seconds": num(round(GRACE * 86400, 3)),
+        "event_types": contract_doc.event_types_text(),
     }
+    if defn.safety is not None:
+        safety = defn.safety
+        settings["calcitonin_withheld_red_flags"] = join([code(f) for f in safety.calcitonin_withheld_red_flags], "or")
+        settings["review_evidence_from_day"] = num(defn.rules.review_day.value
+                                                   - safety.rules.review_evidence_window_days.value)
+    return settings
 
 
 def placeholder(defn: PathwayDefinition, name: str, fmt: str | None, where: str = "") -> str:
@@ -204,133 +187,163 @@ def placeholder(defn: PathwayDefinition, name: str, fmt: str | None, where: str 
             return settings[name]
         raise TemplateError(f"{where}: {{{{{name}{':' + fmt if fmt else ''}}}}} names nothing in "
                             f"definition {defn.version}")
-    numbers = list(getattr(item, "days", None) or [getattr(item, "value")])
+    numbers = list(getattr(item, "days", None) or [item.value])
     if fmt == "weeks":
         numbers = [n / 7 for n in numbers]
     elif fmt == "months":
         numbers = [round(n / 30.4) for n in numbers]  # as the screening rationale counts them
     elif fmt == "percent":
-        return _join([f"{_num(round(n * 100, 6))}%" for n in numbers])
+        return join([f"{num(round(n * 100, 6))}%" for n in numbers])
     elif fmt is not None:
         raise TemplateError(f"{where}: {{{{{name}:{fmt}}}}}: the formats are weeks, months and percent")
-    return _join([_num(n) for n in numbers])
+    return join([num(n) for n in numbers])
 
 
-def _placeholders_in(text: str) -> list[str]:
-    return [m.group(1) for m in _PLACEHOLDER.finditer(text)]
+# --- Clinical decisions: rules, schedules, action kinds ---------------------------------------
+
+def _weakest(statuses: Iterable[str]) -> str:
+    return max(statuses, key=_WEAKNESS.__getitem__, default="confirmed")
 
 
-# --- Clinical decisions: tables ------------------------------------------------------------------
+def _code_status(c: Code) -> str:
+    """A code is to verify when it is missing or its display says so."""
+    return "verify" if c.code is None or "verify" in c.display.lower() else "confirmed"
+
 
 def _value_text(item: Any) -> str:
     if hasattr(item, "days"):
         return ", ".join(str(d) for d in item.days)
     if hasattr(item, "value"):
-        return _num(item.value)
+        return num(item.value)
     return json.dumps(item.model_dump(exclude={"section", "refs", "verify", "note", "local_protocol"}))
 
 
-def _refs(refs: list[str]) -> str:
-    return ", ".join(refs) if refs else "—"
+def _sourced_table(first: str, items: Iterable[tuple[str, Any]], unit: bool = True) -> str:
+    """Rules or schedules with their value, status, guideline section, references and note."""
+    rows = [[code(name), _value_text(item), *([getattr(item, "unit", "")] if unit else []),
+             STATUS_TEXT[item.status], item.section, ", ".join(item.refs) or "—", item.note]
+            for name, item in items if item is not None]
+    headers = [first, "value" if unit else "days after enrollment", *(["unit"] if unit else []),
+               "status", "guideline section", "refs", "note and evidence"]
+    return table(headers, rows)
 
 
 def table_rules(ctx: Context) -> str:
     defn = ctx.defn
-    rows = [[_code(name), _value_text(rule), getattr(rule, "unit", ""), STATUS_TEXT[rule.status],
-             rule.section, _refs(rule.refs), rule.note]
-            for name, rule in defn.rules if rule is not None]
-    text = _table(["rule", "value", "unit", "status", "guideline section", "refs", "note and evidence"], rows)
+    text = _sourced_table("rule", defn.rules)
     absent = [name for name, rule in defn.rules if rule is None]
     if absent:
         text += (f"\n\nRules this code knows that {defn.version} does not set (the decisions that "
-                 f"need them do not run): {_join([_code(n) for n in absent])}.")
+                 f"need them do not run): {join([code(n) for n in absent])}.")
     return text
 
 
+def table_safety_rules(ctx: Context) -> str:
+    if ctx.defn.safety is None:
+        return (f"{ctx.defn.version} has no `safety` block: the safety rules of vcf-1.2 do not apply to "
+                "its patients.")
+    return _sourced_table("safety rule", safety_rules(ctx.defn))
+
+
 def table_schedules(ctx: Context) -> str:
-    rows = [[_code(name), _value_text(s), STATUS_TEXT[s.status], s.section, _refs(s.refs), s.note]
-            for name, s in ctx.defn.schedules if s is not None]
-    return _table(["schedule", "days after enrollment", "status", "guideline section", "refs", "note"], rows)
-
-
-def _codes_text(spec: Any) -> str:
-    if not spec.codes:
-        return "—"
-    return "<br>".join(
-        f"{SYSTEMS.get(c.system, c.system)} {_code(c.code) if c.code else '(no code)'} {c.display}: "
-        f"**{STATUS_TEXT[_code_status(c)]}**" for c in spec.codes)
+    return _sourced_table("schedule", ctx.defn.schedules, unit=False)
 
 
 def action_status(defn: PathwayDefinition, kind: str, trigger: str | None) -> str:
     """The weakest of: the rules and schedules the trigger names, the codes, the section."""
     spec = defn.actions[kind]  # type: ignore[index]
     items = _sourced_items(defn)
-    statuses = [items[n].status for n in _placeholders_in(trigger or "") if n in items]
+    statuses = [items[m.group(1)].status for m in _PLACEHOLDER.finditer(trigger or "") if m.group(1) in items]
     statuses += [_code_status(c) for c in spec.codes]
     if "verify" in spec.section.lower():
         statuses.append("verify")
     return _weakest(statuses)
 
 
+def _codes_text(spec: Any) -> str:
+    return "<br>".join(
+        f"{SYSTEMS.get(c.system, c.system)} {code(c.code) if c.code else '(no code)'} {c.display}: "
+        f"**{STATUS_TEXT[_code_status(c)]}**" for c in spec.codes) or "—"
+
+
 def table_actions(ctx: Context) -> str:
     defn = ctx.defn
-    rows = []
-    for kind, spec in defn.actions.items():
-        raw = ctx.template.notes.get(f"action:{kind}")
-        when = ctx.note(f"action:{kind}") or "*not described yet: see `pathway/decisions.py`*"
-        rows.append([_code(kind), spec.title, when, spec.resource, _codes_text(spec),
-                     STATUS_TEXT[action_status(defn, kind, raw)], defn.cite(kind)])
-    return _table(["kind", "title", "when it fires", "resource", "codes", "status", "citation it carries"], rows)
+    rows = [[code(kind), spec.title, ctx.note(f"action:{kind}") or _UNDESCRIBED, spec.resource, _codes_text(spec),
+             STATUS_TEXT[action_status(defn, kind, ctx.template.notes.get(f"action:{kind}"))], defn.cite(kind)]
+            for kind, spec in defn.actions.items()]
+    return table(["kind", "title", "when it fires", "resource", "codes", "status", "citation it carries"], rows)
 
 
 def table_references(ctx: Context) -> str:
-    return _table(["ref", "source"], [[n, text] for n, text in ctx.defn.references.items()])
+    return table(["ref", "source"], [[n, text] for n, text in ctx.defn.references.items()])
 
 
 def table_other_settings(ctx: Context) -> str:
-    """Top-level settings of the definition that no other table shows (none in vcf-1.1)."""
+    """Settings of the definition that no other table or placeholder shows (none in vcf-1.2)."""
     extra = {name: value for name, value in ctx.defn if name not in _SHOWN}
+    if ctx.defn.safety is not None:
+        extra |= {f"safety.{n}": v for n, v in ctx.defn.safety if n not in _SHOWN_SAFETY}
     if not extra:
         return ""
-    rows = [[_code(name), _code(json.dumps(value, default=_jsonable))] for name, value in extra.items()]
-    return "### Other settings\n\n" + _table(["setting", "value"], rows)
+    rows = [[code(name), code(json.dumps(value, default=_jsonable))] for name, value in extra.items()]
+    return "### Other settings\n\n" + table(["setting", "value"], rows)
 
 
 def _jsonable(value: Any) -> Any:
     return value.model_dump(mode="json") if isinstance(value, BaseModel) else str(value)
 
 
+# --- Clinical decisions: released versions ------------------------------------------------------
+
 def _raw_status(raw: dict[str, Any]) -> str:
     """The status of a rule or schedule read from JSON, by the rule of ``_Sourced.status``."""
-    return Rule.model_construct(verify=bool(raw.get("verify")), local_protocol=bool(raw.get("local_protocol"))).status
+    return Rule.model_construct(section="", value=0, unit="", verify=bool(raw.get("verify")),
+                                local_protocol=bool(raw.get("local_protocol"))).status
+
+
+def _groups(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A definition's rules, safety rules and schedules as JSON, by group name."""
+    return {"rules": raw.get("rules", {}), "safety rules": (raw.get("safety") or {}).get("rules", {}),
+            "schedules": raw.get("schedules", {})}
+
+
+def _added_removed(what: str, old: Iterable[str], new: Iterable[str]) -> list[str]:
+    old, new = list(old), list(new)
+    added, removed = [n for n in new if n not in old], [n for n in old if n not in new]
+    return ([f"added {what} {', '.join(code(n) for n in added)}"] if added else []) + \
+           ([f"removed {what} {', '.join(code(n) for n in removed)}"] if removed else [])
 
 
 def _changes(before: dict[str, Any], after: dict[str, Any]) -> str:
-    """What a definition changed in rules, schedules and action kinds, against the one before."""
+    """What a definition changed in rules, schedules, red flags and action kinds, against the one before."""
     parts: list[str] = []
-    for group, what in (("rules", "value"), ("schedules", "days")):
-        old, new = before.get(group, {}), after.get(group, {})
-        if added := [n for n in new if n not in old]:
-            parts.append(f"added {group} {', '.join(_code(n) for n in added)}")
-        if removed := [n for n in old if n not in new]:
-            parts.append(f"removed {group} {', '.join(_code(n) for n in removed)}")
+    for group, old in _groups(before).items():
+        new = _groups(after)[group]
+        parts += _added_removed(group, old, new)
         for n in (n for n in new if n in old):
+            what = "days" if group == "schedules" else "value"
             if old[n].get(what) != new[n].get(what):
-                parts.append(f"{_code(n)} {old[n].get(what)} → {new[n].get(what)}")
+                parts.append(f"{code(n)} {old[n].get(what)} → {new[n].get(what)}")
             if _raw_status(old[n]) != _raw_status(new[n]):
-                parts.append(f"{_code(n)} {STATUS_TEXT[_raw_status(old[n])]} → {STATUS_TEXT[_raw_status(new[n])]}")
+                parts.append(f"{code(n)} {STATUS_TEXT[_raw_status(old[n])]} → {STATUS_TEXT[_raw_status(new[n])]}")
+    for flags, old, new in (("urgent_mri_red_flags", before.get("urgent_mri_red_flags", []),
+                             after.get("urgent_mri_red_flags", [])),
+                            ("calcitonin_withheld_red_flags",
+                             (before.get("safety") or {}).get("calcitonin_withheld_red_flags", []),
+                             (after.get("safety") or {}).get("calcitonin_withheld_red_flags", []))):
+        if diff := [f"+{code(f)}" for f in new if f not in old] + [f"-{code(f)}" for f in old if f not in new]:
+            parts.append(f"{code(flags)} {' '.join(diff)}")
     old, new = before.get("actions", {}), after.get("actions", {})
-    if added := [k for k in new if k not in old]:
-        parts.append(f"added action kinds {', '.join(_code(k) for k in added)}")
-    if removed := [k for k in old if k not in new]:
-        parts.append(f"removed action kinds {', '.join(_code(k) for k in removed)}")
-    if changed := [k for k in new if k in old and old[k].get("codes") != new[k].get("codes")]:
-        parts.append(f"new codes for {', '.join(_code(k) for k in changed)}")
-    return "; ".join(parts) or "no change to rules, schedules or action kinds"
+    parts += _added_removed("action kinds", old, new)
+    for what, key in (("titles", "title"), ("codes", "codes")):
+        if changed := [k for k in new if k in old and old[k].get(key) != new[k].get(key)]:
+            parts.append(f"new {what} for {', '.join(code(k) for k in changed)}")
+    return "; ".join(parts) or "no change to rules, schedules, red flags or action kinds"
 
 
 def released_definitions(seeds: Path | None = None) -> list[tuple[str, dict[str, Any]]]:
-    """Every pathway definition in ``seeds/`` (file name, JSON), oldest version first."""
+    """Every pathway definition in ``seeds/`` (file name, JSON), oldest version first; unlike
+    ``guideline.released_definitions`` it also lists a definition this code cannot load."""
     found = []
     for path in sorted((seeds or SEEDS_DIR).glob("*.json")):
         try:
@@ -342,6 +355,11 @@ def released_definitions(seeds: Path | None = None) -> list[tuple[str, dict[str,
     return sorted(found, key=lambda pair: _version_key(pair[1]["version"]))
 
 
+def _version_key(version: str) -> list[Any]:
+    """``vcf-1.10`` after ``vcf-1.2``: numbers compare as numbers."""
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", version) if p]
+
+
 def table_versions(ctx: Context) -> str:
     rows, before = [], None
     for name, raw in released_definitions():
@@ -350,185 +368,48 @@ def table_versions(ctx: Context) -> str:
             loads = ""
         except ValidationError:
             loads = " (does not load with this code)"
-        version = _code(raw["version"])
+        version = code(raw["version"])
         if name == CURRENT_DEFINITION:
             version = f"**{version}** (current, documented here)"
-        rows.append([_code(f"seeds/{name}"), version + loads, len(raw.get("rules", {})),
-                     len(raw.get("schedules", {})), len(raw.get("actions", {})),
-                     _changes(before, raw) if before is not None else "—"])
+        groups = _groups(raw)
+        rules = str(len(groups["rules"]))
+        if groups["safety rules"]:
+            rules += f" + {len(groups['safety rules'])} safety"
+        rows.append([code(f"seeds/{name}"), version + loads, rules, len(groups["schedules"]),
+                     len(raw.get("actions", {})), _changes(before, raw) if before is not None else "—"])
         before = raw
-    return _table(["file", "version", "rules", "schedules", "action kinds", "changes from the version above"], rows)
+    return table(["file", "version", "rules", "schedules", "action kinds", "changes from the version above"], rows)
 
 
-# --- Contract: field tables from the pydantic models -----------------------------------------------
+# --- Documents ------------------------------------------------------------------------------------
 
-def event_models() -> list[type[BaseModel]]:
-    """The event classes of the contract's ``Event`` union, in its order."""
-    union = get_args(contract.Event)[0] if get_origin(contract.Event) is Annotated else contract.Event
-    return [m for m in get_args(union) if isinstance(m, type) and issubclass(m, BaseModel)]
-
-
-def _event_type(model: type[BaseModel]) -> str:
-    return model.model_fields["type"].default
-
-
-def _common_event_fields() -> list[str]:
-    models = event_models()
-    return [n for n in models[0].model_fields if n != "type" and all(n in m.model_fields for m in models)]
-
-
-def _strict(annotation: Any, metadata: Iterable[Any] = ()) -> bool:
-    """Whether pydantic's strict mode is on for a field (so "7" or true is refused)."""
-    for meta in metadata:
-        if getattr(meta, "strict", None) is True or _strict(None, getattr(meta, "metadata", ())):
-            return True
-    if annotation is None:
-        return False
-    if get_origin(annotation) is Annotated:
-        base, *extra = get_args(annotation)
-        return _strict(base, extra)
-    if get_origin(annotation) is Union or type(annotation).__name__ == "UnionType":
-        return any(_strict(a) for a in get_args(annotation))
-    return False
-
-
-def _enum_text(values: list[Any]) -> str:
-    if set(values) == set(contract.ACTION_KINDS):
-        return "an action kind ([the list](clinical-decisions.md#action-kinds))"
-    return "one of " + ", ".join(_code(v) for v in values)
-
-
-def _type_text(s: dict[str, Any]) -> str:
-    """A JSON schema node in words."""
-    if "$ref" in s:
-        return f"an {s['$ref'].rsplit('/', 1)[-1].lower()} object (above)"
-    if "anyOf" in s:
-        return " or ".join(_type_text(x) for x in s["anyOf"] if x.get("type") != "null")
-    if "const" in s:
-        return _code(json.dumps(s["const"]))
-    if "enum" in s:
-        return _enum_text(s["enum"])
-    kind = s.get("type")
-    if kind == "array":
-        items = s.get("items", {})
-        if "enum" in items:
-            text = "list of " + ", ".join(_code(v) for v in items["enum"])
-        elif items.get("type") == "object":
-            text = "list of objects"
-        else:
-            text = f"list of {_type_text(items)}" if items else "list"
-        if "maxItems" in s:
-            text += f", at most {s['maxItems']}"
-        return text
-    if kind == "object":
-        return "object"
-    if kind == "string":
-        if s.get("format") == "date-time":
-            return "ISO 8601 date-time"
-        text = "text"
-        if "minLength" in s or "maxLength" in s:
-            text += f", {s.get('minLength', 0)}–{s['maxLength']} characters" if "maxLength" in s \
-                else f", at least {s['minLength']} characters"
-        if "pattern" in s:
-            text += f" matching {_code(s['pattern'])}"
-        return text
-    words = {"integer": "integer", "number": "number", "boolean": "true or false"}
-    text = words.get(kind, kind or "any value")
-    if "minimum" in s and "maximum" in s:
-        dash = " to " if s["minimum"] < 0 else "–"
-        text += f" {_num(s['minimum'])}{dash}{_num(s['maximum'])}"
-    elif "minimum" in s:
-        text += f" >= {_num(s['minimum'])}"
-    elif "maximum" in s:
-        text += f" <= {_num(s['maximum'])}"
-    return text
-
-
-def _field_rows(ctx: Context, model: type[BaseModel], names: list[str] | None = None,
-                note_prefix: str | None = None) -> list[list[str]]:
-    schema = model.model_json_schema()
-    required = set(schema.get("required", []))
-    rows = []
-    for name, prop in schema["properties"].items():
-        if names is not None and name not in names:
-            continue
-        info = model.model_fields[name]
-        type_text = _type_text(prop) + (" (strict)" if _strict(info.annotation, info.metadata) else "")
-        if name in required:
-            need = "required"
-        elif prop.get("default") not in (None, [], {}, ""):
-            need = f"optional (default {json.dumps(prop['default'])})"
-        else:
-            need = "optional"
-        meaning = ctx.note(f"field:{note_prefix or model.__name__}.{name}") or prop.get("description", "")
-        rows.append([_code(name), type_text, need, meaning])
-    return rows
-
-
-def _fields_table(ctx: Context, model: type[BaseModel], names: list[str] | None = None,
-                  note_prefix: str | None = None) -> str:
-    return _table(["field", "type", "required", "meaning"], _field_rows(ctx, model, names, note_prefix))
-
-
-def table_enrollment_fields(ctx: Context) -> str:
-    return _fields_table(ctx, contract.Enrollment)
-
-
-def table_event_common_fields(ctx: Context) -> str:
-    return _fields_table(ctx, event_models()[0], _common_event_fields(), note_prefix="Event")
-
-
-def table_event_types(ctx: Context) -> str:
-    common = set(_common_event_fields()) | {"type"}
-    parts = []
-    for model in event_models():
-        own = [n for n in model.model_fields if n not in common]
-        description = (model.__doc__ or "").strip()
-        parts.append(f"### `{_event_type(model)}`\n\n{description}\n\n{_fields_table(ctx, model, own)}")
-    return "\n\n".join(parts)
-
-
-def table_action_fields(ctx: Context) -> str:
-    return _fields_table(ctx, contract.Action)
-
-
-def table_scenario_fields(ctx: Context) -> str:
-    return _fields_table(ctx, contract.Scenario)
-
-
-def table_scenario_event_fields(ctx: Context) -> str:
-    return _fields_table(ctx, contract.ScenarioEvent)
-
-
-TABLES: dict[str, Callable[[Context], str]] = {
+Tables = Mapping[str, Callable[[Context], str]]
+CLINICAL_TABLES: Tables = {
     "versions": table_versions,
     "rules": table_rules,
+    "safety_rules": table_safety_rules,
     "schedules": table_schedules,
     "actions": table_actions,
     "references": table_references,
     "other_settings": table_other_settings,
-    "enrollment_fields": table_enrollment_fields,
-    "event_common_fields": table_event_common_fields,
-    "event_types": table_event_types,
-    "action_fields": table_action_fields,
-    "scenario_fields": table_scenario_fields,
-    "scenario_event_fields": table_scenario_event_fields,
 }
+# Each document and the tables its template may place.
+DOCUMENTS: dict[str, Tables] = {"clinical-decisions.md": CLINICAL_TABLES, "contract.md": contract_doc.TABLES}
 
 
-# --- Documents --------------------------------------------------------------------------------------
-
-def render(template: Template, defn: PathwayDefinition) -> str:
-    """A document from its template and a definition."""
+def render(template: Template, defn: PathwayDefinition, tables: Tables | None = None) -> str:
+    """A document from its template and a definition (``tables``: those of its document, by
+    default every table of either document)."""
+    tables = tables if tables is not None else {**CLINICAL_TABLES, **contract_doc.TABLES}
     ctx = Context(defn, template)
 
-    def table(match: re.Match[str]) -> str:
+    def generated(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name not in TABLES:
-            raise TemplateError(f"{template.name}: no table named {name!r}; tables: {', '.join(TABLES)}")
-        return TABLES[name](ctx)
+        if name not in tables:
+            raise TemplateError(f"{template.name}: no table named {name!r}; tables: {', '.join(tables)}")
+        return tables[name](ctx)
 
-    body = ctx.fill(_MARKER.sub(table, template.text))
+    body = ctx.fill(_MARKER.sub(generated, template.text))
     unused = sorted(set(template.notes) - ctx.used_notes)
     if unused:
         raise TemplateError(f"{template.name}: notes for nothing in this document or definition "
@@ -542,17 +423,13 @@ def render(template: Template, defn: PathwayDefinition) -> str:
 def render_documents(defn: PathwayDefinition | None = None, templates: Path = TEMPLATES) -> dict[Path, str]:
     """Each document's path and the text it should have."""
     defn = defn or load_definition()
-    out = {}
-    for name in DOCUMENTS:
-        template = parse_template(name, (templates / name).read_text(encoding="utf-8"))
-        out[DOCS / name] = render(template, defn)
-    return out
+    return {DOCS / name: render(read_template(name, templates), defn, tables) for name, tables in DOCUMENTS.items()}
 
 
 def undescribed_action_kinds(defn: PathwayDefinition, templates: Path = TEMPLATES) -> list[str]:
     """Action kinds of the definition whose "when it fires" the template does not give yet."""
-    template = parse_template(DOCUMENTS[0], (templates / DOCUMENTS[0]).read_text(encoding="utf-8"))
-    return [kind for kind in defn.actions if f"action:{kind}" not in template.notes]
+    notes = read_template("clinical-decisions.md", templates).notes
+    return [kind for kind in defn.actions if f"action:{kind}" not in notes]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -575,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(documents[path], encoding="utf-8")
         print(f"wrote {path.relative_to(ROOT)}")
     for kind in undescribed_action_kinds(load_definition()):
-        print(f"note: say when {kind} fires in docs/templates/{DOCUMENTS[0]} (an 'action:{kind}:' note)",
+        print(f"note: say when {kind} fires in docs/templates/clinical-decisions.md (an 'action:{kind}:' note)",
               file=sys.stderr)
     return 0
 

@@ -1,25 +1,30 @@
 """docs/clinical-decisions.md and docs/contract.md are what ``python -m pathway.clinical_doc``
-writes from the current definition and the contract's models, and they show every rule,
-schedule, action kind, event type and field; the writer copes with definitions it has not seen."""
+writes from the current definition and the contract's models, and they show every rule, safety
+rule, schedule, action kind, review reason, event type and field; the writer copes with
+definitions it has not seen."""
 
 from __future__ import annotations
 
 import json
 import re
+from typing import get_args
 
 import pytest
 
 from pathway import clinical_doc as doc
+from pathway import contract_doc
 from pathway.contract import (
     Action,
     Enrollment,
+    ReviewReason,
     Scenario,
     ScenarioEvent,
     parse_enrollment,
     parse_event,
     parse_scenario,
 )
-from pathway.guideline import ActionSpec, Code, Rule, load_definition
+from pathway.guideline import SEEDS_DIR, ActionSpec, Code, Rule, load_definition
+from workflows.models import DecisionNote
 
 REGENERATE = f"out of date: run {doc.COMMAND} and commit the result"
 
@@ -40,7 +45,7 @@ def clinical(documents):
 
 
 @pytest.fixture(scope="module")
-def contract_doc(documents):
+def contract_text(documents):
     return documents[doc.DOCS / "contract.md"]
 
 
@@ -62,7 +67,7 @@ def row(table_text: str, first_cell: str) -> list[str]:
 
 # --- The committed documents ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", doc.DOCUMENTS)
+@pytest.mark.parametrize("name", list(doc.DOCUMENTS))
 def test_the_committed_document_is_what_the_generator_writes(documents, name):
     path = doc.DOCS / name
     assert path.is_file(), f"{path} is missing: {REGENERATE}"
@@ -105,7 +110,8 @@ def test_every_link_and_named_document_is_in_the_repository(documents, name):
 
 def test_every_rule_has_its_row_with_value_status_and_source(definition, clinical):
     rules = section(clinical, "Rules")
-    for name, rule in definition.rules:
+    assert doc.safety_rules(definition), "the current definition has a safety block"
+    for name, rule in [*definition.rules, *doc.safety_rules(definition)]:
         if rule is None:
             continue
         cells = row(rules, f"`{name}`")
@@ -152,28 +158,53 @@ def test_the_current_version_is_listed(definition, clinical):
 def test_prose_values_come_from_the_definition(definition, clinical):
     assert f"day {definition.rules.review_day.value:g}" in section(clinical, "Decisions in words")
     assert f"definition **{definition.version}**" in clinical
+    safety = definition.safety.rules
+    rules = section(clinical, "Safety rules (vcf-1.2)")
+    assert f"until day {safety.review_hold_until_day.value:g}" in rules
+    evidence_from = definition.rules.review_day.value - safety.review_evidence_window_days.value
+    assert f"pain report from day {evidence_from:g}" in rules
+
+
+def test_every_review_reason_is_described(definition, clinical, contract_text):
+    when = row(section(clinical, "Action kinds"), "`request_clinician_review`")[2]
+    reasons = section(contract_text, "Actions")
+    for reason in get_args(ReviewReason):
+        assert f"`{reason}`" in when, reason
+        assert "not described yet" not in row(reasons, f"`{reason}`")[1], reason
+        assert f"`{reason}`" in section(clinical, "Safety rules (vcf-1.2)"), reason
+
+
+def test_a_version_without_the_safety_block_says_so():
+    older = load_definition(SEEDS_DIR / "vcf_pathway_v1.json")
+    assert older.safety is None
+    text = doc.render(doc.Template("t.md", "<!-- generated:safety_rules -->\n"), older)
+    assert f"{older.version} has no `safety` block" in text
+    with pytest.raises(doc.TemplateError, match="review_hold_until_day"):
+        doc.render(doc.Template("t.md", "Until day {{review_hold_until_day}}.\n"), older)
 
 
 # --- Contract: every event type and field -----------------------------------------------------------
 
-def test_every_event_type_and_field_is_in_the_contract(contract_doc):
-    for model in doc.event_models():
-        assert f"### `{model.model_fields['type'].default}`" in contract_doc
+def test_every_event_type_and_field_is_in_the_contract(contract_text):
+    for model in contract_doc.event_models():
+        assert f"### `{model.model_fields['type'].default}`" in contract_text
         for name in model.model_fields:
             if name != "type":
-                assert f"| `{name}` |" in contract_doc, (model.__name__, name)
+                assert f"| `{name}` |" in contract_text, (model.__name__, name)
     for model in (Enrollment, Action, Scenario, ScenarioEvent):
         for name in model.model_fields:
-            assert f"| `{name}` |" in contract_doc, (model.__name__, name)
+            assert f"| `{name}` |" in contract_text, (model.__name__, name)
 
 
-def test_the_contract_examples_are_valid(contract_doc):
-    blocks = re.findall(r"```json\n(.*?)```", contract_doc, re.DOTALL)
+def test_the_contract_examples_are_valid(contract_text):
+    blocks = re.findall(r"```json\n(.*?)```", contract_text, re.DOTALL)
     assert len(blocks) >= 3
     for block in blocks:
         raw = json.loads(block)
         if "patient" in raw:
             parse_scenario(raw)
+        elif "text" in raw:
+            DecisionNote.model_validate(raw)
         elif "kind" in raw:
             Action.model_validate(raw)
         elif "fracture_level" in raw:
@@ -185,20 +216,22 @@ def test_the_contract_examples_are_valid(contract_doc):
 # --- Definitions the generator has not seen ----------------------------------------------------------
 
 def test_a_new_rule_and_action_kind_get_rows_without_prose(definition):
+    # A kind this code does not know yet: model_copy does not validate, so the writer sees it.
     rules = definition.rules.model_copy(update={
-        "review_evidence_window_days": Rule(value=14, unit="days before the review", section="Monitoring and Follow-up",
-                                            verify=True, note="A pain report must be this recent.")})
-    actions = {**definition.actions, "request_clinician_review": ActionSpec(
-        title="Clinician review", section="Monitoring and Follow-up", resource="Task",
+        "second_opinion_after_days": Rule(value=10, unit="days after the review", section="Monitoring and Follow-up",
+                                          verify=True, note="A second opinion is sought this late.")})
+    actions = {**definition.actions, "request_second_opinion": ActionSpec(
+        title="Second opinion", section="Monitoring and Follow-up", resource="Task",
         codes=[Code(system="urn:example", code="X1", display="example code (verify)")])}
     newer = definition.model_copy(update={"version": "vcf-9.9", "rules": rules, "actions": actions})
     text = doc.render_documents(newer)[doc.DOCS / "clinical-decisions.md"]
-    cells = row(section(text, "Rules"), "`review_evidence_window_days`")
-    assert cells[1:4] == ["14", "days before the review", "verify"]
-    cells = row(section(text, "Action kinds"), "`request_clinician_review`")
+    cells = row(section(text, "Rules"), "`second_opinion_after_days`")
+    assert cells[1:4] == ["10", "days after the review", "verify"]
+    cells = row(section(text, "Action kinds"), "`request_second_opinion`")
     assert "not described yet" in cells[2] and "urn:example `X1`" in cells[4] and cells[5] == "verify"
     assert "**vcf-9.9**" in text
-    assert doc.undescribed_action_kinds(newer) == ["request_clinician_review"]
+    assert doc.undescribed_action_kinds(newer) == ["request_second_opinion"]
+    assert doc.undescribed_action_kinds(definition) == []
 
 
 def test_a_rule_the_version_does_not_set_is_named(definition):
@@ -241,22 +274,37 @@ def test_template_notes_and_placeholders(definition):
 
 def test_several_released_versions_are_listed_with_their_changes(monkeypatch, tmp_path):
     seed = json.loads((doc.SEEDS_DIR / doc.CURRENT_DEFINITION).read_text(encoding="utf-8"))
+    # An older version without the safety block, its clinician reviews and a rule (it does not load).
     older = json.loads(json.dumps(seed))
     older["version"] = "vcf-1.0"
     older["rules"]["severe_pain_nrs"].update(value=8, verify=False)
-    del older["rules"]["review_day"]
+    del older["rules"]["review_day"], older["safety"], older["actions"]["request_clinician_review"]
+    older["urgent_mri_red_flags"].remove("neuro_deficit")
+    # A newer version this code loads: a copy of the seed with a later hold limit.
     newer = json.loads(json.dumps(seed))
     newer["version"] = "vcf-1.10"
-    newer["actions"]["request_clinician_review"] = {"title": "t", "section": "s", "resource": "Task"}
-    for name, raw in (("b_old.json", older), (doc.CURRENT_DEFINITION, seed), ("a_new.json", newer)):
+    newer["safety"]["rules"]["review_hold_until_day"]["value"] = 200
+    # A still newer version naming an action kind this code does not know: it does not load.
+    unknown = json.loads(json.dumps(newer))
+    unknown["version"] = "vcf-1.11"
+    unknown["actions"]["request_second_opinion"] = {"title": "t", "section": "s", "resource": "Task"}
+    for name, raw in (("b_old.json", older), (doc.CURRENT_DEFINITION, seed), ("a_new.json", newer),
+                      ("c_unknown.json", unknown)):
         (tmp_path / name).write_text(json.dumps(raw), encoding="utf-8")
     (tmp_path / "not_a_definition.json").write_text("[]", encoding="utf-8")
     monkeypatch.setattr(doc, "SEEDS_DIR", tmp_path)
     table = doc.render(doc.Template("t.md", "<!-- generated:versions -->\n"), load_definition())
     lines = [line for line in table.splitlines() if line.startswith("| `seeds/")]
     assert [line.split("|")[1].strip() for line in lines] == [
-        "`seeds/b_old.json`", f"`seeds/{doc.CURRENT_DEFINITION}`", "`seeds/a_new.json`"]
-    assert "(current, documented here)" in lines[1]
-    assert "added rules `review_day`" in lines[1] and "`severe_pain_nrs` 8 → 7" in lines[1]
-    assert "`severe_pain_nrs` confirmed → verify" in lines[1]
-    assert "does not load with this code" in lines[2] and "added action kinds `request_clinician_review`" in lines[2]
+        "`seeds/b_old.json`", f"`seeds/{doc.CURRENT_DEFINITION}`", "`seeds/a_new.json`", "`seeds/c_unknown.json`"]
+    old, current, new, unknown_row = lines
+    assert "does not load with this code" in old
+    assert "(current, documented here)" in current and "does not load" not in current
+    assert "added rules `review_day`" in current and "`severe_pain_nrs` 8 → 7" in current
+    assert "`severe_pain_nrs` confirmed → verify" in current
+    assert "added safety rules `review_evidence_window_days`" in current and "| 25 + 7 safety |" in current
+    assert "`urgent_mri_red_flags` +`neuro_deficit`" in current
+    assert "added action kinds `request_clinician_review`" in current
+    assert "does not load" not in new and "`review_hold_until_day` 182 → 200" in new
+    assert "does not load with this code" in unknown_row
+    assert "added action kinds `request_second_opinion`" in unknown_row
