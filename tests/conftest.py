@@ -25,6 +25,8 @@ from worker.runtime import binary, configure_runtime
 from workflows import search_attributes as sa
 
 LANES = ("unit", "workflow", "integration")
+# The server fixtures a lane may use: none in the unit lane, the time-skipping server in the workflow lane.
+SERVERS = {"ts_env": "workflow", "dev_env": "integration"}
 
 
 @pytest.hookimpl(wrapper=True)
@@ -42,7 +44,11 @@ def lane_of(item: pytest.Item) -> str:
     parts = path.relative_to(TESTS).parts if path.is_relative_to(TESTS) else ()
     if len(parts) < 2 or parts[0] not in LANES:
         raise pytest.UsageError(f"{item.nodeid}: a test must sit in one of the lanes tests/{{{','.join(LANES)}}}/")
-    return parts[0]
+    lane = parts[0]
+    for fixture, first_lane in SERVERS.items():
+        if fixture in getattr(item, "fixturenames", ()) and LANES.index(lane) < LANES.index(first_lane):
+            raise pytest.UsageError(f"{item.nodeid}: {fixture} is for tests/{first_lane}/ and later lanes, not {lane}")
+    return lane
 
 
 def pytest_collection_modifyitems(config, items):
