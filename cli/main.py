@@ -8,6 +8,7 @@ import json
 import os
 import sys
 
+from cli import guideline
 from cli.commands import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InputError, print_input_error, read_json, register
 from pathway.contract import ContractError, parse_scenario
 
@@ -40,6 +41,7 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--pretty", action="store_true", help="indent the JSON output")
     sim.set_defaults(func=_simulate)
     register(p, sub)
+    guideline.register(sub)
     return p
 
 

@@ -37,11 +37,12 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
 from pathway import contract_doc
+from pathway.contract import FRACTURE_LEVELS, ActionKind
 from pathway.contract_doc import code, join, num, table
 from pathway.decisions import CANCELLED_ON_EXIT
 from pathway.facts import GRACE
@@ -63,7 +64,7 @@ SYSTEMS = {
 }
 # Top-level fields of a definition, and fields of its safety block, that have their own table or
 # placeholder; the others are listed under "Other settings".
-_SHOWN = {"version", "title", "guideline_file", "references", "rules", "schedules",
+_SHOWN = {"version", "title", "guideline_file", "references", "rules", "schedules", "level_aware",
           "urgent_mri_red_flags", "actions", "safety"}
 _SHOWN_SAFETY = {"rules", "calcitonin_withheld_red_flags"}
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)(?::([a-z]+))?\s*\}\}")
@@ -251,7 +252,7 @@ def table_schedules(ctx: Context) -> str:
 
 def action_status(defn: PathwayDefinition, kind: str, trigger: str | None) -> str:
     """The weakest of: the rules and schedules the trigger names, the codes, the section."""
-    spec = defn.actions[kind]  # type: ignore[index]
+    spec = defn.actions[cast(ActionKind, kind)]
     items = _sourced_items(defn)
     statuses = [items[m.group(1)].status for m in _PLACEHOLDER.finditer(trigger or "") if m.group(1) in items]
     statuses += [_code_status(c) for c in spec.codes]
@@ -272,6 +273,32 @@ def table_actions(ctx: Context) -> str:
              STATUS_TEXT[action_status(defn, kind, ctx.template.notes.get(f"action:{kind}"))], defn.cite(kind)]
             for kind, spec in defn.actions.items()]
     return table(["kind", "title", "when it fires", "resource", "codes", "status", "citation it carries"], rows)
+
+
+def table_level_orders(ctx: Context) -> str:
+    """The region, title and codes each level-aware order goes out with, and the nerve-block scope."""
+    level_aware = ctx.defn.level_aware
+    if level_aware is None:
+        return (f"{ctx.defn.version} is not level-aware: every order goes out with its action kind's own title "
+                "and codes.")
+    rows = [[code(kind), _levels_text(row.levels), row.region, row.title, _codes_text(row)]
+            for kind, rows_ in level_aware.orders.items() for row in rows_]
+    scope = level_aware.nerve_block_scope
+    return (table(["order", "levels", "region", "title", "codes"], rows)
+            + f"\n\nNerve-root block offer: only for {join([code(level) for level in scope.levels])} "
+            f"(**{STATUS_TEXT[scope.status]}**; {scope.cite()}). {scope.note}")
+
+
+def _levels_text(levels: Iterable[str]) -> str:
+    """T1–T10, T11–L1: a run of consecutive levels as its first and last."""
+    index = sorted(FRACTURE_LEVELS.index(level) for level in levels)
+    runs: list[list[int]] = []
+    for i in index:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(FRACTURE_LEVELS[r[0]] + (f"–{FRACTURE_LEVELS[r[-1]]}" if len(r) > 1 else "") for r in runs)
 
 
 def table_references(ctx: Context) -> str:
@@ -389,6 +416,7 @@ CLINICAL_TABLES: Tables = {
     "rules": table_rules,
     "safety_rules": table_safety_rules,
     "schedules": table_schedules,
+    "level_orders": table_level_orders,
     "actions": table_actions,
     "references": table_references,
     "other_settings": table_other_settings,

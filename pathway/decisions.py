@@ -20,11 +20,12 @@ Conventions:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pathway.builder import Builder, Decision, Note
 from pathway.contract import ActionKind, DxaEvent, PathwayStatus, RadiographEvent, SideEffectEvent
 from pathway.facts import (
+    GRACE,
     PatientFacts,
     bed_bound_spells,
     check_after,
@@ -45,7 +46,7 @@ from pathway.facts import (
     progression,
 )
 from pathway.guideline import PathwayDefinition, Rule
-from pathway.results import open_orders
+from pathway.results import RESULT_EVENT_FOR, open_orders
 from pathway.review import REVIEW, review_criteria, review_held, twelve_week_review
 
 __all__ = ["CANCELLED_ON_EXIT", "REVIEW", "Decision", "Due", "Note", "decide", "escalation_state",
@@ -127,7 +128,8 @@ def _enrollment(b: Builder) -> None:
               dose="200 IU daily", route="nasal spray or suppository", stop_day=r.calcitonin_stop_day.value)
     else:
         b.note("calcitonin_not_started", 0, f"Calcitonin not started: {calcitonin_withheld}.",
-               r.calcitonin_max_fracture_age_days.cite())
+               r.calcitonin_max_fracture_age_days.cite() if "window" in calcitonin_withheld
+               else b.defn.cite("start_calcitonin"))
     b.act("advise_early_mobilization", "advise_early_mobilization", 0,
           "Limited bed rest and early mobilization as tolerated avoid deconditioning, bone loss "
           "and DVT.")
@@ -244,15 +246,17 @@ def _withdrawal_handover(b: Builder, day: float) -> None:
 
 
 def _open_orders(b: Builder) -> list[dict[str, object]]:
-    """The pathway's orders that no result, stop or completion has closed, as it knows them."""
+    """The pathway's service and medication requests that no result or stop has closed, as it
+    knows them (advice, flags and care-team tasks are not orders to hand over)."""
     unanswered = {o.action_id for o in open_orders(b.facts)}
-    answered_kinds = {"order_mri", "order_radiograph", "order_adjacent_fracture_screening", "order_dxa"}
-    closed = {"start_calcitonin", "stop_calcitonin"} if "stop_calcitonin" in b.facts.taken or any(
-        a.kind == "stop_calcitonin" for a in b.decision.actions) else {"stop_calcitonin"}
+    stopped = "stop_calcitonin" in b.facts.taken or any(a.kind == "stop_calcitonin" for a in b.decision.actions)
     rows = []
     for action_id, day in sorted(b.facts.taken.items(), key=lambda item: (item[1], item[0])):
         kind = action_id.split(":")[0]
-        if kind in closed or (kind in answered_kinds and action_id not in unanswered):
+        spec = b.defn.actions.get(cast(ActionKind, kind))
+        if spec is None or spec.resource not in ("ServiceRequest", "MedicationRequest") or kind == "stop_calcitonin":
+            continue
+        if (kind in RESULT_EVENT_FOR and action_id not in unanswered) or (kind == "start_calcitonin" and stopped):
             continue
         rows.append({"id": action_id, "kind": kind, "day": day})
     return rows
@@ -339,31 +343,46 @@ def _pain_responses(b: Builder) -> None:
 
 def _physical_therapy(b: Builder, reports: list[tuple[float, int]]) -> None:
     """PT once acute pain has subsided — from vcf-1.2 only on an osteoporotic MRI and no open
-    neurological deficit; a note says what it waits for."""
+    neurological deficit, and only while pain is still subsided when that hold ends; a note says
+    what it waits for."""
     r = b.defn.rules
-    basis = (r.physical_therapy_from_day, r.physical_therapy_pain_nrs)
-    met = next(((d, n) for d, n in reports
-                if d >= r.physical_therapy_from_day.value and n <= r.physical_therapy_pain_nrs.value), None)
+    def subsided(report: tuple[float, int]) -> bool:
+        return report[0] >= r.physical_therapy_from_day.value and report[1] <= r.physical_therapy_pain_nrs.value
+    met = next((report for report in reports if subsided(report)), None)
     if met is None or b.done("refer_physical_therapy"):
         return
+    cite = b.defn.actions["refer_physical_therapy"].cite()
     day, nrs = met
-    subsided = (f"Pain NRS {nrs} on day {day:g} <= {r.physical_therapy_pain_nrs.value:g} "
-                f"(from day {r.physical_therapy_from_day.value:g}): acute pain has subsided")
+    why = (f"Pain NRS {nrs} on day {day:g} <= {r.physical_therapy_pain_nrs.value:g} "
+           f"(from day {r.physical_therapy_from_day.value:g}): acute pain has subsided")
     if b.safety:
         mri_day = osteoporotic_mri_day(b.facts)
         if mri_day is None:
-            b.note("refer_physical_therapy:held:mri", day, f"{subsided}, but PT is held until an MRI result "
-                   "says osteoporotic (pathologic fracture not yet ruled out).", b.defn.actions["refer_physical_therapy"].cite())
+            b.note("refer_physical_therapy:held:mri", day, f"{why}, but PT is held until an MRI result "
+                   "says osteoporotic (pathologic fracture not yet ruled out).", cite)
             return
         if neuro_deficit_open(b.facts):
-            b.note("refer_physical_therapy:held:neuro", b.now, f"{subsided}, but PT is held while a neurological "
-                   "deficit is open (until a neuro report says no deficit).", b.defn.actions["refer_physical_therapy"].cite())
+            b.note("refer_physical_therapy:held:neuro", b.now, f"{why}, but PT is held while a neurological "
+                   "deficit is open (until a neuro report says no deficit).", cite)
             return
-        day = max(day, mri_day, neuro_cleared_day(b.facts))
-        subsided += f"; MRI says osteoporotic (day {mri_day:g})"
+        release = max(mri_day, neuro_cleared_day(b.facts))
+        before = [report for report in reports if report[0] <= release]
+        if day < release and not subsided(before[-1]):
+            # The hold ended after pain rose again: PT waits for a report showing it has subsided.
+            later = next((report for report in reports if report[0] > release and subsided(report)), None)
+            if later is None:
+                b.note("refer_physical_therapy:held:pain", release, f"PT hold ended on day {release:g}, but pain "
+                       f"NRS {before[-1][1]} on day {before[-1][0]:g} is above "
+                       f"{r.physical_therapy_pain_nrs.value:g}: PT when a report shows it has subsided.", cite)
+                return
+            day, nrs = later
+            why = (f"Pain NRS {nrs} on day {day:g} <= {r.physical_therapy_pain_nrs.value:g}: acute pain has "
+                   "subsided")
+        day = max(day, release)
+        why += f"; MRI says osteoporotic (day {mri_day:g})"
     b.act("refer_physical_therapy", "refer_physical_therapy", day,
-          f"{subsided}; start core strengthening and posture work.", basis=basis,
-          focus=["core strengthening", "posture"])
+          f"{why}; start core strengthening and posture work.",
+          basis=(r.physical_therapy_from_day, r.physical_therapy_pain_nrs), focus=["core strengthening", "posture"])
 
 
 def nerve_block_offer_expired(defn: PathwayDefinition, facts: PatientFacts, day: float) -> bool:
@@ -468,13 +487,16 @@ def _radiographs_ordered(b: Builder) -> set[int]:
 
 
 def _recent_flare_screening(b: Builder, scheduled_day: int) -> float | None:
-    """Day of a flare-triggered screening within the skip window before a scheduled one (vcf-1.2)."""
+    """Day of a flare-triggered screening within the skip window before a scheduled one is ordered
+    (vcf-1.2). On schedule it is ordered on its day (its alarm rings a second later); after a pause,
+    on resume — so a flare screening ordered during the pause counts."""
     if b.defn.safety is None or b.done(f"order_adjacent_fracture_screening:day-{scheduled_day}"):
         return None
     window = b.defn.safety.rules.screening_skip_after_flare_days.value
+    ordered_on = scheduled_day if b.now - scheduled_day <= GRACE else b.now
     flares = [day for action_id, day in b.facts.taken.items()
               if action_id.startswith("order_adjacent_fracture_screening:flare:")]
-    recent = [day for day in flares if 0 <= scheduled_day - day <= window]
+    recent = [day for day in flares if 0 <= ordered_on - day <= window]
     return max(recent) if recent else None
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pathway.contract import DxaEvent, MriEvent, RadiographEvent
-from pathway.facts import PatientFacts, check_after, more_than
+from pathway.facts import PatientFacts, check_after, more_than, neuro_episodes
 from pathway.guideline import PathwayDefinition, Rule
 
 RESULT_EVENT_FOR: dict[str, type[MriEvent | RadiographEvent | DxaEvent]] = {
@@ -48,21 +48,36 @@ def open_orders(facts: PatientFacts) -> list[OpenOrder]:
     return sorted(still_open, key=lambda o: (o.day, o.action_id))
 
 
-def overdue_limit(defn: PathwayDefinition, facts: PatientFacts, order: OpenOrder) -> Rule | None:
-    """How long an open order may wait for its result (None if the version sets no limit)."""
-    urgent = order.action_id == "order_mri" and any(f in defn.urgent_mri_red_flags for f in facts.enrollment.red_flags)
-    if urgent and defn.safety is not None:
-        return defn.safety.rules.result_overdue_urgent_days
-    return defn.rules.result_overdue_days
+def overdue_limit(defn: PathwayDefinition, facts: PatientFacts, order: OpenOrder) -> tuple[Rule, float] | None:
+    """How long an open order may wait for its result, and since when (None if the version sets no
+    limit). The enrollment MRI is urgent with a red flag — and, from vcf-1.2, from the day a
+    neurological deficit is reported (an urgent order escalates sooner)."""
+    routine = defn.rules.result_overdue_days
+    if defn.safety is None or order.action_id != "order_mri":
+        return (routine, order.day) if routine is not None else None
+    urgent = defn.safety.rules.result_overdue_urgent_days
+    if any(f in defn.urgent_mri_red_flags for f in facts.enrollment.red_flags):
+        return urgent, order.day
+    deficits = neuro_episodes(facts)
+    return (urgent, max(order.day, deficits[0])) if deficits else ((routine, order.day) if routine else None)
 
 
-def overdue_orders(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[tuple[OpenOrder, Rule]]:
-    """Open orders placed more than their overdue limit ago, each with the limit it broke."""
+@dataclass(frozen=True)
+class Overdue:
+    """An open order past its limit: the limit it broke and the day its clock started."""
+
+    order: OpenOrder
+    rule: Rule
+    since: float
+
+
+def overdue_orders(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[Overdue]:
+    """Open orders past their overdue limit."""
     found = []
     for order in open_orders(facts):
-        rule = overdue_limit(defn, facts, order)
-        if rule is not None and more_than(now - order.day, rule.value):
-            found.append((order, rule))
+        limit = overdue_limit(defn, facts, order)
+        if limit is not None and more_than(now - limit[1], limit[0].value):
+            found.append(Overdue(order, *limit))
     return found
 
 
@@ -70,7 +85,7 @@ def overdue_checks(defn: PathwayDefinition, facts: PatientFacts, now: float) -> 
     """Future instants at which an open order becomes overdue."""
     due = []
     for order in open_orders(facts):
-        rule = overdue_limit(defn, facts, order)
-        if rule is not None:
-            due.append(check_after(order.day, rule.value))
+        limit = overdue_limit(defn, facts, order)
+        if limit is not None:
+            due.append(check_after(limit[1], limit[0].value))
     return [d for d in due if d > now]

@@ -23,9 +23,8 @@ with workflow.unsafe.imports_passed_through():
     from pathway.contract import Action, Event
     from pathway.decisions import Due, decide, escalation_state, next_due, next_scheduled_step, phase
     from pathway.facts import Observation, PatientFacts, latest_pain, pause_state
-    from pathway.guideline import Rule
     from pathway.intake import Admission, InboxItem, admit, clinical_rejection, day_of
-    from pathway.results import OpenOrder, overdue_checks, overdue_orders
+    from pathway.results import Overdue, overdue_checks, overdue_orders
     from workflows import search_attributes as sa
     from workflows.models import (
         CarriedState,
@@ -149,18 +148,20 @@ class PatientPathwayWorkflow:
         if decision.status != "running":
             self._s.status = decision.status
         elif workflow.patched(OVERDUE_RESULTS_PATCH):
-            for order, rule in overdue_orders(self._defn, self._s.facts, self._day()):
-                await self._escalate_overdue(order, rule)
+            for overdue in overdue_orders(self._defn, self._s.facts, self._day()):
+                await self._escalate_overdue(overdue)
         return decision.actions
 
-    async def _escalate_overdue(self, order: OpenOrder, rule: Rule) -> None:
+    async def _escalate_overdue(self, overdue: Overdue) -> None:
+        order, rule = overdue.order, overdue.rule
         note_id = f"overdue:{order.action_id}"
         if note_id in self._s.facts.noted:
             return
         self._s.facts.noted.append(note_id)
         day = round(self._day(), 3)
-        text = (f"No result for {order.kind} placed on day {order.day:g}: more than {rule.value:g} days. "
-                "Escalated to the care team.")
+        text = (f"No result for {order.kind} placed on day {order.day:g}"
+                + (f" (urgent since day {overdue.since:g})" if overdue.since != order.day else "")
+                + f": more than {rule.value:g} days. Escalated to the care team.")
         self._record("note", text, {"id": note_id, "citation": rule.cite()}, day=day)
         await self._activity(OrderActivities.escalate_overdue_result, OverdueRequest(
             workflow_id=workflow.info().workflow_id, patient_id=self._s.facts.enrollment.id,

@@ -35,7 +35,7 @@ def test_screening_films_and_follow_up_films_share_the_radiograph_queue():
 def test_overdue_only_after_more_than_the_limit(definition):
     f = facts({"order_dxa": 0}, [])
     assert overdue_orders(definition, f, 14) == []
-    assert [o.action_id for o, _ in overdue_orders(definition, f, 14.01)] == ["order_dxa"]
+    assert [o.order.action_id for o in overdue_orders(definition, f, 14.01)] == ["order_dxa"]
     assert overdue_checks(definition, f, 1) == [14 + GRACE]
 
 

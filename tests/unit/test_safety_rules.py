@@ -312,8 +312,8 @@ def test_a_skipped_screening_still_lets_the_pathway_complete(definition):
 @pytest.mark.parametrize("flags, limit", [(["history_of_cancer"], 3), (["neuro_deficit"], 3), ([], 14)])
 def test_an_urgent_mri_is_overdue_after_3_days_a_routine_one_after_14(definition, flags, limit):
     w = Walk(definition, red_flags=flags)
-    assert "order_mri" not in [o.action_id for o, _ in overdue_orders(definition, w.facts, limit)]
-    assert "order_mri" in [o.action_id for o, _ in overdue_orders(definition, w.facts, limit + 0.01)]
+    assert "order_mri" not in [o.order.action_id for o in overdue_orders(definition, w.facts, limit)]
+    assert "order_mri" in [o.order.action_id for o in overdue_orders(definition, w.facts, limit + 0.01)]
 
 
 # --- §14 Words ---------------------------------------------------------------------------------------------
@@ -349,3 +349,48 @@ def test_citations_of_rules_marked_verify_say_so(definition, kind):
     w.until(40)
     assert "(verify)" in w.of(kind)[0].citation
     assert "(verify)" not in w.of("order_dxa")[0].citation
+
+
+# --- Findings of the documentation review --------------------------------------------------------------
+
+def test_pt_after_the_hold_needs_pain_still_subsided(definition):
+    w = Walk(definition, pain_nrs=6)
+    w.pain(8, 3)
+    w.pain(20, 8)
+    w.event(30, type="mri", etiology="osteoporotic")
+    assert not w.of("refer_physical_therapy") and "refer_physical_therapy:held:pain" in note_ids(w)
+    w.pain(35, 4)
+    (pt,) = w.of("refer_physical_therapy")
+    assert pt.day == 35 and "NRS 4 on day 35" in pt.rationale
+
+
+def test_a_deficit_reported_later_makes_the_pending_mri_urgent_for_the_overdue_clock(definition):
+    v = Walk(definition)
+    v.event(10, type="neuro", deficit=True)
+    late = [o for o in overdue_orders(definition, v.facts, 13.01) if o.order.action_id == "order_mri"]
+    assert late and late[0].since == 10 and late[0].rule.value == 3
+    assert not [o for o in overdue_orders(definition, v.facts, 12.9) if o.order.action_id == "order_mri"]
+
+
+def test_a_flare_screening_during_a_pause_skips_the_screening_ordered_on_resume(definition):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.pain(20, 2)
+    w.pain(80, 2)
+    w.until(84)
+    w.clinician(150, "pause")
+    w.pain(190, 6)
+    w.clinician(200, "resume")
+    assert [a.details["trigger"] for a in w.of("order_adjacent_fracture_screening")] == ["pain_flare"]
+    assert "order_adjacent_fracture_screening:day-182:skipped" in note_ids(w)
+
+
+def test_the_handover_lists_orders_not_advice_or_tasks(definition):
+    w = Walk(definition, pain_nrs=8)
+    w.pain(9, 8)
+    w.event(10, type="side_effect", drug="ibuprofen", effect="nausea")
+    w.clinician(12, "withdraw")
+    (handover,) = reviews(w, "withdrawal_handover")
+    kinds = {o["kind"] for o in handover.details["open_orders"]}
+    assert {"order_mri", "order_dxa", "prescribe_bisphosphonate", "prescribe_opioid_short_course"} <= kinds
+    assert not {"advise_early_mobilization", "offer_brace", "offer_nerve_block", "request_clinician_review",
+                "start_calcitonin", "stop_calcitonin"} & kinds
