@@ -1,10 +1,11 @@
-# The two commands: `make run` (whole system, locally) and `make test` (whole suite).
+# The two commands: `make run` (whole system, locally) and `make test` (whole suite, as CI runs it).
+# While working: `make test-fast` (unit lane, seconds) and `make lint` (ruff and mypy).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench worker clean
+.PHONY: run test test-fast test-workflow test-integration lint bench worker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +17,32 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m worker.dev
 
-## test: the whole suite against the real Temporal servers
+## test: lint and types, then every lane against the real Temporal servers (what CI runs);
+##       all of them run, and it fails if any failed (with pytest's own status if the tests did)
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	@status=0; \
+	$(MAKE) --no-print-directory lint || status=1; \
+	$(BIN)/python -m pytest || status=$$?; \
+	exit $$status
+
+## test-fast: the unit lane (pure code, no servers; seconds)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+## test-workflow: the workflow lane (the time-skipping test server)
+test-workflow: $(STAMP)
+	$(BIN)/python -m pytest tests/workflow
+
+## test-integration: the integration lane (dev server, HTTP, processes, databases)
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration
+
+## lint: ruff over everything, mypy over the packages in its scope (both run; fails if either failed)
+lint: $(STAMP)
+	@status=0; \
+	$(BIN)/ruff check --output-format concise . || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
 
 ## bench: one-year pathway under time-skipping (prints wall time and history size)
 bench: $(STAMP)

@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from activities.order_book import OrderBook  # noqa: E402
-from cli.simulate import start_test_server  # noqa: E402
-from pathway.contract import Enrollment  # noqa: E402
-from worker.runtime import build_worker  # noqa: E402
-from workflows.models import PathwayOptions  # noqa: E402
-from workflows.patient_pathway import PatientPathwayWorkflow  # noqa: E402
-from workflows.starter import start_pathway  # noqa: E402
+from activities.order_book import OrderBook
+from cli.simulate import start_test_server
+from pathway.contract import Enrollment
+from worker.runtime import build_worker
+from workflows.models import PathwayOptions
+from workflows.patient_pathway import PatientPathwayWorkflow
+from workflows.starter import start_pathway
 
 RESULTS = {3: ("mri", {"etiology": "osteoporotic"}), 10: ("dxa", {"t_score": -2.7}),
            15: ("radiograph", {"height_loss_pct": 26}), 43: ("radiograph", {"height_loss_pct": 27}),
@@ -67,7 +67,8 @@ async def main(runs: int) -> None:
         await env.shutdown()
     times = [m[0] for m in measured]
     print(f"one-year pathway on the time-skipping server, {runs} runs, {os.cpu_count()} cores")
-    print(f"  status: {measured[0][3]}; actions: {measured[0][2]}; signals sent: {len(range(7, 365, 7)) + len(RESULTS)}")
+    signals = len(range(7, 365, 7)) + len(RESULTS)
+    print(f"  status: {measured[0][3]}; actions: {measured[0][2]}; signals sent: {signals}")
     print(f"  wall time: median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s")
     print(f"  history events (last run): {measured[-1][1]}")
 

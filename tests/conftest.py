@@ -1,4 +1,9 @@
-"""Shared fixtures: the real Temporal servers from PyPI, started once per test session."""
+"""Shared fixtures: the real Temporal servers from PyPI, started once per test session.
+
+Tests sit in lanes, one folder each, and each folder marks its tests (``pytest -m unit``):
+``unit/`` pure code, no Temporal, network or subprocess; ``workflow/`` the time-skipping test
+server; ``integration/`` the dev server, HTTP, real processes and databases.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ import logging
 import os
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -16,12 +20,13 @@ from temporalio.testing import WorkflowEnvironment
 from activities.order_book import OrderBook
 from cli.simulate import start_test_server
 from pathway.guideline import load_definition, released_definitions
+from tests.helpers import DEV_SUGGEST_CONTINUE_AS_NEW, TESTS
 from worker.runtime import binary, configure_runtime
 from workflows import search_attributes as sa
 
-SCENARIOS = Path(__file__).parent / "scenarios"
-# Small enough that a test of a few dozen events crosses it; production uses the server default.
-DEV_SUGGEST_CONTINUE_AS_NEW = 120
+LANES = ("unit", "workflow", "integration")
+# The server fixtures a lane may use: none in the unit lane, the time-skipping server in the workflow lane.
+SERVERS = {"ts_env": "workflow", "dev_env": "integration"}
 
 
 @pytest.hookimpl(wrapper=True)
@@ -31,6 +36,26 @@ def pytest_cmdline_main(config):
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(int(code))
+
+
+def lane_of(item: pytest.Item) -> str:
+    """The lane a test sits in: the first folder under tests/."""
+    path = item.path.resolve()  # TESTS is resolved too: a checkout under a symlink still matches
+    parts = path.relative_to(TESTS).parts if path.is_relative_to(TESTS) else ()
+    if len(parts) < 2 or parts[0] not in LANES:
+        raise pytest.UsageError(f"{item.nodeid}: a test must sit in one of the lanes tests/{{{','.join(LANES)}}}/")
+    lane = parts[0]
+    for fixture, first_lane in SERVERS.items():
+        if fixture in getattr(item, "fixturenames", ()) and LANES.index(lane) < LANES.index(first_lane):
+            raise pytest.UsageError(f"{item.nodeid}: {fixture} is for tests/{first_lane}/ and later lanes, not {lane}")
+    return lane
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with its lane, and run the lanes fastest first (a module's tests stay together)."""
+    for item in items:
+        item.add_marker(getattr(pytest.mark, lane_of(item)))
+    items.sort(key=lambda item: LANES.index(lane_of(item)))
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -82,4 +107,3 @@ def order_book(tmp_path):
 def task_queue():
     """A task queue of this test's own."""
     return f"test-{uuid.uuid4()}"
-

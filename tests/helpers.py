@@ -1,14 +1,87 @@
-"""Helpers shared by the tests."""
+"""Helpers shared by the tests of every lane (fixtures live in conftest.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from activities.order_book import OrderBook
-from worker.runtime import build_worker
+from pathway.contract import Enrollment
+from worker.runtime import build_worker, sandbox_runner
+from workflows.models import PathwayOptions
+from workflows.patient_pathway import PatientPathwayWorkflow
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+SCENARIOS = TESTS / "scenarios"
+HISTORIES = TESTS / "histories"
+# Small enough that a test of a few dozen events crosses it; production uses the server default.
+DEV_SUGGEST_CONTINUE_AS_NEW = 120
+# The time-skipping server has no custom search attributes and no user metadata.
+NO_SERVER_FEATURES = PathwayOptions(search_attributes=False, ui_metadata=False)
 
 
 def make_worker(env: WorkflowEnvironment, book: OrderBook, task_queue: str) -> Worker:
     """A worker whose workflow bugs fail the workflow at once instead of retrying silently."""
     return build_worker(env.client, book, task_queue, workflow_failure_exception_types=[Exception])
+
+
+def replayer() -> Replayer:
+    """A replayer of the patient workflow, configured as the worker is."""
+    return Replayer(workflows=[PatientPathwayWorkflow], data_converter=pydantic_data_converter,
+                    workflow_runner=sandbox_runner())
+
+
+def enrollment(pid: str, **overrides: Any) -> Enrollment:
+    """An L2 fracture with 25% height loss and NRS 8, as in the guideline's worked example."""
+    return Enrollment(**{"id": pid, "fracture_level": "L2", "height_loss_pct": 25, "pain_nrs": 8, **overrides})
+
+
+async def advance(env: WorkflowEnvironment, handle: WorkflowHandle, day: float) -> None:
+    """Move the global test clock to ``day`` of this patient's pathway."""
+    state = await handle.query(PatientPathwayWorkflow.state)
+    target = state.enrolled_at + timedelta(days=day)
+    delta = target - await env.get_current_time()
+    if delta > timedelta(0):
+        await env.sleep(delta)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
+    """Poll ``check`` until it returns something truthy, and return that; fail after ``timeout``
+    seconds (workers apply events, and visibility catches up, asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        await asyncio.sleep(0.1)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scenario_files() -> list[Path]:
+    """The scenario files in ``tests/scenarios/``, without their expectations."""
+    return sorted(p for p in SCENARIOS.glob("*.json") if not p.name.endswith(".expected.json"))
+
+
+def expected_of(path: Path) -> dict:
+    """The ``<name>.expected.json`` beside a scenario file."""
+    return json.loads(path.with_name(path.stem + ".expected.json").read_text(encoding="utf-8"))

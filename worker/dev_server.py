@@ -32,14 +32,14 @@ class DevServer:
     async def start(self, timeout: float = 60) -> Client:
         """Start the server and return a client once it answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir / "temporal-server.log", "ab")
-        self.process = subprocess.Popen(
-            [binary("temporal"), "server", "start-dev", "--db-filename", str(self.data_dir / "temporal.db"),
-             "--ip", self.ip, "--port", str(self.port), "--ui-port", str(self.ui_port),
-             "--log-level", "warn", "--ui-disable-news-fetch", *sa.dev_server_flags()],
-            stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches us, and we stop the server after the worker
-        )
+        with open(self.data_dir / "temporal-server.log", "ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [binary("temporal"), "server", "start-dev", "--db-filename", str(self.data_dir / "temporal.db"),
+                 "--ip", self.ip, "--port", str(self.port), "--ui-port", str(self.ui_port),
+                 "--log-level", "warn", "--ui-disable-news-fetch", *sa.dev_server_flags()],
+                stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us, and we stop the server after the worker
+            )
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             if self.process.poll() is not None:

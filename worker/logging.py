@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 from temporalio import activity, workflow
 
 _TEMPORAL_KEYS = {"workflow_id", "run_id", "workflow_type", "activity_id", "activity_type", "attempt"}
 
 
-def _flatten_temporal(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _flatten_temporal(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     for key in ("temporal_workflow", "temporal_activity"):
         context = event.pop(key, None)
         if isinstance(context, dict):
@@ -27,7 +27,7 @@ def _flatten_temporal(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 
 def configure_logging(level: str = "INFO") -> None:
     """Route stdlib, Temporal and structlog logging to one JSON line per record on stderr."""
-    shared = [
+    shared: list[Processor] = [
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),

@@ -1,19 +1,13 @@
-"""``vcf guideline show``: the pathway of a released version, read locally from seeds/."""
+"""``vcf guideline show``: the pathway of a released version, read locally from seeds/ (in-process;
+the console script as its own process is in ``integration/test_cli_guideline_script.py``)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
 
 from cli.main import parser
 from pathway.guideline import load_definition, released_definitions
 from pathway.plan_definition import plan_definition
-
-VCF = Path(sys.executable).parent / "vcf"
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -63,12 +57,3 @@ def test_an_unknown_version_is_named_and_exits_2(capsys):
     code, out, err = run(capsys, "--version", "vcf-9.9")
     assert code == 2 and not out
     assert err.strip() == "error: unknown guideline version 'vcf-9.9'; released: vcf-1.1, vcf-1.2"
-
-
-@pytest.mark.skipif(not VCF.exists(), reason="the vcf console script is not installed")
-def test_the_console_script():
-    done = subprocess.run([str(VCF), "guideline", "show", "--version", "nope"], capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 2 and "unknown guideline version 'nope'" in done.stderr
-    done = subprocess.run([str(VCF), "guideline", "show", "--fhir"], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and json.loads(done.stdout)["resourceType"] == "PlanDefinition"

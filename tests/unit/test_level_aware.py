@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pathway.contract import FRACTURE_LEVELS
-from tests.test_decisions import Walk, confirmed
+from tests.unit.walk import Walk, confirmed
 
 
 def cpt(definition, kind: str, level: str) -> list[str]:
@@ -49,7 +49,7 @@ def test_rationales_name_the_region(definition):
 def test_an_mri_for_a_new_level_images_the_new_levels_region(definition):
     w = Walk(definition, fracture_level="L2")
     w.event(30, type="radiograph", height_loss_pct=25, new_fracture_level="T10")
-    new_mri = [a for a in w.of("order_mri") if a.details["level"] == "T10"][0]
+    new_mri = next(a for a in w.of("order_mri") if a.details["level"] == "T10")
     assert "MRI thoracic spine" in new_mri.rationale
     assert cpt(definition, "order_mri", new_mri.details["level"]) == ["72146"]
 

@@ -14,7 +14,7 @@ from pathway.contract import parse_event
 from pathway.decisions import escalation_state, next_due
 from pathway.intake import clinical_rejection
 from pathway.results import overdue_orders
-from tests.test_decisions import Walk, confirmed
+from tests.unit.walk import Walk, confirmed
 
 
 def reviews(w: Walk, reason: str):

@@ -12,15 +12,8 @@ from fhir.resources.R4B.task import Task
 
 from api.fhir import ICD10CM, SNOMED, dump
 from pathway.guideline import load_definition
-from tests.test_api_support import (  # noqa: F401  (stack is a fixture)
-    applied_event_ids,
-    enroll,
-    eventually,
-    new_patient_id,
-    stack,
-    timeline,
-    wait_for_orders,
-)
+from tests.helpers import eventually
+from tests.integration.api_support import applied_event_ids, enroll, new_patient_id, timeline, wait_for_orders
 from workflows.models import workflow_id_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

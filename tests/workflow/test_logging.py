@@ -8,8 +8,7 @@ import logging
 
 import pytest
 
-from tests.helpers import make_worker
-from tests.test_patient_pathway import NO_SERVER_FEATURES, advance, enrollment
+from tests.helpers import NO_SERVER_FEATURES, advance, enrollment, make_worker
 from worker.logging import configure_logging
 from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway

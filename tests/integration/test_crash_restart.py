@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -19,21 +18,13 @@ import pytest
 
 from activities.order_book import OrderBook
 from pathway.guideline import PathwayDefinition, load_definition
-from tests.test_dev_server import eventually
-from tests.test_patient_pathway import enrollment
+from tests.helpers import ROOT, enrollment, eventually, free_port
 from worker.dev_server import DevServer
 from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-ROOT = Path(__file__).resolve().parent.parent
 CALCITONIN_STOP_SECONDS = 8
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fast_calcitonin_stop() -> PathwayDefinition:
@@ -46,8 +37,8 @@ def fast_calcitonin_stop() -> PathwayDefinition:
 
 def start_worker(address: str, data_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "TEMPORAL_ADDRESS": address, "VCF_DATA_DIR": str(data_dir)}
-    log = open(data_dir / "worker.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "worker.main"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    with open(data_dir / "worker.log", "ab") as log:  # the child keeps its own copy of the file
+        return subprocess.Popen([sys.executable, "-m", "worker.main"], cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
 async def test_killed_worker_loses_no_event_and_duplicates_no_order(tmp_path):
@@ -103,7 +94,15 @@ async def test_killed_worker_loses_no_event_and_duplicates_no_order(tmp_path):
         assert kinds["flag_new_vertebral_fracture"] == 1
         assert kinds["order_mri"] == 2  # enrollment + the new level
         assert kinds["stop_calcitonin"] == 1
-        orders = OrderBook(tmp_path / "orders.db").list(workflow_id=handle.id)
+        book = OrderBook(tmp_path / "orders.db")
+
+        async def booked():  # the workflow may still be deciding (a later review): wait until book and workflow agree
+            actions = await handle.query(PatientPathwayWorkflow.actions)
+            orders = book.list(workflow_id=handle.id)
+            agree = sorted(o["action_id"] for o in orders) == sorted(a.id for a in actions)
+            return (actions, orders) if agree else None
+
+        actions, orders = await eventually(booked, timeout=30)
         assert sorted(o["action_id"] for o in orders) == sorted(a.id for a in actions)
         assert len({o["idempotency_key"] for o in orders}) == len(orders)
         await handle.terminate("test done")

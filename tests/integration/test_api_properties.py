@@ -13,12 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pathway.contract import EVENT_TYPES
-from tests.test_api_support import (  # noqa: F401  (stack is a fixture)
-    applied_event_ids,
-    enrollment,
-    eventually,
-    stack,
-)
+from tests.helpers import eventually
+from tests.integration.api_support import applied_event_ids, enrollment
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -54,17 +50,18 @@ enrollments = st.fixed_dictionaries({}, optional={
     "id": st.text(string.ascii_letters + "._-", min_size=1, max_size=70) | json_values,
     "fracture_level": st.sampled_from(["L2", "T12", "L6", ""]) | json_values,
     "height_loss_pct": st.floats(-5, 105, allow_nan=False) | json_values, "pain_nrs": st.integers(-1, 11) | json_values,
-    "onset_days_before_enrollment": st.integers(-1, 4000), "red_flags": st.lists(st.text(max_size=20), max_size=3),
-    "surname": st.text(max_size=5)})
-observations = st.fixed_dictionaries({"resourceType": st.sampled_from(["Observation", "Observation", "Patient"])}, optional={
+    "onset_days_before_enrollment": st.integers(-1, 4000),
+    "red_flags": st.lists(st.text(max_size=20), max_size=3), "surname": st.text(max_size=5)})
+resource_types = st.sampled_from(["Observation", "Observation", "Patient"])
+observations = st.fixed_dictionaries({"resourceType": resource_types}, optional={
     "status": st.sampled_from(["final", "amended", "preliminary", "x"]),
     "code": st.fixed_dictionaries({"coding": st.lists(st.fixed_dictionaries({
         "system": st.sampled_from(["http://loinc.org", "urn:other"]),
         "code": st.sampled_from(["72514-3", "38267-1", "1234-5"])}), max_size=2)}) | json_values,
     "subject": st.fixed_dictionaries({"reference": st.sampled_from([f"Patient/{TARGET}", "Patient/nobody", "x"])}),
-    "valueInteger": st.integers(-3, 13) | json_values, "valueQuantity": st.fixed_dictionaries({"value": st.floats(-9, 9)}),
-    "effectiveDateTime": timestamps, "id": st.text(string.ascii_letters + string.digits + "-.", min_size=1, max_size=64),
-    "identifier": json_values})
+    "valueInteger": st.integers(-3, 13) | json_values,
+    "valueQuantity": st.fixed_dictionaries({"value": st.floats(-9, 9)}), "effectiveDateTime": timestamps,
+    "id": st.text(string.ascii_letters + string.digits + "-.", min_size=1, max_size=64), "identifier": json_values})
 
 
 def _encode(value) -> bytes:
@@ -84,7 +81,8 @@ valid_events = st.builds(lambda body, event_id: body | {"event_id": event_id}, s
 valid_observations = st.builds(lambda nrs, oid: {
     "resourceType": "Observation", "id": oid, "status": "final", "valueInteger": nrs,
     "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
-    "subject": {"reference": f"Patient/{TARGET}"}}, st.integers(0, 10), st.text(string.ascii_letters, min_size=1, max_size=6))
+    "subject": {"reference": f"Patient/{TARGET}"}},
+    st.integers(0, 10), st.text(string.ascii_letters, min_size=1, max_size=6))
 
 path_ids = st.one_of(st.just(TARGET), st.text(max_size=20).map(lambda s: quote(s, safe="") or "x"))
 ENDPOINTS = {
@@ -98,10 +96,12 @@ ENDPOINTS = {
     "careplan": st.tuples(st.just("GET"), path_ids.map(lambda p: f"/v1/patients/{p}/CarePlan"), st.just(b"")),
     "orders": st.tuples(st.just("GET"), st.builds(lambda p, s: f"/v1/orders?patient={quote(p)}&status={quote(s)}",
                                                   st.sampled_from([TARGET, "", "nobody"]) | st.text(max_size=8),
-                                                  st.sampled_from(["active", "completed", "open"]) | st.text(max_size=8)),
+                                                  st.sampled_from(["active", "completed", "open"])
+                                                  | st.text(max_size=8)),
                         st.just(b"")),
     "acknowledge": st.tuples(st.just("POST"), path_ids.map(lambda p: f"/v1/orders/{p}/acknowledge"),
-                             bodies(st.fixed_dictionaries({}, optional={"reason": json_values, "author": json_values}))),
+                             bodies(st.fixed_dictionaries({}, optional={"reason": json_values,
+                                                                        "author": json_values}))),
 }
 
 

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
-from tests.conftest import DEV_SUGGEST_CONTINUE_AS_NEW
-from tests.helpers import make_worker
-from tests.test_patient_pathway import enrollment
+from tests.helpers import DEV_SUGGEST_CONTINUE_AS_NEW, enrollment, eventually, make_worker
 from workflows import search_attributes as sa
 from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-async def eventually(check, timeout: float = 20.0):
-    """Poll ``check`` until it returns a truthy value (visibility is eventually consistent)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await check()
-        if value or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(0.2)
 
 
 async def test_search_attributes_and_named_timers(dev_env, order_book, task_queue, definition):

@@ -1,20 +1,18 @@
-"""Shared pieces of the API tests: the app wired to the real dev server, a real worker, HTTP."""
+"""Shared pieces of the API tests: the app wired to the real dev server, and HTTP to it (the
+``stack`` fixture, with a real worker, is in conftest.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import httpx
-import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from activities.order_book import OrderBook
 from api.app import create_app
-from tests.helpers import make_worker
+from tests.helpers import eventually
 from workflows.models import workflow_id_for
 from workflows.patient_pathway import PatientPathwayWorkflow
 
@@ -56,29 +54,6 @@ def build_app(env: WorkflowEnvironment, book: OrderBook, task_queue: str):
     """The app under test, wired to the real dev server."""
     return create_app(client=env.client, order_book=book, tokens={TOKEN}, task_queue=task_queue,
                       query_timeout=QUERY_TIMEOUT)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def stack(dev_env, tmp_path_factory):
-    """The app, a running worker on its own task queue, and an HTTP client (one per module)."""
-    book = OrderBook(tmp_path_factory.mktemp("api") / "orders.db")
-    task_queue = f"api-{uuid.uuid4()}"
-    async with make_worker(dev_env, book, task_queue):
-        app = build_app(dev_env, book, task_queue)
-        async with http_client(app) as http:
-            yield Stack(dev_env, app, book, task_queue, http)
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
-    """Poll ``check`` until it returns something truthy (the worker applies events asynchronously)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
-        await asyncio.sleep(0.1)
 
 
 async def timeline(env: WorkflowEnvironment, patient_id: str):

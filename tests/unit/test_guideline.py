@@ -62,8 +62,8 @@ def test_the_seed_values_are_those_of_the_clinical_reference(definition):
     assert definition.schedules.radiograph_days.days == [14, 42, 84]
     assert definition.schedules.screening_days.days == [182, 365]
     # A neurological deficit makes the enrollment MRI urgent too (safety rules, vcf-1.2).
-    assert set(definition.urgent_mri_red_flags) == {"history_of_cancer", "fever_or_infection", "unexplained_weight_loss",
-                                                    "neuro_deficit"}
+    assert set(definition.urgent_mri_red_flags) == {"history_of_cancer", "fever_or_infection",
+                                                    "unexplained_weight_loss", "neuro_deficit"}
 
 
 def test_every_rule_schedule_and_action_names_a_guideline_section(definition):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import uuid
 from pathlib import Path
@@ -17,17 +16,11 @@ import pytest_asyncio
 
 from activities.order_book import OrderBook
 from api.main import serve
-from tests.helpers import make_worker
-from tests.test_api_support import TOKEN, build_app, eventually, new_patient_id
+from tests.helpers import eventually, free_port, make_worker
+from tests.integration.api_support import TOKEN, build_app, new_patient_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 VCF = str(Path(sys.executable).parent / "vcf")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -35,7 +28,7 @@ async def api_url(dev_env, tmp_path_factory):
     """A real HTTP server for the app, with a worker behind it."""
     book = OrderBook(tmp_path_factory.mktemp("cli") / "orders.db")
     task_queue = f"cli-{uuid.uuid4()}"
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     async with make_worker(dev_env, book, task_queue):
         server = asyncio.create_task(serve(build_app(dev_env, book, task_queue), "127.0.0.1", port))
@@ -104,7 +97,8 @@ async def test_exit_codes(api_url):
     assert code == 1 and "cannot reach" in err
 
     patient = new_patient_id()
-    assert (await vcf(api_url, "enroll", "--id", patient, "--level", "T12", "--height-loss", "10", "--pain", "4"))[0] == 0
+    enroll = ["enroll", "--id", patient, "--level", "T12", "--height-loss", "10", "--pain", "4"]
+    assert (await vcf(api_url, *enroll))[0] == 0
     code, _, _ = await vcf(api_url, "event", patient, "clinician", "decision=withdraw", "reason=moved", "author=dr-1")
     assert code == 0
 

@@ -37,11 +37,11 @@ def test_the_order_book_survives_a_reopen(tmp_path):
         details={"x": 1}, codes=[{"system": "s", "code": "77080", "display": "d"}])
     rows = OrderBook(tmp_path / "o.db").list()
     assert [(r["action_id"], r["details"], r["codes"][0]["code"]) for r in rows] == [("a", {"x": 1}, "77080")]
-    with sqlite3.connect(tmp_path / "o.db") as db:  # the key is enforced by the database itself
-        with pytest.raises(sqlite3.IntegrityError):
-            db.execute("INSERT INTO orders SELECT 'other-id', idempotency_key, patient_id, workflow_id, action_id,"
-                       " kind, resource, status, priority, day, title, rationale, citation, details, codes,"
-                       " created_at, updated_at, status_reason FROM orders")
+    # The key is enforced by the database itself.
+    with sqlite3.connect(tmp_path / "o.db") as db, pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO orders SELECT 'other-id', idempotency_key, patient_id, workflow_id, action_id,"
+                   " kind, resource, status, priority, day, title, rationale, citation, details, codes,"
+                   " created_at, updated_at, status_reason FROM orders")
 
 
 def test_a_result_fulfils_the_oldest_open_order_once(order_book: OrderBook):

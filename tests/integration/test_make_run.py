@@ -15,14 +15,12 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from tests.test_crash_restart import free_port
-from tests.test_dev_server import eventually
+from tests.helpers import ROOT, eventually, free_port
 from workflows import search_attributes as sa
 from workflows.models import workflow_id_for
 from workflows.patient_pathway import PatientPathwayWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class Runner:
@@ -80,7 +78,8 @@ async def test_make_run_brings_up_everything_and_resumes(tmp_path):
         api = f"http://127.0.0.1:{ports['VCF_API_PORT']}"
         token = (tmp_path / "api-token").read_text().strip()
         assert token in banner
-        request = urllib.request.Request(f"{api}/v1/patients/pt-demo-0001", headers={"Authorization": f"Bearer {token}"})
+        request = urllib.request.Request(f"{api}/v1/patients/pt-demo-0001",
+                                         headers={"Authorization": f"Bearer {token}"})
         body = json.load(urllib.request.urlopen(request, timeout=10))
         assert body["phase"] == "acute" and body["guideline_version"] == state.guideline_version
         assert await runner.stop() == 0

@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
-from pathway.contract import ACTION_KINDS, Enrollment
-from tests.helpers import make_worker
-from workflows.models import PathwayOptions
+from pathway.contract import ACTION_KINDS
+from tests.helpers import NO_SERVER_FEATURES, advance, enrollment, make_worker
 from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-NO_SERVER_FEATURES = PathwayOptions(search_attributes=False, ui_metadata=False)
-
-
-def enrollment(pid: str, **overrides) -> Enrollment:
-    """An L2 fracture with 25% height loss and NRS 8, as in the guideline's worked example."""
-    return Enrollment(**{"id": pid, "fracture_level": "L2", "height_loss_pct": 25, "pain_nrs": 8, **overrides})
-
-
-async def advance(env, handle: WorkflowHandle, day: float) -> None:
-    """Move the global test clock to ``day`` of this patient's pathway."""
-    state = await handle.query(PatientPathwayWorkflow.state)
-    target = state.enrolled_at + timedelta(days=day)
-    delta = target - await env.get_current_time()
-    if delta > timedelta(0):
-        await env.sleep(delta)
 
 
 async def kinds(handle: WorkflowHandle) -> Counter:

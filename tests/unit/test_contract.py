@@ -147,7 +147,8 @@ def test_radiograph_optional_fields_may_be_left_out():
 @pytest.mark.parametrize("event_type, field, value", [
     ("pain", "nrs", -1), ("pain", "nrs", 11), ("pain", "nrs", 7.5), ("pain", "nrs", "7"), ("pain", "nrs", None),
     ("mri", "etiology", "benign"), ("mri", "etiology", ""),
-    ("radiograph", "height_loss_pct", -1), ("radiograph", "height_loss_pct", 100.5), ("radiograph", "height_loss_pct", "x"),
+    ("radiograph", "height_loss_pct", -1), ("radiograph", "height_loss_pct", 100.5),
+    ("radiograph", "height_loss_pct", "x"),
     ("radiograph", "kyphosis_deg", -0.5), ("radiograph", "kyphosis_deg", 91), ("radiograph", "kyphosis_deg", "10"),
     ("radiograph", "height_loss_pct", "30"), ("radiograph", "height_loss_pct", False),
     ("radiograph", "new_fracture_level", "L6"), ("radiograph", "new_fracture_level", "C7"),
@@ -245,7 +246,8 @@ def test_event_after_until_day_is_refused():
 
 @pytest.mark.parametrize("day", [-1, "ten", None, "5", True])
 def test_event_day_must_be_a_number_from_0(day):
-    assert fields_of(errors_of(parse_scenario, scenario(events=[{"day": day, "type": "pain", "nrs": 3}]))) == ["events[0].day"]
+    raw = scenario(events=[{"day": day, "type": "pain", "nrs": 3}])
+    assert fields_of(errors_of(parse_scenario, raw)) == ["events[0].day"]
 
 
 def test_event_without_day_is_refused():
