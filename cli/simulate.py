@@ -59,12 +59,14 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
             for day, event in scenario.timed_events():
                 observed_at = enrolled_at + timedelta(days=day)
                 await _advance_to(env, observed_at)
-                payload = event.model_copy(update={"observed_at": observed_at}).model_dump(mode="json", exclude_none=True)
+                payload = event.model_copy(update={"observed_at": observed_at}).model_dump(
+                    mode="json", exclude_none=True)
                 try:
                     await handle.signal(PatientPathwayWorkflow.event, payload)
                 except RPCError as err:
                     rejected.append({"day": day, "event_type": event.type, "event_id": event.event_id,
-                                     "reason": f"the pathway has ended ({await _status(handle)})", "error": err.message})
+                                     "reason": f"the pathway has ended ({await _status(handle)})",
+                                     "error": err.message})
             await _advance_to(env, enrolled_at + timedelta(days=scenario.until_day) + READ_MARGIN)
             state = await handle.query(PatientPathwayWorkflow.state)
             if state.status == "running":

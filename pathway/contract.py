@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -182,10 +182,8 @@ class ClinicianEvent(_Event):
 
 
 Event = Annotated[
-    Union[
-        PainEvent, MriEvent, RadiographEvent, DxaEvent, MobilityEvent, PulmonaryEvent,
-        NeuroEvent, SideEffectEvent, ClinicianEvent,
-    ],
+    PainEvent | MriEvent | RadiographEvent | DxaEvent | MobilityEvent | PulmonaryEvent | NeuroEvent
+    | SideEffectEvent | ClinicianEvent,
     Field(discriminator="type"),
 ]  # fmt: skip
 EVENT_TYPES: tuple[str, ...] = (

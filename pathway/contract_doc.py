@@ -54,7 +54,7 @@ class Notes(Protocol):
 
 def event_models() -> list[type[BaseModel]]:
     """The event classes of the contract's ``Event`` union, in its order."""
-    union = get_args(contract.Event)[0] if get_origin(contract.Event) is Annotated else contract.Event
+    union = get_args(contract.Event)[0]  # Event is Annotated[Union[...], discriminator]
     return [m for m in get_args(union) if isinstance(m, type) and issubclass(m, BaseModel)]
 
 

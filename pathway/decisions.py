@@ -167,7 +167,8 @@ def _opioid_order(b: Builder) -> None:
               "limited opioid use for severe pain.")
     if b.defn.safety is None:
         b.act("prescribe_opioid_short_course", "prescribe_opioid_short_course", 0, severe,
-              basis=(r.severe_pain_nrs,), duration="short, limited course", severe_pain_threshold=r.severe_pain_nrs.value)
+              basis=(r.severe_pain_nrs,), duration="short, limited course",
+              severe_pain_threshold=r.severe_pain_nrs.value)
         return
     s = b.defn.safety.rules
     review, stop = s.opioid_review_day.value, s.opioid_stop_by_day.value
@@ -190,10 +191,12 @@ def _enrollment_mri(b: Builder) -> None:
                + ("PT and any augmentation referral wait for an MRI result saying osteoporotic."
                   if b.safety else "any augmentation referral is held until the MRI says osteoporotic."))
     elif urgent:
-        why = "Neurological deficit at enrollment: urgent MRI (rule out a pathologic fracture, cord or root compromise)."
+        why = ("Neurological deficit at enrollment: urgent MRI (rule out a pathologic fracture, cord or root "
+               "compromise).")
     else:
         why = "MRI is most useful to tell an osteoporotic from a pathologic fracture (malignancy, infection)."
-    b.act("order_mri", "order_mri", 0, why + _imaging(b, "order_mri", e.fracture_level), priority="urgent" if urgent else "routine", red_flags=urgent,
+    b.act("order_mri", "order_mri", 0, why + _imaging(b, "order_mri", e.fracture_level),
+          priority="urgent" if urgent else "routine", red_flags=urgent,
           level=e.fracture_level)
 
 
@@ -207,7 +210,8 @@ def _urgent_safety(b: Builder) -> None:
     mri_pending = not mri_results(b.facts)
     for start in neuro_episodes(b.facts):
         at_enrollment = start == 0 and "neuro_deficit" in b.facts.enrollment.red_flags
-        cause = "Neuro_deficit red flag at enrollment" if at_enrollment else f"Neurological deficit reported on day {start:g}"
+        cause = ("Neuro_deficit red flag at enrollment" if at_enrollment
+                 else f"Neurological deficit reported on day {start:g}")
         expedite = b.safety and mri_pending and not at_enrollment
         extra: dict[str, Any] = {"expedite_mri": True} if expedite else {}
         b.act(f"refer_urgent_spine_surgery:{start:g}", "refer_urgent_spine_surgery", start,
@@ -340,7 +344,9 @@ def _pain_responses(b: Builder) -> None:
         b.act(f"order_adjacent_fracture_screening:flare:{day:g}", "order_adjacent_fracture_screening",
               day, f"Pain flare: NRS {nrs} on day {day:g} is >= {r.flare_rise_nrs.value:g} above the "
               f"lowest score {lowest} (<= {r.flare_baseline_max_nrs.value:g}): screen for a new "
-              "adjacent-level fracture." + _imaging(b, "order_adjacent_fracture_screening", b.facts.enrollment.fracture_level), basis=(r.flare_rise_nrs, r.flare_baseline_max_nrs), trigger="pain_flare")
+              "adjacent-level fracture."
+              + _imaging(b, "order_adjacent_fracture_screening", b.facts.enrollment.fracture_level),
+              basis=(r.flare_rise_nrs, r.flare_baseline_max_nrs), trigger="pain_flare")
 
 
 def _physical_therapy(b: Builder, reports: list[tuple[float, int]]) -> None:
@@ -460,7 +466,8 @@ def _schedule(b: Builder) -> None:
               + (" — due together after a pause: one order" if len(group) > 1 else "")
               + ": fracture healing, vertebral height, progressive deformity."
               + _imaging(b, "order_radiograph", b.facts.enrollment.fracture_level),
-              basis=(radiographs,), week=group[-1] // 7, scheduled_day=group[-1], level=b.facts.enrollment.fracture_level,
+              basis=(radiographs,), week=group[-1] // 7, scheduled_day=group[-1],
+              level=b.facts.enrollment.fracture_level,
               **({"scheduled_days": group} if len(group) > 1 else {}))
     screenings = b.defn.schedules.screening_days
     for d in screenings.days:
@@ -523,7 +530,8 @@ def _completed(defn: PathwayDefinition, facts: PatientFacts, b: Builder) -> bool
     if b.now < defn.rules.completion_day.value:
         return False
     done = set(facts.taken) | set(facts.noted) | {a.id for a in b.decision.actions} | {n.id for n in b.decision.notes}
-    return all({f"order_adjacent_fracture_screening:day-{d}", f"order_adjacent_fracture_screening:day-{d}:skipped"} & done
+    screening = "order_adjacent_fracture_screening:day-{}"
+    return all({screening.format(d), screening.format(d) + ":skipped"} & done
                for d in defn.schedules.screening_days.days)
 
 

@@ -20,6 +20,7 @@ A clinician's decision to decline augmentation stands in both: no referral after
 from __future__ import annotations
 
 from pathway.builder import Builder
+from pathway.contract import PulmonaryEvent
 from pathway.facts import (
     PatientFacts,
     decisions_of,
@@ -33,7 +34,6 @@ from pathway.facts import (
     progression,
     pulmonary_dysfunction,
 )
-from pathway.contract import PulmonaryEvent
 from pathway.guideline import PathwayDefinition, Rule
 
 REVIEW = "twelve_week_review"
@@ -114,7 +114,8 @@ def _review_on_current_evidence(b: Builder) -> None:
 
 def _decide(b: Builder, criteria: list[str], why: list[str], held: bool) -> None:
     review_day = b.defn.rules.review_day.value
-    when = f"12-week review (day {review_day:g}" + (f", decided on day {b.now:g} when the evidence arrived)" if held else ")")
+    when = f"12-week review (day {review_day:g}" + (
+        f", decided on day {b.now:g} when the evidence arrived)" if held else ")")
     _review_note(b, why, when)
     if criteria:
         _refer(b, criteria, why, when)
@@ -141,7 +142,8 @@ def _criteria_after_review(b: Builder) -> None:
         found.append((deformity.day, "spinal_deformity", f"progressive deformity ({deformity.reason})"))
     pulmonary = b.facts.of(PulmonaryEvent)
     if pulmonary and pulmonary[-1][1].dysfunction:
-        found.append((pulmonary[-1][0], "pulmonary_dysfunction", f"pulmonary dysfunction reported on day {pulmonary[-1][0]:g}"))
+        day = pulmonary[-1][0]
+        found.append((day, "pulmonary_dysfunction", f"pulmonary dysfunction reported on day {day:g}"))
     pair = _persistent_pair(b.defn, b.facts)
     if pair:
         (d1, n1), (d2, n2) = pair
@@ -154,14 +156,17 @@ def _criteria_after_review(b: Builder) -> None:
                f"Criterion met after the 12-week review (day {found[0][0]:g}, within day {limit:g})")
 
 
-def _persistent_pair(defn: PathwayDefinition, facts: PatientFacts) -> tuple[tuple[float, int], tuple[float, int]] | None:
+Report = tuple[float, int]
+
+
+def _persistent_pair(defn: PathwayDefinition, facts: PatientFacts) -> tuple[Report, Report] | None:
     """The first two reports at or above the persistent-pain threshold, far enough apart, with
     none below it between (counted from the review's evidence window)."""
     assert defn.safety is not None
     threshold = defn.rules.persistent_pain_nrs.value
     apart = defn.safety.rules.later_pain_apart_days.value
     window = defn.rules.review_day.value - defn.safety.rules.review_evidence_window_days.value
-    first: tuple[float, int] | None = None
+    first: Report | None = None
     for day, nrs in pain_reports_from(facts, window):
         if nrs < threshold:
             first = None

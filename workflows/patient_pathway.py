@@ -72,8 +72,8 @@ class PatientPathwayWorkflow:
         self._receipts: dict[int, EventReceipt] = {}
         self._awaited: set[int] = set()
         self._alarm_rang = False
-        self._armed: set[float] = set()
-        self._published: tuple | None = None
+        self._alarms: dict[float, asyncio.Task[None]] = {}  # due day -> its alarm (never cancelled)
+        self._published: tuple[str, float | None, str] | None = None
 
     # --- Run loop ---------------------------------------------------------------------------
 
@@ -93,7 +93,8 @@ class PatientPathwayWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(lambda: workflow.all_handlers_finished() or bool(self._s.inbox))
                 if not self._s.inbox:
-                    workflow.logger.info("continuing as new", extra={"history_length": workflow.info().get_current_history_length()})
+                    workflow.logger.info("continuing as new",
+                                         extra={"history_length": workflow.info().get_current_history_length()})
                     workflow.continue_as_new(PathwayInput(enrollment=input.enrollment, definition=self._defn,
                                                           options=self._options, carried=self._s))
                 continue
@@ -180,7 +181,8 @@ class PatientPathwayWorkflow:
         else:
             action.details["order_error"] = "the order could not be written; see the worker log"
         self._s.actions.append(action)
-        self._record("action", f"{action.kind}: {action.rationale}", {"id": action.id, "kind": action.kind}, day=action.day)
+        self._record("action", f"{action.kind}: {action.rationale}", {"id": action.id, "kind": action.kind},
+                     day=action.day)
         workflow.logger.info("action taken", extra={"action_kind": action.kind, "action_id": action.id})
         if action.details.get("cancels"):
             await self._activity(OrderActivities.cancel_open_orders, CancelRequest(
@@ -206,9 +208,8 @@ class PatientPathwayWorkflow:
             for day in overdue_checks(self._defn, self._s.facts, self._day()):
                 dues.setdefault(day, []).append("result overdue check")
         for day, labels in dues.items():
-            if day not in self._armed:
-                self._armed.add(day)
-                asyncio.create_task(self._alarm(Due(day, " + ".join(dict.fromkeys(labels)))))
+            if day not in self._alarms:
+                self._alarms[day] = asyncio.create_task(self._alarm(Due(day, " + ".join(dict.fromkeys(labels)))))
 
     async def _alarm(self, due: Due) -> None:
         delay = self._s.enrolled_at + timedelta(days=due.day) + SETTLE - workflow.now()

@@ -10,7 +10,9 @@ ESCALATION_STATE = SearchAttributeKey.for_keyword("EscalationState")
 GUIDELINE_VERSION = SearchAttributeKey.for_keyword("GuidelineVersion")
 FRACTURE_LEVEL = SearchAttributeKey.for_keyword("FractureLevel")
 
-ALL: list[SearchAttributeKey[Any]] = [PATHWAY_PHASE, NEXT_REVIEW_AT, ESCALATION_STATE, GUIDELINE_VERSION, FRACTURE_LEVEL]
+ALL: list[SearchAttributeKey[Any]] = [
+    PATHWAY_PHASE, NEXT_REVIEW_AT, ESCALATION_STATE, GUIDELINE_VERSION, FRACTURE_LEVEL,
+]
 
 
 def dev_server_flags() -> list[str]:

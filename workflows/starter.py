@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -10,13 +11,13 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from pathway.contract import Enrollment
 from pathway.guideline import PathwayDefinition, load_definition
 from workflows import search_attributes as sa
-from workflows.models import TASK_QUEUE, PathwayInput, PathwayOptions, workflow_id_for
+from workflows.models import TASK_QUEUE, PathwayInput, PathwayOptions, PathwayResult, workflow_id_for
 from workflows.patient_pathway import PatientPathwayWorkflow
 
 
 async def start_pathway(client: Client, enrollment: Enrollment, *, definition: PathwayDefinition | None = None,
                         task_queue: str = TASK_QUEUE, options: PathwayOptions | None = None,
-                        rpc_timeout: timedelta | None = None) -> WorkflowHandle:
+                        rpc_timeout: timedelta | None = None) -> WorkflowHandle[Any, PathwayResult]:
     """Enroll a patient: start the pathway with the guideline version it will keep.
 
     Raises ``WorkflowAlreadyStartedError`` if that patient has a pathway, running or ended: an
