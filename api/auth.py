@@ -14,13 +14,11 @@ from pathlib import Path
 from fastapi import Request
 
 from api.errors import ApiError
+from worker.settings import Settings
 
-TOKEN_FILE = "api-token"
 
-
-def ensure_dev_token(data_dir: str | Path) -> str:
-    """Return the token in ``data_dir/api-token``, creating the file (mode 0600) if missing."""
-    path = Path(data_dir) / TOKEN_FILE
+def ensure_dev_token(path: Path) -> str:
+    """Return the token in the file at ``path``, creating the file (mode 0600) if missing."""
     if path.exists():
         token = path.read_text(encoding="utf-8").strip()
         if token:
@@ -33,12 +31,10 @@ def ensure_dev_token(data_dir: str | Path) -> str:
     return token
 
 
-def load_tokens(data_dir: str | Path, env_value: str | None = None) -> set[str]:
+def load_tokens(settings: Settings) -> set[str]:
     """Tokens from ``VCF_API_TOKENS`` (comma-separated) if set, else the data dir's token file."""
-    if env_value is None:
-        env_value = os.environ.get("VCF_API_TOKENS")
-    tokens = {t.strip() for t in (env_value or "").split(",") if t.strip()}
-    return tokens or {ensure_dev_token(data_dir)}
+    tokens = {t.strip() for t in (settings.api_tokens or "").split(",") if t.strip()}
+    return tokens or {ensure_dev_token(settings.token_path)}
 
 
 class BearerAuth:

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, get_args
 
+from pydantic import ValidationError
+
 from activities.order_book import CLOSED_STATUSES, OPEN
 from cli.api_client import ApiClient, ApiFailure, default_token
 from pathway.contract import EVENT_TYPES, FRACTURE_LEVELS, ContractError, RedFlag, parse_enrollment, parse_event
@@ -220,6 +222,8 @@ def _run(command: Callable[[ApiClient, argparse.Namespace], int]) -> Callable[[a
             for line in exc.detail:
                 print(f"  {line}", file=sys.stderr)
             return exit_code_for(exc)
+        except ValidationError as exc:  # a malformed setting in the environment (worker.settings)
+            return print_input_error(InputError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]))
     return run
 
 
