@@ -16,9 +16,18 @@ from temporalio.exceptions import ApplicationError
 from activities.order_book import OrderBook, order_id_for
 from pathway.contract import ACTION_KINDS, Action
 from pathway.guideline import Code
+from pathway.results import RESULT_EVENT_FOR
 
-IMAGING_ORDER_FOR = {"mri": ["order_mri"], "radiograph": ["order_radiograph", "order_adjacent_fracture_screening"],
-                     "dxa": ["order_dxa"]}
+
+def _orders_answered_by() -> dict[str, list[str]]:
+    """Result event type -> the order kinds it fulfils, from pathway.results (one mapping)."""
+    answered: dict[str, list[str]] = {}
+    for kind, event_class in RESULT_EVENT_FOR.items():
+        answered.setdefault(event_class.model_fields["type"].default, []).append(kind)
+    return answered
+
+
+ORDERS_ANSWERED_BY = _orders_answered_by()
 
 
 class OrderRequest(BaseModel):
@@ -109,7 +118,7 @@ class OrderActivities:
     @activity.defn(name="record_result")
     def record_result(self, request: ResultRequest) -> list[str]:
         """Fulfil the oldest open order that this result answers (closed loop)."""
-        kinds = IMAGING_ORDER_FOR.get(request.event_type)
+        kinds = ORDERS_ANSWERED_BY.get(request.event_type)
         if not kinds:
             raise ApplicationError(f"event_type: {request.event_type!r} is not a result", non_retryable=True)
         reason = f"{request.event_type} result on day {request.day:g} [{request.result_key}]"

@@ -3,14 +3,12 @@ names in errors) and acknowledgement bodies."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from api.errors import ApiError
 from pathway.contract import ContractError, Event, parse_event
-
-# The workflow takes reports stamped up to this far ahead of its clock as skew; so does the API.
-CLOCK_SKEW = timedelta(minutes=5)
+from pathway.intake import CLOCK_SKEW
 
 
 def valid_event(raw: Any, field_names: dict[str, str] | None = None) -> Event:
