@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from temporalio.client import Client
 
-from activities.order_book import CLOSED_STATUSES, OPEN, OrderBook
+from activities.order_book import OrderBook
+from activities.order_model import OPEN, ORDER_STATUSES, Order
 from api import bodies, fhir, fhir_orders
 from api.auth import BearerAuth
 from api.errors import ApiError, install_error_handlers
@@ -33,7 +34,6 @@ from workflows.models import TASK_QUEUE, workflow_id_for
 
 log = logging.getLogger("api")
 FHIR_JSON = "application/fhir+json"
-ORDER_STATUSES = (OPEN, *CLOSED_STATUSES)
 MAX_PAGE = 1000
 
 
@@ -115,22 +115,22 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
         log.info("event accepted", extra={"event_type": event.type})
         return JSONResponse({**receipt, "duplicate": False}, status_code=202)
 
-    async def focus_types(orders: list[dict[str, Any]]) -> dict[str, str]:
+    async def focus_types(orders: list[Order]) -> dict[str, str]:
         """Resource types of the orders that overdue-result tasks point at."""
-        known = {o["id"]: o["resource"] for o in orders}
+        known: dict[str, str] = {o.id: o.resource for o in orders}
         targets = {t for t in map(fhir_orders.overdue_order_id, orders) if t}
         for target in targets - known.keys():
-            row = await db(order_book.get, target)
-            if row is not None:
-                known[target] = row["resource"]
+            found = await db(order_book.get, target)
+            if found is not None:
+                known[target] = found.resource
         return {t: known[t] for t in targets if t in known}
 
-    async def order_json(order: dict[str, Any]) -> JSONResponse:
+    async def order_json(order: Order) -> JSONResponse:
         resource = fhir_orders.order_resource(order, (await focus_types([order])).get(
             fhir_orders.overdue_order_id(order) or ""))
         return JSONResponse(fhir.dump(resource), media_type=FHIR_JSON)
 
-    async def known_order(order_id: str) -> dict[str, Any]:
+    async def known_order(order_id: str) -> Order:
         order = await db(order_book.get, order_id)
         if order is None:
             raise ApiError(404, "unknown order", ["order: no such order id"])
@@ -263,7 +263,7 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
         ``CommunicationRequest``, ``Task``): what Bundle ``fullUrl`` and CarePlan references point at.
         404 unless an order of that id has that resource type."""
         order = await db(order_book.get, resource_id) if resource_type in fhir_orders.MODELS else None
-        if order is None or order["resource"] != resource_type:
+        if order is None or order.resource != resource_type:
             raise ApiError(404, "unknown order", [f"{resource_type}: no such resource id"
                                                   if resource_type in fhir_orders.MODELS else
                                                   f"resource_type: expected one of {', '.join(fhir_orders.MODELS)}"])
@@ -280,8 +280,8 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
         """Close an active order as acknowledged; 409 if it is already closed."""
         note = ack_reason(await bodies.json_body(request, required=False))
         order = await known_order(order_id)
-        if order["status"] != OPEN or not await db(order_book.set_status, order_id, "acknowledged", note):
-            current = (await db(order_book.get, order_id))["status"]
+        if order.status != OPEN or not await db(order_book.set_status, order_id, "acknowledged", note):
+            current = (await db(order_book.get, order_id)).status
             raise ApiError(409, "order already closed", [f"order: status is {current}; only active orders can be acknowledged"])
         return await order_json(await known_order(order_id))
 

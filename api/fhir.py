@@ -15,6 +15,7 @@ from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.observation import Observation
 from pydantic import ValidationError
 
+from activities.order_model import Order
 from api.errors import ApiError, field_errors
 
 LOINC = "http://loinc.org"
@@ -129,10 +130,9 @@ def care_plan_id(patient_id: str) -> str:
 
 
 def care_plan(*, patient_id: str, status: str, title: str, guideline_version: str,
-              enrolled_at: str | None, orders: list[dict[str, Any]], notes: list[str]) -> CarePlan:
+              enrolled_at: str | None, orders: list[Order], notes: list[str]) -> CarePlan:
     """The pathway as a CarePlan: one activity per order, each referencing its request resource."""
-    activities = [{"reference": {"reference": f"{o['resource']}/{o['id']}", "display": o["title"]}}
-                  for o in orders]
+    activities = [{"reference": {"reference": f"{o.resource}/{o.id}", "display": o.title}} for o in orders]
     body: dict[str, Any] = {
         "resourceType": "CarePlan", "id": care_plan_id(patient_id),
         "status": _CAREPLAN_STATUS.get(status, "unknown"), "intent": "plan",

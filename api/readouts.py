@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from activities.order_model import Order
 from api.pathways import PathwayView, approx_day
 from api.registry import EnrollmentRecord
 from pathway.guideline import PathwayDefinition
@@ -17,24 +18,23 @@ from workflows import search_attributes as sa
 from workflows.models import TimelineEntry
 
 
-def _order_summary(order: dict[str, Any]) -> dict[str, Any]:
-    return {"id": order["id"], "kind": order["kind"], "resource": order["resource"], "title": order["title"],
-            "status": order["status"], "priority": order["priority"], "day": order["day"],
-            "codes": [c for c in order["codes"] if c.get("code")], "url": f"/v1/orders/{order['id']}"}
+def _order_summary(order: Order) -> dict[str, Any]:
+    return {"id": order.id, "kind": order.kind, "resource": order.resource, "title": order.title,
+            "status": order.status, "priority": order.priority, "day": order.day,
+            "codes": [c.model_dump() for c in order.codes if c.code], "url": f"/v1/orders/{order.id}"}
 
 
-def _action_from_order(order: dict[str, Any]) -> dict[str, Any]:
-    return {"day": order["day"], "kind": order["kind"], "rationale": order["rationale"],
-            "citation": order["citation"], "details": order["details"], "id": order["action_id"],
-            "order_id": order["id"]}
+def _action_from_order(order: Order) -> dict[str, Any]:
+    return {"day": order.day, "kind": order.kind, "rationale": order.rationale, "citation": order.citation,
+            "details": order.details, "id": order.action_id, "order_id": order.id}
 
 
-def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[dict[str, Any]],
+def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
                definition: PathwayDefinition) -> dict[str, Any]:
     """The answer of GET /v1/patients/{id}."""
     enrollment = record.enrollment
-    order_of_action = {o["action_id"]: o["id"] for o in orders}
-    pending = [_order_summary(o) for o in orders if o["status"] == "active"]
+    order_of_action = {o.action_id: o.id for o in orders}
+    pending = [_order_summary(o) for o in orders if o.is_open]
     body: dict[str, Any] = {
         "patient_id": record.patient_id, "workflow_id": record.workflow_id, "source": view.source,
         "live": view.state is not None, "notes": list(view.notes), "status": view.status,
@@ -81,13 +81,13 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[dict[st
 
 
 def timeline_body(record: EnrollmentRecord, entries: list[TimelineEntry] | None,
-                  orders: list[dict[str, Any]], query_timeout: float) -> dict[str, Any]:
+                  orders: list[Order], query_timeout: float) -> dict[str, Any]:
     """The answer of GET /v1/patients/{id}/timeline."""
     if entries is not None:
         return {"patient_id": record.patient_id, "source": "workflow_query", "live": True, "notes": [],
                 "entries": [e.model_dump(mode="json") for e in entries]}
-    fallback = [{"day": o["day"], "at": o["created_at"], "entry": "action",
-                 "summary": f"{o['kind']}: {o['rationale']}", "data": {"id": o["action_id"], "kind": o["kind"]}}
+    fallback = [{"day": o.day, "at": o.created_at.isoformat(), "entry": "action",
+                 "summary": f"{o.kind}: {o.rationale}", "data": {"id": o.action_id, "kind": o.kind}}
                 for o in orders]
     return {"patient_id": record.patient_id, "source": "order_book", "live": False,
             "notes": [f"no worker answered the timeline query within {query_timeout:g}s: actions from the "

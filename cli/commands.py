@@ -14,7 +14,7 @@ from typing import Any, Callable, get_args
 
 from pydantic import ValidationError
 
-from activities.order_book import CLOSED_STATUSES, OPEN
+from activities.order_model import ORDER_STATUSES
 from cli.api_client import ApiClient, ApiFailure, default_token
 from pathway.contract import EVENT_TYPES, FRACTURE_LEVELS, ContractError, RedFlag, parse_enrollment, parse_event
 
@@ -29,7 +29,6 @@ EXIT_CODES_HELP = """exit codes:
 environment: VCF_API_URL (default http://127.0.0.1:8000); VCF_API_TOKEN, else the token in
 $VCF_DATA_DIR/api-token (default .data/api-token)"""
 RED_FLAGS: tuple[str, ...] = get_args(RedFlag)
-ORDER_STATUSES = (OPEN, *CLOSED_STATUSES)
 
 
 class InputError(Exception):

@@ -104,8 +104,8 @@ async def test_killed_worker_loses_no_event_and_duplicates_no_order(tmp_path):
         assert kinds["order_mri"] == 2  # enrollment + the new level
         assert kinds["stop_calcitonin"] == 1
         orders = OrderBook(tmp_path / "orders.db").list(workflow_id=handle.id)
-        assert sorted(o["action_id"] for o in orders) == sorted(a.id for a in actions)
-        assert len({o["idempotency_key"] for o in orders}) == len(orders)
+        assert sorted(o.action_id for o in orders) == sorted(a.id for a in actions)
+        assert len({o.idempotency_key for o in orders}) == len(orders)
         await handle.terminate("test done")
     finally:
         worker.send_signal(signal.SIGTERM)
