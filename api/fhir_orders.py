@@ -38,7 +38,12 @@ _STATUS: dict[RequestResource, dict[OrderStatus, str]] = {  # order-book status 
     "Task": {"active": "requested", "completed": "completed", "acknowledged": "completed",
              "cancelled": "cancelled", "stopped": "cancelled"},
 }
-_PRIORITIES = ("routine", "urgent", "asap", "stat")
+PRIORITIES = ("routine", "urgent", "asap", "stat")
+
+
+def fhir_statuses(resource: RequestResource) -> tuple[str, ...]:
+    """The statuses a resource of this type can carry here."""
+    return tuple(dict.fromkeys(_STATUS[resource].values()))
 
 
 # refer_vertebral_augmentation: details.suggested_procedure -> its CPT code in the order's codes.
@@ -113,7 +118,7 @@ def resource_body(order: Order, focus_type: str | None = None) -> dict[str, Any]
         "meta": {"tag": [{"system": ORDER_STATUS_TAG, "code": order.status}]},
         "identifier": [{"system": ORDER_IDENTIFIER, "value": order.id}],
         "status": _STATUS[resource][order.status],
-        "priority": order.priority if order.priority in _PRIORITIES else "routine",
+        "priority": order.priority if order.priority in PRIORITIES else "routine",
         "authoredOn": order.created_at.isoformat(), "note": notes,
     }
     if resource == "ServiceRequest":
@@ -139,6 +144,11 @@ def resource_body(order: Order, focus_type: str | None = None) -> dict[str, Any]
 def order_resource(order: Order, focus_type: str | None = None) -> Any:
     """One order as its validated R4B request resource."""
     return MODELS[order.resource].model_validate(resource_body(order, focus_type))
+
+
+def resource_json(order: Order, focus_type: str | None = None) -> dict[str, Any]:
+    """One order as validated FHIR JSON."""
+    return dump(order_resource(order, focus_type))
 
 
 def resource_url(base_url: str, order: Order) -> str:
