@@ -2,7 +2,8 @@
 
 Each row is keyed by an idempotency key (workflow id + action id): placing the same action
 again — an activity retry, a workflow replay, a duplicate event — returns the row already there.
-Orders are closed-loop: ``active`` until fulfilled by a result, acknowledged, or cancelled.
+Orders are closed-loop: ``active`` until fulfilled by a result, acknowledged, or cancelled
+(the :class:`~activities.order_model.Order` model and its statuses).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from activities.order_model import OPEN, Order, OrderStatus, RequestResource
 from activities.sqlite_store import SqliteStore, utc_now
 
 SCHEMA = """
@@ -41,9 +43,6 @@ CREATE INDEX IF NOT EXISTS orders_patient ON orders (patient_id, status);
 CREATE INDEX IF NOT EXISTS orders_workflow_kind ON orders (workflow_id, kind, status);
 """
 
-OPEN = "active"
-CLOSED_STATUSES = ("completed", "cancelled", "stopped", "acknowledged")
-
 
 def order_id_for(idempotency_key: str) -> str:
     """A stable, opaque order id derived from the idempotency key (no PHI in it)."""
@@ -60,9 +59,9 @@ class OrderBook(SqliteStore):
         super().__init__(path)
 
     def place(self, *, idempotency_key: str, patient_id: str, workflow_id: str, action_id: str,
-              kind: str, resource: str, priority: str, day: float, title: str, rationale: str,
-              citation: str, details: dict[str, Any], codes: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
-        """Insert the order unless its key exists; return the row and whether it is new."""
+              kind: str, resource: RequestResource, priority: str, day: float, title: str, rationale: str,
+              citation: str, details: dict[str, Any], codes: list[dict[str, Any]]) -> tuple[Order, bool]:
+        """Insert the order unless its key exists; return the order and whether it is new."""
         order_id = order_id_for(idempotency_key)
         now = utc_now()
         with self._lock, self._connect() as db:
@@ -79,39 +78,39 @@ class OrderBook(SqliteStore):
             row = db.execute("SELECT * FROM orders WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
         return _row(row), created
 
-    def set_status(self, order_id: str, status: str, reason: str, *, only_open: bool = True) -> bool:
+    def set_status(self, order_id: str, status: OrderStatus, reason: str, *, only_open: bool = True) -> bool:
         """Move one order to ``status``; False if it is unknown or (with only_open) already closed."""
         with self._lock, self._connect() as db:
             cur = db.execute(
                 "UPDATE orders SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?"
-                + (" AND status = 'active'" if only_open else ""),
-                (status, reason, utc_now(), order_id),
+                + (" AND status = ?" if only_open else ""),
+                (status, reason, utc_now(), order_id, *((OPEN,) if only_open else ())),
             )
             return cur.rowcount == 1
 
-    def close_open(self, workflow_id: str, kinds: list[str], status: str, reason: str,
+    def close_open(self, workflow_id: str, kinds: list[str], status: OrderStatus, reason: str,
                    *, oldest_first: bool = False, limit: int | None = None) -> list[str]:
         """Close the open orders of some kinds for one pathway; return their ids."""
         marks = ",".join("?" * len(kinds))
-        query = (f"SELECT id FROM orders WHERE workflow_id = ? AND status = 'active' AND kind IN ({marks})"
+        query = (f"SELECT id FROM orders WHERE workflow_id = ? AND status = ? AND kind IN ({marks})"
                  f" ORDER BY day {'ASC' if oldest_first else 'DESC'}, created_at")
         if limit:
             query += f" LIMIT {int(limit)}"
         with self._lock, self._connect() as db:
-            ids = [r["id"] for r in db.execute(query, (workflow_id, *kinds)).fetchall()]
+            ids = [r["id"] for r in db.execute(query, (workflow_id, OPEN, *kinds)).fetchall()]
             for order_id in ids:
                 db.execute("UPDATE orders SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
                            (status, reason, utc_now(), order_id))
         return ids
 
-    def get(self, order_id: str) -> dict[str, Any] | None:
+    def get(self, order_id: str) -> Order | None:
         """One order by id."""
         with self._connect() as db:
             row = db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
         return _row(row) if row else None
 
-    def list(self, *, patient_id: str | None = None, status: str | None = None,
-             workflow_id: str | None = None) -> list[dict[str, Any]]:
+    def list(self, *, patient_id: str | None = None, status: OrderStatus | None = None,
+             workflow_id: str | None = None) -> list[Order]:
         """Orders, oldest first, filtered by patient, pathway and status."""
         where, args = [], []
         for column, value in (("patient_id", patient_id), ("status", status), ("workflow_id", workflow_id)):
@@ -124,8 +123,8 @@ class OrderBook(SqliteStore):
         return [_row(r) for r in rows]
 
 
-def _row(row: sqlite3.Row) -> dict[str, Any]:
+def _row(row: sqlite3.Row) -> Order:
     data = dict(row)
     data["details"] = json.loads(data["details"])
     data["codes"] = json.loads(data["codes"])
-    return data
+    return Order.model_validate(data)

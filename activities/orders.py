@@ -14,11 +14,21 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.order_book import OrderBook, order_id_for
+from activities.order_model import OrderStatus, RequestResource
 from pathway.contract import ACTION_KINDS, Action
 from pathway.guideline import Code
+from pathway.results import RESULT_EVENT_FOR
 
-IMAGING_ORDER_FOR = {"mri": ["order_mri"], "radiograph": ["order_radiograph", "order_adjacent_fracture_screening"],
-                     "dxa": ["order_dxa"]}
+
+def _orders_answered_by() -> dict[str, list[str]]:
+    """Result event type -> the order kinds it fulfils, from pathway.results (one mapping)."""
+    answered: dict[str, list[str]] = {}
+    for kind, event_class in RESULT_EVENT_FOR.items():
+        answered.setdefault(event_class.model_fields["type"].default, []).append(kind)
+    return answered
+
+
+ORDERS_ANSWERED_BY = _orders_answered_by()
 
 
 class OrderRequest(BaseModel):
@@ -28,7 +38,7 @@ class OrderRequest(BaseModel):
     patient_id: str
     action: Action
     title: str
-    resource: str
+    resource: RequestResource
     codes: list[Code] = Field(default_factory=list)
 
 
@@ -36,7 +46,7 @@ class OrderReceipt(BaseModel):
     """The order as the book holds it."""
 
     order_id: str
-    status: str
+    status: OrderStatus
     created: bool
 
 
@@ -85,7 +95,7 @@ class OrderActivities:
                                    type="InvalidOrder")
         key = f"{request.workflow_id}/{action.id}"
         try:
-            row, created = self.book.place(
+            order, created = self.book.place(
                 idempotency_key=key, patient_id=request.patient_id, workflow_id=request.workflow_id,
                 action_id=action.id, kind=action.kind, resource=request.resource,
                 priority=str(action.details.get("priority", "routine")), day=action.day,
@@ -96,8 +106,8 @@ class OrderActivities:
         except sqlite3.IntegrityError as exc:
             raise ApplicationError(f"order: {exc}", non_retryable=True, type="InvalidOrder") from exc
         activity.logger.info("order placed" if created else "order already placed",
-                             extra={"action_kind": action.kind, "order_id": row["id"]})
-        return OrderReceipt(order_id=row["id"], status=row["status"], created=created)
+                             extra={"action_kind": action.kind, "order_id": order.id})
+        return OrderReceipt(order_id=order.id, status=order.status, created=created)
 
     @activity.defn(name="cancel_open_orders")
     def cancel_open_orders(self, request: CancelRequest) -> list[str]:
@@ -109,11 +119,11 @@ class OrderActivities:
     @activity.defn(name="record_result")
     def record_result(self, request: ResultRequest) -> list[str]:
         """Fulfil the oldest open order that this result answers (closed loop)."""
-        kinds = IMAGING_ORDER_FOR.get(request.event_type)
+        kinds = ORDERS_ANSWERED_BY.get(request.event_type)
         if not kinds:
             raise ApplicationError(f"event_type: {request.event_type!r} is not a result", non_retryable=True)
         reason = f"{request.event_type} result on day {request.day:g} [{request.result_key}]"
-        done = [o["id"] for o in self.book.list(workflow_id=request.workflow_id) if o["status_reason"] == reason]
+        done = [o.id for o in self.book.list(workflow_id=request.workflow_id) if o.status_reason == reason]
         ids = done or self.book.close_open(request.workflow_id, kinds, "completed", reason,
                                            oldest_first=True, limit=1)
         activity.logger.info("result recorded", extra={"event_type": request.event_type, "fulfilled": len(ids)})
@@ -123,7 +133,7 @@ class OrderActivities:
     def escalate_overdue_result(self, request: OverdueRequest) -> OrderReceipt:
         """One care-team task per overdue order (idempotent), pointing at the order."""
         key = f"{request.workflow_id}/overdue:{request.order_action_id}"
-        row, created = self.book.place(
+        order, created = self.book.place(
             idempotency_key=key, patient_id=request.patient_id, workflow_id=request.workflow_id,
             action_id=f"overdue:{request.order_action_id}", kind="escalate_overdue_result", resource="Task",
             priority="urgent", day=request.day, title=f"Result overdue: {request.order_kind}",
@@ -132,7 +142,7 @@ class OrderActivities:
                      "order_action_id": request.order_action_id, "order_day": request.order_day},
             codes=[])
         activity.logger.info("overdue result escalated", extra={"action_kind": request.order_kind})
-        return OrderReceipt(order_id=row["id"], status=row["status"], created=created)
+        return OrderReceipt(order_id=order.id, status=order.status, created=created)
 
     def all(self) -> list:
         """The activity callables, for the worker."""

@@ -6,21 +6,19 @@ Tokens are compared in constant time. A development token lives in ``$VCF_DATA_D
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import Request
-
 from api.errors import ApiError
+from worker.settings import Settings
 
-TOKEN_FILE = "api-token"
 
-
-def ensure_dev_token(data_dir: str | Path) -> str:
-    """Return the token in ``data_dir/api-token``, creating the file (mode 0600) if missing."""
-    path = Path(data_dir) / TOKEN_FILE
+def ensure_dev_token(path: Path) -> str:
+    """Return the token in the file at ``path``, creating the file (mode 0600) if missing."""
     if path.exists():
         token = path.read_text(encoding="utf-8").strip()
         if token:
@@ -33,30 +31,36 @@ def ensure_dev_token(data_dir: str | Path) -> str:
     return token
 
 
-def load_tokens(data_dir: str | Path, env_value: str | None = None) -> set[str]:
+def load_tokens(settings: Settings) -> set[str]:
     """Tokens from ``VCF_API_TOKENS`` (comma-separated) if set, else the data dir's token file."""
-    if env_value is None:
-        env_value = os.environ.get("VCF_API_TOKENS")
-    tokens = {t.strip() for t in (env_value or "").split(",") if t.strip()}
-    return tokens or {ensure_dev_token(data_dir)}
+    tokens = {t.strip() for t in (settings.api_tokens or "").split(",") if t.strip()}
+    return tokens or {ensure_dev_token(settings.token_path)}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Whoever holds a configured token; ``token_id`` tells tokens apart without revealing one."""
+
+    token_id: str
 
 
 class BearerAuth:
-    """FastAPI dependency: 401 unless the request carries one of the configured tokens."""
+    """The configured tokens, and the check of a presented one (401 unless it is one of them)."""
 
     def __init__(self, tokens: set[str]):
         if not tokens:
             raise ValueError("tokens: at least one API token is required")
         self._tokens = [t.encode() for t in tokens]
 
-    async def __call__(self, request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+    def caller(self, token: str | None) -> Caller:
+        """The caller presenting ``token`` (the part after ``Bearer``; None if the header is
+        missing or not a bearer token); :class:`ApiError` 401 otherwise."""
+        if not token:
             raise ApiError(401, "unauthorized", ["Authorization: expected 'Bearer <token>'"],
                            {"WWW-Authenticate": "Bearer"})
-        given = token.strip().encode()
+        given = token.encode()
         # Compare with every token so the time taken says nothing about which one nearly matched.
-        if not any([hmac.compare_digest(given, t) for t in self._tokens]):
+        if not any([hmac.compare_digest(given, t) for t in self._tokens]):  # noqa: C419 (a list: compare all)
             raise ApiError(401, "unauthorized", ["Authorization: unknown token"],
                            {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        return Caller(token_id=hashlib.sha256(given).hexdigest()[:12])

@@ -1,7 +1,8 @@
-"""Reading request bodies ourselves, so that every malformed body gets the one error shape.
+"""Request bodies, read here and capped, so that every malformed body gets the one error shape.
 
-Also the JSON schemas shown on /docs for those bodies (the contract's own models), since the
-routes take the raw body rather than a typed parameter.
+The routes take the parsed JSON through :func:`json_body` (a dependency) rather than a typed
+parameter: a typed body would be read whole before any size check, and its errors would not
+name the contract's fields the contract's way. Their schemas on /docs: :mod:`api.openapi`.
 """
 
 from __future__ import annotations
@@ -10,17 +11,31 @@ import json
 from typing import Any
 
 from fastapi import Request
-from pydantic import TypeAdapter
 
 from api.errors import ApiError
-from pathway.contract import Enrollment, Event
 
 MAX_BODY = 64 * 1024  # contract bodies are small; a huge one is a mistake or an attack
-REF = "#/components/schemas/{model}"
+
+
+class _NoBody:
+    """The request had no body at all, as opposed to a JSON ``null``."""
+
+    def __repr__(self) -> str:
+        return "NO_BODY"
+
+
+NO_BODY: Any = _NoBody()
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _number(text: str) -> int | float:
+    # JSON (and its Schema) make no difference between 4 and 4.0: a whole number is an integer,
+    # so that "nrs": 4.0 passes the contract's strict integer check as 4 does.
+    value = float(text)
+    return int(value) if value.is_integer() else value
 
 
 def _too_large() -> ApiError:
@@ -44,38 +59,22 @@ async def _read_capped(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def json_body(request: Request, *, required: bool = True) -> Any:
-    """The request's JSON value; 413 if too big, 422 naming ``body`` if missing or not JSON."""
+async def json_body(request: Request) -> Any:
+    """The request's JSON value, or :data:`NO_BODY`; 413 if too big, 422 naming ``body`` if not JSON."""
     raw = await _read_capped(request)
     if not raw.strip():
-        if required:
-            raise ApiError(422, "invalid request", ["body: required (a JSON object)"])
-        return None
+        return NO_BODY
     try:
-        return json.loads(raw, parse_constant=_no_constant)
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_number)
     except json.JSONDecodeError as exc:
-        raise ApiError(422, "invalid request", [f"body: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"]) from None
+        where = f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        raise ApiError(422, "invalid request", [f"body: not valid JSON ({where})"]) from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ApiError(422, "invalid request", [f"body: not valid JSON ({type(exc).__name__})"]) from None
 
 
-def _schema(adapter: TypeAdapter) -> tuple[dict[str, Any], dict[str, Any]]:
-    schema = adapter.json_schema(ref_template=REF)
-    return {k: v for k, v in schema.items() if k != "$defs"}, schema.get("$defs", {})
-
-
-ENROLLMENT_SCHEMA, _ENROLLMENT_DEFS = _schema(TypeAdapter(Enrollment))
-EVENT_SCHEMA, _EVENT_DEFS = _schema(TypeAdapter(Event))
-SCHEMA_DEFS: dict[str, Any] = {"Enrollment": ENROLLMENT_SCHEMA, **_ENROLLMENT_DEFS, **_EVENT_DEFS}
-
-OBSERVATION_EXAMPLE = {
-    "resourceType": "Observation", "id": "obs-pain-0001", "status": "final",
-    "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3",
-                         "display": "Pain severity - 0-10 verbal numeric rating [Score] - Reported"}]},
-    "subject": {"reference": "Patient/pt-0001"}, "effectiveDateTime": "2026-01-31T09:00:00Z", "valueInteger": 6,
-}
-
-
-def request_body(schema: dict[str, Any], example: Any, media: str = "application/json") -> dict[str, Any]:
-    """``openapi_extra`` declaring a required JSON body with its schema and an example."""
-    return {"requestBody": {"required": True, "content": {media: {"schema": schema, "example": example}}}}
+def required(body: Any) -> Any:
+    """The body, or 422 naming ``body`` when there was none."""
+    if body is NO_BODY:
+        raise ApiError(422, "invalid request", ["body: required (a JSON object)"])
+    return body

@@ -7,7 +7,8 @@ request without reading server logs. Nothing in an error echoes a submitted valu
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError

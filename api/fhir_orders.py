@@ -19,14 +19,16 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from fhir.resources.R4B.task import Task
 
+from activities.order_model import Order, OrderStatus, RequestResource
 from api.fhir import VCF_REASONS, dump
+from pathway.guideline import Code
 
 ORDER_STATUS_TAG = "urn:vcf-pathway:order-status"
 ORDER_IDENTIFIER = "urn:vcf-pathway:order-id"
 OVERDUE_KIND = "escalate_overdue_result"
-MODELS = {"ServiceRequest": ServiceRequest, "MedicationRequest": MedicationRequest,
+MODELS: dict[RequestResource, Any] = {"ServiceRequest": ServiceRequest, "MedicationRequest": MedicationRequest,
           "CommunicationRequest": CommunicationRequest, "Task": Task}
-_STATUS = {  # order-book status -> the resource's own status vocabulary
+_STATUS: dict[RequestResource, dict[OrderStatus, str]] = {  # order-book status -> the resource's own vocabulary
     "ServiceRequest": {"active": "active", "completed": "completed", "acknowledged": "completed",
                        "cancelled": "revoked", "stopped": "revoked"},
     "CommunicationRequest": {"active": "active", "completed": "completed", "acknowledged": "completed",
@@ -36,7 +38,14 @@ _STATUS = {  # order-book status -> the resource's own status vocabulary
     "Task": {"active": "requested", "completed": "completed", "acknowledged": "completed",
              "cancelled": "cancelled", "stopped": "cancelled"},
 }
-_PRIORITIES = ("routine", "urgent", "asap", "stat")
+PRIORITIES = ("routine", "urgent", "asap", "stat")
+
+
+def fhir_statuses(resource: RequestResource) -> tuple[str, ...]:
+    """The statuses a resource of this type can carry here."""
+    return tuple(dict.fromkeys(_STATUS[resource].values()))
+
+
 # refer_vertebral_augmentation: details.suggested_procedure -> its CPT code in the order's codes.
 PROCEDURE_CPT = {"balloon_kyphoplasty": "22514", "vertebroplasty": "22511"}
 PATHOLOGIC_ICD10 = "M84.58XA"  # neoplastic disease only
@@ -47,70 +56,70 @@ VCF_REASON = {"coding": [c for r in VCF_REASONS for c in r["coding"]],
               "text": "Osteoporotic vertebral compression fracture"}
 
 
-def _coding(code: dict[str, Any]) -> dict[str, Any]:
-    return {"system": code["system"], "code": code["code"], "display": code["display"]}
+def _coding(code: Code) -> dict[str, Any]:
+    return {"system": code.system, "code": code.code, "display": code.display}
 
 
-def _concept(title: str, codes: list[dict[str, Any]]) -> dict[str, Any]:
+def _concept(title: str, codes: list[Code]) -> dict[str, Any]:
     """One concept: its confirmed codes as codings, unconfirmed ones named in the text."""
-    confirmed = [_coding(c) for c in codes if c.get("code")]
-    unconfirmed = [c["display"] for c in codes if not c.get("code")]
+    confirmed = [_coding(c) for c in codes if c.code]
+    unconfirmed = [c.display for c in codes if not c.code]
     text = title + (f" ({'; '.join(unconfirmed)})" if unconfirmed else "")
     return {"coding": confirmed, "text": text} if confirmed else {"text": text}
 
 
-def _requested(order: dict[str, Any]) -> dict[str, Any]:
+def _requested(order: Order) -> dict[str, Any]:
     """What a ServiceRequest or Task asks for."""
-    if order["kind"] == "refer_vertebral_augmentation":
-        wanted = PROCEDURE_CPT.get(order["details"].get("suggested_procedure"))
-        return _concept(order["title"], [c for c in order["codes"] if wanted and c.get("code") == wanted])
-    if order["kind"] == "refer_pathologic_fracture_workup":
-        return {"text": order["title"]}
-    return _concept(order["title"], order["codes"])
+    if order.kind == "refer_vertebral_augmentation":
+        wanted = PROCEDURE_CPT.get(order.details.get("suggested_procedure"))
+        return _concept(order.title, [c for c in order.codes if wanted and c.code == wanted])
+    if order.kind == "refer_pathologic_fracture_workup":
+        return {"text": order.title}
+    return _concept(order.title, order.codes)
 
 
-def _reasons(order: dict[str, Any]) -> list[dict[str, Any]]:
-    if order["kind"] != "refer_pathologic_fracture_workup":
+def _reasons(order: Order) -> list[dict[str, Any]]:
+    if order.kind != "refer_pathologic_fracture_workup":
         return [VCF_REASON]
-    etiology = order["details"].get("etiology")
+    etiology = order.details.get("etiology")
     text = _ETIOLOGY_TEXT.get(etiology, "Suspected pathologic vertebral fracture")
-    icd = [_coding(c) for c in order["codes"] if c.get("code") == PATHOLOGIC_ICD10]
+    icd = [_coding(c) for c in order.codes if c.code == PATHOLOGIC_ICD10]
     return [{"coding": icd, "text": text}] if etiology == "malignant" and icd else [{"text": text}]
 
 
-def _medication(order: dict[str, Any]) -> dict[str, Any]:
+def _medication(order: Order) -> dict[str, Any]:
     """``medicationCodeableConcept`` for one drug; for several, a reference to a contained
     Medication with one ingredient per drug."""
-    if len(order["codes"]) <= 1:
-        return {"medicationCodeableConcept": _concept(order["title"], order["codes"])}
-    ingredients = [{"itemCodeableConcept": {"coding": [_coding(c)], "text": c["display"]} if c.get("code")
-                    else {"text": c["display"]}} for c in order["codes"]]
-    medication = {"resourceType": "Medication", "id": "med", "code": {"text": order["title"]},
+    if len(order.codes) <= 1:
+        return {"medicationCodeableConcept": _concept(order.title, order.codes)}
+    ingredients = [{"itemCodeableConcept": {"coding": [_coding(c)], "text": c.display} if c.code
+                    else {"text": c.display}} for c in order.codes]
+    medication = {"resourceType": "Medication", "id": "med", "code": {"text": order.title},
                   "ingredient": ingredients}
-    return {"contained": [medication], "medicationReference": {"reference": "#med", "display": order["title"]}}
+    return {"contained": [medication], "medicationReference": {"reference": "#med", "display": order.title}}
 
 
-def overdue_order_id(order: dict[str, Any]) -> str | None:
-    """The order an overdue-result task is about (None for any other row)."""
-    return order["details"].get("order_id") if order["kind"] == OVERDUE_KIND else None
+def overdue_order_id(order: Order) -> str | None:
+    """The order an overdue-result task is about (None for any other order)."""
+    return order.details.get("order_id") if order.kind == OVERDUE_KIND else None
 
 
-def resource_body(order: dict[str, Any], focus_type: str | None = None) -> dict[str, Any]:
-    """One order-book row as FHIR JSON (not yet validated). ``focus_type`` is the resource type
-    of the order an overdue-result task points at, if known."""
-    kind, resource = order["kind"], order["resource"]
-    subject = {"reference": f"Patient/{order['patient_id']}"}
-    notes = [{"text": f"Why: {order['rationale']}"}, {"text": f"Basis: {order['citation']}"},
-             {"text": f"Pathway day {order['day']:g}; action {kind}"}]
-    if order.get("status_reason"):
-        notes.append({"text": f"Status ({order['status']}): {order['status_reason']}"})
+def resource_body(order: Order, focus_type: str | None = None) -> dict[str, Any]:
+    """One order as FHIR JSON (not yet validated). ``focus_type`` is the resource type of the
+    order an overdue-result task points at, if known."""
+    kind, resource = order.kind, order.resource
+    subject = {"reference": f"Patient/{order.patient_id}"}
+    notes = [{"text": f"Why: {order.rationale}"}, {"text": f"Basis: {order.citation}"},
+             {"text": f"Pathway day {order.day:g}; action {kind}"}]
+    if order.status_reason:
+        notes.append({"text": f"Status ({order.status}): {order.status_reason}"})
     body: dict[str, Any] = {
-        "resourceType": resource, "id": order["id"],
-        "meta": {"tag": [{"system": ORDER_STATUS_TAG, "code": order["status"]}]},
-        "identifier": [{"system": ORDER_IDENTIFIER, "value": order["id"]}],
-        "status": _STATUS[resource][order["status"]],
-        "priority": order["priority"] if order["priority"] in _PRIORITIES else "routine",
-        "authoredOn": order["created_at"], "note": notes,
+        "resourceType": resource, "id": order.id,
+        "meta": {"tag": [{"system": ORDER_STATUS_TAG, "code": order.status}]},
+        "identifier": [{"system": ORDER_IDENTIFIER, "value": order.id}],
+        "status": _STATUS[resource][order.status],
+        "priority": order.priority if order.priority in PRIORITIES else "routine",
+        "authoredOn": order.created_at.isoformat(), "note": notes,
     }
     if resource == "ServiceRequest":
         body.update(intent="order", code=_requested(order), subject=subject, reasonCode=_reasons(order))
@@ -119,30 +128,35 @@ def resource_body(order: dict[str, Any], focus_type: str | None = None) -> dict[
         if kind == "stop_calcitonin":  # a stop order forbids the drug from now on
             body["doNotPerform"] = True
     elif resource == "CommunicationRequest":
-        body.update(subject=subject, payload=[{"contentString": order["title"]}], reasonCode=_reasons(order))
+        body.update(subject=subject, payload=[{"contentString": order.title}], reasonCode=_reasons(order))
     else:  # Task: reasonCode is a single concept in R4
-        body.update(intent="order", code=_requested(order), description=order["title"],
+        body.update(intent="order", code=_requested(order), description=order.title,
                     reasonCode=_reasons(order)[0], **{"for": subject})
         target = overdue_order_id(order)
         if target:
             body["focus"] = ({"reference": f"{focus_type}/{target}"} if focus_type
                              else {"identifier": {"system": ORDER_IDENTIFIER, "value": target}})
-    if resource != "ServiceRequest" and order.get("status_reason"):
-        body["statusReason"] = {"text": order["status_reason"]}
+    if resource != "ServiceRequest" and order.status_reason:
+        body["statusReason"] = {"text": order.status_reason}
     return body
 
 
-def order_resource(order: dict[str, Any], focus_type: str | None = None) -> Any:
-    """One order-book row as its validated R4B request resource."""
-    return MODELS[order["resource"]].model_validate(resource_body(order, focus_type))
+def order_resource(order: Order, focus_type: str | None = None) -> Any:
+    """One order as its validated R4B request resource."""
+    return MODELS[order.resource].model_validate(resource_body(order, focus_type))
 
 
-def resource_url(base_url: str, order: dict[str, Any]) -> str:
+def resource_json(order: Order, focus_type: str | None = None) -> dict[str, Any]:
+    """One order as validated FHIR JSON."""
+    return dump(order_resource(order, focus_type))
+
+
+def resource_url(base_url: str, order: Order) -> str:
     """Where the order's resource is served: ``{base}v1/fhir/{type}/{id}``."""
-    return f"{base_url}v1/fhir/{order['resource']}/{order['id']}"
+    return f"{base_url}v1/fhir/{order.resource}/{order.id}"
 
 
-def orders_bundle(page: list[dict[str, Any]], base_url: str, *, total: int, offset: int, count: int,
+def orders_bundle(page: list[Order], base_url: str, *, total: int, offset: int, count: int,
                   query: dict[str, str], focus_types: dict[str, str]) -> dict[str, Any]:
     """A searchset Bundle (FHIR JSON) of one page of orders; each resource is validated once,
     as part of the Bundle. ``query`` holds the search's filters, for the paging links."""

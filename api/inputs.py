@@ -1,32 +1,58 @@
 """Checks of request input beyond the JSON itself: contract events (with the sender's own field
-names in errors) and acknowledgement bodies."""
+names in errors) and acknowledgement bodies.
+
+The API is stricter than the workflow about one thing: ``observed_at`` must be an RFC 3339
+date-time text with seconds and a time zone (what the OpenAPI schema says), not a number or a
+bare date that a lenient parser would read somehow.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import re
+from datetime import UTC, datetime
 from typing import Any
 
-from api.errors import ApiError
-from pathway.contract import ContractError, Event, parse_event
+from pydantic import ValidationError
 
-# The workflow takes reports stamped up to this far ahead of its clock as skew; so does the API.
-CLOCK_SKEW = timedelta(minutes=5)
+from api.bodies import NO_BODY
+from api.errors import ApiError
+from api.models import AcknowledgeBody
+from pathway.contract import ContractError, Event, parse_event
+from pathway.intake import CLOCK_SKEW
+
+
+def date_time_pattern(*, fhir: bool = False) -> str:
+    """RFC 3339 date-time with seconds and a zone, as a regex every engine reads alike: year
+    0001-9999, seconds below 60 (what Python's datetime can hold). ``fhir`` also keeps zone
+    offsets within FHIR's +/-14:00."""
+    year = "([0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
+    offset = "[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)" if fhir else "[+-]([01][0-9]|2[0-3]):[0-5][0-9]"
+    return (f"^{year}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+            f"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{{1,9}})?(Z|{offset})$")
+
+
+OBSERVED_AT = date_time_pattern()
+_OBSERVED_AT = re.compile(OBSERVED_AT)
 
 
 def valid_event(raw: Any, field_names: dict[str, str] | None = None) -> Event:
-    """The contract event, or 422 naming the sender's fields."""
+    """The contract event, or 422 naming the sender's fields (e.g. FHIR ``valueInteger``)."""
+    names = field_names or {}
+    observed_at = raw.get("observed_at") if isinstance(raw, dict) else None
+    if observed_at is not None and not (isinstance(observed_at, str) and _OBSERVED_AT.fullmatch(observed_at)):
+        raise ApiError(422, "invalid event", [f"{names.get('observed_at', 'observed_at')}: expected a date-time "
+                                              "with seconds and a time zone, e.g. 2026-01-31T09:00:00Z"])
     try:
         event = parse_event(raw)
     except ContractError as exc:
-        raise ApiError(422, "invalid event", _rename(exc.errors, field_names or {})) from None
-    if event.observed_at is not None and event.observed_at > datetime.now(timezone.utc) + CLOCK_SKEW:
-        name = (field_names or {}).get("observed_at", "observed_at")
-        raise ApiError(422, "invalid event", [f"{name}: is in the future"])
+        raise ApiError(422, "invalid event", _rename(exc.errors, names)) from None
+    if event.observed_at is not None and event.observed_at > datetime.now(UTC) + CLOCK_SKEW:
+        raise ApiError(422, "invalid event", [f"{names.get('observed_at', 'observed_at')}: is in the future"])
     return event
 
 
 def _rename(errors: list[str], names: dict[str, str]) -> list[str]:
-    """Name the sender's fields (e.g. FHIR ``valueInteger``) instead of the contract's."""
+    """Name the sender's fields instead of the contract's."""
     out = []
     for line in errors:
         field, sep, reason = line.partition(":")
@@ -34,25 +60,24 @@ def _rename(errors: list[str], names: dict[str, str]) -> list[str]:
     return out
 
 
-def ack_reason(body: Any) -> str:
-    """The status note of an acknowledgement body (optional reason and author); 422 otherwise."""
-    if body is None:
-        return "acknowledged"
-    problems = []
-    if not isinstance(body, dict):
-        raise ApiError(422, "invalid request", ["body: expected a JSON object with optional reason and author"])
-    for key in body:
-        if key not in ("reason", "author"):
-            problems.append(f"{key}: unknown field")
-    for key, limit in (("reason", 500), ("author", 200)):
-        value = body.get(key)
-        if value is not None and (not isinstance(value, str) or not value.strip() or len(value) > limit):
-            problems.append(f"{key}: expected a non-empty string of at most {limit} characters")
-    if problems:
-        raise ApiError(422, "invalid request", problems)
+def acknowledgement(body: Any) -> AcknowledgeBody:
+    """An acknowledgement body (no body at all: no note); 422 naming each field otherwise."""
+    if body is NO_BODY:
+        return AcknowledgeBody()
+    try:
+        return AcknowledgeBody.model_validate(body)
+    except ValidationError as exc:
+        reasons = {"extra_forbidden": "unknown field", "string_pattern_mismatch": "expected text, not only spaces"}
+        lines = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {reasons.get(e['type'], e['msg'])}" for e in exc.errors()]
+        raise ApiError(422, "invalid request", lines) from None
+
+
+def status_note(ack: AcknowledgeBody) -> str:
+    """The order's status note for an acknowledgement."""
     text = "acknowledged"
-    if body.get("author"):
-        text += f" by {body['author']}"
-    if body.get("reason"):
-        text += f": {body['reason']}"
+    if ack.author:
+        text += f" by {ack.author}"
+    if ack.reason:
+        text += f": {ack.reason}"
     return text
+

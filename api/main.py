@@ -1,9 +1,7 @@
 """The API process: ``python -m api.main``, and :func:`serve` for embedding in another program.
 
-Configuration (environment): ``TEMPORAL_ADDRESS`` (default 127.0.0.1:7233), ``VCF_API_HOST``
-(default 127.0.0.1), ``VCF_API_PORT`` (default 8000), ``VCF_DATA_DIR`` (default .data: the
-order book ``orders.db`` and the token file ``api-token``), ``VCF_API_TOKENS`` (comma-separated
-bearer tokens; if unset, the token in ``$VCF_DATA_DIR/api-token``, created if missing).
+Configuration: :class:`worker.settings.Settings` (``TEMPORAL_ADDRESS``, ``VCF_API_HOST``,
+``VCF_API_PORT``, ``VCF_DATA_DIR`` for the order book and the token file, ``VCF_API_TOKENS``).
 """
 
 from __future__ import annotations
@@ -14,8 +12,7 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI
@@ -25,9 +22,9 @@ from api.app import create_app
 from api.auth import load_tokens
 from worker.logging import configure_logging
 from worker.runtime import connect
+from worker.settings import Settings
 
 log = logging.getLogger("api")
-ORDER_BOOK_FILE = "orders.db"
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -67,19 +64,12 @@ async def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None
         raise
 
 
-def order_book_path(data_dir: str | Path) -> Path:
-    """Where the order book (and the API's registry tables) live under the data directory."""
-    return Path(data_dir) / ORDER_BOOK_FILE
-
-
 async def _main() -> None:
-    data_dir = Path(os.environ.get("VCF_DATA_DIR", ".data"))
-    host = os.environ.get("VCF_API_HOST", "127.0.0.1")
-    port = int(os.environ.get("VCF_API_PORT", "8000"))
-    client = await connect()
-    app = create_app(client=client, order_book=OrderBook(order_book_path(data_dir)), tokens=load_tokens(data_dir))
-    log.info("api listening", extra={"host": host, "port": port})
-    task = asyncio.ensure_future(serve(app, host, port))
+    settings = Settings()
+    client = await connect(settings.temporal_address)
+    app = create_app(client=client, order_book=OrderBook(settings.order_book_path), tokens=load_tokens(settings))
+    log.info("api listening", extra={"host": settings.api_host, "port": settings.api_port})
+    task = asyncio.ensure_future(serve(app, settings.api_host, settings.api_port))
     # serve() leaves signals to its host: here SIGTERM (and SIGINT) stop it gracefully.
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

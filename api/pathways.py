@@ -9,8 +9,9 @@ attributes of a running one.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.client import (
@@ -104,10 +105,8 @@ class Pathways:
         when its result can be read at once, else the workflow service's status."""
         status = _ended_status(desc)
         if desc is not None and desc.status == WorkflowExecutionStatus.COMPLETED:
-            try:
+            with contextlib.suppress(RPCError, WorkflowFailureError):
                 status = (await self.handle(patient_id).result(rpc_timeout=self.query_timeout)).status
-            except (RPCError, WorkflowFailureError):
-                pass
         return ApiError(409, "the pathway has ended", [f"pathway: {status}; no more events are taken"])
 
     async def send_event(self, patient_id: str, payload: dict[str, Any]) -> None:
@@ -173,4 +172,4 @@ def approx_day(started_at: datetime | None) -> float | None:
     """Pathway day from the API's record of the start (within a second of the workflow's clock)."""
     if started_at is None:
         return None
-    return round((datetime.now(timezone.utc) - started_at).total_seconds() / 86400, 3)
+    return round((datetime.now(UTC) - started_at).total_seconds() / 86400, 3)

@@ -10,31 +10,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from activities.order_model import Order
+from api.models import ActionTaken, OrderSummary, PatientState, Timeline
 from api.pathways import PathwayView, approx_day
 from api.registry import EnrollmentRecord
+from pathway.contract import Action
 from pathway.guideline import PathwayDefinition
 from workflows import search_attributes as sa
 from workflows.models import TimelineEntry
 
 
-def _order_summary(order: dict[str, Any]) -> dict[str, Any]:
-    return {"id": order["id"], "kind": order["kind"], "resource": order["resource"], "title": order["title"],
-            "status": order["status"], "priority": order["priority"], "day": order["day"],
-            "codes": [c for c in order["codes"] if c.get("code")], "url": f"/v1/orders/{order['id']}"}
+def _order_summary(order: Order) -> OrderSummary:
+    return OrderSummary(id=order.id, kind=order.kind, resource=order.resource, title=order.title,
+                        status=order.status, priority=order.priority, day=order.day,
+                        codes=[c for c in order.codes if c.code], url=f"/v1/orders/{order.id}")
 
 
-def _action_from_order(order: dict[str, Any]) -> dict[str, Any]:
-    return {"day": order["day"], "kind": order["kind"], "rationale": order["rationale"],
-            "citation": order["citation"], "details": order["details"], "id": order["action_id"],
-            "order_id": order["id"]}
+def _action_from_order(order: Order) -> ActionTaken:
+    return ActionTaken(day=order.day, kind=order.kind, rationale=order.rationale, citation=order.citation,
+                       details=order.details, id=order.action_id, order_id=order.id)
 
 
-def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[dict[str, Any]],
-               definition: PathwayDefinition) -> dict[str, Any]:
+def _action(action: Action, order_id: str | None) -> ActionTaken:
+    return ActionTaken(**action.model_dump(mode="json"), order_id=order_id)
+
+
+def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
+               definition: PathwayDefinition) -> PatientState:
     """The answer of GET /v1/patients/{id}."""
     enrollment = record.enrollment
-    order_of_action = {o["action_id"]: o["id"] for o in orders}
-    pending = [_order_summary(o) for o in orders if o["status"] == "active"]
+    order_of_action = {o.action_id: o.id for o in orders}
+    pending = [_order_summary(o) for o in orders if o.is_open]
     body: dict[str, Any] = {
         "patient_id": record.patient_id, "workflow_id": record.workflow_id, "source": view.source,
         "live": view.state is not None, "notes": list(view.notes), "status": view.status,
@@ -49,9 +55,8 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[dict[st
             next_review={"day": s.next_review_day, "at": s.next_review_at.isoformat() if s.next_review_at else None}
             if s.next_review_day is not None else None,
             next_step=s.next_step,
-            actions=[a.model_dump(mode="json") | {"order_id": s.orders.get(a.id)} for a in s.actions],
-            rejected=[r.model_dump(mode="json") for r in s.rejected])
-        return body
+            actions=[_action(a, s.orders.get(a.id)) for a in s.actions], rejected=s.rejected)
+        return PatientState(**body)
     version = view.search_attribute(sa.GUIDELINE_VERSION)
     enrolled_at = record.started_at.isoformat() if record.started_at else None
     if view.result is not None:
@@ -62,12 +67,12 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[dict[st
                     guideline_version=version or definition.version,
                     latest_pain=r.latest_pain.model_dump() if r.latest_pain else None,
                     escalation_state=view.search_attribute(sa.ESCALATION_STATE), next_review=None, next_step=None,
-                    actions=[a.model_dump(mode="json") | {"order_id": order_of_action.get(a.id)} for a in r.actions],
-                    rejected=[x.model_dump(mode="json") for x in r.rejected])
+                    actions=[_action(a, order_of_action.get(a.id)) for a in r.actions], rejected=r.rejected)
     else:
         phase = view.search_attribute(sa.PATHWAY_PHASE)
         review_at = view.search_attribute(sa.NEXT_REVIEW_AT)
-        body.update(phase=phase, paused=phase == "paused", day=approx_day(record.started_at) if view.status == "running" else None,
+        day = approx_day(record.started_at) if view.status == "running" else None
+        body.update(phase=phase, paused=phase == "paused", day=day,
                     enrolled_at=enrolled_at, guideline_version=version or definition.version, latest_pain=None,
                     escalation_state=view.search_attribute(sa.ESCALATION_STATE),
                     next_review={"day": None, "at": review_at.isoformat()} if review_at else None, next_step=None,
@@ -77,19 +82,16 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[dict[st
                              "the pathway keeps the one it was enrolled with")
     if body["latest_pain"] is None:
         body["notes"].append("latest_pain: known only to the live workflow")
-    return body
+    return PatientState(**body)
 
 
 def timeline_body(record: EnrollmentRecord, entries: list[TimelineEntry] | None,
-                  orders: list[dict[str, Any]], query_timeout: float) -> dict[str, Any]:
+                  orders: list[Order], query_timeout: float) -> Timeline:
     """The answer of GET /v1/patients/{id}/timeline."""
     if entries is not None:
-        return {"patient_id": record.patient_id, "source": "workflow_query", "live": True, "notes": [],
-                "entries": [e.model_dump(mode="json") for e in entries]}
-    fallback = [{"day": o["day"], "at": o["created_at"], "entry": "action",
-                 "summary": f"{o['kind']}: {o['rationale']}", "data": {"id": o["action_id"], "kind": o["kind"]}}
-                for o in orders]
-    return {"patient_id": record.patient_id, "source": "order_book", "live": False,
-            "notes": [f"no worker answered the timeline query within {query_timeout:g}s: actions from the "
-                      "order book only (events and notes appear once a worker runs)"],
-            "entries": fallback}
+        return Timeline(patient_id=record.patient_id, source="workflow_query", live=True, notes=[], entries=entries)
+    fallback = [TimelineEntry(day=o.day, at=o.created_at, entry="action", summary=f"{o.kind}: {o.rationale}",
+                              data={"id": o.action_id, "kind": o.kind}) for o in orders]
+    return Timeline(patient_id=record.patient_id, source="order_book", live=False, entries=fallback,
+                    notes=[f"no worker answered the timeline query within {query_timeout:g}s: actions from the "
+                           "order book only (events and notes appear once a worker runs)"])

@@ -15,7 +15,7 @@ import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from activities.sqlite_store import SqliteStore
@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS api_events (
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def canonical(body: dict[str, Any]) -> str:

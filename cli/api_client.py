@@ -1,19 +1,19 @@
 """A small client of the VCF HTTP API for the ``vcf`` command line.
 
-Configuration: ``VCF_API_URL`` (default http://127.0.0.1:8000) and the bearer token from
-``VCF_API_TOKEN`` or the file ``$VCF_DATA_DIR/api-token`` (default .data/api-token).
+Configuration (:class:`worker.settings.Settings`): ``VCF_API_URL`` (default
+http://127.0.0.1:8000) and the bearer token from ``VCF_API_TOKEN`` or the file
+``$VCF_DATA_DIR/api-token`` (default .data/api-token).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+from worker.settings import Settings
+
 # The API's own "not found" answers; any other 404 (a wrong base URL, another server) is not one.
 UNKNOWN_RESOURCE_ERRORS = ("unknown patient", "unknown order")
 
@@ -33,12 +33,12 @@ class ApiFailure(Exception):
         return self.status == 404 and self.error in UNKNOWN_RESOURCE_ERRORS
 
 
-def default_token() -> str | None:
+def default_token(settings: Settings | None = None) -> str | None:
     """``VCF_API_TOKEN``, else the token file of the local data directory."""
-    token = os.environ.get("VCF_API_TOKEN")
-    if token:
-        return token.strip()
-    path = Path(os.environ.get("VCF_DATA_DIR", ".data")) / "api-token"
+    settings = settings or Settings()
+    if settings.api_token:
+        return settings.api_token.strip()
+    path = settings.token_path
     return path.read_text(encoding="utf-8").strip() if path.exists() else None
 
 
@@ -46,7 +46,7 @@ class ApiClient:
     """Synchronous calls to the API; every failure is an :class:`ApiFailure`."""
 
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0):
-        self.url = (url or os.environ.get("VCF_API_URL") or DEFAULT_URL).rstrip("/")
+        self.url = (url or Settings().api_url).rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, get_args
+from typing import Any, get_args
 
-from activities.order_book import CLOSED_STATUSES, OPEN
+from pydantic import ValidationError
+
+from activities.order_model import ORDER_STATUSES
 from cli.api_client import ApiClient, ApiFailure, default_token
 from pathway.contract import EVENT_TYPES, FRACTURE_LEVELS, ContractError, RedFlag, parse_enrollment, parse_event
 
@@ -27,7 +30,6 @@ EXIT_CODES_HELP = """exit codes:
 environment: VCF_API_URL (default http://127.0.0.1:8000); VCF_API_TOKEN, else the token in
 $VCF_DATA_DIR/api-token (default .data/api-token)"""
 RED_FLAGS: tuple[str, ...] = get_args(RedFlag)
-ORDER_STATUSES = (OPEN, *CLOSED_STATUSES)
 
 
 class InputError(Exception):
@@ -44,7 +46,7 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     """A plain aligned text table."""
     cells = [[("" if v is None else str(v)) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()  # noqa: E731
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
@@ -146,6 +148,12 @@ def _event(api: ApiClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _review_text(review: dict | None) -> str:
+    if not review:
+        return "none"
+    return f"day {review['day']:g}" if review.get("day") is not None else str(review.get("at"))
+
+
 def _print_notes(answer: dict) -> None:
     """The API's notes on what it could not read live."""
     for note in answer.get("notes") or []:
@@ -164,12 +172,13 @@ def _status(api: ApiClient, args: argparse.Namespace) -> int:
         ["pathway day", _fmt_day(s.get("day"))], ["guideline", s.get("guideline_version")],
         ["latest pain", f"NRS {pain['nrs']} (day {_fmt_day(pain['day'])})" if pain else "unknown"],
         ["escalation", s.get("escalation_state")],
-        ["next review", (f"day {review['day']:g}" if review.get("day") is not None else review.get("at")) if review else "none"],
+        ["next review", _review_text(review)],
         ["next step", s.get("next_step")], ["source", s["source"] + ("" if s["live"] else " (not live)")],
     ]))
     _print_notes(s)
     print("\nactions")
-    print(table(["day", "kind", "citation"], [[_fmt_day(a["day"]), a["kind"], a["citation"]] for a in s.get("actions") or []]))
+    actions = [[_fmt_day(a["day"]), a["kind"], a["citation"]] for a in s.get("actions") or []]
+    print(table(["day", "kind", "citation"], actions))
     print("\npending orders")
     print(table(["order", "resource", "kind", "priority"],
                 [[o["id"], o["resource"], o["kind"], o["priority"]] for o in s["pending_orders"]]))
@@ -220,6 +229,8 @@ def _run(command: Callable[[ApiClient, argparse.Namespace], int]) -> Callable[[a
             for line in exc.detail:
                 print(f"  {line}", file=sys.stderr)
             return exit_code_for(exc)
+        except ValidationError as exc:  # a malformed setting in the environment (worker.settings)
+            return print_input_error(InputError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]))
     return run
 
 

@@ -1,26 +1,27 @@
 """All-in-one local runner (``make run``): dev server + Web UI, worker, HTTP API, demo patient.
 
-State lives under ``.data/`` (Temporal's SQLite file, the order book), so a second run finds
-every pathway where it was. Ctrl-C stops the API, then the worker, then the server.
-Ports: TEMPORAL_PORT (7233), TEMPORAL_UI_PORT (8233), VCF_API_HOST/VCF_API_PORT (127.0.0.1:8000).
+State lives in the data directory (``.data/``: Temporal's SQLite file, the order book), so a
+second run finds every pathway where it was. Ctrl-C stops the API, then the worker, then the
+server. Ports and places: :class:`worker.settings.Settings` (TEMPORAL_PORT, TEMPORAL_UI_PORT,
+VCF_API_HOST, VCF_API_PORT, VCF_DATA_DIR).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 
 import httpx
 
 from activities.order_book import OrderBook
 from api.app import create_app
 from api.auth import ensure_dev_token, load_tokens
-from api.main import order_book_path, serve
+from api.main import serve
 from pathway.contract import Enrollment
 from worker.dev_server import DevServer
 from worker.logging import configure_logging
 from worker.runtime import build_worker, run_until_signalled
+from worker.settings import Settings
 from workflows.models import workflow_id_for
 
 DEMO_PATIENT = Enrollment(id="pt-demo-0001", fracture_level="L2", height_loss_pct=25, pain_nrs=8,
@@ -47,15 +48,14 @@ async def enroll_demo_patient(api_url: str, token: str, api: asyncio.Task, timeo
 
 async def run_all(stop: asyncio.Event) -> None:
     """Start everything, print where to look, and run until ``stop`` is set."""
-    data_dir = Path(os.environ.get("VCF_DATA_DIR", ".data"))
-    server = DevServer(data_dir, port=int(os.environ.get("TEMPORAL_PORT", 7233)),
-                       ui_port=int(os.environ.get("TEMPORAL_UI_PORT", 8233)))
-    api_host, api_port = os.environ.get("VCF_API_HOST", "127.0.0.1"), int(os.environ.get("VCF_API_PORT", 8000))
+    settings = Settings()
+    server = DevServer(settings.data_dir, port=settings.temporal_port, ui_port=settings.temporal_ui_port)
+    api_host, api_port = settings.api_host, settings.api_port
     client = await server.start()
     try:
-        book = OrderBook(order_book_path(data_dir))
-        token = ensure_dev_token(data_dir)
-        app = create_app(client=client, order_book=book, tokens=load_tokens(data_dir))
+        book = OrderBook(settings.order_book_path)
+        token = ensure_dev_token(settings.token_path)
+        app = create_app(client=client, order_book=book, tokens=load_tokens(settings))
         async with build_worker(client, book):
             api = asyncio.create_task(serve(app, api_host, api_port))
             api_url = f"http://{api_host}:{api_port}"
@@ -63,7 +63,7 @@ async def run_all(stop: asyncio.Event) -> None:
             demo = f"{server.ui_url}/namespaces/default/workflows/{workflow_id_for(DEMO_PATIENT.id)}"
             print(f"\nTemporal Web UI: {server.ui_url}\nDemo patient:    {demo}\n"
                   f"HTTP API:        {api_url}/docs\n"
-                  f"API token:       {token}  (in {data_dir / 'api-token'})\n"
+                  f"API token:       {token}  (in {settings.token_path})\n"
                   f"Temporal:        {server.address}\nCtrl-C stops everything.\n", flush=True)
             await asyncio.wait([api, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
             if api.done():

@@ -1,6 +1,8 @@
 """The worker process: runs patient pathways and their order-book activities.
 
     TEMPORAL_ADDRESS=127.0.0.1:7233 VCF_DATA_DIR=.data python -m worker.main
+
+Configuration: :class:`worker.settings.Settings`.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ import os
 
 from activities.order_book import OrderBook
 from worker.logging import configure_logging
-from worker.runtime import DEFAULT_DATA_DIR, build_worker, connect, run_until_signalled
+from worker.runtime import build_worker, connect, run_until_signalled
+from worker.settings import Settings
 
 
 async def run_worker(stop: asyncio.Event) -> None:
     """Run until ``stop`` is set, then drain and shut down."""
-    client = await connect()
-    book = OrderBook(DEFAULT_DATA_DIR / "orders.db")
+    settings = Settings()
+    client = await connect(settings.temporal_address)
+    book = OrderBook(settings.order_book_path)
     async with build_worker(client, book):
         await stop.wait()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import signal
 import sys
@@ -21,11 +20,10 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.order_book import OrderBook
 from activities.orders import OrderActivities
+from worker.settings import Settings
 from workflows.models import TASK_QUEUE
 from workflows.patient_pathway import PatientPathwayWorkflow
 
-DEFAULT_ADDRESS = "127.0.0.1:7233"
-DEFAULT_DATA_DIR = Path(os.environ.get("VCF_DATA_DIR", ".data"))
 # Our own pure modules are deterministic: share them with the sandbox instead of re-importing.
 PASSTHROUGH = ("pydantic", "pydantic_core", "pathway", "activities", "workflows.models", "workflows.search_attributes")
 
@@ -60,8 +58,8 @@ def binary(name: str) -> str:
 async def connect(address: str | None = None, namespace: str = "default") -> Client:
     """A client with the pydantic data converter, for the address in TEMPORAL_ADDRESS by default."""
     configure_runtime()
-    return await Client.connect(address or os.environ.get("TEMPORAL_ADDRESS", DEFAULT_ADDRESS),
-                                namespace=namespace, data_converter=pydantic_data_converter)
+    return await Client.connect(address or Settings().temporal_address, namespace=namespace,
+                                data_converter=pydantic_data_converter)
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:

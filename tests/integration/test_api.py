@@ -214,7 +214,7 @@ async def test_orders_and_acknowledgement(stack):
     r = await stack.http.post(f"/v1/orders/{order_id}/acknowledge", json={"reason": 5, "why": "x"})
     assert r.status_code == 422
     _names(r, "reason", "why")
-    assert stack.book.get(order_id)["status"] == "acknowledged"
+    assert stack.book.get(order_id).status == "acknowledged"
     acked = (await stack.http.get("/v1/orders", params={"patient": patient, "status": "acknowledged"})).json()
     assert [e["resource"]["id"] for e in acked["entry"]] == [order_id]
     r = await stack.http.get("/v1/orders", params={"status": "pending"})
@@ -269,7 +269,7 @@ async def test_events_posted_while_no_worker_runs_are_applied_once_when_it_comes
         assert state["source"] == "workflow_result" and state["live"] is False
         assert state["status"] == "withdrawn" and state["phase"] == "withdrawn"
         active = book.list(patient_id=patient, status="active")
-        assert {o["id"] for o in state["pending_orders"]} == {o["id"] for o in active}
+        assert {o["id"] for o in state["pending_orders"]} == {o.id for o in active}
         assert any(a["kind"] == "stop_calcitonin" for a in state["actions"])
         assert state["latest_pain"]["nrs"] == 6 and state["guideline_version"]  # from the result alone
         assert (await http.post(f"/v1/patients/{patient}/events", json=events[0])).status_code == 200

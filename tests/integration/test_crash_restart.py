@@ -99,12 +99,12 @@ async def test_killed_worker_loses_no_event_and_duplicates_no_order(tmp_path):
         async def booked():  # the workflow may still be deciding (a later review): wait until book and workflow agree
             actions = await handle.query(PatientPathwayWorkflow.actions)
             orders = book.list(workflow_id=handle.id)
-            agree = sorted(o["action_id"] for o in orders) == sorted(a.id for a in actions)
+            agree = sorted(o.action_id for o in orders) == sorted(a.id for a in actions)
             return (actions, orders) if agree else None
 
         actions, orders = await eventually(booked, timeout=30)
-        assert sorted(o["action_id"] for o in orders) == sorted(a.id for a in actions)
-        assert len({o["idempotency_key"] for o in orders}) == len(orders)
+        assert sorted(o.action_id for o in orders) == sorted(a.id for a in actions)
+        assert len({o.idempotency_key for o in orders}) == len(orders)
         await handle.terminate("test done")
     finally:
         worker.send_signal(signal.SIGTERM)

@@ -10,6 +10,7 @@ from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.task import Task
 
+from activities.order_model import Order
 from api.fhir import ICD10CM, SNOMED, dump
 from pathway.guideline import load_definition
 from tests.helpers import eventually
@@ -50,7 +51,7 @@ async def test_pain_and_dxa_observations_become_contract_events(stack):
     assert events["obs-1"]["nrs"] == 4 and events["obs-1"]["type"] == "pain"
     assert events["dxa-77"]["t_score"] == -2.7 and events["dxa-77"]["observed_at"].startswith("2026-01-05T09:00:00")
     # The DXA result fulfilled the DXA order (closed loop).
-    assert [o["status"] for o in stack.book.list(patient_id=patient) if o["kind"] == "order_dxa"] == ["completed"]
+    assert [o.status for o in stack.book.list(patient_id=patient) if o.kind == "order_dxa"] == ["completed"]
 
 
 async def _applied(stack, patient, ids):
@@ -153,7 +154,7 @@ async def test_care_plan_references_the_orders(stack):
     assert (await stack.http.get(f"/v1/patients/{new_patient_id()}/CarePlan")).status_code == 404
 
 
-def _place(stack, patient: str, kind: str, key: str, **details) -> dict:
+def _place(stack, patient: str, kind: str, key: str, **details) -> Order:
     """An order of the seed's action ``kind`` written straight to the real order book (as the
     worker's activity would), for the orders a test cannot wait months of pathway time for."""
     spec = load_definition().actions[kind]
@@ -174,7 +175,7 @@ async def _resource(stack, resource_type: str, order_id: str):
 async def test_augmentation_referral_carries_the_suggested_procedure_only(stack, procedure, cpt):
     patient = await enroll(stack.http)
     order = _place(stack, patient, "refer_vertebral_augmentation", f"aug-{procedure}", suggested_procedure=procedure)
-    codes = (await _resource(stack, "ServiceRequest", order["id"]))["code"]["coding"]
+    codes = (await _resource(stack, "ServiceRequest", order.id))["code"]["coding"]
     assert [(c["system"], c["code"]) for c in codes] == [(CPT, cpt)]
 
 
@@ -214,7 +215,7 @@ async def test_references_resolve_and_tasks_merge_their_reasons(stack):
     plan = (await stack.http.get(f"/v1/patients/{patient}/CarePlan")).json()
     for activity in plan["activity"]:  # relative references, against the FHIR base
         assert (await stack.http.get(f"/v1/fhir/{activity['reference']['reference']}")).status_code == 200
-    task = await _resource(stack, "Task", overdue["id"])
+    task = await _resource(stack, "Task", overdue.id)
     assert task["focus"] == {"reference": f"ServiceRequest/{mri['id']}"}
     assert (await stack.http.get(f"/v1/fhir/{task['focus']['reference']}")).json()["id"] == mri["id"]
     assert {(c["system"], c["code"]) for c in task["reasonCode"]["coding"]} \

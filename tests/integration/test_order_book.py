@@ -36,7 +36,7 @@ def test_the_order_book_survives_a_reopen(tmp_path):
         resource="ServiceRequest", priority="routine", day=0, title="t", rationale="r", citation="c",
         details={"x": 1}, codes=[{"system": "s", "code": "77080", "display": "d"}])
     rows = OrderBook(tmp_path / "o.db").list()
-    assert [(r["action_id"], r["details"], r["codes"][0]["code"]) for r in rows] == [("a", {"x": 1}, "77080")]
+    assert [(r.action_id, r.details, r.codes[0].code) for r in rows] == [("a", {"x": 1}, "77080")]
     # The key is enforced by the database itself.
     with sqlite3.connect(tmp_path / "o.db") as db, pytest.raises(sqlite3.IntegrityError):
         db.execute("INSERT INTO orders SELECT 'other-id', idempotency_key, patient_id, workflow_id, action_id,"
@@ -53,7 +53,7 @@ def test_a_result_fulfils_the_oldest_open_order_once(order_book: OrderBook):
     first = env.run(activities.record_result, result)
     retried = env.run(activities.record_result, result)  # an activity retry fulfils nothing more
     assert first == retried
-    status = {o["action_id"]: o["status"] for o in order_book.list()}
+    status = {o.action_id: o.status for o in order_book.list()}
     assert status == {"order_radiograph:day-14": "completed", "order_radiograph:day-42": "active"}
 
 

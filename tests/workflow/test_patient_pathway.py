@@ -113,14 +113,14 @@ async def test_enrollment_to_twelve_month_completion(ts_env, order_book, task_qu
         review = next(a for a in result.actions if a.kind == "refer_vertebral_augmentation")
         assert review.details["criteria"] == ["persistent_pain"] and review.day == 84
         book = order_book.list(workflow_id=handle.id)
-        orders = [o for o in book if o["kind"] != "escalate_overdue_result"]
-        assert sorted(o["action_id"] for o in orders) == sorted(a.id for a in result.actions)
-        assert {o["kind"] for o in orders} <= set(ACTION_KINDS)
-        overdue = sorted(o["details"]["order_action_id"] for o in book if o["kind"] == "escalate_overdue_result")
+        orders = [o for o in book if o.kind != "escalate_overdue_result"]
+        assert sorted(o.action_id for o in orders) == sorted(a.id for a in result.actions)
+        assert {o.kind for o in orders} <= set(ACTION_KINDS)
+        overdue = sorted(o.details["order_action_id"] for o in book if o.kind == "escalate_overdue_result")
         assert overdue == ["order_adjacent_fracture_screening:day-182", "order_dxa", "order_radiograph:day-14",
                            "order_radiograph:day-42", "order_radiograph:day-84"]  # no film or DXA ever came back
-        start = next(o for o in orders if o["kind"] == "start_calcitonin")
-        assert start["status"] == "stopped"
+        start = next(o for o in orders if o.kind == "start_calcitonin")
+        assert start.status == "stopped"
 
 
 async def test_imaging_order_without_result_escalates_once(ts_env, order_book, task_queue):
@@ -130,15 +130,15 @@ async def test_imaging_order_without_result_escalates_once(ts_env, order_book, t
         await advance(ts_env, handle, 3)
         await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "osteoporotic"})
         await advance(ts_env, handle, 14)
-        assert not [o for o in order_book.list(workflow_id=handle.id) if o["kind"] == "escalate_overdue_result"]
+        assert not [o for o in order_book.list(workflow_id=handle.id) if o.kind == "escalate_overdue_result"]
         await advance(ts_env, handle, 14.01)
-        tasks = [o for o in order_book.list(workflow_id=handle.id) if o["kind"] == "escalate_overdue_result"]
-        assert [t["details"]["order_action_id"] for t in tasks] == ["order_dxa"]  # the MRI came back
+        tasks = [o for o in order_book.list(workflow_id=handle.id) if o.kind == "escalate_overdue_result"]
+        assert [t.details["order_action_id"] for t in tasks] == ["order_dxa"]  # the MRI came back
         await handle.signal(PatientPathwayWorkflow.radiograph, {"height_loss_pct": 25})  # answers week 2
         await advance(ts_env, handle, 60)
-        overdue = sorted(o["details"]["order_action_id"] for o in order_book.list(workflow_id=handle.id)
-                         if o["kind"] == "escalate_overdue_result")
+        overdue = sorted(o.details["order_action_id"] for o in order_book.list(workflow_id=handle.id)
+                         if o.kind == "escalate_overdue_result")
         assert overdue == ["order_dxa", "order_radiograph:day-42"]
-        orders = {o["action_id"]: o["status"] for o in order_book.list(workflow_id=handle.id)}
+        orders = {o.action_id: o.status for o in order_book.list(workflow_id=handle.id)}
         assert orders["order_mri"] == "completed" and orders["order_radiograph:day-14"] == "completed"
         await handle.terminate("test done")

@@ -1,0 +1,92 @@
+"""What the routes need, declared once: each as an ``Annotated`` type a route names as a parameter.
+
+``create_app`` puts one :class:`Services` on ``app.state``; the providers below read it, so a
+route's signature lists everything it touches (and tests can build an app over any of them).
+Every ``/v1`` router depends on :data:`AUTHENTICATED`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from activities.order_book import OrderBook
+from api.auth import BearerAuth, Caller
+from api.bodies import json_body
+from api.pathways import Pathways
+from api.records import require_enrolled
+from api.registry import EnrollmentRecord, Registry
+from pathway.guideline import PathwayDefinition
+
+
+@dataclass(frozen=True)
+class Services:
+    """The API's collaborators: Temporal (through the pathways gateway), the database, the
+    guideline definition, the bearer tokens."""
+
+    pathways: Pathways
+    order_book: OrderBook
+    registry: Registry
+    definition: PathwayDefinition
+    auth: BearerAuth
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _pathways(request: Request) -> Pathways:
+    return _services(request).pathways
+
+
+def _order_book(request: Request) -> OrderBook:
+    return _services(request).order_book
+
+
+def _registry(request: Request) -> Registry:
+    return _services(request).registry
+
+
+def _definition(request: Request) -> PathwayDefinition:
+    return _services(request).definition
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url)
+
+
+PathwaysDep = Annotated[Pathways, Depends(_pathways)]
+OrderBookDep = Annotated[OrderBook, Depends(_order_book)]
+RegistryDep = Annotated[Registry, Depends(_registry)]
+DefinitionDep = Annotated[PathwayDefinition, Depends(_definition)]
+BaseUrl = Annotated[str, Depends(_base_url)]
+"""The API's own base URL (``http://host:port/``), for absolute links in FHIR answers."""
+JsonBody = Annotated[Any, Depends(json_body)]
+"""The request body as JSON (capped), or ``NO_BODY``."""
+
+# Declares the bearer scheme on /docs; the check itself (and its error wording) is ours.
+_bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
+                     description="`Authorization: Bearer <token>`; tokens come from the API's configuration.")
+
+
+async def authenticated_caller(request: Request, credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
+    """The caller behind a valid bearer token; 401 otherwise."""
+    return _services(request).auth.caller(credentials.credentials if credentials else None)
+
+
+CallerDep = Annotated[Caller, Depends(authenticated_caller)]
+"""The caller, for a route that needs to know who calls."""
+AUTHENTICATED = Depends(authenticated_caller)
+"""Every /v1 router's dependency: 401 unless a configured bearer token comes with the request."""
+
+
+async def enrolled_patient(patient_id: str, registry: RegistryDep) -> EnrollmentRecord:
+    """The patient named in the path; 404 unless enrolled here."""
+    return await require_enrolled(registry, patient_id)
+
+
+EnrolledPatient = Annotated[EnrollmentRecord, Depends(enrolled_patient)]

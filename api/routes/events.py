@@ -1,0 +1,32 @@
+"""``/v1/patients/{patient_id}/events``: one contract event into a patient's pathway."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from api.bodies import required
+from api.deps import AUTHENTICATED, EnrolledPatient, JsonBody, PathwaysDep, RegistryDep
+from api.event_intake import accept_event
+from api.inputs import valid_event
+from api.models import EventAnswer
+from api.openapi import errors, links, request_body
+
+router = APIRouter(prefix="/v1/patients", tags=["patients"], dependencies=[AUTHENTICATED])
+
+EVENT_EXAMPLE = {"type": "pain", "nrs": 6, "event_id": "pain-0001"}
+
+
+@router.post("/{patient_id}/events", status_code=202, operation_id="post_event", summary="Submit one contract event",
+             response_description="Held durably by the workflow service; applied once a worker runs",
+             openapi_extra=request_body("Event", EVENT_EXAMPLE),
+             responses={202: links("", get_state={"patient_id": "patient_id"}),
+                        200: {"model": EventAnswer, "description": "This event id was already accepted (applied once)"},
+                        **errors(401, 404, 409, 413, 422, 503)})
+async def post_event(patient: EnrolledPatient, body: JsonBody, response: Response, registry: RegistryDep,
+                     pathways: PathwaysDep) -> EventAnswer:
+    """202 once the event is durably held (applied as soon as a worker runs); 200 for an
+    event_id already accepted with the same event; 409 if the pathway has ended or the event_id
+    was used for a different event."""
+    answer = await accept_event(registry, pathways, patient.patient_id, valid_event(required(body)))
+    response.status_code = 200 if answer.duplicate else 202
+    return answer

@@ -1,0 +1,92 @@
+"""FHIR R4 routes: an Observation in, a patient's CarePlan out, an order's resource at its address.
+
+Answers are ``application/fhir+json``; errors keep the API's one JSON error shape.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+from fastapi.responses import JSONResponse
+
+from activities.order_model import REQUEST_RESOURCES
+from api import fhir
+from api.bodies import required
+from api.deps import AUTHENTICATED, DefinitionDep, EnrolledPatient, JsonBody, OrderBookDep, PathwaysDep, RegistryDep
+from api.errors import ApiError
+from api.event_intake import accept_event
+from api.fhir_models import FHIR_JSON, CarePlan, OrderResource
+from api.fhir_observation import observation_event
+from api.models import EventAnswer
+from api.openapi import errors, links, request_body
+from api.readouts import state_body
+from api.records import in_thread, order_resource, require_enrolled
+
+router = APIRouter(tags=["fhir"], dependencies=[AUTHENTICATED])
+
+OBSERVATION_EXAMPLE = {
+    "resourceType": "Observation", "id": "obs-pain-0001", "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3",
+                         "display": "Pain severity - 0-10 verbal numeric rating [Score] - Reported"}]},
+    "subject": {"reference": "Patient/pt-0001"}, "effectiveDateTime": "2026-01-31T09:00:00Z", "valueInteger": 6,
+}
+
+
+class FhirJSONResponse(JSONResponse):
+    """JSON with FHIR's media type."""
+
+    media_type = FHIR_JSON
+
+
+@router.post("/v1/fhir/Observation", status_code=202, operation_id="post_observation",
+             summary="Submit a FHIR R4 Observation (pain NRS or DXA T-score)",
+             response_description="Held durably as a contract event; applied once a worker runs",
+             openapi_extra=request_body("Observation", OBSERVATION_EXAMPLE, FHIR_JSON, "application/json"),
+             responses={202: links("", get_state={"patient_id": "patient_id"}),
+                        200: {"model": EventAnswer, "description": "This Observation id was already accepted"},
+                        **errors(401, 404, 409, 413, 422, 503)})
+async def post_observation(body: JsonBody, response: Response, registry: RegistryDep,
+                           pathways: PathwaysDep) -> EventAnswer:
+    """LOINC 72514-3 (``valueInteger`` 0-10) becomes a ``pain`` event, LOINC 38267-1
+    (``valueQuantity.value`` -6..4) a ``dxa`` event; ``Observation.id`` (or its first
+    identifier's value) is the event id, ``effectiveDateTime`` the time observed. Elements
+    outside the profile in the schema are refused (422 naming them)."""
+    patient_id, event, id_field = observation_event(required(body))
+    await require_enrolled(registry, patient_id)
+    answer = await accept_event(registry, pathways, patient_id, event, id_field)
+    response.status_code = 200 if answer.duplicate else 202
+    return answer
+
+
+@router.get("/v1/patients/{patient_id}/CarePlan", operation_id="get_care_plan",
+            summary="The pathway as a FHIR R4 CarePlan",
+            response_description="The patient's CarePlan",
+            response_model=CarePlan, response_class=FhirJSONResponse, responses=errors(401, 404, 503))
+async def get_care_plan(patient: EnrolledPatient, pathways: PathwaysDep, book: OrderBookDep,
+                        definition: DefinitionDep) -> FhirJSONResponse:
+    """A CarePlan whose activities reference the patient's orders (see /v1/orders)."""
+    view = await pathways.view(patient.patient_id)
+    orders = await in_thread(book.list, patient_id=patient.patient_id)
+    state = state_body(patient, view, orders, definition)
+    status = "paused" if state.paused and state.status == "running" else state.status
+    return FhirJSONResponse(fhir.care_plan(
+        patient_id=patient.patient_id, status=status, title=definition.title, guideline_version=state.guideline_version,
+        enrolled_at=state.enrolled_at, orders=orders, notes=state.notes))
+
+
+@router.get("/v1/fhir/{resource_type}/{resource_id}", operation_id="read_resource",
+            summary="One order's FHIR resource at its FHIR address", response_description="The order's FHIR resource",
+            response_model=OrderResource, response_class=FhirJSONResponse, responses=errors(401, 404))
+async def read_resource(
+        resource_type: Annotated[str, Path(json_schema_extra={"enum": list(REQUEST_RESOURCES)},
+                                           description="Another type answers 404")],
+        resource_id: str, book: OrderBookDep) -> FhirJSONResponse:
+    """FHIR read of an order's resource: what Bundle ``fullUrl`` and CarePlan references point at.
+    404 unless an order of that id has that resource type."""
+    known_type = resource_type in REQUEST_RESOURCES
+    order = await in_thread(book.get, resource_id) if known_type else None
+    if order is None or order.resource != resource_type:
+        raise ApiError(404, "unknown order", [f"{resource_type}: no such resource id" if known_type else
+                                              f"resource_type: expected one of {', '.join(REQUEST_RESOURCES)}"])
+    return FhirJSONResponse(await order_resource(book, order))

@@ -1,0 +1,90 @@
+"""``/v1/patients``: enroll a patient, read where the patient is, and the timeline."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Response
+
+from api.bodies import required
+from api.deps import AUTHENTICATED, DefinitionDep, EnrolledPatient, JsonBody, OrderBookDep, PathwaysDep, RegistryDep
+from api.errors import ApiError
+from api.models import EnrollmentAnswer, PatientState, Timeline
+from api.openapi import errors, links, request_body
+from api.readouts import state_body, timeline_body
+from api.records import in_thread
+from api.registry import canonical
+from pathway.contract import ContractError, parse_enrollment
+from workflows.models import workflow_id_for
+
+router = APIRouter(prefix="/v1/patients", tags=["patients"], dependencies=[AUTHENTICATED])
+
+ENROLLMENT_EXAMPLE = {"id": "pt-0001", "fracture_level": "L2", "height_loss_pct": 25, "pain_nrs": 8,
+                      "onset_days_before_enrollment": 3, "red_flags": []}
+_LOCATION = {"Location": {"schema": {"type": "string"}, "required": True, "description": "the patient's state URL"}}
+# Where an enrolled patient leads: its state, timeline, CarePlan and events.
+PATIENT_LINKS = links("", get_state={"patient_id": "patient_id"}, get_timeline={"patient_id": "patient_id"},
+                      get_care_plan={"patient_id": "patient_id"}, post_event={"patient_id": "patient_id"})
+
+
+@router.post("", status_code=201, operation_id="enroll", summary="Enroll a patient (starts the pathway)",
+             response_description="The pathway was started",
+             openapi_extra=request_body("Enrollment", ENROLLMENT_EXAMPLE),
+             responses={201: {"headers": _LOCATION, **PATIENT_LINKS},
+                        200: {"model": EnrollmentAnswer, "headers": _LOCATION, **PATIENT_LINKS,
+                              "description": "Already enrolled with the same data (nothing changed)"},
+                        **errors(401, 409, 413, 422, 503)})
+async def enroll(body: JsonBody, response: Response, registry: RegistryDep, pathways: PathwaysDep,
+                 definition: DefinitionDep) -> EnrollmentAnswer:
+    """201 when the pathway starts; 200 for the same enrollment again; 409 for the same id with
+    different data. If the pathway cannot be started (503), the id is not kept."""
+    try:
+        enrollment = parse_enrollment(required(body))
+    except ContractError as exc:
+        raise ApiError(422, "invalid enrollment", exc.errors) from None
+    data = canonical(enrollment.model_dump(mode="json"))
+    workflow_id = workflow_id_for(enrollment.id)
+    record = await in_thread(registry.claim, enrollment.id, workflow_id, data)
+    if record.body != data:
+        raise ApiError(409, "patient already enrolled with different data",
+                       ["id: already enrolled; the enrollment cannot be changed (send events instead)"])
+    started = False
+    if record.started_at is None:
+        try:
+            started = await pathways.start(enrollment)
+        except BaseException:
+            # Not started: free the id, so that a corrected enrollment is not refused as a conflict.
+            await asyncio.shield(in_thread(registry.release, enrollment.id))
+            raise
+        await in_thread(registry.mark_started, enrollment.id, workflow_id, data)
+    response.status_code = 201 if started else 200
+    response.headers["Location"] = f"/v1/patients/{enrollment.id}"
+    return EnrollmentAnswer(patient_id=enrollment.id, workflow_id=workflow_id, guideline_version=definition.version,
+                            created=started, state_url=f"/v1/patients/{enrollment.id}")
+
+
+@router.get("/{patient_id}", operation_id="get_state", summary="Where the patient is on the pathway",
+            response_description="The patient's state; `source` and `notes` say how it was read",
+            responses={200: links("/pending_orders/0", get_order={"order_id": "id"},
+                                  acknowledge_order={"order_id": "id"}),
+                       **errors(401, 404, 503)})
+async def get_state(patient: EnrolledPatient, pathways: PathwaysDep, book: OrderBookDep,
+                    definition: DefinitionDep) -> PatientState:
+    """Phase, pathway day, guideline version, latest pain, actions (with rationale and citation),
+    pending orders, next review. ``source`` says where it was read from: the live workflow, or
+    (no worker answering, or the pathway ended) the workflow history, search attributes and
+    order book; then ``live`` is false and ``notes`` say what is missing."""
+    view = await pathways.view(patient.patient_id)
+    orders = await in_thread(book.list, patient_id=patient.patient_id)
+    return state_body(patient, view, orders, definition)
+
+
+@router.get("/{patient_id}/timeline", operation_id="get_timeline",
+            summary="Events, actions, notes and rejections in order",
+            response_description="The patient's timeline",
+            responses=errors(401, 404, 503))
+async def get_timeline(patient: EnrolledPatient, pathways: PathwaysDep, book: OrderBookDep) -> Timeline:
+    """The workflow's timeline; without a worker, the actions from the order book (``live`` false)."""
+    entries = await pathways.timeline(patient.patient_id)
+    orders = [] if entries is not None else await in_thread(book.list, patient_id=patient.patient_id)
+    return timeline_body(patient, entries, orders, pathways.query_timeout.total_seconds())
