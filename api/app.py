@@ -20,7 +20,7 @@ from api.errors import install_error_handlers
 from api.openapi import openapi_schema
 from api.pathways import Pathways
 from api.registry import Registry
-from api.routes import events, fhir, health, orders, patients
+from api.routes import events, fhir, guideline, health, orders, patients
 from pathway.guideline import PathwayDefinition, load_definition
 from workflows.models import TASK_QUEUE
 
@@ -42,7 +42,8 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
     app.state.services = Services(
         pathways=Pathways(client, task_queue, definition, rpc_timeout=rpc_timeout, query_timeout=query_timeout),
         order_book=order_book, registry=Registry(order_book.path), definition=definition, auth=BearerAuth(tokens))
-    for module in (health, patients, events, fhir, orders):
+    # guideline before fhir: fhir's /v1/fhir/{type}/{id} would otherwise answer for definitions
+    for module in (health, patients, events, guideline, fhir, orders):
         app.include_router(module.router)
     app.middleware("http")(log_requests)
     install_error_handlers(app)  # after the other middleware: its catch-all must be outermost

@@ -3,6 +3,10 @@
 The event id is claimed in the registry before the signal is sent, so concurrent retries send
 it once; a refused or failed signal gives the claim back, so the same event can be sent again.
 Without an event id the API assigns one, so that a retried signal cannot apply twice.
+
+After a pathway has ended, a result still fulfils the open order it answers (and a pathologic
+MRI raises an urgent care-team task): :mod:`activities.results_after_end`. Any other event, or a
+result no open order waits for, answers 409.
 """
 
 from __future__ import annotations
@@ -10,24 +14,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import UTC, datetime
 
+from activities.order_book import OrderBook
+from activities.results_after_end import record_result_after_end, takes_result_after_end
 from api.errors import ApiError
-from api.models import EventAnswer
+from api.models import EventAnswer, ResultAfterEndAnswer
 from api.pathways import Pathways
 from api.records import in_thread
-from api.registry import Registry, payload_hash
+from api.registry import EnrollmentRecord, Registry, payload_hash
 from pathway.contract import Event
+from pathway.intake import day_of
 
 log = logging.getLogger("api")
 
 
-async def accept_event(registry: Registry, pathways: Pathways, patient_id: str, event: Event,
-                       id_field: str = "event_id") -> EventAnswer:
+async def accept_event(registry: Registry, pathways: Pathways, book: OrderBook, patient: EnrollmentRecord,
+                       event: Event, id_field: str = "event_id") -> EventAnswer:
     """Signal the event unless its id was taken; ``duplicate`` says whether it was.
 
     409 naming ``id_field`` if the id was taken by a different event, or if the pathway has
-    ended; 503 if the workflow service cannot be reached.
+    ended (unless the event is a result an open order waits for); 503 if the workflow service
+    cannot be reached.
     """
+    patient_id = patient.patient_id
     event_id = event.event_id or f"api-{uuid.uuid4().hex}"
     payload = event.model_dump(mode="json", exclude_none=True) | {"event_id": event_id}
     answer = EventAnswer(accepted=True, patient_id=patient_id, event_id=event_id, type=event.type,
@@ -38,10 +48,32 @@ async def accept_event(registry: Registry, pathways: Pathways, patient_id: str, 
     if claim == "different":
         raise ApiError(409, "event_id already used", [f"{id_field}: already used for a different event"])
     try:
-        await pathways.ensure_open(patient_id)
+        try:
+            await pathways.ensure_open(patient_id)
+        except ApiError as ended:
+            if ended.status != 409 or not takes_result_after_end(event):
+                raise
+            return answer.model_copy(update={"after_end": await _result_after_end(book, patient, event, event_id,
+                                                                                    ended)})
         await pathways.send_event(patient_id, payload)
     except BaseException:
         await asyncio.shield(in_thread(registry.release_event, patient_id, event_id))
         raise
     log.info("event accepted", extra={"event_type": event.type})
     return answer
+
+
+async def _result_after_end(book: OrderBook, patient: EnrollmentRecord, event: Event, event_id: str,
+                            ended: ApiError) -> ResultAfterEndAnswer:
+    """Fulfil the open order a result answers after the end, or re-raise the 409."""
+    status = ended.detail[0].removeprefix("pathway: ").split(";")[0] if ended.detail else "ended"
+    at = event.observed_at or datetime.now(UTC)
+    day = max(0.0, day_of(at, patient.started_at)) if patient.started_at else 0.0
+    done = await in_thread(record_result_after_end, book, workflow_id=patient.workflow_id,
+                           patient_id=patient.patient_id, event=event, day=day, result_key=event_id, status=status)
+    if not done.fulfilled:
+        raise ApiError(409, "the pathway has ended",
+                       [*ended.detail, f"type: no open {event.type} order waits for this result"])
+    log.info("result after the end recorded", extra={"event_type": event.type, "escalated": bool(done.escalation)})
+    return ResultAfterEndAnswer(pathway_status=status, fulfilled_orders=done.fulfilled,
+                                escalation_task=done.escalation, summary=done.summary(event, status))

@@ -7,24 +7,34 @@ becomes a CarePlan whose activities reference its orders (relative references, r
 from __future__ import annotations
 
 import hashlib
+from functools import cache
 from typing import Any
 
 from fhir.resources.R4B.careplan import CarePlan
 
 from activities.order_model import Order
+from pathway.guideline import PathwayDefinition, released_definitions
+from pathway.plan_definition import canonical
 
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SNOMED = "http://snomed.info/sct"
 
 # What the orders are for (docs/clinical-decisions.md#codes); the pathologic work-up carries its own code.
-VCF_REASONS = [
-    {"coding": [{"system": ICD10CM, "code": "M80.08XA",
-                 "display": "Age-related osteoporosis with current pathological fracture, vertebra(e), "
-                            "initial encounter"}]},
-    {"coding": [{"system": SNOMED, "code": "42942008", "display": "Compression fracture of vertebral column"}]},
-]
+# The fracture is a compression fracture from the start; it is osteoporotic (ICD-10-CM M80.08XA) only
+# once an MRI says so, until then presumed (the CarePlan's condition is provisional).
+COMPRESSION_FRACTURE = {"system": SNOMED, "code": "42942008", "display": "Compression fracture of vertebral column"}
+OSTEOPOROTIC_FRACTURE = {"system": ICD10CM, "code": "M80.08XA",
+                         "display": "Age-related osteoporosis with current pathological fracture, vertebra(e), "
+                                    "initial encounter"}
+VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 _CAREPLAN_STATUS = {"running": "active", "paused": "on-hold", "completed": "completed",
                     "withdrawn": "revoked", "exited": "revoked"}
+
+
+@cache
+def definition_of(version: str) -> PathwayDefinition | None:
+    """A released guideline version by name (read once from ``seeds/``), or None."""
+    return released_definitions().get(version)
 
 
 def dump(resource: Any) -> dict[str, Any]:
@@ -37,10 +47,14 @@ def care_plan_id(patient_id: str) -> str:
     return "vcf-" + hashlib.sha256(patient_id.encode()).hexdigest()[:24]
 
 
-def care_plan(*, patient_id: str, status: str, title: str, guideline_version: str,
-              enrolled_at: str | None, orders: list[Order], notes: list[str]) -> dict[str, Any]:
+def care_plan(*, patient_id: str, status: str, title: str, guideline_version: str, enrolled_at: str | None,
+              orders: list[Order], notes: list[str], osteoporotic: bool) -> dict[str, Any]:
     """The pathway as a validated CarePlan (FHIR JSON): one activity per order, each referencing
-    its request resource."""
+    its request resource, and the guideline version it instantiates (a PlanDefinition).
+    ``osteoporotic``: an MRI said so (else the condition is provisional: presumed osteoporotic)."""
+    defn = definition_of(guideline_version)
+    fracture = "Osteoporotic vertebral compression fracture" if osteoporotic else \
+        "Vertebral compression fracture, presumed osteoporotic (MRI pending)"
     activities = [{"reference": {"reference": f"{o.resource}/{o.id}", "display": o.title}} for o in orders]
     body: dict[str, Any] = {
         "resourceType": "CarePlan", "id": care_plan_id(patient_id),
@@ -49,10 +63,13 @@ def care_plan(*, patient_id: str, status: str, title: str, guideline_version: st
         "subject": {"reference": f"Patient/{patient_id}"},
         # The condition the plan addresses, carried inside it (there is no Condition endpoint).
         "contained": [{"resourceType": "Condition", "id": "vcf", "subject": {"reference": f"Patient/{patient_id}"},
-                       "code": {"coding": [*VCF_REASONS[0]["coding"], *VCF_REASONS[1]["coding"]],
-                                "text": "Osteoporotic vertebral compression fracture"}}],
+                       "code": {"coding": [OSTEOPOROTIC_FRACTURE, COMPRESSION_FRACTURE] if osteoporotic
+                                else [COMPRESSION_FRACTURE], "text": fracture},
+                       "verificationStatus": {"coding": [{"system": VERIFICATION,
+                                                          "code": "confirmed" if osteoporotic else "provisional"}]}}],
         "addresses": [{"reference": "#vcf"}],
         "note": [{"text": n} for n in notes] or None,
+        "instantiatesCanonical": [canonical(defn)] if defn else None,
     }
     if enrolled_at:
         body["period"] = {"start": enrolled_at}

@@ -90,6 +90,7 @@ class ServiceRequest(_Request):
     code: CodeableConcept
     subject: Reference
     reasonCode: list[CodeableConcept]
+    instantiatesCanonical: list[str] | Absent = Field(None, description="The ActivityDefinition (url|version).")
 
 
 class Ingredient(_Element):
@@ -119,6 +120,7 @@ class MedicationRequest(_Request):
     medicationReference: Reference | Absent = None
     contained: list[Medication] | Absent = None
     doNotPerform: Literal[True] | Absent = None
+    instantiatesCanonical: list[str] | Absent = Field(None, description="The ActivityDefinition (url|version).")
 
 
 class Payload(_Element):
@@ -148,6 +150,7 @@ class Task(_Request):
     reasonCode: CodeableConcept
     for_: Reference = Field(alias="for")
     focus: Reference | Absent = None
+    instantiatesCanonical: str | Absent = Field(None, description="The ActivityDefinition (url|version).")
 
 
 OrderResource = Annotated[ServiceRequest | MedicationRequest | CommunicationRequest | Task,
@@ -186,12 +189,14 @@ class Bundle(_Element):
 
 
 class Condition(_Element):
-    """The condition a CarePlan addresses, contained in it."""
+    """The condition a CarePlan addresses, contained in it: provisional (presumed osteoporotic)
+    until an MRI says osteoporotic."""
 
     resourceType: Literal["Condition"]
     id: str
     subject: Reference
     code: CodeableConcept
+    verificationStatus: CodeableConcept
 
 
 class CarePlanActivity(_Element):
@@ -221,3 +226,48 @@ class CarePlan(_Element):
     note: list[Annotation] | Absent = None
     period: Period | Absent = None
     activity: list[CarePlanActivity] | Absent = None
+    instantiatesCanonical: list[str] | Absent = Field(
+        None, description="The PlanDefinition (url|version) of the guideline version the patient keeps.")
+
+
+class _Definition(_Element):
+    """A definitional resource generated from a released guideline version (more elements than
+    listed here: ``action``, ``relatedArtifact``, ``code``, ``timing...``; see the FHIR R4 spec)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+    id: str
+    url: str
+    version: str
+    status: Literal["active", "retired"]
+    title: str | Absent = None
+
+
+class PlanDefinition(_Definition):
+    """The pathway of one guideline version as an R4 PlanDefinition (``active``: the current one)."""
+
+    resourceType: Literal["PlanDefinition"]
+
+
+class ActivityDefinition(_Definition):
+    """What one kind of order goes out as (per region where the version is level-aware)."""
+
+    resourceType: Literal["ActivityDefinition"]
+    kind: str
+
+
+class PlanDefinitionEntry(_Element):
+    """One released version's PlanDefinition."""
+
+    fullUrl: str
+    search: BundleSearch
+    resource: PlanDefinition
+
+
+class PlanDefinitionBundle(_Element):
+    """Every released version's PlanDefinition."""
+
+    resourceType: Literal["Bundle"]
+    type: Literal["searchset"]
+    total: Annotated[int, Field(ge=0)]
+    entry: list[PlanDefinitionEntry]

@@ -10,7 +10,8 @@ text only, never a coding. Resources live at ``{base}v1/fhir/{type}/{id}``.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from fhir.resources.R4B.bundle import Bundle
@@ -20,8 +21,10 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from fhir.resources.R4B.task import Task
 
 from activities.order_model import Order, OrderStatus, RequestResource
-from api.fhir import VCF_REASONS, dump
+from api.fhir import COMPRESSION_FRACTURE, definition_of, dump
+from pathway.contract import ACTION_KINDS, ActionKind
 from pathway.guideline import Code
+from pathway.plan_definition import REVIEW_REASON_SYSTEM, activity_canonical
 
 ORDER_STATUS_TAG = "urn:vcf-pathway:order-status"
 ORDER_IDENTIFIER = "urn:vcf-pathway:order-id"
@@ -46,14 +49,20 @@ def fhir_statuses(resource: RequestResource) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_STATUS[resource].values()))
 
 
-# refer_vertebral_augmentation: details.suggested_procedure -> its CPT code in the order's codes.
-PROCEDURE_CPT = {"balloon_kyphoplasty": "22514", "vertebroplasty": "22511"}
+# refer_vertebral_augmentation: details.suggested_procedure -> its CPT codes (thoracic, lumbar); the
+# order carries its region's pair and names the suggested one alone.
+PROCEDURE_CPT = {"balloon_kyphoplasty": ("22513", "22514"), "vertebroplasty": ("22510", "22511")}
+REVIEW_REASONS = {"review_evidence_missing": "12-week review held: evidence missing",
+                  "indeterminate_mri": "Indeterminate MRI", "withdrawal_handover": "Withdrawal hand-over",
+                  "pathologic_exit_medications": "Medication review after a pathologic exit",
+                  "opioid_review": "Opioid course review", "side_effect": "Side effect reported"}
+VERSION_IN_CITATION = re.compile(r"\[guideline ([^\]]+)\]$")
 PATHOLOGIC_ICD10 = "M84.58XA"  # neoplastic disease only
 _ETIOLOGY_TEXT = {"malignant": "Pathologic vertebral fracture, malignant on MRI",
                   "infection": "Pathologic vertebral fracture, infection on MRI"}
-# One concept, two code systems: what every order but the pathologic work-up is for.
-VCF_REASON = {"coding": [c for r in VCF_REASONS for c in r["coding"]],
-              "text": "Osteoporotic vertebral compression fracture"}
+# What every order but the pathologic work-up is for: a compression fracture, whose osteoporotic
+# cause an MRI confirms (the patient's CarePlan says when).
+VCF_REASON = {"coding": [COMPRESSION_FRACTURE], "text": "Vertebral compression fracture"}
 
 
 def _coding(code: Code) -> dict[str, Any]:
@@ -71,14 +80,19 @@ def _concept(title: str, codes: list[Code]) -> dict[str, Any]:
 def _requested(order: Order) -> dict[str, Any]:
     """What a ServiceRequest or Task asks for."""
     if order.kind == "refer_vertebral_augmentation":
-        wanted = PROCEDURE_CPT.get(order.details.get("suggested_procedure"))
-        return _concept(order.title, [c for c in order.codes if wanted and c.code == wanted])
+        wanted = PROCEDURE_CPT.get(str(order.details.get("suggested_procedure")), ())
+        return _concept(order.title, [c for c in order.codes if c.code in wanted])
     if order.kind == "refer_pathologic_fracture_workup":
         return {"text": order.title}
     return _concept(order.title, order.codes)
 
 
 def _reasons(order: Order) -> list[dict[str, Any]]:
+    if order.kind == "request_clinician_review":
+        reason = str(order.details.get("reason"))
+        return [{"coding": [{"system": REVIEW_REASON_SYSTEM, "code": reason,
+                             "display": REVIEW_REASONS.get(reason, reason)}],
+                 "text": REVIEW_REASONS.get(reason, reason)}]
     if order.kind != "refer_pathologic_fracture_workup":
         return [VCF_REASON]
     etiology = order.details.get("etiology")
@@ -97,6 +111,18 @@ def _medication(order: Order) -> dict[str, Any]:
     medication = {"resourceType": "Medication", "id": "med", "code": {"text": order.title},
                   "ingredient": ingredients}
     return {"contained": [medication], "medicationReference": {"reference": "#med", "display": order.title}}
+
+
+def instantiates(order: Order) -> str | None:
+    """The ActivityDefinition (url|version) an order came from: the guideline version its citation
+    names, the level and procedure its details name (None for tasks the order book adds)."""
+    found = VERSION_IN_CITATION.search(order.citation)
+    defn = definition_of(found.group(1)) if found else None
+    if defn is None or order.kind not in ACTION_KINDS:
+        return None
+    details = order.details
+    return activity_canonical(defn, cast(ActionKind, order.kind), details.get("level"),
+                              details.get("suggested_procedure"))
 
 
 def overdue_order_id(order: Order) -> str | None:
@@ -121,6 +147,11 @@ def resource_body(order: Order, focus_type: str | None = None) -> dict[str, Any]
         "priority": order.priority if order.priority in PRIORITIES else "routine",
         "authoredOn": order.created_at.isoformat(), "note": notes,
     }
+    canonical = instantiates(order)
+    if canonical and resource in ("ServiceRequest", "MedicationRequest"):
+        body["instantiatesCanonical"] = [canonical]
+    elif canonical and resource == "Task":  # one canonical in R4's Task; CommunicationRequest has none
+        body["instantiatesCanonical"] = canonical
     if resource == "ServiceRequest":
         body.update(intent="order", code=_requested(order), subject=subject, reasonCode=_reasons(order))
     elif resource == "MedicationRequest":

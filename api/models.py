@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from activities.order_model import OrderStatus, RequestResource
 from pathway.contract import FractureLevel
 from pathway.guideline import Code
-from workflows.models import LatestPain, Rejection, TimelineEntry
+from workflows.models import DecisionNote, LatestPain, Rejection, TimelineEntry
 
 DateTimeText = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 # Where an answer came from: the live workflow, or what can be read without a worker.
@@ -43,8 +43,19 @@ class EnrollmentAnswer(BaseModel):
     state_url: str
 
 
+class ResultAfterEndAnswer(BaseModel):
+    """A result that reached a pathway after its end: the open order it fulfilled, and the urgent
+    care-team task a pathologic MRI raised."""
+
+    pathway_status: str
+    fulfilled_orders: list[str]
+    escalation_task: str | None = Field(description="The urgent care-team task (a malignant or infection MRI).")
+    summary: str
+
+
 class EventAnswer(BaseModel):
-    """An event the pathway holds durably (applied once a worker runs)."""
+    """An event the pathway holds durably (applied once a worker runs) — or, after the pathway has
+    ended, a result recorded against its open order (``after_end``)."""
 
     accepted: Literal[True]
     patient_id: str
@@ -52,6 +63,8 @@ class EventAnswer(BaseModel):
     type: str
     state_url: str
     duplicate: bool = Field(description="True when this event id was already accepted (applied once).")
+    after_end: ResultAfterEndAnswer | None = Field(
+        None, description="Set when the pathway had ended and this result fulfilled one of its open orders.")
 
 
 class AcknowledgeBody(BaseModel):
@@ -97,13 +110,17 @@ class NextReview(BaseModel):
 
 
 class PatientState(BaseModel):
-    """Where a patient is on the pathway. Fields nobody could read are null; ``notes`` say why."""
+    """Where a patient is on the pathway. Fields nobody could read are null; ``source_notes`` say
+    why. ``notes`` are the pathway's decision notes: what it decided without an action."""
 
     patient_id: str
     workflow_id: str
     source: Source
     live: bool = Field(description="True when a worker answered (the workflow's own view).")
-    notes: list[str]
+    source_notes: list[str] = Field(description="What could not be read live, and where the answer came from.")
+    notes: list[DecisionNote] | None = Field(
+        description="Decision notes (holds, expiries, reviews without referral, results read); "
+                    "null when neither a worker nor the pathway's result could be read.")
     status: str = Field(description="running, completed, exited or withdrawn; for a pathway that did not end "
                                     "normally the workflow service's status (failed, terminated, ...); unknown")
     fracture_level: FractureLevel
@@ -127,5 +144,6 @@ class Timeline(BaseModel):
     patient_id: str
     source: Literal["workflow_query", "order_book"]
     live: bool
-    notes: list[str]
+    source_notes: list[str] = Field(description="Where the answer came from when no worker answered.")
+    notes: list[DecisionNote] = Field(description="The decision notes among the entries.")
     entries: list[TimelineEntry]

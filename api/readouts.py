@@ -17,7 +17,7 @@ from api.registry import EnrollmentRecord
 from pathway.contract import Action
 from pathway.guideline import PathwayDefinition
 from workflows import search_attributes as sa
-from workflows.models import TimelineEntry
+from workflows.models import DecisionNote, TimelineEntry
 
 
 def _order_summary(order: Order) -> OrderSummary:
@@ -43,7 +43,7 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
     pending = [_order_summary(o) for o in orders if o.is_open]
     body: dict[str, Any] = {
         "patient_id": record.patient_id, "workflow_id": record.workflow_id, "source": view.source,
-        "live": view.state is not None, "notes": list(view.notes), "status": view.status,
+        "live": view.state is not None, "source_notes": list(view.notes), "notes": None, "status": view.status,
         "fracture_level": enrollment["fracture_level"], "pending_orders": pending,
     }
     if view.state is not None:
@@ -55,7 +55,7 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
             next_review={"day": s.next_review_day, "at": s.next_review_at.isoformat() if s.next_review_at else None}
             if s.next_review_day is not None else None,
             next_step=s.next_step,
-            actions=[_action(a, s.orders.get(a.id)) for a in s.actions], rejected=s.rejected)
+            actions=[_action(a, s.orders.get(a.id)) for a in s.actions], rejected=s.rejected, notes=s.notes)
         return PatientState(**body)
     version = view.search_attribute(sa.GUIDELINE_VERSION)
     enrolled_at = record.started_at.isoformat() if record.started_at else None
@@ -67,7 +67,8 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
                     guideline_version=version or definition.version,
                     latest_pain=r.latest_pain.model_dump() if r.latest_pain else None,
                     escalation_state=view.search_attribute(sa.ESCALATION_STATE), next_review=None, next_step=None,
-                    actions=[_action(a, order_of_action.get(a.id)) for a in r.actions], rejected=r.rejected)
+                    actions=[_action(a, order_of_action.get(a.id)) for a in r.actions], rejected=r.rejected,
+                    notes=r.notes)
     else:
         phase = view.search_attribute(sa.PATHWAY_PHASE)
         review_at = view.search_attribute(sa.NEXT_REVIEW_AT)
@@ -78,10 +79,12 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
                     next_review={"day": None, "at": review_at.isoformat()} if review_at else None, next_step=None,
                     actions=[_action_from_order(o) for o in orders], rejected=None)
     if not version:
-        body["notes"].append(f"guideline_version: the API's current definition ({definition.version}); "
-                             "the pathway keeps the one it was enrolled with")
+        body["source_notes"].append(f"guideline_version: the API's current definition ({definition.version}); "
+                                    "the pathway keeps the one it was enrolled with")
     if body["latest_pain"] is None:
-        body["notes"].append("latest_pain: known only to the live workflow")
+        body["source_notes"].append("latest_pain: known only to the live workflow")
+    if body["notes"] is None:
+        body["source_notes"].append("notes: the decision notes are known only to the live workflow or its result")
     return PatientState(**body)
 
 
@@ -89,9 +92,12 @@ def timeline_body(record: EnrollmentRecord, entries: list[TimelineEntry] | None,
                   orders: list[Order], query_timeout: float) -> Timeline:
     """The answer of GET /v1/patients/{id}/timeline."""
     if entries is not None:
-        return Timeline(patient_id=record.patient_id, source="workflow_query", live=True, notes=[], entries=entries)
+        notes = [DecisionNote(day=e.day, id=str(e.data.get("id", "")), text=e.summary,
+                              citation=str(e.data.get("citation", ""))) for e in entries if e.entry == "note"]
+        return Timeline(patient_id=record.patient_id, source="workflow_query", live=True, source_notes=[],
+                        notes=notes, entries=entries)
     fallback = [TimelineEntry(day=o.day, at=o.created_at, entry="action", summary=f"{o.kind}: {o.rationale}",
                               data={"id": o.action_id, "kind": o.kind}) for o in orders]
-    return Timeline(patient_id=record.patient_id, source="order_book", live=False, entries=fallback,
-                    notes=[f"no worker answered the timeline query within {query_timeout:g}s: actions from the "
+    return Timeline(patient_id=record.patient_id, source="order_book", live=False, entries=fallback, notes=[],
+                    source_notes=[f"no worker answered the timeline query within {query_timeout:g}s: actions from the "
                            "order book only (events and notes appear once a worker runs)"])

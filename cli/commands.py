@@ -155,8 +155,12 @@ def _review_text(review: dict | None) -> str:
 
 
 def _print_notes(answer: dict) -> None:
-    """The API's notes on what it could not read live."""
-    for note in answer.get("notes") or []:
+    """The pathway's decision notes, then the API's notes on what it could not read live."""
+    decisions = answer.get("notes") or []
+    if decisions:
+        print("\ndecision notes")
+        print(table(["day", "note"], [[_fmt_day(n["day"]), n["text"]] for n in decisions]))
+    for note in answer.get("source_notes") or []:
         print(f"note: {note}")
 
 

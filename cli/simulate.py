@@ -15,10 +15,11 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.order_book import OrderBook
+from activities.results_after_end import record_result_after_end, takes_result_after_end
 from pathway.contract import Scenario
 from pathway.guideline import PathwayDefinition, load_definition
 from worker.runtime import binary, build_worker, configure_runtime
-from workflows.models import PathwayInput, PathwayOptions, PathwayState, workflow_id_for
+from workflows.models import DecisionNote, PathwayInput, PathwayOptions, PathwayState, workflow_id_for
 from workflows.patient_pathway import PatientPathwayWorkflow
 
 # The clock stops just after until_day's instant: steps due at that instant have run,
@@ -56,7 +57,8 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
             state = await handle.query(PatientPathwayWorkflow.state)
             enrolled_at = state.enrolled_at
             rejected: list[dict[str, Any]] = []
-            for day, event in scenario.timed_events():
+            after_end: list[DecisionNote] = []
+            for seq, (day, event) in enumerate(scenario.timed_events()):
                 observed_at = enrolled_at + timedelta(days=day)
                 await _advance_to(env, observed_at)
                 payload = event.model_copy(update={"observed_at": observed_at}).model_dump(
@@ -64,9 +66,17 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
                 try:
                     await handle.signal(PatientPathwayWorkflow.event, payload)
                 except RPCError as err:
+                    status = await _status(handle)
+                    # As the API does: a result still fulfils the ended pathway's open order.
+                    done = record_result_after_end(
+                        book, workflow_id=handle.id, patient_id=scenario.patient.id, event=event, day=day,
+                        result_key=f"scenario-{seq}", status=status) if takes_result_after_end(event) else None
+                    if done and done.fulfilled:
+                        after_end.append(DecisionNote(day=day, id=f"after_end:{event.type}:{day:g}",
+                                                      text=done.summary(event, status)))
+                        continue
                     rejected.append({"day": day, "event_type": event.type, "event_id": event.event_id,
-                                     "reason": f"the pathway has ended ({await _status(handle)})",
-                                     "error": err.message})
+                                     "reason": f"the pathway has ended ({status})", "error": err.message})
             await _advance_to(env, enrolled_at + timedelta(days=scenario.until_day) + READ_MARGIN)
             state = await handle.query(PatientPathwayWorkflow.state)
             if state.status == "running":
@@ -79,7 +89,7 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
         "guideline_version": state.guideline_version,
         "actions": [a.model_dump(mode="json") for a in state.actions],
         "rejected": [r.model_dump(mode="json") for r in state.rejected] + rejected,
-        "notes": [n.model_dump(mode="json") for n in state.notes],
+        "notes": [n.model_dump(mode="json") for n in [*state.notes, *after_end]],
     }
 
 

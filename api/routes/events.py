@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.bodies import required
-from api.deps import AUTHENTICATED, EnrolledPatient, JsonBody, PathwaysDep, RegistryDep
+from api.deps import AUTHENTICATED, EnrolledPatient, JsonBody, OrderBookDep, PathwaysDep, RegistryDep
 from api.event_intake import accept_event
 from api.inputs import valid_event
 from api.models import EventAnswer
@@ -23,10 +23,12 @@ EVENT_EXAMPLE = {"type": "pain", "nrs": 6, "event_id": "pain-0001"}
                         200: {"model": EventAnswer, "description": "This event id was already accepted (applied once)"},
                         **errors(401, 404, 409, 413, 422, 503)})
 async def post_event(patient: EnrolledPatient, body: JsonBody, response: Response, registry: RegistryDep,
-                     pathways: PathwaysDep) -> EventAnswer:
+                     pathways: PathwaysDep, book: OrderBookDep) -> EventAnswer:
     """202 once the event is durably held (applied as soon as a worker runs); 200 for an
     event_id already accepted with the same event; 409 if the pathway has ended or the event_id
-    was used for a different event."""
-    answer = await accept_event(registry, pathways, patient.patient_id, valid_event(required(body)))
+    was used for a different event. After the end, a result (mri, radiograph, dxa) still
+    fulfils the open order it answers (``after_end``; an MRI saying malignant or infection raises
+    an urgent care-team task); another event, or a result no open order waits for, answers 409."""
+    answer = await accept_event(registry, pathways, book, patient, valid_event(required(body)))
     response.status_code = 200 if answer.duplicate else 202
     return answer

@@ -47,14 +47,14 @@ class FhirJSONResponse(JSONResponse):
                         200: {"model": EventAnswer, "description": "This Observation id was already accepted"},
                         **errors(401, 404, 409, 413, 422, 503)})
 async def post_observation(body: JsonBody, response: Response, registry: RegistryDep,
-                           pathways: PathwaysDep) -> EventAnswer:
+                           pathways: PathwaysDep, book: OrderBookDep) -> EventAnswer:
     """LOINC 72514-3 (``valueInteger`` 0-10) becomes a ``pain`` event, LOINC 38267-1
     (``valueQuantity.value`` -6..4) a ``dxa`` event; ``Observation.id`` (or its first
     identifier's value) is the event id, ``effectiveDateTime`` the time observed. Elements
     outside the profile in the schema are refused (422 naming them)."""
     patient_id, event, id_field = observation_event(required(body))
-    await require_enrolled(registry, patient_id)
-    answer = await accept_event(registry, pathways, patient_id, event, id_field)
+    patient = await require_enrolled(registry, patient_id)
+    answer = await accept_event(registry, pathways, book, patient, event, id_field)
     response.status_code = 200 if answer.duplicate else 202
     return answer
 
@@ -70,9 +70,12 @@ async def get_care_plan(patient: EnrolledPatient, pathways: PathwaysDep, book: O
     orders = await in_thread(book.list, patient_id=patient.patient_id)
     state = state_body(patient, view, orders, definition)
     status = "paused" if state.paused and state.status == "running" else state.status
+    decisions = state.notes or []
+    notes = [f"Day {n.day:g}: {n.text}" for n in decisions] + state.source_notes
+    osteoporotic = any(n.id.startswith("mri:") and n.id.endswith(":osteoporotic") for n in decisions)
     return FhirJSONResponse(fhir.care_plan(
         patient_id=patient.patient_id, status=status, title=definition.title, guideline_version=state.guideline_version,
-        enrolled_at=state.enrolled_at, orders=orders, notes=state.notes))
+        enrolled_at=state.enrolled_at, orders=orders, notes=notes, osteoporotic=osteoporotic))
 
 
 @router.get("/v1/fhir/{resource_type}/{resource_id}", operation_id="read_resource",

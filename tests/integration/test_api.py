@@ -239,7 +239,7 @@ async def test_events_posted_while_no_worker_runs_are_applied_once_when_it_comes
         assert (await http.post(f"/v1/patients/{patient}/events", json=events[0])).status_code == 200
         state = (await http.get(f"/v1/patients/{patient}")).json()
         assert state["live"] is False and state["source"] == "search_attributes"
-        assert any("no worker answered" in n for n in state["notes"])
+        assert any("no worker answered" in n for n in state["source_notes"])
         timeline = (await http.get(f"/v1/patients/{patient}/timeline")).json()
         assert timeline["live"] is False and timeline["entries"] == []
         plan = await http.get(f"/v1/patients/{patient}/CarePlan")

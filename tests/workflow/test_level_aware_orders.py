@@ -25,7 +25,7 @@ async def test_a_thoracic_patients_orders_carry_thoracic_codes(ts_env, order_boo
         await handle.terminate("test done")
     codes = {}
     for order in order_book.list(workflow_id=state.workflow_id):
-        codes.setdefault(order["kind"], [c["code"] for c in order["codes"]])
+        codes.setdefault(order.kind, [c.code for c in order.codes])
     assert codes["order_mri"] == ["72146"] and codes["order_radiograph"] == ["72070"]
     assert codes["refer_vertebral_augmentation"] == ["22513", "22510"]
     assert "offer_nerve_block" not in codes

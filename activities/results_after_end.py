@@ -1,0 +1,62 @@
+"""Results that arrive after a pathway has ended (withdrawn, completed, exited).
+
+The workflow is closed, but the care team still owns the pathway's open orders: an imaging or
+DXA result fulfils the oldest open order it answers, and an MRI saying malignant or infection
+raises an urgent care-team task, so a result never reaches no one. Used by the HTTP API and by
+``vcf simulate``; idempotent per result key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from activities.order_book import OrderBook
+from activities.orders import ORDERS_ANSWERED_BY
+from pathway.contract import Event, MriEvent
+
+AFTER_END_KIND = "escalate_result_after_end"
+PATHOLOGIC = ("malignant", "infection")
+
+
+@dataclass(frozen=True)
+class ResultAfterEnd:
+    """What a result after the end did: the order it fulfilled and the task it raised, if any."""
+
+    fulfilled: list[str]
+    escalation: str | None = None
+
+    def summary(self, event: Event, status: str) -> str:
+        """One line for a timeline note or a receipt."""
+        text = f"{event.type} result after the pathway ended ({status}): fulfils order {', '.join(self.fulfilled)}"
+        if self.escalation:
+            text += f"; urgent care-team task {self.escalation} raised"
+        return text + "."
+
+
+def takes_result_after_end(event: Event) -> bool:
+    """Whether this event is a result that may still fulfil an order after the end."""
+    return event.type in ORDERS_ANSWERED_BY
+
+
+def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: str, event: Event, day: float,
+                            result_key: str, status: str) -> ResultAfterEnd:
+    """Fulfil the oldest open order the result answers; escalate a pathologic MRI. Nothing is
+    fulfilled (an empty ``fulfilled``) when no open order answers the result."""
+    reason = f"{event.type} result after the pathway ended, day {day:g} [{result_key}]"
+    done = [o.id for o in book.list(workflow_id=workflow_id) if o.status_reason == reason]
+    fulfilled = done or book.close_open(workflow_id, ORDERS_ANSWERED_BY[event.type], "completed", reason,
+                                        oldest_first=True, limit=1)
+    if not fulfilled or not (isinstance(event, MriEvent) and event.etiology in PATHOLOGIC):
+        return ResultAfterEnd(fulfilled)
+    etiology = event.etiology
+    task, _ = book.place(
+        idempotency_key=f"{workflow_id}/after-end:{result_key}", patient_id=patient_id, workflow_id=workflow_id,
+        action_id=f"after-end:{result_key}", kind=AFTER_END_KIND, resource="Task", priority="urgent", day=day,
+        title=f"Urgent: MRI after the pathway ended shows a {etiology} (pathologic) fracture",
+        rationale=(f"MRI on day {day:g}, after the pathway ended ({status}), shows a {etiology} fracture: the "
+                   "care team arranges the pathologic work-up (oncology or infectious disease, spine surgery) "
+                   "and reviews the medications."),
+        citation="Guideline: Important Clinical Pitfalls / Ruling out pathologic fracture (ref. 3); "
+                 "safety rules: withdrawal hands over",
+        details={"order_id": fulfilled[0], "etiology": etiology, "pathway_status": status}, codes=[])
+    return ResultAfterEnd(fulfilled, task.id)
