@@ -15,6 +15,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from pathway.guideline import load_definition
+from pathway.plan_definition import canonical
 from tests.helpers import ROOT, eventually, free_port
 from workflows import search_attributes as sa
 from workflows.models import workflow_id_for
@@ -82,6 +84,10 @@ async def test_make_run_brings_up_everything_and_resumes(tmp_path):
                                          headers={"Authorization": f"Bearer {token}"})
         body = json.load(urllib.request.urlopen(request, timeout=10))
         assert body["phase"] == "acute" and body["guideline_version"] == state.guideline_version
+        request = urllib.request.Request(f"{api}/v1/patients/pt-demo-0001/CarePlan",
+                                         headers={"Authorization": f"Bearer {token}"})
+        plan = json.load(urllib.request.urlopen(request, timeout=10))
+        assert plan["instantiatesCanonical"] == [canonical(load_definition())]  # the version it keeps
         assert await runner.stop() == 0
         assert (tmp_path / "temporal.db").exists() and (tmp_path / "orders.db").exists()
 
