@@ -1,0 +1,69 @@
+"""Medication decisions: calcitonin's window, hard stop and red flags; the opioid course and its
+review. Pure (see :mod:`pathway.decisions`)."""
+
+from __future__ import annotations
+
+from pathway.builder import Builder
+from pathway.facts import (
+    latest_pain,
+)
+
+
+def calcitonin_withheld(b: Builder) -> str:
+    """Why calcitonin is not started (empty if it is)."""
+    e, r = b.facts.enrollment, b.defn.rules
+    age, window = e.onset_days_before_enrollment, r.calcitonin_max_fracture_age_days.value
+    if age > window:
+        return (f"fracture {age} days old > {window:g}-day window (benefit is for acute pain only; "
+                "EMA restricts to short-term use)")
+    flags = [f for f in e.red_flags if b.defn.safety and f in b.defn.safety.calcitonin_withheld_red_flags]
+    if flags:
+        return (f"red flag {', '.join(flags)}: the FDA label warns of a malignancy signal with "
+                "calcitonin; EMA restricts it to short-term use")
+    return ""
+
+
+def opioid_order(b: Builder) -> None:
+    e, r = b.facts.enrollment, b.defn.rules
+    severe = (f"Pain NRS {e.pain_nrs} at enrollment >= severe-pain threshold {r.severe_pain_nrs.value:g}: "
+              "limited opioid use for severe pain.")
+    if b.defn.safety is None:
+        b.act("prescribe_opioid_short_course", "prescribe_opioid_short_course", 0, severe,
+              basis=(r.severe_pain_nrs,), duration="short, limited course",
+              severe_pain_threshold=r.severe_pain_nrs.value)
+        return
+    s = b.defn.safety.rules
+    review, stop = s.opioid_review_day.value, s.opioid_stop_by_day.value
+    b.act("prescribe_opioid_short_course", "prescribe_opioid_short_course", 0,
+          f"{severe} Opioid analgesic, short course: the clinician chooses agent and dose; reviewed on "
+          f"day {review:g}, stopped by day {stop:g}; with a bowel regimen.",
+          basis=(r.severe_pain_nrs, s.opioid_review_day, s.opioid_stop_by_day),
+          agent="opioid analgesic (class-level order; clinician chooses agent and dose)",
+          review_day=review, stop_by_day=stop,
+          bowel_regimen="prescribe a stimulant laxative with a stool softener for the course",
+          severe_pain_threshold=r.severe_pain_nrs.value)
+
+
+def stop_calcitonin(b: Builder, day: float, why: str) -> None:
+    if "start_calcitonin" in b.facts.taken or any(a.id == "start_calcitonin" for a in b.decision.actions):
+        b.act("stop_calcitonin", "stop_calcitonin", day,
+              f"Calcitonin stopped on day {day:g}: {why} (short-term use only).", reason=why)
+
+
+def calcitonin_hard_stop(b: Builder) -> None:
+    stop = b.defn.rules.calcitonin_stop_day.value
+    if b.now >= stop:
+        stop_calcitonin(b, b.now, f"{stop:g}-day course complete (hard stop)")
+
+
+def opioid_review(b: Builder) -> None:
+    """Opioid stewardship: the care team reviews the short course on its review day."""
+    if b.defn.safety is None or "prescribe_opioid_short_course" not in b.facts.taken:
+        return
+    s = b.defn.safety.rules
+    if b.now >= s.opioid_review_day.value:
+        b.review("opioid_review", "opioid_review", b.now,
+                 f"Opioid short course started on day 0: review on day {s.opioid_review_day.value:g} — "
+                 f"continue only if still needed, stop by day {s.opioid_stop_by_day.value:g}; check sedation, "
+                 "falls and the bowel regimen.", review_day=s.opioid_review_day.value,
+                 stop_by_day=s.opioid_stop_by_day.value, latest_pain_nrs=latest_pain(b.facts)[1])

@@ -1,0 +1,271 @@
+"""Responses to new information: what the pathway does when a pain score, an image, a result,
+a neurological finding, a side effect or a clinician's decision arrives.
+
+Pure, like the rest of the decisions (see :mod:`pathway.decisions`): each step reads the facts and
+proposes actions and notes through the :class:`~pathway.builder.Builder`, which keeps them to one
+per cause. A pause does not hold these: new clinical information is always answered.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from pathway.builder import Builder
+from pathway.contract import ActionKind, DxaEvent, RadiographEvent, SideEffectEvent
+from pathway.facts import (
+    PatientFacts,
+    bed_bound_spells,
+    check_after,
+    decisions_of,
+    more_than,
+    mri_results,
+    neuro_cleared_day,
+    neuro_deficit_open,
+    neuro_episodes,
+    osteoporotic_mri_day,
+    pain_flares,
+    pain_reports,
+    progression,
+)
+from pathway.guideline import PathwayDefinition
+from pathway.medication import stop_calcitonin
+from pathway.results import RESULT_EVENT_FOR, open_orders
+
+# Pending work cancelled when the fracture proves pathologic.
+CANCELLED_ON_EXIT = (
+    "order_radiograph",
+    "refer_vertebral_augmentation",
+    "refer_physical_therapy",
+    "offer_nerve_block",
+    "order_adjacent_fracture_screening",
+)
+
+
+# Medications a clinician reviews when the pathway exits on a pathologic fracture.
+REVIEWED_ON_EXIT = ("prescribe_bisphosphonate", "prescribe_first_line_analgesia",
+                    "prescribe_opioid_short_course", "prescribe_calcium_vitamin_d")
+
+
+def urgent_safety(b: Builder) -> None:
+    mri_pending = not mri_results(b.facts)
+    for start in neuro_episodes(b.facts):
+        at_enrollment = start == 0 and "neuro_deficit" in b.facts.enrollment.red_flags
+        cause = ("Neuro_deficit red flag at enrollment" if at_enrollment
+                 else f"Neurological deficit reported on day {start:g}")
+        expedite = b.safety and mri_pending and not at_enrollment
+        extra: dict[str, Any] = {"expedite_mri": True} if expedite else {}
+        b.act(f"refer_urgent_spine_surgery:{start:g}", "refer_urgent_spine_surgery", start,
+              f"{cause}: urgent spine-surgery referral; the pathway goes on."
+              + (" Expedite the pending MRI: it is urgent now." if expedite else ""),
+              priority="urgent", **extra)
+
+
+def pathologic_fracture(b: Builder) -> bool:
+    for day, etiology in mri_results(b.facts):
+        if etiology in ("malignant", "infection"):
+            specialty = "oncology" if etiology == "malignant" else "infectious_disease"
+            stop_calcitonin(b, day, "pathologic fracture")
+            b.act("refer_pathologic_fracture_workup", "refer_pathologic_fracture_workup", day,
+                  f"MRI on day {day:g} shows a {etiology} (pathologic) fracture: leave the "
+                  "osteoporotic pathway, cancel pending radiographs, referrals and screening.",
+                  priority="urgent", etiology=etiology,
+                  refer_to=[specialty, "spine_surgery"], cancels=list(CANCELLED_ON_EXIT))
+            if b.safety:
+                drugs = [k for k in REVIEWED_ON_EXIT if k in b.facts.taken]
+                b.review("pathologic_exit_medications", "pathologic_exit_medications", day,
+                         f"Pathologic ({etiology}) fracture on MRI, day {day:g}: review the bisphosphonate "
+                         "and analgesics for the new diagnosis. Nothing is stopped automatically but calcitonin.",
+                         medications=drugs)
+            return True
+    return False
+
+
+def withdrawal_handover(b: Builder, day: float) -> None:
+    """Hand the open orders over to the care team; they stay open (the pathway cancels nothing)."""
+    if not b.safety:
+        return
+    still_open = _open_orders(b)
+    b.review("withdrawal_handover", "withdrawal_handover", day,
+             f"Withdrawn from the pathway on day {day:g}: {len(still_open)} order(s) stay open for the care "
+             "team, which now owns them (results after the end still fulfil them).",
+             open_orders=still_open)
+
+
+def _open_orders(b: Builder) -> list[dict[str, object]]:
+    """The pathway's service and medication requests that no result or stop has closed, as it
+    knows them (advice, flags and care-team tasks are not orders to hand over)."""
+    unanswered = {o.action_id for o in open_orders(b.facts)}
+    stopped = "stop_calcitonin" in b.facts.taken or any(a.kind == "stop_calcitonin" for a in b.decision.actions)
+    rows = []
+    for action_id, day in sorted(b.facts.taken.items(), key=lambda item: (item[1], item[0])):
+        kind = action_id.split(":")[0]
+        spec = b.defn.actions.get(cast(ActionKind, kind))
+        if spec is None or spec.resource not in ("ServiceRequest", "MedicationRequest") or kind == "stop_calcitonin":
+            continue
+        if (kind in RESULT_EVENT_FOR and action_id not in unanswered) or (kind == "start_calcitonin" and stopped):
+            continue
+        rows.append({"id": action_id, "kind": kind, "day": day})
+    return rows
+
+
+def side_effects(b: Builder) -> None:
+    """Each reported side effect reaches a clinician; nothing is stopped automatically."""
+    if not b.safety:
+        return
+    seen: dict[str, int] = {}
+    for day, event in b.facts.of(SideEffectEvent):
+        key = f"side_effect:{day:g}"
+        seen[key] = seen.get(key, 0) + 1
+        cause = key if seen[key] == 1 else f"{key}:{seen[key]}"
+        b.review(cause, "side_effect", day,
+                 f"Side effect reported on day {day:g} ({event.drug}: {event.effect}): clinician review. "
+                 "Nothing is stopped automatically.", drug=event.drug, effect=event.effect)
+
+
+def pain_responses(b: Builder) -> None:
+    r = b.defn.rules
+    reports = pain_reports(b.facts)[1:]
+    lo, hi = r.nerve_block_from_day.value, r.nerve_block_until_day.value
+    level = b.facts.enrollment.fracture_level
+    scope = b.defn.level_aware.nerve_block_scope if b.defn.level_aware else None
+    for day, nrs in reports:
+        if lo <= day <= hi and nrs >= r.severe_pain_nrs.value and scope and level not in scope.levels:
+            b.note("offer_nerve_block:out_of_scope", day,
+                   f"Pain NRS {nrs} on day {day:g} >= {r.severe_pain_nrs.value:g} within days {lo:g}–{hi:g} would "
+                   f"call for a nerve-root block offer, but the guideline's evidence covers root blocks for "
+                   f"{', '.join(scope.levels)} fractures only: no offer for {level}; the care team decides.",
+                   scope.cite())
+            break
+        if lo <= day <= hi and nrs >= r.severe_pain_nrs.value:
+            b.act("offer_nerve_block", "offer_nerve_block", day,
+                  f"Pain NRS {nrs} on day {day:g} >= {r.severe_pain_nrs.value:g} despite "
+                  f"first-line analgesia, within days {lo:g}–{hi:g}: a "
+                  f"{b.facts.enrollment.fracture_level} nerve-root block may be considered "
+                  "(short-term relief, up to ~2 weeks). Needs clinician confirmation"
+                  + (f"; the offer expires on day {hi:g} if not confirmed." if b.safety else "."),
+                  basis=(r.severe_pain_nrs,), needs_confirmation=True, level=b.facts.enrollment.fracture_level,
+                  **({"expires_day": hi} if b.safety else {}))
+            break
+    if b.safety and nerve_block_offer_expired(b.defn, b.facts, b.now):
+        b.note("offer_nerve_block:expired", check_after(0, hi),
+               f"Nerve-block offer not confirmed by day {hi:g}, the end of the acute phase: it has "
+               "expired; a later confirmation is refused.", r.nerve_block_until_day.cite())
+    _physical_therapy(b, reports)
+    for day, nrs, lowest in pain_flares(b.defn, b.facts):
+        b.act(f"order_adjacent_fracture_screening:flare:{day:g}", "order_adjacent_fracture_screening",
+              day, f"Pain flare: NRS {nrs} on day {day:g} is >= {r.flare_rise_nrs.value:g} above the "
+              f"lowest score {lowest} (<= {r.flare_baseline_max_nrs.value:g}): screen for a new "
+              "adjacent-level fracture."
+              + imaging_text(b, "order_adjacent_fracture_screening", b.facts.enrollment.fracture_level),
+              basis=(r.flare_rise_nrs, r.flare_baseline_max_nrs), trigger="pain_flare")
+
+
+def _physical_therapy(b: Builder, reports: list[tuple[float, int]]) -> None:
+    """PT once acute pain has subsided — from vcf-1.2 only on an osteoporotic MRI and no open
+    neurological deficit, and only while pain is still subsided when that hold ends; a note says
+    what it waits for."""
+    r = b.defn.rules
+    def subsided(report: tuple[float, int]) -> bool:
+        return report[0] >= r.physical_therapy_from_day.value and report[1] <= r.physical_therapy_pain_nrs.value
+    met = next((report for report in reports if subsided(report)), None)
+    if met is None or b.done("refer_physical_therapy"):
+        return
+    cite = b.defn.actions["refer_physical_therapy"].cite()
+    day, nrs = met
+    why = (f"Pain NRS {nrs} on day {day:g} <= {r.physical_therapy_pain_nrs.value:g} "
+           f"(from day {r.physical_therapy_from_day.value:g}): acute pain has subsided")
+    if b.safety:
+        mri_day = osteoporotic_mri_day(b.facts)
+        if mri_day is None:
+            b.note("refer_physical_therapy:held:mri", day, f"{why}, but PT is held until an MRI result "
+                   "says osteoporotic (pathologic fracture not yet ruled out).", cite)
+            return
+        if neuro_deficit_open(b.facts):
+            b.note("refer_physical_therapy:held:neuro", b.now, f"{why}, but PT is held while a neurological "
+                   "deficit is open (until a neuro report says no deficit).", cite)
+            return
+        release = max(mri_day, neuro_cleared_day(b.facts))
+        before = [report for report in reports if report[0] <= release]
+        if day < release and not subsided(before[-1]):
+            # The hold ended after pain rose again: PT waits for a report showing it has subsided.
+            later = next((report for report in reports if report[0] > release and subsided(report)), None)
+            if later is None:
+                b.note("refer_physical_therapy:held:pain", release, f"PT hold ended on day {release:g}, but pain "
+                       f"NRS {before[-1][1]} on day {before[-1][0]:g} is above "
+                       f"{r.physical_therapy_pain_nrs.value:g}: PT when a report shows it has subsided.", cite)
+                return
+            day, nrs = later
+            why = (f"Pain NRS {nrs} on day {day:g} <= {r.physical_therapy_pain_nrs.value:g}: acute pain has "
+                   "subsided")
+        day = max(day, release)
+        why += f"; MRI says osteoporotic (day {mri_day:g})"
+    b.act("refer_physical_therapy", "refer_physical_therapy", day,
+          f"{why}; start core strengthening and posture work.",
+          basis=(r.physical_therapy_from_day, r.physical_therapy_pain_nrs), focus=["core strengthening", "posture"])
+
+
+def nerve_block_offer_expired(defn: PathwayDefinition, facts: PatientFacts, day: float) -> bool:
+    """Whether a nerve-block offer stands unconfirmed past the acute phase (vcf-1.2 on)."""
+    return (defn.safety is not None and "offer_nerve_block" in facts.taken
+            and not decisions_of(facts, "confirm_nerve_block")
+            and more_than(day, defn.rules.nerve_block_until_day.value))
+
+
+def radiograph_findings(b: Builder) -> None:
+    r = b.defn.rules
+    found = progression(b.defn, b.facts)
+    if found:
+        counts = ("counts as spinal deformity at the 12-week review, or as a criterion found after it "
+                  f"until day {b.defn.safety.rules.review_hold_until_day.value:g} if that review referred no one"
+                  if b.defn.safety else "counts as spinal deformity at the 12-week review")
+        b.act("flag_progressive_deformity", "flag_progressive_deformity", found.day,
+              f"Radiograph on day {found.day:g}: {found.reason}. Clinician review; {counts}.",
+              basis=(r.kyphosis_progression_deg,) if "kyphosis" in found.reason else ())
+    level = b.facts.enrollment.fracture_level
+    for day, image in b.facts.of(RadiographEvent):
+        new = image.new_fracture_level
+        if new and new != level:
+            b.act(f"flag_new_vertebral_fracture:{new}", "flag_new_vertebral_fracture", day,
+                  f"Radiograph on day {day:g} shows a new fracture at {new} (enrolled: {level}).",
+                  level=new)
+            b.act(f"order_mri:{new}", "order_mri", day,
+                  f"New fracture level {new} on day {day:g}: MRI to characterise it."
+                  + imaging_text(b, "order_mri", new),
+                  priority="routine", level=new)
+
+
+def immobilization(b: Builder) -> None:
+    rule = b.defn.rules.immobilization_max_days
+    for start, end in bed_bound_spells(b.facts):
+        if end is None and more_than(b.now - start, rule.value):
+            b.act(f"alert_prolonged_immobilization:{start:g}", "alert_prolonged_immobilization",
+                  b.now, f"Bed-bound since day {start:g}: more than {rule.value:g} days. Prolonged "
+                  "immobilization risks deconditioning, bone loss and DVT.", basis=(rule,), bed_bound_since=start)
+
+
+def results_read(b: Builder) -> None:
+    for day, etiology in mri_results(b.facts):
+        b.note(f"mri:{day:g}:{etiology}", day,
+               "MRI: osteoporotic fracture confirmed." if etiology == "osteoporotic" else
+               "MRI indeterminate: clinician review; pathologic fracture not ruled out.",
+               b.defn.actions["order_mri"].cite())
+        if etiology == "indeterminate" and b.safety:
+            b.review(f"indeterminate_mri:{day:g}", "indeterminate_mri", day,
+                     f"MRI on day {day:g} is indeterminate: a pathologic fracture is not ruled out. PT and "
+                     "any augmentation referral stay held until an MRI result says osteoporotic.",
+                     mri_day=day)
+    limit = b.defn.rules.osteoporosis_t_score.value
+    for day, dxa in b.facts.of(DxaEvent):
+        t = dxa.t_score
+        b.note(f"dxa:{day:g}", day,
+               f"DXA T-score {t:g} <= {limit:g}: osteoporosis confirmed." if t <= limit else
+               f"DXA T-score {t:g} > {limit:g}; treatment stays indicated by the fragility fracture.",
+               b.defn.rules.osteoporosis_t_score.cite())
+    for day, _ in decisions_of(b.facts, "confirm_nerve_block"):
+        b.note(f"nerve_block_confirmed:{day:g}", day, "Nerve-root block confirmed by a clinician.")
+
+
+def imaging_text(b: Builder, kind: ActionKind, level: str) -> str:
+    """The region an imaging order names, as a sentence (empty where the version is not level-aware)."""
+    title = b.defn.order_for(kind, level)[0]
+    return f" Order: {title} ({level})." if b.defn.region(kind, level) else ""
