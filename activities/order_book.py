@@ -1,15 +1,18 @@
 """The order book: every order, referral and task the pathways place, in a real SQLite database.
 
 Each row is keyed by an idempotency key (workflow id + action id): placing the same action
-again — an activity retry, a workflow replay, a duplicate event — returns the row already there.
+again — an activity retry, a workflow replay, a duplicate event — returns the row already there,
+with the id it was given. An order's id is random (:func:`new_order_id`), so that knowing a
+patient's id and the guideline tells nothing about the ids of its orders; rows written before
+ids were random keep the ids they have.
 Orders are closed-loop: ``active`` until fulfilled by a result, acknowledged, or cancelled
 (the :class:`~activities.order_model.Order` model and its statuses).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import secrets
 import sqlite3
 import threading
 from pathlib import Path
@@ -44,9 +47,10 @@ CREATE INDEX IF NOT EXISTS orders_workflow_kind ON orders (workflow_id, kind, st
 """
 
 
-def order_id_for(idempotency_key: str) -> str:
-    """A stable, opaque order id derived from the idempotency key (no PHI in it)."""
-    return "ord-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:20]
+def new_order_id() -> str:
+    """A fresh, unguessable order id (80 random bits; no PHI in it). The idempotency key, not the
+    id, says whether an order exists already: see :meth:`OrderBook.place`."""
+    return "ord-" + secrets.token_hex(10)
 
 
 class OrderBook(SqliteStore):
@@ -61,8 +65,9 @@ class OrderBook(SqliteStore):
     def place(self, *, idempotency_key: str, patient_id: str, workflow_id: str, action_id: str,
               kind: str, resource: RequestResource, priority: str, day: float, title: str, rationale: str,
               citation: str, details: dict[str, Any], codes: list[dict[str, Any]]) -> tuple[Order, bool]:
-        """Insert the order unless its key exists; return the order and whether it is new."""
-        order_id = order_id_for(idempotency_key)
+        """Insert the order unless its key exists; return the order and whether it is new (an
+        order already there keeps its id: a retry or replay answers the same order)."""
+        order_id = new_order_id()
         now = utc_now()
         with self._lock, self._connect() as db:
             cur = db.execute(
@@ -107,6 +112,12 @@ class OrderBook(SqliteStore):
         """One order by id."""
         with self._connect() as db:
             row = db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
+        return _row(row) if row else None
+
+    def get_by_key(self, idempotency_key: str) -> Order | None:
+        """One order by its idempotency key (workflow id + action id)."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM orders WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
         return _row(row) if row else None
 
     def list(self, *, patient_id: str | None = None, status: OrderStatus | None = None,
