@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from activities.order_book import OrderBook
 from api.auth import BearerAuth, Caller
 from api.bodies import json_body
+from api.errors import ApiError
 from api.pathways import Pathways
 from api.records import require_enrolled
 from api.registry import EnrollmentRecord, Registry
@@ -74,7 +75,10 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
 
 async def authenticated_caller(request: Request, credentials: Annotated[
         HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
-    """The caller behind a valid bearer token; 401 otherwise."""
+    """The caller behind a valid bearer token; 401 otherwise, and 400 for two ``Authorization``
+    headers (a proxy and the API could each read a different one)."""
+    if len(request.headers.getlist("authorization")) > 1:
+        raise ApiError(400, "bad request", ["Authorization: given more than once; send one header"])
     return _services(request).auth.caller(credentials.credentials if credentials else None)
 
 

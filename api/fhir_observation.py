@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.errors import ApiError, field_errors
 from api.inputs import date_time_pattern, valid_event
-from pathway.contract import Event, Nrs
+from pathway.contract import UNKNOWN_FIELD, Event, Nrs, safe_location, safe_message
 
 LOINC = "http://loinc.org"
 PAIN_LOINC = "72514-3"
@@ -174,9 +174,12 @@ def _check_profile(raw: dict[str, Any]) -> None:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".") or "body"
-            lines.append(f"{path}: {'unknown element' if err['type'] == 'extra_forbidden' else err['msg']}")
-        raise ApiError(422, "invalid Observation", lines) from None
+            loc, safe = safe_location(err["loc"])
+            path = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc).lstrip(".") or "body"
+            reason = UNKNOWN_FIELD if not safe else "unknown element" if err["type"] == "extra_forbidden" \
+                else safe_message(err)
+            lines.append(f"{path}: {reason}")
+        raise ApiError(422, "invalid Observation", list(dict.fromkeys(lines))) from None
 
 
 def _pain(raw: dict[str, Any]) -> dict[str, Any]:

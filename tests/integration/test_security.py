@@ -5,10 +5,12 @@ keys and headers, links built from the Host header, echoed input in errors."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
+import pytest_asyncio
 
-from tests.integration.api_support import enroll, wait_for_orders
+from tests.integration.api_support import AUTH, enroll, http_client, new_patient_id, wait_for_orders
 from workflows.models import workflow_id_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -27,3 +29,67 @@ async def test_order_ids_cannot_be_guessed_from_the_patient_id(stack):
         assert (await stack.http.get(f"/v1/orders/{guess}")).status_code == 404
         assert (await stack.http.post(f"/v1/orders/{guess}/acknowledge")).status_code == 404
     assert {o.status for o in stack.book.list(patient_id=patient)} == {"active"}
+
+
+async def test_a_json_object_with_a_key_given_twice_is_refused(stack):
+    patient = new_patient_id()
+    twice = f'{{"id": "{new_patient_id()}", "id": "{patient}", "fracture_level": "L2", "height_loss_pct": 25, ' \
+            '"pain_nrs": 8}'
+
+    r = await stack.http.post("/v1/patients", content=twice, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"] == ["id: a key given more than once in one JSON object"]
+    assert (await stack.http.get(f"/v1/patients/{patient}")).status_code == 404  # neither id was enrolled
+    nested = ('{"resourceType": "Observation", "status": "final", "valueInteger": 3, "code": {"coding": [{"system":'
+              ' "http://loinc.org", "code": "72514-3"}]},'
+              ' "subject": {"reference": "Patient/a", "reference": "Patient/b"}}')
+    r = await stack.http.post("/v1/fhir/Observation", content=nested, headers={"Content-Type": "application/fhir+json"})
+    assert r.status_code == 422 and r.json()["detail"] == ["reference: a key given more than once in one JSON object"]
+    r = await stack.http.post("/v1/patients", content='{"<b>x</b>": 1, "<b>x</b>": 2}',
+                              headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"] == ["body: a key given more than once in one JSON object"]
+
+
+async def test_two_authorization_headers_are_a_400(stack):
+    headers = [("Authorization", AUTH["Authorization"]), ("Authorization", "Bearer someone-else")]
+    async with http_client(stack.app, authenticated=False) as anonymous:
+        for method, path in (("GET", "/v1/orders"), ("POST", "/v1/patients")):
+            r = await anonymous.request(method, path, headers=headers, json={})
+            assert r.status_code == 400, r.text
+            assert r.json() == {"error": "bad request",
+                                "detail": ["Authorization: given more than once; send one header"]}
+        spec = (await anonymous.get("/openapi.json")).json()
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            assert ("400" in operation["responses"]) == ("401" in operation["responses"]), path
+
+
+MARKER = "Jane Roe 1961-04-02 <script>"
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/patients", {"id": "pt-echo", "fracture_level": "L2", "height_loss_pct": 25, "pain_nrs": 8, MARKER: 1}),
+    ("/v1/patients", {"id": MARKER, "fracture_level": MARKER, "height_loss_pct": MARKER, "pain_nrs": [MARKER]}),
+    ("/v1/patients/{patient}/events", {"type": "pain", "nrs": 3, MARKER: MARKER}),
+    ("/v1/patients/{patient}/events", {"type": MARKER, "observed_at": MARKER}),
+    ("/v1/patients/{patient}/events", {"type": "mri", "etiology": MARKER, "event_id": 5}),
+    ("/v1/fhir/Observation", {"resourceType": "Observation", "status": "final", "valueInteger": 3, MARKER: 1,
+                              "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3", MARKER: 2}]},
+                              "subject": {"reference": "Patient/{patient}"}, "note": [{"text": 5, MARKER: 3}]}),
+    ("/v1/fhir/Observation", {"resourceType": "Observation", "status": MARKER, "valueInteger": MARKER,
+                              "code": {"coding": [{"system": MARKER, "code": MARKER}]},
+                              "subject": {"reference": MARKER}, "effectiveDateTime": MARKER}),
+    ("/v1/orders/ord-nope/acknowledge", {"reason": 5, MARKER: MARKER}),
+])
+async def test_errors_never_repeat_what_was_sent(stack, echo_patient, path, body):
+    text = json.dumps(body).replace("{patient}", echo_patient)
+    r = await stack.http.post(path.replace("{patient}", echo_patient), content=text,
+                              headers={"Content-Type": "application/json"})
+    assert r.status_code in (404, 422), r.text
+    assert "Jane" not in r.text and "script" not in r.text, r.text
+    if MARKER in json.dumps(list(body)):  # an unknown key that is not a plain name: said so, unnamed
+        assert any(line.endswith(": an unknown field") for line in r.json()["detail"]) or r.status_code == 404
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def echo_patient(stack):
+    return await enroll(stack.http)
