@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 
 import pytest
 import pytest_asyncio
 
-from tests.integration.api_support import AUTH, enroll, http_client, new_patient_id, wait_for_orders
+from tests.integration.api_support import AUTH, enroll, enrollment, http_client, new_patient_id, wait_for_orders
 from workflows.models import workflow_id_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -93,3 +94,26 @@ async def test_errors_never_repeat_what_was_sent(stack, echo_patient, path, body
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def echo_patient(stack):
     return await enroll(stack.http)
+
+
+async def test_an_id_differing_from_an_enrolled_one_only_by_case_is_refused(stack):
+    patient = await enroll(stack.http, f"pt-Case-{uuid.uuid4().hex[:8]}")
+    for other in (patient.lower(), patient.upper(), patient.swapcase()):
+        r = await stack.http.post("/v1/patients", json=enrollment(other))
+        assert r.status_code == 422, r.text
+        [line] = r.json()["detail"]
+        assert line.startswith("id: differs only by letter case") and patient not in line
+        assert (await stack.http.get(f"/v1/patients/{other}")).status_code == 404
+    assert (await stack.http.post("/v1/patients", json=enrollment(patient))).status_code == 200  # itself: as before
+
+
+@pytest.mark.parametrize("dots", [".", ".."])
+async def test_ids_a_url_normaliser_would_change_are_refused_and_reach_no_patient(stack, dots):
+    r = await stack.http.post("/v1/patients", json=enrollment(dots))
+    assert r.status_code == 422 and r.json()["detail"][0].startswith("id: expected"), r.text
+    longer = f"{dots}x{uuid.uuid4().hex[:8]}"  # only those two: dots that start a longer id are plain text
+    assert (await stack.http.post("/v1/patients", json=enrollment(longer))).status_code == 201
+    encoded = dots.replace(".", "%2E")  # as a path segment that a client library does not resolve away
+    for path in (f"/v1/patients/{encoded}", f"/v1/patients/{encoded}/timeline", f"/v1/patients/{encoded}/CarePlan"):
+        r = await stack.http.get(path)
+        assert r.status_code == 404 and r.json()["error"] == "unknown patient", (path, r.text)
