@@ -86,13 +86,18 @@ class PatientReference(_Element):
     display: Text = Field(None)
 
 
+UCUM = "http://unitsofmeasure.org"
+T_SCORE_UNIT = "{T-score}"  # UCUM: a unitless score, annotated
+
+
 class TScoreQuantity(_Element):
-    """A DXA T-score."""
+    """A DXA T-score: the value alone (no ``comparator``: "< -2.5" is not a score), in the T-score's
+    unit if one is given (UCUM ``{T-score}``)."""
 
     value: Annotated[float, Field(ge=-6, le=4)]
-    unit: Text = Field(None)
-    system: Uri = Field(None)
-    code: FhirCode = Field(None)
+    unit: Literal["{T-score}", "T-score"] = Field(None)
+    system: Literal["http://unitsofmeasure.org"] = Field(None)
+    code: Literal["{T-score}"] = Field(None)
 
 
 class ObservationNote(_Element):

@@ -117,3 +117,44 @@ async def test_ids_a_url_normaliser_would_change_are_refused_and_reach_no_patien
     for path in (f"/v1/patients/{encoded}", f"/v1/patients/{encoded}/timeline", f"/v1/patients/{encoded}/CarePlan"):
         r = await stack.http.get(path)
         assert r.status_code == 404 and r.json()["error"] == "unknown patient", (path, r.text)
+
+
+PAIN = {"resourceType": "Observation", "status": "final", "valueInteger": 4,
+        "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]}}
+DXA = {"resourceType": "Observation", "status": "final", "valueQuantity": {"value": -2.7},
+       "code": {"coding": [{"system": "http://loinc.org", "code": "38267-1"}]}}
+
+
+@pytest.mark.parametrize("base, change, element", [
+    (PAIN, {"effectiveDateTime": "2026"}, "effectiveDateTime"),  # a year alone once landed on 1970
+    (PAIN, {"effectiveDateTime": "2026-01"}, "effectiveDateTime"),
+    (PAIN, {"effectiveDateTime": "2026-01-05"}, "effectiveDateTime"),
+    (PAIN, {"effectiveDateTime": "2026-01-05T09:00:00"}, "effectiveDateTime"),  # a time needs its zone
+    (PAIN, {"effectiveDateTime": "2026-01-05T09:00Z"}, "effectiveDateTime"),
+    (PAIN, {"modifierExtension": [{"url": "http://example.org/not-really", "valueBoolean": True}]},
+     "modifierExtension"),
+    (PAIN, {"dataAbsentReason": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+                                             "code": "asked-declined"}]}}, "dataAbsentReason"),
+    (DXA, {"valueQuantity": {"value": -2.7, "comparator": "<"}}, "valueQuantity.comparator"),
+    (DXA, {"valueQuantity": {"value": -2.7, "unit": "g/cm2"}}, "valueQuantity.unit"),
+    (DXA, {"valueQuantity": {"value": -2.7, "unit": "{T-score}", "system": "http://unitsofmeasure.org",
+                             "code": "g/cm2"}}, "valueQuantity.code"),
+    (PAIN, {"subject": {"reference": "Patient/{patient}\n"}}, "subject.reference"),
+    (PAIN, {"subject": {"reference": " Patient/{patient}"}}, "subject.reference"),
+    (PAIN, {"subject": {"reference": "Patient/{patient}/_history/1"}}, "subject.reference"),
+    (PAIN, {"subject": {"reference": "Patient/{patient}", "identifier": {"value": "pt-someone-else"}}},
+     "subject.identifier"),
+])
+async def test_fhir_input_is_read_strictly(stack, echo_patient, base, change, element):
+    body = json.loads(json.dumps({**base, "subject": {"reference": "Patient/{patient}"}, **change})
+                      .replace("{patient}", echo_patient))
+    r = await stack.http.post("/v1/fhir/Observation", json=body)
+    assert r.status_code == 422, r.text
+    assert any(line.startswith(f"{element}:") for line in r.json()["detail"]), r.json()
+
+
+async def test_a_t_score_in_its_own_unit_is_taken(stack, echo_patient):
+    quantity = {"value": -2.7, "unit": "{T-score}", "system": "http://unitsofmeasure.org", "code": "{T-score}"}
+    body = {**DXA, "id": f"dxa-{uuid.uuid4().hex[:8]}", "valueQuantity": quantity,
+            "subject": {"reference": f"Patient/{echo_patient}"}}
+    assert (await stack.http.post("/v1/fhir/Observation", json=body)).status_code == 202
