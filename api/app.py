@@ -22,6 +22,7 @@ from api.pathways import Pathways
 from api.registry import Registry
 from api.routes import events, fhir, guideline, health, orders, patients
 from pathway.guideline import PathwayDefinition, load_definition
+from worker.settings import public_base_url
 from workflows.models import TASK_QUEUE
 
 log = logging.getLogger("api")
@@ -29,11 +30,12 @@ log = logging.getLogger("api")
 
 def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_queue: str = TASK_QUEUE,
                definition: PathwayDefinition | None = None, query_timeout: float = 3.0,
-               rpc_timeout: float = 10.0) -> FastAPI:
+               rpc_timeout: float = 10.0, public_url: str = "http://127.0.0.1:8000/") -> FastAPI:
     """The API over a Temporal client and the order book (the registry shares its database file).
 
     ``query_timeout`` bounds a wait for a worker to answer a query before the answer falls back
-    to what can be read without one.
+    to what can be read without one. ``public_url`` is where clients reach the API: absolute
+    links in answers start with it (never with the request's ``Host``).
     """
     definition = definition or load_definition()
     app = FastAPI(title="VCF care pathway API", version="1.0",
@@ -41,7 +43,8 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
                               "compression fracture. Authenticate with `Authorization: Bearer <token>`.")
     app.state.services = Services(
         pathways=Pathways(client, task_queue, definition, rpc_timeout=rpc_timeout, query_timeout=query_timeout),
-        order_book=order_book, registry=Registry(order_book.path), definition=definition, auth=BearerAuth(tokens))
+        order_book=order_book, registry=Registry(order_book.path), definition=definition, auth=BearerAuth(tokens),
+        public_url=public_base_url(public_url))
     # guideline before fhir: fhir's /v1/fhir/{type}/{id} would otherwise answer for definitions
     for module in (health, patients, events, guideline, fhir, orders):
         app.include_router(module.router)

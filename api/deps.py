@@ -33,6 +33,7 @@ class Services:
     registry: Registry
     definition: PathwayDefinition
     auth: BearerAuth
+    public_url: str = "http://127.0.0.1:8000/"
 
 
 def _services(request: Request) -> Services:
@@ -56,7 +57,9 @@ def _definition(request: Request) -> PathwayDefinition:
 
 
 def _base_url(request: Request) -> str:
-    return str(request.base_url)
+    # Configured, never read from the request: a Host (or X-Forwarded-Host) header would otherwise
+    # decide where the links in an answer send the client, and its token with it.
+    return _services(request).public_url
 
 
 PathwaysDep = Annotated[Pathways, Depends(_pathways)]
@@ -64,7 +67,7 @@ OrderBookDep = Annotated[OrderBook, Depends(_order_book)]
 RegistryDep = Annotated[Registry, Depends(_registry)]
 DefinitionDep = Annotated[PathwayDefinition, Depends(_definition)]
 BaseUrl = Annotated[str, Depends(_base_url)]
-"""The API's own base URL (``http://host:port/``), for absolute links in FHIR answers."""
+"""The API's public base URL (``VCF_API_PUBLIC_URL``, ending with ``/``), for absolute links in FHIR answers."""
 JsonBody = Annotated[Any, Depends(json_body)]
 """The request body as JSON (capped), or ``NO_BODY``."""
 

@@ -17,6 +17,7 @@ from activities.order_book import OrderBook
 from api.app import create_app
 from api.auth import ensure_dev_token, load_tokens
 from api.main import serve
+from api.server import ServerLimits
 from pathway.contract import Enrollment
 from worker.dev_server import DevServer
 from worker.logging import configure_logging
@@ -55,9 +56,9 @@ async def run_all(stop: asyncio.Event) -> None:
     try:
         book = OrderBook(settings.order_book_path)
         token = ensure_dev_token(settings.token_path)
-        app = create_app(client=client, order_book=book, tokens=load_tokens(settings))
+        app = create_app(client=client, order_book=book, tokens=load_tokens(settings), public_url=settings.public_url)
         async with build_worker(client, book):
-            api = asyncio.create_task(serve(app, api_host, api_port))
+            api = asyncio.create_task(serve(app, api_host, api_port, ServerLimits.from_settings(settings)))
             api_url = f"http://{api_host}:{api_port}"
             await enroll_demo_patient(api_url, token, api)
             demo = f"{server.ui_url}/namespaces/default/workflows/{workflow_id_for(DEMO_PATIENT.id)}"

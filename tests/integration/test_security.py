@@ -11,7 +11,15 @@ import uuid
 import pytest
 import pytest_asyncio
 
-from tests.integration.api_support import AUTH, enroll, enrollment, http_client, new_patient_id, wait_for_orders
+from tests.integration.api_support import (
+    AUTH,
+    BASE_URL,
+    enroll,
+    enrollment,
+    http_client,
+    new_patient_id,
+    wait_for_orders,
+)
 from workflows.models import workflow_id_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -158,3 +166,16 @@ async def test_a_t_score_in_its_own_unit_is_taken(stack, echo_patient):
     body = {**DXA, "id": f"dxa-{uuid.uuid4().hex[:8]}", "valueQuantity": quantity,
             "subject": {"reference": f"Patient/{echo_patient}"}}
     assert (await stack.http.post("/v1/fhir/Observation", json=body)).status_code == 202
+
+
+async def test_links_are_built_from_the_configured_base_url_never_the_host_header(stack):
+    patient = await enroll(stack.http)
+    await wait_for_orders(stack.http, patient, {"order_mri", "order_dxa"})
+    for forged in ({"Host": "evil.example"}, {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
+                                              "Forwarded": "host=evil.example;proto=https"}):
+        bundle = (await stack.http.get("/v1/orders", params={"patient": patient, "_count": 2}, headers=forged)).json()
+        urls = [link["url"] for link in bundle["link"]] + [e["fullUrl"] for e in bundle["entry"]]
+        assert {link["relation"] for link in bundle["link"]} == {"self", "next"}
+        assert urls and all(u.startswith(BASE_URL) for u in urls), urls
+        plans = (await stack.http.get("/v1/fhir/PlanDefinition", headers=forged)).json()
+        assert all(e["fullUrl"].startswith(BASE_URL) for e in plans["entry"])
