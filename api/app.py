@@ -16,6 +16,7 @@ from temporalio.client import Client
 from activities.order_book import OrderBook
 from api.auth import BearerAuth
 from api.deps import Services
+from api.docs_pages import install_docs
 from api.errors import install_error_handlers
 from api.openapi import openapi_schema
 from api.pathways import Pathways
@@ -38,7 +39,7 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
     links in answers start with it (never with the request's ``Host``).
     """
     definition = definition or load_definition()
-    app = FastAPI(title="VCF care pathway API", version="1.0",
+    app = FastAPI(title="VCF care pathway API", version="1.0", docs_url=None, redoc_url=None,
                   description="One durable Temporal workflow per patient with an osteoporotic vertebral "
                               "compression fracture. Authenticate with `Authorization: Bearer <token>`.")
     app.state.services = Services(
@@ -48,6 +49,7 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
     # guideline before fhir: fhir's /v1/fhir/{type}/{id} would otherwise answer for definitions
     for module in (health, patients, events, guideline, fhir, orders):
         app.include_router(module.router)
+    install_docs(app)  # /docs and /redoc from the project's own files, no CDN
     app.middleware("http")(log_requests)
     install_error_handlers(app)  # after the other middleware: its catch-all must be outermost
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 
 import pytest
@@ -179,3 +180,19 @@ async def test_links_are_built_from_the_configured_base_url_never_the_host_heade
         assert urls and all(u.startswith(BASE_URL) for u in urls), urls
         plans = (await stack.http.get("/v1/fhir/PlanDefinition", headers=forged)).json()
         assert all(e["fullUrl"].startswith(BASE_URL) for e in plans["entry"])
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_the_docs_pages_load_nothing_from_outside(stack, page):
+    async with http_client(stack.app, authenticated=False) as anonymous:
+        html = await anonymous.get(page)
+        assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+        urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html.text)
+        assert any(u.endswith(".js") for u in urls), urls
+        for url in urls:  # every script, stylesheet and icon is the API's own
+            assert url.startswith("/") and not url.startswith("//"), url
+            asset = await anonymous.get(url)
+            assert asset.status_code == 200 and len(asset.content) > 100, url
+        assert "http://" not in html.text and "https://" not in html.text  # no web fonts, no validator badge
+        spec_url = re.search(r"""(?:url: |spec-url=)["']([^"']+)["']""", html.text).group(1)
+        assert spec_url == "/openapi.json"
