@@ -21,6 +21,7 @@ from activities.order_book import OrderBook
 from api.app import create_app
 from api.auth import load_tokens
 from api.server import ServerLimits, uvicorn_config
+from worker.data_dir import private_umask, secure_data_dir
 from worker.logging import configure_logging
 from worker.runtime import connect
 from worker.settings import Settings
@@ -63,6 +64,7 @@ async def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, limits:
 
 async def _main() -> None:
     settings = Settings()
+    secure_data_dir(settings.data_dir)
     client = await connect(settings.temporal_address)
     app = create_app(client=client, order_book=OrderBook(settings.order_book_path), tokens=load_tokens(settings),
                      public_url=settings.public_url)
@@ -78,13 +80,14 @@ async def _main() -> None:
 
 def main() -> None:
     """Entry point of ``python -m api.main``."""
+    private_umask()  # what this process writes in the data directory is its owner's only
     configure_logging(os.environ.get("VCF_LOG_LEVEL", "INFO"))
     code = 0
     try:
         asyncio.run(_main())
     except KeyboardInterrupt:
         pass
-    except RuntimeError as exc:  # serve() could not start (the port is in use)
+    except RuntimeError as exc:  # serve() could not start (the port is in use), or the data dir is not ours
         log.error(str(exc))
         code = 1
     sys.stdout.flush()
