@@ -44,7 +44,14 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS orders_patient ON orders (patient_id, status);
 CREATE INDEX IF NOT EXISTS orders_workflow_kind ON orders (workflow_id, kind, status);
+-- Pages in listing order (day, created_at, id), whole or by patient or status: see OrderBook.page.
+CREATE INDEX IF NOT EXISTS orders_listing ON orders (day, created_at, id);
+CREATE INDEX IF NOT EXISTS orders_patient_listing ON orders (patient_id, day, created_at, id);
+CREATE INDEX IF NOT EXISTS orders_status_listing ON orders (status, day, created_at, id);
 """
+
+# Where a page ends, in listing order: (day, created_at, id) of its last order.
+PagePosition = tuple[float, str, str]
 
 
 def new_order_id() -> str:
@@ -120,18 +127,52 @@ class OrderBook(SqliteStore):
             row = db.execute("SELECT * FROM orders WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
         return _row(row) if row else None
 
+    def page(self, *, patient_id: str | None = None, status: OrderStatus | None = None,
+             after: PagePosition | None = None, skip: int = 0, limit: int = 100) -> list[Order]:
+        """At most ``limit`` orders in listing order (day, created_at, id), after the position
+        ``after`` (keyset paging: an index seek, however deep the page), then ``skip`` more."""
+        where, args = _filters(patient_id=patient_id, status=status)
+        if after is not None:
+            where += (" AND " if where else " WHERE ") + "(day, created_at, id) > (?, ?, ?)"
+            args.extend(after)
+        query = "SELECT * FROM orders" + where + " ORDER BY day, created_at, id LIMIT ? OFFSET ?"
+        with self._connect() as db:
+            rows = db.execute(query, [*args, limit, skip]).fetchall()
+        return [_row(r) for r in rows]
+
+    def count(self, *, patient_id: str | None = None, status: OrderStatus | None = None) -> int:
+        """How many orders match (counted in the database, none loaded)."""
+        where, args = _filters(patient_id=patient_id, status=status)
+        with self._connect() as db:
+            return db.execute("SELECT count(*) FROM orders" + where, args).fetchone()[0]
+
     def list(self, *, patient_id: str | None = None, status: OrderStatus | None = None,
              workflow_id: str | None = None) -> list[Order]:
-        """Orders, oldest first, filtered by patient, pathway and status."""
-        where, args = [], []
-        for column, value in (("patient_id", patient_id), ("status", status), ("workflow_id", workflow_id)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        query = "SELECT * FROM orders" + (" WHERE " + " AND ".join(where) if where else "")
+        """Orders, oldest first, filtered by patient, pathway and status (all of them: for one
+        pathway's orders; a listing across patients goes page by page, :meth:`page`)."""
+        where, args = _filters(patient_id=patient_id, status=status, workflow_id=workflow_id)
         with self._connect() as db:
-            rows = db.execute(query + " ORDER BY day, created_at, id", args).fetchall()
+            rows = db.execute("SELECT * FROM orders" + where + " ORDER BY day, created_at, id", args).fetchall()
         return [_row(r) for r in rows]
+
+
+def position(order: Order) -> PagePosition:
+    """Where ``order`` stands in listing order (the next page starts after it)."""
+    return order.day, _stored_time(order), order.id
+
+
+def _stored_time(order: Order) -> str:
+    # created_at as the database holds it (utc_now's text), which is what it sorts by.
+    return order.created_at.isoformat(timespec="seconds")
+
+
+def _filters(**columns: Any) -> tuple[str, list[Any]]:
+    where, args = [], []
+    for column, value in columns.items():
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
 def _row(row: sqlite3.Row) -> Order:

@@ -34,6 +34,11 @@ class SqliteStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(self.schema)
 
+    def ping(self) -> None:
+        """Raise unless the database file can be opened and read."""
+        with self._connect() as db:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)

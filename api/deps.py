@@ -17,6 +17,7 @@ from activities.order_book import OrderBook
 from api.auth import BearerAuth, Caller
 from api.bodies import json_body
 from api.errors import ApiError
+from api.load import Load
 from api.pathways import Pathways
 from api.records import require_enrolled
 from api.registry import EnrollmentRecord, Registry
@@ -33,6 +34,7 @@ class Services:
     registry: Registry
     definition: PathwayDefinition
     auth: BearerAuth
+    load: Load
     public_url: str = "http://127.0.0.1:8000/"
 
 

@@ -67,7 +67,7 @@ async def _main() -> None:
     secure_data_dir(settings.data_dir)
     client = await connect(settings.temporal_address)
     app = create_app(client=client, order_book=OrderBook(settings.order_book_path), tokens=load_tokens(settings),
-                     public_url=settings.public_url)
+                     public_url=settings.public_url, max_in_flight=settings.api_max_in_flight)
     log.info("api listening", extra={"host": settings.api_host, "port": settings.api_port})
     task = asyncio.ensure_future(serve(app, settings.api_host, settings.api_port, ServerLimits.from_settings(settings)))
     # serve() leaves signals to its host: here SIGTERM (and SIGINT) stop it gracefully.

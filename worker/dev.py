@@ -59,7 +59,8 @@ async def run_all(stop: asyncio.Event) -> None:
     try:
         book = OrderBook(settings.order_book_path)
         token = ensure_dev_token(settings.token_path)
-        app = create_app(client=client, order_book=book, tokens=load_tokens(settings), public_url=settings.public_url)
+        app = create_app(client=client, order_book=book, tokens=load_tokens(settings), public_url=settings.public_url,
+                         max_in_flight=settings.api_max_in_flight)
         async with build_worker(client, book):
             api = asyncio.create_task(serve(app, api_host, api_port, ServerLimits.from_settings(settings)))
             api_url = f"http://{api_host}:{api_port}"

@@ -23,6 +23,8 @@ VCF_API_KEEP_ALIVE_TIMEOUT 5                    seconds an idle connection is ke
 VCF_API_MAX_CONNECTIONS 100                     connections (and requests) served at once;
                                                 beyond it, new requests get a plain 503
 VCF_API_MAX_HEADER_BYTES 16384                  largest request head (line and headers)
+VCF_API_MAX_IN_FLIGHT   32                      above this many requests in progress, the API
+                                                reports itself saturated (``/readyz`` 503)
 VCF_API_URL         http://127.0.0.1:8000       where the CLI finds the API
 VCF_API_TOKEN       (unset: the token file)     the CLI's bearer token
 TEMPORAL_PORT       7233                        ``make run``: its dev server's port
@@ -60,6 +62,7 @@ class Settings(BaseSettings):
     api_keep_alive_timeout: float = Field(5.0, gt=0, validation_alias="VCF_API_KEEP_ALIVE_TIMEOUT")
     api_max_connections: int = Field(100, ge=1, validation_alias="VCF_API_MAX_CONNECTIONS")
     api_max_header_bytes: int = Field(16 * 1024, ge=1024, validation_alias="VCF_API_MAX_HEADER_BYTES")
+    api_max_in_flight: int = Field(32, ge=1, validation_alias="VCF_API_MAX_IN_FLIGHT")
     api_url: str = Field("http://127.0.0.1:8000", validation_alias="VCF_API_URL")
     api_token: str | None = Field(None, validation_alias="VCF_API_TOKEN")
     temporal_port: int = Field(7233, validation_alias="TEMPORAL_PORT")

@@ -8,13 +8,20 @@ import hashlib
 import json
 import re
 import uuid
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from temporalio.client import Client
 
+from activities.order_book import OrderBook
+from api.app import create_app
+from tests.helpers import free_port
 from tests.integration.api_support import (
     AUTH,
     BASE_URL,
+    TOKEN,
+    build_app,
     enroll,
     enrollment,
     http_client,
@@ -196,3 +203,69 @@ async def test_the_docs_pages_load_nothing_from_outside(stack, page):
         assert "http://" not in html.text and "https://" not in html.text  # no web fonts, no validator badge
         spec_url = re.search(r"""(?:url: |spec-url=)["']([^"']+)["']""", html.text).group(1)
         assert spec_url == "/openapi.json"
+
+
+class _ListingSpy(OrderBook):
+    """The real order book, noting how the listing reads it."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.listed: list[int] = []
+        self.page_limits: list[int] = []
+
+    def list(self, **filters):
+        rows = super().list(**filters)
+        self.listed.append(len(rows))
+        return rows
+
+    def page(self, **query):
+        self.page_limits.append(query["limit"])
+        return super().page(**query)
+
+
+async def test_order_bundles_are_paged_in_the_database_with_a_capped_page_size(dev_env, tmp_path):
+    book = _ListingSpy(tmp_path / "orders.db")
+    patient = new_patient_id()
+    for i in range(250):
+        book.place(idempotency_key=f"{workflow_id_for(patient)}/a{i}", patient_id=patient,
+                   workflow_id=workflow_id_for(patient), action_id=f"a{i}", kind="order_dxa", resource="ServiceRequest",
+                   priority="routine", day=i // 3, title="DXA", rationale="r", citation="Guideline: test", details={},
+                   codes=[])
+    async with http_client(build_app(dev_env, book, "unused")) as http:
+        for too_much in ({"_count": 1000}, {"_count": 101}, {"_offset": 100000}, {"_offset": 1001}):
+            r = await http.get("/v1/orders", params=too_much)
+            assert r.status_code == 422 and r.json()["detail"][0].startswith("query._"), r.text
+        seen, url, params = [], "/v1/orders", {"patient": patient, "_count": 100}
+        while url:
+            page = (await http.get(url, params=params)).json()
+            assert page["total"] == 250 and len(page["entry"]) <= 100
+            seen += [e["resource"]["id"] for e in page["entry"]]
+            url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
+            params = None
+            assert url is None or "_cursor=" in url
+        assert seen == [o.id for o in OrderBook(book.path).list(patient_id=patient)]  # each once, in order
+        skipped = (await http.get("/v1/orders", params={"patient": patient, "_count": 10, "_offset": 240})).json()
+        assert [e["resource"]["id"] for e in skipped["entry"]] == seen[240:]
+        spec = (await http.get("/openapi.json")).json()
+    # Never the whole match: a page's rows, and one more to know whether another page follows.
+    assert book.listed == [] and set(book.page_limits) <= {101, 11}
+    params = {p["name"]: p["schema"] for p in spec["paths"]["/v1/orders"]["get"]["parameters"]}
+    assert params["_count"]["maximum"] == 100 and params["_offset"]["maximum"] == 1000
+    assert "pattern" in params["_cursor"]
+
+
+async def test_readyz_says_whether_the_api_can_serve(stack, tmp_path):
+    async with http_client(stack.app, authenticated=False) as anonymous:
+        r = await anonymous.get("/readyz")
+        assert r.status_code == 200 and r.json() == {"ready": True, "in_flight": 0, "max_in_flight": 32}
+    # The workflow service gone, and the database unreadable: 503, naming each.
+    lost = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
+    book = OrderBook(tmp_path / "orders.db")
+    app = create_app(client=lost, order_book=book, tokens={TOKEN})
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{book.path}{suffix}").unlink(missing_ok=True)
+    book.path.mkdir()  # where the database file was: cannot be opened
+    async with http_client(app, authenticated=False) as anonymous:
+        r = await anonymous.get("/readyz")
+    assert r.status_code == 503 and r.json()["error"] == "not ready", r.text
+    assert [line.split(":")[0] for line in r.json()["detail"]] == ["database", "temporal"]

@@ -202,3 +202,28 @@ async def _logged(caplog, message: str) -> bool:
 
 def _logged_now(caplog, message: str) -> bool:
     return any(r.getMessage() == message for r in caplog.records)
+
+
+async def test_readyz_turns_503_while_the_api_is_saturated(dev_env, tmp_path):
+    app = build_app(dev_env, OrderBook(tmp_path / "orders.db"), "unused", max_in_flight=2)
+    async with running(app, ServerLimits(body_timeout=10)) as url, httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/readyz")).json()["ready"] is True
+        held = []
+        for _ in range(3):  # three requests waiting for the rest of their bodies: in flight
+            _reader, writer = await asyncio.open_connection("127.0.0.1", _port(url))
+            writer.write(b"POST /v1/patients HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer " + TOKEN.encode()
+                         + b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+            await writer.drain()
+            held.append(writer)
+
+        async def saturated():
+            r = await http.get("/readyz")
+            return r if r.status_code == 503 else None
+        r = await eventually(saturated, timeout=5)
+        assert r.json() == {"error": "not ready", "detail": ["load: 3 requests in flight (limit 2)"]}
+        for writer in held:
+            writer.close()
+
+        async def ready_again():
+            return (await http.get("/readyz")).status_code == 200
+        await eventually(ready_again, timeout=5)
