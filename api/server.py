@@ -3,7 +3,8 @@ connections are served at once, how large a request head may be.
 
 uvicorn bounds the idle time between two requests on a connection (``timeout_keep_alive``), the
 number of connections and requests at once (``limit_concurrency``: above it, new requests get a
-plain 503) and the size of a request head (h11's ``max_incomplete_event_size``). It has no limit
+plain 503) and the size of a request head still arriving (h11's ``max_incomplete_event_size``;
+:class:`GuardedH11` also refuses, 431, a head over that size that arrives whole). It has no limit
 on how long a client may take to *send* a request: a client trickling its headers or its body a
 byte at a time would hold a connection (and a request in the app) for ever. :class:`GuardedH11`
 adds the two clocks it lacks, each running from the first byte and never reset by more bytes:
@@ -30,6 +31,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from worker.settings import Settings
 
 log = logging.getLogger("api")
+_TOO_LARGE_TEXT = b"request head (line and headers) too large"
+TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+             b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_TOO_LARGE_TEXT), _TOO_LARGE_TEXT))
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,23 @@ class GuardedH11(H11Protocol):
         self._expect("head")  # a connection that sends nothing is cut off as one that sends slowly
 
     def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE and self._head_too_large(data):
+            return
         super().data_received(data)
         self._follow()
+
+    def _head_too_large(self, data: bytes) -> bool:
+        """Refuse (431, then close) a request head over the limit. h11 applies its own limit only
+        to a head still incomplete: one that arrives whole in a single read passes it."""
+        pending = self.conn.trailing_data[0] + data
+        end = pending.find(b"\r\n\r\n")
+        if (end == -1 and len(pending) <= self.limits.max_header_bytes) or 0 <= end < self.limits.max_header_bytes:
+            return False
+        if not self.transport.is_closing():
+            log.warning("request head too large: refused", extra={"limit_bytes": self.limits.max_header_bytes})
+            self.transport.write(TOO_LARGE)
+            self.transport.close()
+        return True
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

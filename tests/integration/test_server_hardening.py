@@ -227,3 +227,14 @@ async def test_readyz_turns_503_while_the_api_is_saturated(dev_env, tmp_path):
         async def ready_again():
             return (await http.get("/readyz")).status_code == 200
         await eventually(ready_again, timeout=5)
+
+
+async def test_a_request_head_larger_than_the_limit_is_refused(api):
+    reader, writer = await asyncio.open_connection("127.0.0.1", _port(api))
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: api\r\nX-Big: " + b"a" * (LIMITS.max_header_bytes + 1) + b"\r\n\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    async with httpx.AsyncClient(base_url=api) as http:  # a head within the limit, as ever
+        assert (await http.get("/healthz", headers={"X-Big": "a" * 8000})).status_code == 200
