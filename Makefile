@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast test-workflow test-integration lint bench worker clean
+.PHONY: run test test-fast test-workflow test-integration lint bench bench-api worker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ lint: $(STAMP)
 ## bench: one-year pathway under time-skipping (prints wall time and history size)
 bench: $(STAMP)
 	$(BIN)/python bench/one_year_pathway.py
+
+## bench-api: a state read while 40 large order Bundles are read (prints latencies and /readyz)
+bench-api: $(STAMP)
+	$(BIN)/python bench/bundle_reads.py
 
 ## worker: the worker process alone, against TEMPORAL_ADDRESS
 worker: $(STAMP)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.order_book import OrderBook, order_id_for
+from activities.order_book import OrderBook
 from activities.order_model import OrderStatus, RequestResource
 from pathway.contract import ACTION_KINDS, Action
 from pathway.guideline import Code
@@ -131,15 +131,18 @@ class OrderActivities:
 
     @activity.defn(name="escalate_overdue_result")
     def escalate_overdue_result(self, request: OverdueRequest) -> OrderReceipt:
-        """One care-team task per overdue order (idempotent), pointing at the order."""
+        """One care-team task per overdue order (idempotent), pointing at the order (found by its
+        idempotency key: order ids are random). Should the order be missing from the book, the task
+        still goes out, naming the action only: an escalation never waits on a lookup."""
         key = f"{request.workflow_id}/overdue:{request.order_action_id}"
+        target = self.book.get_by_key(f"{request.workflow_id}/{request.order_action_id}")
+        about = {"order_id": target.id} if target else {}
         order, created = self.book.place(
             idempotency_key=key, patient_id=request.patient_id, workflow_id=request.workflow_id,
             action_id=f"overdue:{request.order_action_id}", kind="escalate_overdue_result", resource="Task",
             priority="urgent", day=request.day, title=f"Result overdue: {request.order_kind}",
             rationale=request.rationale, citation=request.citation,
-            details={"order_id": order_id_for(f"{request.workflow_id}/{request.order_action_id}"),
-                     "order_action_id": request.order_action_id, "order_day": request.order_day},
+            details={**about, "order_action_id": request.order_action_id, "order_day": request.order_day},
             codes=[])
         activity.logger.info("overdue result escalated", extra={"action_kind": request.order_kind})
         return OrderReceipt(order_id=order.id, status=order.status, created=created)

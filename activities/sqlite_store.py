@@ -1,7 +1,12 @@
-"""A SQLite file with its schema: the order book and the API's registry both stand on it."""
+"""A SQLite file with its schema: the order book and the API's registry both stand on it.
+
+The file is created with mode 0600 (and so are its ``-wal`` and ``-shm`` files): it holds
+patient data.
+"""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,10 +27,17 @@ class SqliteStore:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created readable by its owner only; SQLite gives its -wal and -shm files the same mode.
+        os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(self.schema)
+
+    def ping(self) -> None:
+        """Raise unless the database file can be opened and read."""
+        with self._connect() as db:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

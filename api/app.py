@@ -16,12 +16,15 @@ from temporalio.client import Client
 from activities.order_book import OrderBook
 from api.auth import BearerAuth
 from api.deps import Services
+from api.docs_pages import install_docs
 from api.errors import install_error_handlers
+from api.load import CountInFlight, Load
 from api.openapi import openapi_schema
 from api.pathways import Pathways
 from api.registry import Registry
 from api.routes import events, fhir, guideline, health, orders, patients
 from pathway.guideline import PathwayDefinition, load_definition
+from worker.settings import public_base_url
 from workflows.models import TASK_QUEUE
 
 log = logging.getLogger("api")
@@ -29,23 +32,30 @@ log = logging.getLogger("api")
 
 def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_queue: str = TASK_QUEUE,
                definition: PathwayDefinition | None = None, query_timeout: float = 3.0,
-               rpc_timeout: float = 10.0) -> FastAPI:
+               rpc_timeout: float = 10.0, public_url: str = "http://127.0.0.1:8000/",
+               max_in_flight: int = 32) -> FastAPI:
     """The API over a Temporal client and the order book (the registry shares its database file).
 
     ``query_timeout`` bounds a wait for a worker to answer a query before the answer falls back
-    to what can be read without one.
+    to what can be read without one. ``public_url`` is where clients reach the API: absolute
+    links in answers start with it (never with the request's ``Host``). Above ``max_in_flight``
+    requests in progress, ``/readyz`` answers 503.
     """
     definition = definition or load_definition()
-    app = FastAPI(title="VCF care pathway API", version="1.0",
+    app = FastAPI(title="VCF care pathway API", version="1.0", docs_url=None, redoc_url=None,
                   description="One durable Temporal workflow per patient with an osteoporotic vertebral "
                               "compression fracture. Authenticate with `Authorization: Bearer <token>`.")
+    load = Load(max_in_flight)
     app.state.services = Services(
         pathways=Pathways(client, task_queue, definition, rpc_timeout=rpc_timeout, query_timeout=query_timeout),
-        order_book=order_book, registry=Registry(order_book.path), definition=definition, auth=BearerAuth(tokens))
+        order_book=order_book, registry=Registry(order_book.path), definition=definition, auth=BearerAuth(tokens),
+        load=load, public_url=public_base_url(public_url))
     # guideline before fhir: fhir's /v1/fhir/{type}/{id} would otherwise answer for definitions
     for module in (health, patients, events, guideline, fhir, orders):
         app.include_router(module.router)
+    install_docs(app)  # /docs and /redoc from the project's own files, no CDN
     app.middleware("http")(log_requests)
+    app.add_middleware(CountInFlight, load=load)
     install_error_handlers(app)  # after the other middleware: its catch-all must be outermost
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app

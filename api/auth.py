@@ -23,7 +23,7 @@ def ensure_dev_token(path: Path) -> str:
         token = path.read_text(encoding="utf-8").strip()
         if token:
             return token
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:

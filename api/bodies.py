@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import Request
 
 from api.errors import ApiError
+from pathway.contract import SAFE_FIELD_NAME
 
 MAX_BODY = 64 * 1024  # contract bodies are small; a huge one is a mistake or an attack
 
@@ -29,6 +30,23 @@ NO_BODY: Any = _NoBody()
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__("duplicate key")
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON parsers disagree on {"id": "a", "id": "b"} (first wins, last wins, refused): a body
+    # that two readers could read differently is refused, never quietly taken as its last key.
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
 
 
 def _number(text: str) -> int | float:
@@ -60,12 +78,16 @@ async def _read_capped(request: Request) -> bytes:
 
 
 async def json_body(request: Request) -> Any:
-    """The request's JSON value, or :data:`NO_BODY`; 413 if too big, 422 naming ``body`` if not JSON."""
+    """The request's JSON value, or :data:`NO_BODY`; 413 if too big, 422 naming ``body`` if not JSON
+    (or the key, if an object gives one key twice)."""
     raw = await _read_capped(request)
     if not raw.strip():
         return NO_BODY
     try:
-        return json.loads(raw, parse_constant=_no_constant, parse_float=_number)
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_number, object_pairs_hook=_object)
+    except _DuplicateKey as exc:
+        field = exc.key if SAFE_FIELD_NAME.fullmatch(exc.key) else "body"
+        raise ApiError(422, "invalid request", [f"{field}: a key given more than once in one JSON object"]) from None
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
         raise ApiError(422, "invalid request", [f"body: not valid JSON ({where})"]) from None

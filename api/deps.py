@@ -16,6 +16,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from activities.order_book import OrderBook
 from api.auth import BearerAuth, Caller
 from api.bodies import json_body
+from api.errors import ApiError
+from api.load import Load
 from api.pathways import Pathways
 from api.records import require_enrolled
 from api.registry import EnrollmentRecord, Registry
@@ -32,6 +34,8 @@ class Services:
     registry: Registry
     definition: PathwayDefinition
     auth: BearerAuth
+    load: Load
+    public_url: str = "http://127.0.0.1:8000/"
 
 
 def _services(request: Request) -> Services:
@@ -55,7 +59,9 @@ def _definition(request: Request) -> PathwayDefinition:
 
 
 def _base_url(request: Request) -> str:
-    return str(request.base_url)
+    # Configured, never read from the request: a Host (or X-Forwarded-Host) header would otherwise
+    # decide where the links in an answer send the client, and its token with it.
+    return _services(request).public_url
 
 
 PathwaysDep = Annotated[Pathways, Depends(_pathways)]
@@ -63,7 +69,7 @@ OrderBookDep = Annotated[OrderBook, Depends(_order_book)]
 RegistryDep = Annotated[Registry, Depends(_registry)]
 DefinitionDep = Annotated[PathwayDefinition, Depends(_definition)]
 BaseUrl = Annotated[str, Depends(_base_url)]
-"""The API's own base URL (``http://host:port/``), for absolute links in FHIR answers."""
+"""The API's public base URL (``VCF_API_PUBLIC_URL``, ending with ``/``), for absolute links in FHIR answers."""
 JsonBody = Annotated[Any, Depends(json_body)]
 """The request body as JSON (capped), or ``NO_BODY``."""
 
@@ -74,7 +80,10 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
 
 async def authenticated_caller(request: Request, credentials: Annotated[
         HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
-    """The caller behind a valid bearer token; 401 otherwise."""
+    """The caller behind a valid bearer token; 401 otherwise, and 400 for two ``Authorization``
+    headers (a proxy and the API could each read a different one)."""
+    if len(request.headers.getlist("authorization")) > 1:
+        raise ApiError(400, "bad request", ["Authorization: given more than once; send one header"])
     return _services(request).auth.caller(credentials.credentials if credentials else None)
 
 

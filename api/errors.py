@@ -12,12 +12,16 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pathway.contract import UNKNOWN_FIELD, safe_location, safe_message
 
 log = logging.getLogger("api")
 INTERNAL_ERROR = {"error": "internal error", "detail": []}
+CLIENT_CLOSED = 499  # nginx's "client closed request": logged, never sent (no one is there to read it)
 
 
 class ApiError(Exception):
@@ -39,8 +43,14 @@ def error_response(status: int, error: str, detail: list[str] | None = None,
 
 
 def field_errors(errors: Iterable[dict[str, Any]], whole: str = "body") -> list[str]:
-    """Pydantic errors as ``field: reason`` lines (``whole`` names an error without a location)."""
-    return [f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}" for e in errors]
+    """Pydantic errors as ``field: reason`` lines (``whole`` names an error without a location).
+    Nothing submitted is quoted: a key that is not a plain name is "an unknown field", and a
+    message that would repeat a value is replaced (:func:`pathway.contract.describe`'s rules)."""
+    lines = []
+    for e in errors:
+        loc, safe = safe_location(e["loc"])
+        lines.append(f"{'.'.join(loc) or whole}: {safe_message(e) if safe else UNKNOWN_FIELD}")
+    return list(dict.fromkeys(lines))
 
 
 class CatchAll:
@@ -86,6 +96,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, "invalid request", field_errors(exc.errors(), "request"))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, _: ClientDisconnect) -> Response:
+        # The client went away before its body was whole (or the server cut off a slow one):
+        # nothing to answer, and nothing wrong with the API. Logged as such, not as a 500.
+        route = request.scope.get("route")
+        log.info("client disconnected", extra={"route": getattr(route, "path", "unmatched")})
+        return Response(status_code=CLIENT_CLOSED)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

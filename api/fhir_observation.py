@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.errors import ApiError, field_errors
 from api.inputs import date_time_pattern, valid_event
-from pathway.contract import Event, Nrs
+from pathway.contract import UNKNOWN_FIELD, Event, Nrs, safe_location, safe_message
 
 LOINC = "http://loinc.org"
 PAIN_LOINC = "72514-3"
@@ -86,13 +86,18 @@ class PatientReference(_Element):
     display: Text = Field(None)
 
 
+UCUM = "http://unitsofmeasure.org"
+T_SCORE_UNIT = "{T-score}"  # UCUM: a unitless score, annotated
+
+
 class TScoreQuantity(_Element):
-    """A DXA T-score."""
+    """A DXA T-score: the value alone (no ``comparator``: "< -2.5" is not a score), in the T-score's
+    unit if one is given (UCUM ``{T-score}``)."""
 
     value: Annotated[float, Field(ge=-6, le=4)]
-    unit: Text = Field(None)
-    system: Uri = Field(None)
-    code: FhirCode = Field(None)
+    unit: Literal["{T-score}", "T-score"] = Field(None)
+    system: Literal["http://unitsofmeasure.org"] = Field(None)
+    code: Literal["{T-score}"] = Field(None)
 
 
 class ObservationNote(_Element):
@@ -174,9 +179,12 @@ def _check_profile(raw: dict[str, Any]) -> None:
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
-            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".") or "body"
-            lines.append(f"{path}: {'unknown element' if err['type'] == 'extra_forbidden' else err['msg']}")
-        raise ApiError(422, "invalid Observation", lines) from None
+            loc, safe = safe_location(err["loc"])
+            path = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc).lstrip(".") or "body"
+            reason = UNKNOWN_FIELD if not safe else "unknown element" if err["type"] == "extra_forbidden" \
+                else safe_message(err)
+            lines.append(f"{path}: {reason}")
+        raise ApiError(422, "invalid Observation", list(dict.fromkeys(lines))) from None
 
 
 def _pain(raw: dict[str, Any]) -> dict[str, Any]:

@@ -187,17 +187,15 @@ def resource_url(base_url: str, order: Order) -> str:
     return f"{base_url}v1/fhir/{order.resource}/{order.id}"
 
 
-def orders_bundle(page: list[Order], base_url: str, *, total: int, offset: int, count: int,
-                  query: dict[str, str], focus_types: dict[str, str]) -> dict[str, Any]:
+def orders_bundle(page: list[Order], base_url: str, *, total: int, self_params: dict[str, Any],
+                  next_params: dict[str, Any] | None, focus_types: dict[str, str]) -> dict[str, Any]:
     """A searchset Bundle (FHIR JSON) of one page of orders; each resource is validated once,
-    as part of the Bundle. ``query`` holds the search's filters, for the paging links."""
-    def link(relation: str, at: int) -> dict[str, str]:
-        return {"relation": relation,
-                "url": f"{base_url}v1/orders?{urlencode({**query, '_count': count, '_offset': at})}"}
+    as part of the Bundle. ``self_params`` is the search as asked, ``next_params`` the next
+    page's (None on the last page)."""
+    def link(relation: str, params: dict[str, Any]) -> dict[str, str]:
+        return {"relation": relation, "url": f"{base_url}v1/orders?{urlencode(params)}"}
 
-    links = [link("self", offset)]
-    if offset + len(page) < total:
-        links.append(link("next", offset + len(page)))
+    links = [link("self", self_params)] + ([link("next", next_params)] if next_params is not None else [])
     body: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
     if page:
         body["entry"] = [{"fullUrl": resource_url(base_url, o), "search": {"mode": "match"},

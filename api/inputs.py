@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from api.bodies import NO_BODY
 from api.errors import ApiError
 from api.models import AcknowledgeBody
-from pathway.contract import ContractError, Event, parse_event
+from pathway.contract import UNKNOWN_FIELD, ContractError, Event, parse_event, safe_location, safe_message
 from pathway.intake import CLOCK_SKEW
 
 
@@ -68,8 +68,12 @@ def acknowledgement(body: Any) -> AcknowledgeBody:
         return AcknowledgeBody.model_validate(body)
     except ValidationError as exc:
         reasons = {"extra_forbidden": "unknown field", "string_pattern_mismatch": "expected text, not only spaces"}
-        lines = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {reasons.get(e['type'], e['msg'])}" for e in exc.errors()]
-        raise ApiError(422, "invalid request", lines) from None
+        lines = []
+        for e in exc.errors():
+            loc, safe = safe_location(e["loc"])
+            lines.append(f"{'.'.join(loc) or 'body'}: "
+                         f"{reasons.get(e['type'], safe_message(e)) if safe else UNKNOWN_FIELD}")
+        raise ApiError(422, "invalid request", list(dict.fromkeys(lines))) from None
 
 
 def status_note(ack: AcknowledgeBody) -> str:

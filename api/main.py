@@ -20,6 +20,8 @@ from fastapi import FastAPI
 from activities.order_book import OrderBook
 from api.app import create_app
 from api.auth import load_tokens
+from api.server import ServerLimits, uvicorn_config
+from worker.data_dir import private_umask, secure_data_dir
 from worker.logging import configure_logging
 from worker.runtime import connect
 from worker.settings import Settings
@@ -35,19 +37,15 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
-def _config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
-    # No access log (paths hold patient keys) and no uvicorn log config: ours is JSON already.
-    return uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
-
-
-async def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:
+async def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, limits: ServerLimits | None = None) -> None:
     """Serve ``app`` until cancelled; for use inside another asyncio program (no signal handlers).
 
     Cancelling the task stops accepting connections, lets requests in flight finish, then
     re-raises the cancellation. A server that cannot start raises RuntimeError (uvicorn itself
-    would exit the whole process, skipping the host program's clean-up).
+    would exit the whole process, skipping the host program's clean-up). ``limits``: timeouts and
+    caps (:class:`api.server.ServerLimits`; its defaults unless given).
     """
-    server = _EmbeddedServer(_config(app, host, port))
+    server = _EmbeddedServer(uvicorn_config(app, host, port, limits))
 
     async def run() -> None:
         try:
@@ -66,10 +64,12 @@ async def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None
 
 async def _main() -> None:
     settings = Settings()
+    secure_data_dir(settings.data_dir)
     client = await connect(settings.temporal_address)
-    app = create_app(client=client, order_book=OrderBook(settings.order_book_path), tokens=load_tokens(settings))
+    app = create_app(client=client, order_book=OrderBook(settings.order_book_path), tokens=load_tokens(settings),
+                     public_url=settings.public_url, max_in_flight=settings.api_max_in_flight)
     log.info("api listening", extra={"host": settings.api_host, "port": settings.api_port})
-    task = asyncio.ensure_future(serve(app, settings.api_host, settings.api_port))
+    task = asyncio.ensure_future(serve(app, settings.api_host, settings.api_port, ServerLimits.from_settings(settings)))
     # serve() leaves signals to its host: here SIGTERM (and SIGINT) stop it gracefully.
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -80,13 +80,14 @@ async def _main() -> None:
 
 def main() -> None:
     """Entry point of ``python -m api.main``."""
+    private_umask()  # what this process writes in the data directory is its owner's only
     configure_logging(os.environ.get("VCF_LOG_LEVEL", "INFO"))
     code = 0
     try:
         asyncio.run(_main())
     except KeyboardInterrupt:
         pass
-    except RuntimeError as exc:  # serve() could not start (the port is in use)
+    except RuntimeError as exc:  # serve() could not start (the port is in use), or the data dir is not ours
         log.error(str(exc))
         code = 1
     sys.stdout.flush()

@@ -33,6 +33,14 @@ class Health(BaseModel):
     ok: Literal[True]
 
 
+class Readiness(BaseModel):
+    """The API can serve: the workflow service and the database answer, and it is not saturated."""
+
+    ready: Literal[True]
+    in_flight: int = Field(description="Requests being served now (probes aside)")
+    max_in_flight: int = Field(description="Above this many, /readyz answers 503")
+
+
 class EnrollmentAnswer(BaseModel):
     """The pathway a patient is enrolled on."""
 

@@ -22,6 +22,7 @@ from pathway.contract import Enrollment, Event
 
 REF = "#/components/schemas/{model}"
 _MEANING = {
+    400: "a malformed request: the `Authorization` header given more than once",
     401: "missing or unknown bearer token",
     404: "unknown patient or order",
     409: "conflict: the pathway has ended, the patient is enrolled with other data, the event id was used "
@@ -34,9 +35,10 @@ _MEANING = {
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """``responses`` for these failures (and 500, which any route may answer), each an ErrorBody."""
+    """``responses`` for these failures (and 500, which any route may answer), each an ErrorBody.
+    A route that checks the bearer token (401) may also answer 400 (two ``Authorization`` headers)."""
     answers: dict[int | str, dict[str, Any]] = {}
-    for code in sorted({*codes, 500}):
+    for code in sorted({*codes, 500, *((400,) if 401 in codes else ())}):
         answers[code] = {"description": _MEANING[code],
                          "content": {"application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}}}
         if code == 401:

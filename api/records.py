@@ -8,7 +8,9 @@ resource types that overdue-result tasks point at.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from activities.order_book import OrderBook
@@ -18,11 +20,21 @@ from api.errors import ApiError
 from api.registry import EnrollmentRecord, Registry
 
 T = TypeVar("T")
+# Order listings (a page of rows, and its FHIR Bundle built and validated: CPU work) run on two
+# threads of their own, so that however many are asked for at once, the short lookups every other
+# route makes (asyncio's default threads) never queue behind them.
+_LISTINGS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vcf-listing")
 
 
 async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking database call in a worker thread."""
     return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+async def in_listing_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a large read (a page of orders and its Bundle) on the listing threads (two at a time;
+    more wait their turn without holding a thread)."""
+    return await asyncio.get_running_loop().run_in_executor(_LISTINGS, functools.partial(fn, *args, **kwargs))
 
 
 async def require_enrolled(registry: Registry, patient_id: str) -> EnrollmentRecord:
@@ -41,15 +53,21 @@ async def require_order(book: OrderBook, order_id: str) -> Order:
     return order
 
 
-async def focus_types(book: OrderBook, orders: list[Order]) -> dict[str, str]:
-    """Resource types of the orders that overdue-result tasks point at (looked up if not in ``orders``)."""
+def focus_types_now(book: OrderBook, orders: list[Order]) -> dict[str, str]:
+    """Resource types of the orders that overdue-result tasks point at (looked up if not in
+    ``orders``); blocking: call it in a thread."""
     known: dict[str, str] = {o.id: o.resource for o in orders}
     targets = {t for t in map(fhir_orders.overdue_order_id, orders) if t}
     for target in targets - known.keys():
-        order = await in_thread(book.get, target)
+        order = book.get(target)
         if order is not None:
             known[target] = order.resource
     return {t: known[t] for t in targets if t in known}
+
+
+async def focus_types(book: OrderBook, orders: list[Order]) -> dict[str, str]:
+    """:func:`focus_types_now`, off the event loop."""
+    return await in_thread(focus_types_now, book, orders)
 
 
 async def order_resource(book: OrderBook, order: Order) -> dict[str, Any]:

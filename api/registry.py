@@ -28,6 +28,8 @@ CREATE TABLE IF NOT EXISTS api_enrollments (
     started_at   TEXT,
     created_at   TEXT NOT NULL
 );
+-- Ids are case-sensitive, but two that differ only by case are never both enrolled.
+CREATE INDEX IF NOT EXISTS api_enrollments_folded ON api_enrollments (lower(patient_id));
 CREATE TABLE IF NOT EXISTS api_events (
     patient_id   TEXT NOT NULL,
     event_id     TEXT NOT NULL,
@@ -51,6 +53,10 @@ def canonical(body: dict[str, Any]) -> str:
 def payload_hash(body: dict[str, Any]) -> str:
     """A digest of an event's canonical form: the same event_id must carry the same event."""
     return hashlib.sha256(canonical(body).encode()).hexdigest()
+
+
+class IdCaseClash(ValueError):
+    """Another patient is enrolled under this id written with other letter case."""
 
 
 @dataclass(frozen=True)
@@ -84,12 +90,25 @@ class Registry(SqliteStore):
     def claim(self, patient_id: str, workflow_id: str, body: str) -> EnrollmentRecord:
         """Register an enrollment unless the id is taken; return the record now held.
 
-        The primary key makes this the arbiter between concurrent enrollments of one id.
+        The primary key makes this the arbiter between concurrent enrollments of one id; one
+        write transaction, between those of ids that differ only by case (:class:`IdCaseClash`:
+        ``pt-A`` and ``pt-a`` would be two patients to the workflow service, one to a person).
         """
         with self._connect() as db:
-            db.execute("INSERT INTO api_enrollments (patient_id, workflow_id, body, created_at)"
-                       " VALUES (?,?,?,?) ON CONFLICT(patient_id) DO NOTHING", (patient_id, workflow_id, body, _now()))
-            row = db.execute("SELECT * FROM api_enrollments WHERE patient_id = ?", (patient_id,)).fetchone()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                clash = db.execute("SELECT 1 FROM api_enrollments WHERE lower(patient_id) = lower(?)"
+                                   " AND patient_id != ?", (patient_id, patient_id)).fetchone()
+                if clash:
+                    raise IdCaseClash(patient_id)
+                db.execute("INSERT INTO api_enrollments (patient_id, workflow_id, body, created_at)"
+                           " VALUES (?,?,?,?) ON CONFLICT(patient_id) DO NOTHING",
+                           (patient_id, workflow_id, body, _now()))
+                row = db.execute("SELECT * FROM api_enrollments WHERE patient_id = ?", (patient_id,)).fetchone()
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
         return _record(row)
 
     def release(self, patient_id: str) -> None:

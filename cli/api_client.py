@@ -8,7 +8,7 @@ http://127.0.0.1:8000) and the bearer token from ``VCF_API_TOKEN`` or the file
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -54,7 +54,12 @@ class ApiClient:
             raise ApiFailure(None, f"invalid API URL {self.url!r} ({exc})") from None
 
     def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-        """Send one request; return (status, JSON body) for a 2xx answer."""
+        """Send one request; return (status, JSON body) for a 2xx answer. ``path`` is relative to
+        the API, or an absolute URL of the API's own origin (a link it answered with): the token
+        goes to no other origin, whatever a link says."""
+        if (urlsplit(path).scheme or path.startswith("//")) and _origin(path) != _origin(self.url):
+            raise ApiFailure(None, f"refusing to follow a link to another origin ({_origin(path)}): the API "
+                                   f"is {_origin(self.url)}, and the token is sent there only")
         try:
             response = self._http.request(method, path, **kwargs)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -85,9 +90,11 @@ class ApiClient:
         """GET /v1/patients/{id}/timeline."""
         return self.request("GET", f"/v1/patients/{_seg(patient_id)}/timeline")[1]
 
-    def orders(self, patient_id: str | None = None, status: str | None = None) -> Any:
-        """GET /v1/orders, every page (one FHIR searchset Bundle)."""
-        params = {k: v for k, v in (("patient", patient_id), ("status", status)) if v}
+    def orders(self, patient_id: str | None = None, status: str | None = None, page_size: int | None = None) -> Any:
+        """GET /v1/orders, every page (one FHIR searchset Bundle), ``page_size`` orders a page."""
+        params: dict[str, Any] = {k: v for k, v in (("patient", patient_id), ("status", status)) if v}
+        if page_size:
+            params["_count"] = page_size
         bundle = self.request("GET", "/v1/orders", params=params)[1]
         # Follow the paging links: one Bundle of every match.
         while isinstance(bundle, dict) and (url := _next_link(bundle)):
@@ -95,6 +102,16 @@ class ApiClient:
             bundle["entry"] = bundle.get("entry", []) + page.get("entry", [])
             bundle["link"] = page.get("link", [])
         return bundle
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of a URL (the default port spelled out), for comparing origins."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
+        return "an invalid URL"
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
 
 
 def _next_link(bundle: dict[str, Any]) -> str | None:

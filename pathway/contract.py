@@ -233,17 +233,48 @@ class ContractError(ValueError):
         self.errors = errors
 
 
+# A field name an error may repeat back: what the contract, FHIR and JSON APIs use. Any other key
+# the sender wrote (spaces, markup, a name, a whole sentence) is never echoed: "an unknown field".
+SAFE_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+UNKNOWN_FIELD = "an unknown field"
+
+
+def safe_location(loc: Any) -> tuple[list[str], bool]:
+    """The parts of an error location that may be shown (list indices and safe names), up to the
+    first that may not; and whether all of them may."""
+    shown: list[str] = []
+    for part in loc:
+        if isinstance(part, int) or SAFE_FIELD_NAME.fullmatch(str(part)):
+            shown.append(str(part))
+        else:
+            return shown, False
+    return shown, True
+
+
+def safe_message(err: Any) -> str:
+    """A pydantic error's message, unless it quotes the submitted text (then a fixed one)."""
+    message, given = str(err["msg"]), err.get("input")
+    if isinstance(given, str) and len(given) >= 3 and given in message:
+        return "invalid value"
+    return message
+
+
 def describe(exc: ValidationError, prefix: str = "") -> list[str]:
-    """Turn a pydantic error into ``field: reason`` lines a caller can act on."""
+    """Turn a pydantic error into ``field: reason`` lines a caller can act on. Nothing the caller
+    sent is quoted: a key that is not a plain name is "an unknown field", and a message that would
+    repeat a value is replaced."""
     lines = []
     for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
+        raw_loc = list(err["loc"])
         # The discriminated union puts the event type in the path; the caller never wrote it.
-        if len(loc) > 1 and loc[0] in EVENT_TYPES:
-            loc = loc[1:]
+        if len(raw_loc) > 1 and raw_loc[0] in EVENT_TYPES:
+            raw_loc = raw_loc[1:]
+        loc, safe = safe_location(raw_loc)
         field = prefix + ".".join(loc) if loc else (prefix.rstrip(".") or "body")
-        message = err["msg"]
-        if err["type"] == "value_error":
+        message = safe_message(err)
+        if not safe:
+            message = UNKNOWN_FIELD
+        elif err["type"] == "value_error":
             message = str(err.get("ctx", {}).get("error", message))
         elif err["type"] == "string_pattern_mismatch" and loc[-1:] == ["id"]:
             message = "expected 1-64 of A-Z a-z 0-9 . _ - (and not '.' or '..')"
@@ -256,7 +287,7 @@ def describe(exc: ValidationError, prefix: str = "") -> list[str]:
             field = prefix + "type"
             message = f"missing; expected one of {', '.join(EVENT_TYPES)}"
         lines.append(f"{field}: {message}")
-    return lines
+    return list(dict.fromkeys(lines))
 
 
 def parse_event(raw: Any) -> Event:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 
 import httpx
 
@@ -17,7 +18,9 @@ from activities.order_book import OrderBook
 from api.app import create_app
 from api.auth import ensure_dev_token, load_tokens
 from api.main import serve
+from api.server import ServerLimits
 from pathway.contract import Enrollment
+from worker.data_dir import DataDirError, private_umask, secure_data_dir
 from worker.dev_server import DevServer
 from worker.logging import configure_logging
 from worker.runtime import build_worker, run_until_signalled
@@ -49,15 +52,17 @@ async def enroll_demo_patient(api_url: str, token: str, api: asyncio.Task, timeo
 async def run_all(stop: asyncio.Event) -> None:
     """Start everything, print where to look, and run until ``stop`` is set."""
     settings = Settings()
+    secure_data_dir(settings.data_dir)
     server = DevServer(settings.data_dir, port=settings.temporal_port, ui_port=settings.temporal_ui_port)
     api_host, api_port = settings.api_host, settings.api_port
     client = await server.start()
     try:
         book = OrderBook(settings.order_book_path)
         token = ensure_dev_token(settings.token_path)
-        app = create_app(client=client, order_book=book, tokens=load_tokens(settings))
+        app = create_app(client=client, order_book=book, tokens=load_tokens(settings), public_url=settings.public_url,
+                         max_in_flight=settings.api_max_in_flight)
         async with build_worker(client, book):
-            api = asyncio.create_task(serve(app, api_host, api_port))
+            api = asyncio.create_task(serve(app, api_host, api_port, ServerLimits.from_settings(settings)))
             api_url = f"http://{api_host}:{api_port}"
             await enroll_demo_patient(api_url, token, api)
             demo = f"{server.ui_url}/namespaces/default/workflows/{workflow_id_for(DEMO_PATIENT.id)}"
@@ -76,8 +81,13 @@ async def run_all(stop: asyncio.Event) -> None:
 
 def main() -> None:
     """Entry point of ``make run``."""
+    private_umask()  # the data directory and all in it, temporal.db included (the server inherits it)
     configure_logging(os.environ.get("VCF_LOG_LEVEL", "WARNING"))
-    run_until_signalled(run_all)
+    try:
+        run_until_signalled(run_all)
+    except DataDirError as exc:
+        print(f"make run: {exc}", file=sys.stderr, flush=True)
+        os._exit(1)
     print("Stopped.", flush=True)
     os._exit(0)  # skip interpreter teardown: Temporal core exit crash (sdk-python #300)
 

@@ -12,6 +12,19 @@ VCF_DATA_DIR        .data                       local state: ``orders.db`` (the 
 VCF_API_HOST        127.0.0.1                   where the API listens
 VCF_API_PORT        8000
 VCF_API_TOKENS      (unset: the token file)     the API's bearer tokens, comma-separated
+VCF_API_PUBLIC_URL  http://127.0.0.1:<port>/    the API's address as clients reach it: every
+                                                absolute link it writes (Bundle ``link`` and
+                                                ``fullUrl``) starts with it, never with the
+                                                request's ``Host`` header
+VCF_API_HEADER_TIMEOUT  10                      seconds a client has to send a request's head
+                                                (a connection that sends nothing is closed too)
+VCF_API_BODY_TIMEOUT    30                      seconds a client has to send a request's body
+VCF_API_KEEP_ALIVE_TIMEOUT 5                    seconds an idle connection is kept open
+VCF_API_MAX_CONNECTIONS 100                     connections (and requests) served at once;
+                                                beyond it, new requests get a plain 503
+VCF_API_MAX_HEADER_BYTES 16384                  largest request head (line and headers)
+VCF_API_MAX_IN_FLIGHT   32                      above this many requests in progress, the API
+                                                reports itself saturated (``/readyz`` 503)
 VCF_API_URL         http://127.0.0.1:8000       where the CLI finds the API
 VCF_API_TOKEN       (unset: the token file)     the CLI's bearer token
 TEMPORAL_PORT       7233                        ``make run``: its dev server's port
@@ -24,8 +37,9 @@ An empty variable counts as unset.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ORDER_BOOK_FILE = "orders.db"
@@ -42,10 +56,27 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", validation_alias="VCF_API_HOST")
     api_port: int = Field(8000, validation_alias="VCF_API_PORT")
     api_tokens: str | None = Field(None, validation_alias="VCF_API_TOKENS")
+    api_public_url: str | None = Field(None, validation_alias="VCF_API_PUBLIC_URL")
+    api_header_timeout: float = Field(10.0, gt=0, validation_alias="VCF_API_HEADER_TIMEOUT")
+    api_body_timeout: float = Field(30.0, gt=0, validation_alias="VCF_API_BODY_TIMEOUT")
+    api_keep_alive_timeout: float = Field(5.0, gt=0, validation_alias="VCF_API_KEEP_ALIVE_TIMEOUT")
+    api_max_connections: int = Field(100, ge=1, validation_alias="VCF_API_MAX_CONNECTIONS")
+    api_max_header_bytes: int = Field(16 * 1024, ge=1024, validation_alias="VCF_API_MAX_HEADER_BYTES")
+    api_max_in_flight: int = Field(32, ge=1, validation_alias="VCF_API_MAX_IN_FLIGHT")
     api_url: str = Field("http://127.0.0.1:8000", validation_alias="VCF_API_URL")
     api_token: str | None = Field(None, validation_alias="VCF_API_TOKEN")
     temporal_port: int = Field(7233, validation_alias="TEMPORAL_PORT")
     temporal_ui_port: int = Field(8233, validation_alias="TEMPORAL_UI_PORT")
+
+    @field_validator("api_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        return None if value is None else public_base_url(value)
+
+    @property
+    def public_url(self) -> str:
+        """Where clients reach the API (ends with ``/``): ``VCF_API_PUBLIC_URL``, else the loopback port."""
+        return self.api_public_url or f"http://127.0.0.1:{self.api_port}/"
 
     @property
     def order_book_path(self) -> Path:
@@ -56,3 +87,14 @@ class Settings(BaseSettings):
     def token_path(self) -> Path:
         """The development token file (``make run`` prints its token)."""
         return self.data_dir / TOKEN_FILE
+
+
+def public_base_url(value: str) -> str:
+    """An http(s) base URL with a host and nothing after its path, ending with ``/``; ValueError otherwise."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username is not None \
+            or parts.password is not None or parts.query or parts.fragment:
+        raise ValueError("expected an http(s) URL with a host and no user, query or fragment, "
+                         "e.g. https://vcf.example.org/")
+    parts.port  # noqa: B018 - raises ValueError for a port out of range
+    return parts.geturl().rstrip("/") + "/"

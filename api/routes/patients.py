@@ -13,7 +13,7 @@ from api.models import EnrollmentAnswer, PatientState, Timeline
 from api.openapi import errors, links, request_body
 from api.readouts import state_body, timeline_body
 from api.records import in_thread
-from api.registry import canonical
+from api.registry import IdCaseClash, canonical
 from pathway.contract import ContractError, parse_enrollment
 from workflows.models import workflow_id_for
 
@@ -37,14 +37,20 @@ PATIENT_LINKS = links("", get_state={"patient_id": "patient_id"}, get_timeline={
 async def enroll(body: JsonBody, response: Response, registry: RegistryDep, pathways: PathwaysDep,
                  definition: DefinitionDep) -> EnrollmentAnswer:
     """201 when the pathway starts; 200 for the same enrollment again; 409 for the same id with
-    different data. If the pathway cannot be started (503), the id is not kept."""
+    different data; 422 for an id that differs from an enrolled one only by letter case (ids are
+    case-sensitive). If the pathway cannot be started (503), the id is not kept."""
     try:
         enrollment = parse_enrollment(required(body))
     except ContractError as exc:
         raise ApiError(422, "invalid enrollment", exc.errors) from None
     data = canonical(enrollment.model_dump(mode="json"))
     workflow_id = workflow_id_for(enrollment.id)
-    record = await in_thread(registry.claim, enrollment.id, workflow_id, data)
+    try:
+        record = await in_thread(registry.claim, enrollment.id, workflow_id, data)
+    except IdCaseClash:
+        raise ApiError(422, "invalid enrollment", [
+            "id: differs only by letter case from an enrolled patient's id "
+            "(ids are case-sensitive; use the enrolled id or another)"]) from None
     if record.body != data:
         raise ApiError(409, "patient already enrolled with different data",
                        ["id: already enrolled; the enrollment cannot be changed (send events instead)"])

@@ -18,6 +18,7 @@ from workflows.patient_pathway import PatientPathwayWorkflow
 
 TOKEN = "test-token-" + uuid.uuid4().hex
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+BASE_URL = "http://api.test/"  # where the in-process client reaches the app (and so its links' base)
 # Short, so the no-worker fallbacks answer quickly in tests.
 QUERY_TIMEOUT = 1.0
 
@@ -46,14 +47,14 @@ def enrollment(patient_id: str, **overrides: Any) -> dict[str, Any]:
 
 def http_client(app, authenticated: bool = True) -> httpx.AsyncClient:
     """Real HTTP requests through the ASGI app (with the bearer token unless told otherwise)."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test",
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL.rstrip("/"),
                              headers=AUTH if authenticated else None)
 
 
-def build_app(env: WorkflowEnvironment, book: OrderBook, task_queue: str):
-    """The app under test, wired to the real dev server."""
+def build_app(env: WorkflowEnvironment, book: OrderBook, task_queue: str, public_url: str = BASE_URL, **options: Any):
+    """The app under test, wired to the real dev server; its links start with ``public_url``."""
     return create_app(client=env.client, order_book=book, tokens={TOKEN}, task_queue=task_queue,
-                      query_timeout=QUERY_TIMEOUT)
+                      query_timeout=QUERY_TIMEOUT, public_url=public_url, **options)
 
 
 async def timeline(env: WorkflowEnvironment, patient_id: str):

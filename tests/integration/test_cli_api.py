@@ -31,7 +31,7 @@ async def api_url(dev_env, tmp_path_factory):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     async with make_worker(dev_env, book, task_queue):
-        server = asyncio.create_task(serve(build_app(dev_env, book, task_queue), "127.0.0.1", port))
+        server = asyncio.create_task(serve(build_app(dev_env, book, task_queue, public_url=url), "127.0.0.1", port))
         async with httpx.AsyncClient() as http:
             async def up():
                 try:

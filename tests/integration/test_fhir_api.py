@@ -242,6 +242,7 @@ async def test_orders_are_paged(stack):
         url = next((link["url"] for link in page["link"] if link["relation"] == "next"), None)
         params = None
     assert seen == [e["resource"]["id"] for e in everything["entry"]]
-    for bad in ({"_count": 0}, {"_count": 1001}, {"_offset": -1}, {"_count": "x"}):
+    for bad in ({"_count": 0}, {"_count": 101}, {"_offset": -1}, {"_offset": 1001}, {"_count": "x"},
+                {"_cursor": "not-a-cursor"}):
         r = await stack.http.get("/v1/orders", params=bad)
         assert r.status_code == 422 and r.json()["detail"][0].startswith("query._"), r.text

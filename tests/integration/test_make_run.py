@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import urllib.request
@@ -90,6 +91,11 @@ async def test_make_run_brings_up_everything_and_resumes(tmp_path):
         assert plan["instantiatesCanonical"] == [canonical(load_definition())]  # the version it keeps
         assert await runner.stop() == 0
         assert (tmp_path / "temporal.db").exists() and (tmp_path / "orders.db").exists()
+        # Patient data and the token are the owner's only: every file 0600, whoever wrote it.
+        files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*") if p.is_file()}
+        assert {"temporal.db", "orders.db", "api-token"} <= files.keys()
+        assert files == dict.fromkeys(files, 0o600), files
+        assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
 
         runner = Runner(tmp_path, ports)
         await runner.wait_for("Ctrl-C stops everything.")

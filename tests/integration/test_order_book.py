@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import sqlite3
 
 import pytest
@@ -9,7 +11,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.order_book import OrderBook
-from activities.orders import OrderActivities, OrderRequest, ResultRequest
+from activities.orders import OrderActivities, OrderRequest, OverdueRequest, ResultRequest
 from pathway.contract import Action
 
 
@@ -63,3 +65,42 @@ def test_invalid_orders_fail_without_retry(order_book: OrderBook):
     with pytest.raises(ApplicationError) as err:
         ActivityEnvironment().run(OrderActivities(order_book).place_order, bad)
     assert err.value.non_retryable and "action" in str(err.value)
+
+
+def test_order_ids_are_random_but_a_retry_answers_the_same_order(order_book: OrderBook):
+    env, activities = ActivityEnvironment(), OrderActivities(order_book)
+    first = env.run(activities.place_order, request("order_mri:day-0"))
+    retried = env.run(activities.place_order, request("order_mri:day-0"))
+    assert first.order_id == retried.order_id and not retried.created
+    # Not derived from the idempotency key: another book places the same action under another id.
+    other = OrderBook(order_book.path.with_name("other.db"))
+    assert env.run(OrderActivities(other).place_order, request("order_mri:day-0")).order_id != first.order_id
+    old_scheme = "ord-" + hashlib.sha256(b"vcf-pathway-pt-ob/order_mri:day-0").hexdigest()[:20]
+    assert first.order_id != old_scheme and re.fullmatch(r"ord-[0-9a-f]{20}", first.order_id)
+
+
+def test_an_overdue_task_points_at_its_order_found_by_key(order_book: OrderBook):
+    env, activities = ActivityEnvironment(), OrderActivities(order_book)
+    placed = env.run(activities.place_order, request("order_mri:day-0", kind="order_mri", day=0))
+    overdue = OverdueRequest(workflow_id="vcf-pathway-pt-ob", patient_id="pt-ob", order_action_id="order_mri:day-0",
+                             order_kind="order_mri", order_day=0, day=14, rationale="r", citation="c")
+    task = env.run(activities.escalate_overdue_result, overdue)
+    assert order_book.get(task.order_id).details["order_id"] == placed.order_id
+    assert env.run(activities.escalate_overdue_result, overdue).order_id == task.order_id  # once
+
+
+def test_orders_in_an_existing_database_keep_their_ids(tmp_path):
+    path = tmp_path / "orders.db"
+    legacy = "ord-" + hashlib.sha256(b"wf/a").hexdigest()[:20]  # how ids were made before they were random
+    OrderBook(path)
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO orders (id, idempotency_key, patient_id, workflow_id, action_id, kind, resource,"
+                   " status, priority, day, title, rationale, citation, details, codes, created_at, updated_at) VALUES"
+                   " (?, 'wf/a', 'p', 'wf', 'a', 'order_dxa', 'ServiceRequest', 'active', 'routine', 0, 't', 'r', 'c',"
+                   " '{}', '[]', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')", (legacy,))
+    order, created = OrderBook(path).place(
+        idempotency_key="wf/a", patient_id="p", workflow_id="wf", action_id="a", kind="order_dxa",
+        resource="ServiceRequest", priority="routine", day=0, title="t", rationale="r", citation="c",
+        details={}, codes=[])
+    assert (order.id, created) == (legacy, False)
+    assert OrderBook(path).get(legacy) is not None and OrderBook(path).get_by_key("wf/a").id == legacy
