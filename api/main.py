@@ -1,7 +1,8 @@
 """The API process: ``python -m api.main``, and :func:`serve` for embedding in another program.
 
 Configuration: :class:`worker.settings.Settings` (``TEMPORAL_ADDRESS``, ``VCF_API_HOST``,
-``VCF_API_PORT``, ``VCF_DATA_DIR`` for the order book and the token file, ``VCF_API_TOKENS``).
+``VCF_API_PORT``, ``VCF_DATA_DIR`` for the order book and the token file, ``VCF_API_TOKENS``;
+the key ring ``VCF_KEY_RING`` or its file, without which it refuses to start and exits 2).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from fastapi import FastAPI
 from activities.order_book import OrderBook
 from api.app import create_app
 from api.auth import load_tokens
+from security.codec import data_converter
+from security.keyring import KeyRingError, configured_key_ring
 from worker.logging import configure_logging
 from worker.runtime import connect
 from worker.settings import Settings
@@ -66,7 +69,7 @@ async def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None
 
 async def _main() -> None:
     settings = Settings()
-    client = await connect(settings.temporal_address)
+    client = await connect(settings.temporal_address, data_converter=data_converter(configured_key_ring(settings)))
     app = create_app(client=client, order_book=OrderBook(settings.order_book_path), tokens=load_tokens(settings))
     log.info("api listening", extra={"host": settings.api_host, "port": settings.api_port})
     task = asyncio.ensure_future(serve(app, settings.api_host, settings.api_port))
@@ -89,6 +92,9 @@ def main() -> None:
     except RuntimeError as exc:  # serve() could not start (the port is in use)
         log.error(str(exc))
         code = 1
+    except KeyRingError as exc:  # no usable key ring: refuse to start, naming what is wrong
+        log.error("api cannot start", extra={"reason": str(exc)})
+        code = 2
     sys.stdout.flush()
     sys.stderr.flush()
     # Exit without interpreter teardown: the Temporal core runtime can crash it (sdk-python #300).

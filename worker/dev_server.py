@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 
 from worker.runtime import binary, connect
 from workflows import search_attributes as sa
@@ -29,8 +30,8 @@ class DevServer:
     def ui_url(self) -> str:
         return f"http://{self.ip}:{self.ui_port}"
 
-    async def start(self, timeout: float = 60) -> Client:
-        """Start the server and return a client once it answers."""
+    async def start(self, data_converter: DataConverter, timeout: float = 60) -> Client:
+        """Start the server and return a client (with ``data_converter``) once it answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.data_dir / "temporal-server.log", "ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
@@ -46,7 +47,7 @@ class DevServer:
                 raise RuntimeError(f"the Temporal dev server exited (code {self.process.returncode}); "
                                    f"see {self.data_dir / 'temporal-server.log'} (is port {self.port} in use?)")
             try:
-                return await connect(self.address)
+                return await connect(self.address, data_converter=data_converter)
             except Exception:
                 if asyncio.get_running_loop().time() > deadline:
                     self.stop()

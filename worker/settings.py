@@ -16,6 +16,10 @@ VCF_API_URL         http://127.0.0.1:8000       where the CLI finds the API
 VCF_API_TOKEN       (unset: the token file)     the CLI's bearer token
 TEMPORAL_PORT       7233                        ``make run``: its dev server's port
 TEMPORAL_UI_PORT    8233                        ``make run``: its Web UI's port
+VCF_KEY_RING        (unset: the key ring file)  the payload key ring itself, as JSON
+                                                (:mod:`security.keyring`; worker, API)
+VCF_KEY_RING_FILE   <data dir>/key-ring.json    the key ring file, when VCF_KEY_RING is unset
+                                                (``make run`` creates it if missing)
 ==================  ==========================  ============================================
 
 An empty variable counts as unset.
@@ -25,11 +29,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ORDER_BOOK_FILE = "orders.db"
 TOKEN_FILE = "api-token"
+KEY_RING_FILE = "key-ring.json"
 
 
 class Settings(BaseSettings):
@@ -46,6 +51,8 @@ class Settings(BaseSettings):
     api_token: str | None = Field(None, validation_alias="VCF_API_TOKEN")
     temporal_port: int = Field(7233, validation_alias="TEMPORAL_PORT")
     temporal_ui_port: int = Field(8233, validation_alias="TEMPORAL_UI_PORT")
+    key_ring: SecretStr | None = Field(None, validation_alias="VCF_KEY_RING")
+    key_ring_file: Path | None = Field(None, validation_alias="VCF_KEY_RING_FILE")
 
     @property
     def order_book_path(self) -> Path:
@@ -56,3 +63,8 @@ class Settings(BaseSettings):
     def token_path(self) -> Path:
         """The development token file (``make run`` prints its token)."""
         return self.data_dir / TOKEN_FILE
+
+    @property
+    def key_ring_path(self) -> Path:
+        """The key ring file (used when ``VCF_KEY_RING`` is unset)."""
+        return self.key_ring_file or self.data_dir / KEY_RING_FILE

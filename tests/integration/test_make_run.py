@@ -1,4 +1,5 @@
-"""`make run`'s runner end to end: UI, worker, demo patient; Ctrl-C stops all; a rerun resumes."""
+"""`make run`'s runner end to end: UI, worker, demo patient; Ctrl-C stops all; a rerun resumes.
+Payloads are stored encrypted with the key ring it creates."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import urllib.request
@@ -13,8 +15,9 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from security.codec import data_converter
+from security.keyring import KeyRing
 from tests.helpers import ROOT, eventually, free_port
 from workflows import search_attributes as sa
 from workflows.models import workflow_id_for
@@ -59,7 +62,13 @@ async def test_make_run_brings_up_everything_and_resumes(tmp_path):
         ui = f"http://127.0.0.1:{ports['TEMPORAL_UI_PORT']}"
         assert ui in banner and workflow_id_for("pt-demo-0001") in banner
         assert urllib.request.urlopen(ui, timeout=10).status == 200
-        client = await Client.connect(f"127.0.0.1:{ports['TEMPORAL_PORT']}", data_converter=pydantic_data_converter)
+        api = f"http://127.0.0.1:{ports['VCF_API_PORT']}"
+        # The development key ring, created on the first run: the owner's only.
+        assert stat.S_IMODE((tmp_path / "key-ring.json").stat().st_mode) == 0o600
+        assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
+        ring = KeyRing.read(tmp_path / "key-ring.json")
+        assert ring.current in banner
+        client = await Client.connect(f"127.0.0.1:{ports['TEMPORAL_PORT']}", data_converter=data_converter(ring))
         handle = client.get_workflow_handle(workflow_id_for("pt-demo-0001"))
         state = await handle.query(PatientPathwayWorkflow.state)
         assert state.status == "running" and state.fracture_level == "L2" and state.latest_pain.nrs == 8
@@ -67,15 +76,16 @@ async def test_make_run_brings_up_everything_and_resumes(tmp_path):
         attrs = (await handle.describe()).typed_search_attributes
         assert attrs.get(sa.PATHWAY_PHASE) == "acute" and attrs.get(sa.FRACTURE_LEVEL) == "L2"
 
-        async def named_timers():
+        async def stored_timer_names():
             history = await handle.fetch_history()
-            return {e.user_metadata.summary.data.decode() for e in history.events
-                    if e.HasField("timer_started_event_attributes")}
+            return [e.user_metadata.summary for e in history.events if e.HasField("timer_started_event_attributes")]
 
-        assert any("12-week review" in n for n in await eventually(named_timers))
+        stored = await eventually(stored_timer_names)
+        assert not any(b"12-week review" in p.data for p in stored)  # ciphertext on the server
+        names = await client.data_converter.decode(stored, [str] * len(stored))
+        assert any("12-week review" in n for n in names)
         state = await handle.query(PatientPathwayWorkflow.state)  # timers are armed once enrollment is done
         assert len(state.actions) >= 9
-        api = f"http://127.0.0.1:{ports['VCF_API_PORT']}"
         token = (tmp_path / "api-token").read_text().strip()
         assert token in banner
         request = urllib.request.Request(f"{api}/v1/patients/pt-demo-0001",
@@ -87,7 +97,8 @@ async def test_make_run_brings_up_everything_and_resumes(tmp_path):
 
         runner = Runner(tmp_path, ports)
         await runner.wait_for("Ctrl-C stops everything.")
-        client = await Client.connect(f"127.0.0.1:{ports['TEMPORAL_PORT']}", data_converter=pydantic_data_converter)
+        assert KeyRing.read(tmp_path / "key-ring.json") == ring  # the same key ring, not a new one
+        client = await Client.connect(f"127.0.0.1:{ports['TEMPORAL_PORT']}", data_converter=data_converter(ring))
         handle = client.get_workflow_handle(workflow_id_for("pt-demo-0001"))
         again = await handle.query(PatientPathwayWorkflow.state)
         assert (await handle.describe()).run_id == first_run

@@ -20,9 +20,12 @@ from security.keyring import (
     KEY_BYTES,
     KeyRing,
     KeyRingError,
+    configured_key_ring,
     ensure_key_ring_file,
     load_key_ring,
 )
+from tests.helpers import ROOT
+from worker.settings import Settings
 
 ENROLLMENT = Enrollment(id="pt-unit-1", fracture_level="T12", height_loss_pct=25, pain_nrs=8)
 REASON = "patient admitted to ward 7 after a fall at home"
@@ -173,3 +176,25 @@ def test_a_ring_file_round_trips_and_is_the_owners_only(tmp_path):
     with pytest.raises(KeyRingError, match="already in the key ring"):
         rotated.rotated(rotated.current)
 
+
+def test_settings_name_the_key_ring_and_never_show_it(tmp_path, monkeypatch):
+    for name in ("VCF_KEY_RING", "VCF_KEY_RING_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VCF_DATA_DIR", str(tmp_path))
+    assert Settings().key_ring_path == tmp_path / "key-ring.json"
+    ring("in-data-dir").write(tmp_path / "key-ring.json")
+    assert configured_key_ring(Settings()).current == "in-data-dir"
+    monkeypatch.setenv("VCF_KEY_RING", ring_json())
+    settings = Settings()
+    assert configured_key_ring(settings).current == "k1"
+    assert base64.b64encode(b"\x01" * KEY_BYTES).decode() not in repr(settings) + str(settings)
+
+
+def test_one_module_builds_the_data_converter():
+    """Every client, worker and replayer gets its converter from security.codec.data_converter."""
+    builders = ("pydantic_data_converter", "DataConverter(", "payload_codec=")
+    offenders = [f"{path.relative_to(ROOT)}: {word}"
+                 for folder in ("pathway", "workflows", "activities", "worker", "cli", "api", "bench", "tests")
+                 for path in (ROOT / folder).rglob("*.py") if path != Path(__file__).resolve()
+                 for word in builders if word in path.read_text(encoding="utf-8")]
+    assert offenders == []
