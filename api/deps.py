@@ -72,8 +72,11 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
                      description="`Authorization: Bearer <token>`; tokens come from the API's configuration.")
 
 
-async def authenticated_caller(request: Request, credentials: Annotated[
-        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+"""The bearer credentials presented (None without any), for a dependency that decides when to check them."""
+
+
+async def authenticated_caller(request: Request, credentials: BearerCredentials) -> Caller:
     """The caller behind a valid bearer token; 401 otherwise."""
     return _services(request).auth.caller(credentials.credentials if credentials else None)
 

@@ -2,7 +2,8 @@
 
 Configuration: :class:`worker.settings.Settings` (``TEMPORAL_ADDRESS``, ``VCF_API_HOST``,
 ``VCF_API_PORT``, ``VCF_DATA_DIR`` for the order book and the token file, ``VCF_API_TOKENS``;
-the key ring ``VCF_KEY_RING`` or its file, without which it refuses to start and exits 2).
+the key ring ``VCF_KEY_RING`` or its file, without which it refuses to start and exits 2; for
+``/codec``, ``VCF_CODEC_ORIGINS`` and ``VCF_DEVELOPMENT``).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ async def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None
 async def _main() -> None:
     settings = Settings()
     client = await connect(settings.temporal_address, data_converter=data_converter(configured_key_ring(settings)))
-    app = create_app(client=client, order_book=OrderBook(settings.order_book_path), tokens=load_tokens(settings))
+    app = create_app(client=client, order_book=OrderBook(settings.order_book_path), tokens=load_tokens(settings),
+                     codec_origins=settings.codec_origins, codec_open_on_loopback=settings.development)
     log.info("api listening", extra={"host": settings.api_host, "port": settings.api_port})
     task = asyncio.ensure_future(serve(app, settings.api_host, settings.api_port))
     # serve() leaves signals to its host: here SIGTERM (and SIGINT) stop it gracefully.

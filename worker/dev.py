@@ -3,9 +3,10 @@
 State lives in the data directory (``.data/``, mode 0700: Temporal's SQLite file, the order
 book, the development key ring ``key-ring.json``, mode 0600, created on the first run unless a
 key ring is configured), so a second run finds every pathway where it was. The server stores
-payloads encrypted. Ctrl-C stops the API, then the worker, then the server. Ports and places:
-:class:`worker.settings.Settings` (TEMPORAL_PORT, TEMPORAL_UI_PORT, VCF_API_HOST, VCF_API_PORT,
-VCF_DATA_DIR, VCF_KEY_RING, VCF_KEY_RING_FILE).
+payloads encrypted; its Web UI decodes them through the API's ``/codec`` routes, open to
+loopback callers since this is development. Ctrl-C stops the API, then the worker, then the
+server. Ports and places: :class:`worker.settings.Settings` (TEMPORAL_PORT, TEMPORAL_UI_PORT,
+VCF_API_HOST, VCF_API_PORT, VCF_DATA_DIR, VCF_KEY_RING, VCF_KEY_RING_FILE, VCF_CODEC_ORIGINS).
 """
 
 from __future__ import annotations
@@ -67,12 +68,14 @@ async def run_all(stop: asyncio.Event) -> None:
     api_host, api_port = settings.api_host, settings.api_port
     api_url = f"http://{api_host}:{api_port}"
     ring, ring_source = development_key_ring(settings)
-    server = DevServer(settings.data_dir, port=settings.temporal_port, ui_port=settings.temporal_ui_port)
+    server = DevServer(settings.data_dir, port=settings.temporal_port, ui_port=settings.temporal_ui_port,
+                       codec_endpoint=f"{api_url}/codec")
     client = await server.start(data_converter(ring))
     try:
         book = OrderBook(settings.order_book_path)
         token = ensure_dev_token(settings.token_path)
-        app = create_app(client=client, order_book=book, tokens=load_tokens(settings))
+        app = create_app(client=client, order_book=book, tokens=load_tokens(settings),
+                         codec_origins=settings.codec_origins, codec_open_on_loopback=True)
         async with build_worker(client, book):
             api = asyncio.create_task(serve(app, api_host, api_port))
             await enroll_demo_patient(api_url, token, api)
@@ -80,7 +83,7 @@ async def run_all(stop: asyncio.Event) -> None:
             print(f"\nTemporal Web UI: {server.ui_url}\nDemo patient:    {demo}\n"
                   f"HTTP API:        {api_url}/docs\n"
                   f"API token:       {token}  (in {settings.token_path})\n"
-                  f"Key ring:        {ring_source}  (current key {ring.current})\n"
+                  f"Payload codec:   {api_url}/codec  (key ring {ring_source}; current key {ring.current})\n"
                   f"Temporal:        {server.address}\nCtrl-C stops everything.\n", flush=True)
             await asyncio.wait([api, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
             if api.done():

@@ -20,6 +20,12 @@ VCF_KEY_RING        (unset: the key ring file)  the payload key ring itself, as 
                                                 (:mod:`security.keyring`; worker, API)
 VCF_KEY_RING_FILE   <data dir>/key-ring.json    the key ring file, when VCF_KEY_RING is unset
                                                 (``make run`` creates it if missing)
+VCF_DEVELOPMENT     false                       development: the API's ``/codec`` routes are
+                                                open to loopback callers (``make run`` is)
+VCF_CODEC_ORIGINS   (unset: the Web UI's)       browser origins allowed to call ``/codec``,
+                                                comma-separated; default
+                                                ``http://127.0.0.1:$TEMPORAL_UI_PORT`` and
+                                                ``http://localhost:$TEMPORAL_UI_PORT``
 ==================  ==========================  ============================================
 
 An empty variable counts as unset.
@@ -53,6 +59,8 @@ class Settings(BaseSettings):
     temporal_ui_port: int = Field(8233, validation_alias="TEMPORAL_UI_PORT")
     key_ring: SecretStr | None = Field(None, validation_alias="VCF_KEY_RING")
     key_ring_file: Path | None = Field(None, validation_alias="VCF_KEY_RING_FILE")
+    development: bool = Field(False, validation_alias="VCF_DEVELOPMENT")
+    codec_origins_list: str | None = Field(None, validation_alias="VCF_CODEC_ORIGINS")
 
     @property
     def order_book_path(self) -> Path:
@@ -68,3 +76,10 @@ class Settings(BaseSettings):
     def key_ring_path(self) -> Path:
         """The key ring file (used when ``VCF_KEY_RING`` is unset)."""
         return self.key_ring_file or self.data_dir / KEY_RING_FILE
+
+    @property
+    def codec_origins(self) -> list[str]:
+        """Browser origins allowed to call the API's ``/codec`` routes (the Web UI's)."""
+        if self.codec_origins_list:
+            return [o.strip().rstrip("/") for o in self.codec_origins_list.split(",") if o.strip()]
+        return [f"http://127.0.0.1:{self.temporal_ui_port}", f"http://localhost:{self.temporal_ui_port}"]

@@ -1,9 +1,11 @@
 """`make run`'s runner end to end: UI, worker, demo patient; Ctrl-C stops all; a rerun resumes.
-Payloads are stored encrypted with the key ring it creates."""
+Payloads are stored encrypted with the key ring it creates, and its UI decodes them through the
+API's codec routes."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -63,11 +65,13 @@ async def test_make_run_brings_up_everything_and_resumes(tmp_path):
         assert ui in banner and workflow_id_for("pt-demo-0001") in banner
         assert urllib.request.urlopen(ui, timeout=10).status == 200
         api = f"http://127.0.0.1:{ports['VCF_API_PORT']}"
+        ui_settings = json.load(urllib.request.urlopen(f"{ui}/api/v1/settings", timeout=10))
+        assert ui_settings["Codec"]["Endpoint"] == f"{api}/codec"  # the UI decodes through the API
         # The development key ring, created on the first run: the owner's only.
         assert stat.S_IMODE((tmp_path / "key-ring.json").stat().st_mode) == 0o600
         assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
         ring = KeyRing.read(tmp_path / "key-ring.json")
-        assert ring.current in banner
+        assert ring.current in banner and "/codec" in banner
         client = await Client.connect(f"127.0.0.1:{ports['TEMPORAL_PORT']}", data_converter=data_converter(ring))
         handle = client.get_workflow_handle(workflow_id_for("pt-demo-0001"))
         state = await handle.query(PatientPathwayWorkflow.state)
@@ -82,7 +86,14 @@ async def test_make_run_brings_up_everything_and_resumes(tmp_path):
 
         stored = await eventually(stored_timer_names)
         assert not any(b"12-week review" in p.data for p in stored)  # ciphertext on the server
-        names = await client.data_converter.decode(stored, [str] * len(stored))
+        # What the UI does: the codec route decodes them (no token in development, from loopback).
+        body = json.dumps({"payloads": [{"metadata": {k: base64.b64encode(v).decode() for k, v in p.metadata.items()},
+                                         "data": base64.b64encode(p.data).decode()} for p in stored]}).encode()
+        request = urllib.request.Request(f"{api}/codec/decode", data=body, method="POST", headers={
+            "Content-Type": "application/json", "X-Namespace": "default", "Origin": ui})
+        answer = urllib.request.urlopen(request, timeout=10)
+        assert answer.headers["Access-Control-Allow-Origin"] == ui
+        names = [base64.b64decode(p["data"]).decode() for p in json.load(answer)["payloads"]]
         assert any("12-week review" in n for n in names)
         state = await handle.query(PatientPathwayWorkflow.state)  # timers are armed once enrollment is done
         assert len(state.actions) >= 9
