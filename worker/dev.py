@@ -55,7 +55,8 @@ def development_key_ring(settings: Settings) -> tuple[KeyRing, str]:
     """The configured key ring if there is one (``VCF_KEY_RING``, ``VCF_KEY_RING_FILE``), else the
     data directory's, created on first use; and where it came from."""
     if settings.key_ring is not None or settings.key_ring_file is not None:
-        return configured_key_ring(settings), "VCF_KEY_RING" if settings.key_ring else str(settings.key_ring_path)
+        source = "VCF_KEY_RING" if settings.key_ring is not None else str(settings.key_ring_path)
+        return configured_key_ring(settings), source
     ring, created = ensure_key_ring_file(settings.key_ring_path)
     return ring, f"{settings.key_ring_path}{', created now' if created else ''}"
 
