@@ -1,6 +1,7 @@
 """The FastAPI application: ``create_app`` wires the routers to Temporal and the order book.
 
-Every route but /docs, /openapi.json and /healthz needs a bearer token. Failures answer with
+Every route but /docs, /openapi.json and /healthz needs a bearer token (the codec routes, in
+development, not from loopback: :mod:`api.routes.codec`). Failures answer with
 ``{"error": ..., "detail": ["field: reason", ...]}``; bad input is a 4xx, never a 5xx. Logs
 carry the route template, status and timing only: no ids from the path, no bodies.
 """
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 
 from fastapi import FastAPI, Request
 from temporalio.client import Client
 
 from activities.order_book import OrderBook
 from api.auth import BearerAuth
+from api.cors import CodecCors
 from api.deps import Services
 from api.docs_pages import install_docs
 from api.errors import install_error_handlers
@@ -22,7 +25,7 @@ from api.load import CountInFlight, Load
 from api.openapi import openapi_schema
 from api.pathways import Pathways
 from api.registry import Registry
-from api.routes import events, fhir, guideline, health, orders, patients
+from api.routes import codec, events, fhir, guideline, health, orders, patients
 from pathway.guideline import PathwayDefinition, load_definition
 from worker.settings import public_base_url
 from workflows.models import TASK_QUEUE
@@ -33,15 +36,21 @@ log = logging.getLogger("api")
 def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_queue: str = TASK_QUEUE,
                definition: PathwayDefinition | None = None, query_timeout: float = 3.0,
                rpc_timeout: float = 10.0, public_url: str = "http://127.0.0.1:8000/",
-               max_in_flight: int = 32) -> FastAPI:
+               max_in_flight: int = 32, codec_origins: Iterable[str] = (),
+               codec_open_on_loopback: bool = False) -> FastAPI:
     """The API over a Temporal client and the order book (the registry shares its database file).
 
     ``query_timeout`` bounds a wait for a worker to answer a query before the answer falls back
     to what can be read without one. ``public_url`` is where clients reach the API: absolute
     links in answers start with it (never with the request's ``Host``). Above ``max_in_flight``
-    requests in progress, ``/readyz`` answers 503.
+    requests in progress, ``/readyz`` answers 503. ``/codec`` serves the client's own payload
+    codec, to browsers from ``codec_origins`` only (the Web UI's); with ``codec_open_on_loopback``
+    (development only) loopback callers need no token there.
     """
     definition = definition or load_definition()
+    payload_codec = client.data_converter.payload_codec
+    if payload_codec is None:
+        raise ValueError("the client has no payload codec: build its data converter with security.codec")
     app = FastAPI(title="VCF care pathway API", version="1.0", docs_url=None, redoc_url=None,
                   description="One durable Temporal workflow per patient with an osteoporotic vertebral "
                               "compression fracture. Authenticate with `Authorization: Bearer <token>`.")
@@ -50,10 +59,12 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
         pathways=Pathways(client, task_queue, definition, rpc_timeout=rpc_timeout, query_timeout=query_timeout),
         order_book=order_book, registry=Registry(order_book.path), definition=definition, auth=BearerAuth(tokens),
         load=load, public_url=public_base_url(public_url))
+    app.state.codec = codec.CodecService(payload_codec, client.namespace, codec_open_on_loopback)
     # guideline before fhir: fhir's /v1/fhir/{type}/{id} would otherwise answer for definitions
-    for module in (health, patients, events, guideline, fhir, orders):
+    for module in (health, patients, events, guideline, fhir, orders, codec):
         app.include_router(module.router)
     install_docs(app)  # /docs and /redoc from the project's own files, no CDN
+    app.add_middleware(CodecCors, origins=codec_origins)  # inside log_requests: preflights are logged too
     app.middleware("http")(log_requests)
     app.add_middleware(CountInFlight, load=load)
     install_error_handlers(app)  # after the other middleware: its catch-all must be outermost

@@ -78,8 +78,11 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="bearer",
                      description="`Authorization: Bearer <token>`; tokens come from the API's configuration.")
 
 
-async def authenticated_caller(request: Request, credentials: Annotated[
-        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+"""The bearer credentials presented (None without any), for a dependency that decides when to check them."""
+
+
+async def authenticated_caller(request: Request, credentials: BearerCredentials) -> Caller:
     """The caller behind a valid bearer token; 401 otherwise, and 400 for two ``Authorization``
     headers (a proxy and the API could each read a different one)."""
     if len(request.headers.getlist("authorization")) > 1:

@@ -1,7 +1,9 @@
 """The API process: ``python -m api.main``, and :func:`serve` for embedding in another program.
 
 Configuration: :class:`worker.settings.Settings` (``TEMPORAL_ADDRESS``, ``VCF_API_HOST``,
-``VCF_API_PORT``, ``VCF_DATA_DIR`` for the order book and the token file, ``VCF_API_TOKENS``).
+``VCF_API_PORT``, ``VCF_DATA_DIR`` for the order book and the token file, ``VCF_API_TOKENS``;
+the key ring ``VCF_KEY_RING`` or its file, without which it refuses to start and exits 2; for
+``/codec``, ``VCF_CODEC_ORIGINS`` and ``VCF_DEVELOPMENT``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from activities.order_book import OrderBook
 from api.app import create_app
 from api.auth import load_tokens
 from api.server import ServerLimits, uvicorn_config
+from security.codec import data_converter
+from security.keyring import KeyRingError, configured_key_ring
 from worker.data_dir import private_umask, secure_data_dir
 from worker.logging import configure_logging
 from worker.runtime import connect
@@ -65,9 +69,10 @@ async def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, limits:
 async def _main() -> None:
     settings = Settings()
     secure_data_dir(settings.data_dir)
-    client = await connect(settings.temporal_address)
+    client = await connect(settings.temporal_address, data_converter=data_converter(configured_key_ring(settings)))
     app = create_app(client=client, order_book=OrderBook(settings.order_book_path), tokens=load_tokens(settings),
-                     public_url=settings.public_url, max_in_flight=settings.api_max_in_flight)
+                     public_url=settings.public_url, max_in_flight=settings.api_max_in_flight,
+                     codec_origins=settings.codec_origins, codec_open_on_loopback=settings.development)
     log.info("api listening", extra={"host": settings.api_host, "port": settings.api_port})
     task = asyncio.ensure_future(serve(app, settings.api_host, settings.api_port, ServerLimits.from_settings(settings)))
     # serve() leaves signals to its host: here SIGTERM (and SIGINT) stop it gracefully.
@@ -90,6 +95,9 @@ def main() -> None:
     except RuntimeError as exc:  # serve() could not start (the port is in use), or the data dir is not ours
         log.error(str(exc))
         code = 1
+    except KeyRingError as exc:  # no usable key ring: refuse to start, naming what is wrong
+        log.error("api cannot start", extra={"reason": str(exc)})
+        code = 2
     sys.stdout.flush()
     sys.stderr.flush()
     # Exit without interpreter teardown: the Temporal core runtime can crash it (sdk-python #300).

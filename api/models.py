@@ -27,6 +27,29 @@ class ErrorBody(BaseModel):
     detail: list[str]
 
 
+# Protobuf JSON's bytes: standard or URL-safe base64, padding optional.
+BASE64 = r"^(?:[A-Za-z0-9+/_-]{4})*(?:[A-Za-z0-9+/_-]{2}(?:==)?|[A-Za-z0-9+/_-]{3}=?)?$"
+Base64Text = Annotated[str, Field(pattern=BASE64, json_schema_extra={"contentEncoding": "base64"})]
+
+
+class CodecPayload(BaseModel):
+    """One Temporal payload in protobuf JSON: metadata values and data are base64."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: dict[str, Base64Text] = Field(default_factory=dict, description="e.g. `encoding`, and for an "
+                                            "encrypted payload `encryption-key-id`")
+    data: Base64Text = ""
+
+
+class CodecPayloads(BaseModel):
+    """Temporal's ``Payloads`` message in protobuf JSON (the codec-server protocol's body and answer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payloads: list[CodecPayload] = Field(default_factory=list)
+
+
 class Health(BaseModel):
     """The process is up (nothing is said about Temporal)."""
 

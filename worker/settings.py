@@ -29,6 +29,16 @@ VCF_API_URL         http://127.0.0.1:8000       where the CLI finds the API
 VCF_API_TOKEN       (unset: the token file)     the CLI's bearer token
 TEMPORAL_PORT       7233                        ``make run``: its dev server's port
 TEMPORAL_UI_PORT    8233                        ``make run``: its Web UI's port
+VCF_KEY_RING        (unset: the key ring file)  the payload key ring itself, as JSON
+                                                (:mod:`security.keyring`; worker, API)
+VCF_KEY_RING_FILE   <data dir>/key-ring.json    the key ring file, when VCF_KEY_RING is unset
+                                                (``make run`` creates it if missing)
+VCF_DEVELOPMENT     false                       development: the API's ``/codec`` routes are
+                                                open to loopback callers (``make run`` is)
+VCF_CODEC_ORIGINS   (unset: the Web UI's)       browser origins allowed to call ``/codec``,
+                                                comma-separated; default
+                                                ``http://127.0.0.1:$TEMPORAL_UI_PORT`` and
+                                                ``http://localhost:$TEMPORAL_UI_PORT``
 ==================  ==========================  ============================================
 
 An empty variable counts as unset.
@@ -39,11 +49,12 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ORDER_BOOK_FILE = "orders.db"
 TOKEN_FILE = "api-token"
+KEY_RING_FILE = "key-ring.json"
 
 
 class Settings(BaseSettings):
@@ -67,6 +78,10 @@ class Settings(BaseSettings):
     api_token: str | None = Field(None, validation_alias="VCF_API_TOKEN")
     temporal_port: int = Field(7233, validation_alias="TEMPORAL_PORT")
     temporal_ui_port: int = Field(8233, validation_alias="TEMPORAL_UI_PORT")
+    key_ring: SecretStr | None = Field(None, validation_alias="VCF_KEY_RING")
+    key_ring_file: Path | None = Field(None, validation_alias="VCF_KEY_RING_FILE")
+    development: bool = Field(False, validation_alias="VCF_DEVELOPMENT")
+    codec_origins_list: str | None = Field(None, validation_alias="VCF_CODEC_ORIGINS")
 
     @field_validator("api_public_url")
     @classmethod
@@ -88,6 +103,17 @@ class Settings(BaseSettings):
         """The development token file (``make run`` prints its token)."""
         return self.data_dir / TOKEN_FILE
 
+    @property
+    def key_ring_path(self) -> Path:
+        """The key ring file (used when ``VCF_KEY_RING`` is unset)."""
+        return self.key_ring_file or self.data_dir / KEY_RING_FILE
+
+    @property
+    def codec_origins(self) -> list[str]:
+        """Browser origins allowed to call the API's ``/codec`` routes (the Web UI's)."""
+        if self.codec_origins_list:
+            return [o.strip().rstrip("/") for o in self.codec_origins_list.split(",") if o.strip()]
+        return [f"http://127.0.0.1:{self.temporal_ui_port}", f"http://localhost:{self.temporal_ui_port}"]
 
 def public_base_url(value: str) -> str:
     """An http(s) base URL with a host and nothing after its path, ending with ``/``; ValueError otherwise."""

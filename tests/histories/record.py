@@ -2,7 +2,9 @@
 
 Run it before a change to the workflow's command sequence, commit the JSON, and the replay test
 proves the changed code still replays the pathways already running (guard with
-``workflow.patched`` until it does).
+``workflow.patched`` until it does). Payloads are encrypted with the tests' key ring
+(``tests/key-ring.json``), as the replayer expects; histories saved before encryption are plain
+and replay as they are.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.order_book import OrderBook
 from cli.simulate import start_test_server
 from pathway.contract import Enrollment
-from tests.helpers import make_worker
+from tests.helpers import TEST_CONVERTER, make_worker
 from workflows.models import PathwayOptions
 from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
@@ -69,7 +71,7 @@ async def record_story(env: WorkflowEnvironment, patient_id: str) -> str:
 
 
 async def _main(name: str) -> None:
-    env = await start_test_server()
+    env = await start_test_server(TEST_CONVERTER)
     try:
         text = await record_story(env, f"pt-history-{name}")
         (HERE / f"{name}.json").write_text(json.dumps(json.loads(text), indent=1) + "\n")

@@ -9,12 +9,11 @@ import uuid
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.order_book import OrderBook
 from api.app import create_app
 from pathway.guideline import load_definition
-from tests.helpers import eventually, make_worker
+from tests.helpers import TEST_CONVERTER, eventually, make_worker
 from tests.integration.api_support import (
     TOKEN,
     applied_event_ids,
@@ -307,7 +306,7 @@ async def test_a_failed_start_frees_the_patient_id(dev_env, tmp_path):
     patient = new_patient_id()
     # A real client of the dev server, on a namespace that does not exist: starting fails.
     lost = await Client.connect(dev_env.client.service_client.config.target_host, namespace=f"nope-{uuid.uuid4().hex}",
-                                data_converter=pydantic_data_converter)
+                                data_converter=TEST_CONVERTER)
     app = create_app(client=lost, order_book=book, tokens={TOKEN}, task_queue=task_queue, rpc_timeout=5)
     async with http_client(app) as http:
         r = await http.post("/v1/patients", json=enrollment(patient, pain_nrs=3))

@@ -18,7 +18,7 @@ import pytest
 
 from activities.order_book import OrderBook
 from pathway.guideline import PathwayDefinition, load_definition
-from tests.helpers import ROOT, enrollment, eventually, free_port
+from tests.helpers import ROOT, TEST_CONVERTER, enrollment, eventually, free_port, key_ring_env
 from worker.dev_server import DevServer
 from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
@@ -36,14 +36,14 @@ def fast_calcitonin_stop() -> PathwayDefinition:
 
 
 def start_worker(address: str, data_dir: Path) -> subprocess.Popen:
-    env = {**os.environ, "TEMPORAL_ADDRESS": address, "VCF_DATA_DIR": str(data_dir)}
+    env = {**os.environ, "TEMPORAL_ADDRESS": address, "VCF_DATA_DIR": str(data_dir), **key_ring_env()}
     with open(data_dir / "worker.log", "ab") as log:  # the child keeps its own copy of the file
         return subprocess.Popen([sys.executable, "-m", "worker.main"], cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
 async def test_killed_worker_loses_no_event_and_duplicates_no_order(tmp_path):
     server = DevServer(tmp_path, port=free_port(), ui_port=free_port())
-    client = await server.start()
+    client = await server.start(TEST_CONVERTER)
     worker = start_worker(server.address, tmp_path)
     try:
         handle = await start_pathway(client, enrollment("pt-crash-01"), definition=fast_calcitonin_stop())

@@ -34,7 +34,10 @@ async def test_search_attributes_and_named_timers(dev_env, order_book, task_queu
         assert "T12" in (await description.static_summary() or "")
         history = await handle.fetch_history()
         timers = [e for e in history.events if e.HasField("timer_started_event_attributes")]
-        names = {e.user_metadata.summary.data.decode() for e in timers}
+        # Timer summaries are user metadata: stored encrypted, read through the client's codec.
+        stored = [e.user_metadata.summary for e in timers]
+        assert not any(b"12-week review" in p.data for p in stored)
+        names = set(await dev_env.client.data_converter.decode(stored, [str] * len(stored)))
         assert any("12-week review" in n for n in names)
         assert any("calcitonin stop" in n for n in names)
         await handle.terminate("test done")

@@ -1,4 +1,6 @@
-"""Replay: today's workflow code must replay the histories of pathways already running."""
+"""Replay: today's workflow code must replay the histories of pathways already running, with
+the data converter every worker uses (the codec decrypts encrypted histories and passes plain
+ones, saved before encryption, through)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 
-from tests.helpers import HISTORIES, replayer
+from security.codec import ENCODING
+from tests.helpers import HISTORIES, payloads_in, replayer
 from tests.histories.record import record_story
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -23,6 +26,15 @@ async def test_saved_history_replays(path: Path):
 
 async def test_saved_histories_exist():
     assert SAVED, "no saved history: run python -m tests.histories.record"
+
+
+async def test_saved_histories_include_plain_and_encrypted_ones():
+    def encrypted(path: Path) -> bool:
+        history = WorkflowHistory.from_json("any", path.read_text())
+        return any(p.metadata.get("encoding") == ENCODING for e in history.events for p in payloads_in(e))
+
+    kinds = {encrypted(path) for path in SAVED}
+    assert kinds == {False, True}, "the replay tests should cover histories from before and after encryption"
 
 
 async def test_fresh_time_skipping_history_replays(ts_env):

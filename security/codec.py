@@ -1,0 +1,87 @@
+"""The AES-256-GCM payload codec, and the data converter every client, worker and replayer uses.
+
+An encrypted payload is ``{"metadata": {"encoding": "binary/encrypted", "encryption-key-id":
+<id>}, "data": nonce (12 bytes) + ciphertext and tag}``; the plaintext is the whole original
+payload (its metadata too, so the encoding the payload converter chose is hidden and restored),
+and the key id is authenticated with it (associated data), so a payload cannot be passed off as
+encrypted under another key.
+
+Decoding passes through any payload that is not ``binary/encrypted``: histories written before
+encryption was switched on still replay, and pathways running then keep going. A payload
+encrypted under a key the ring does not hold, or one that does not decrypt with the ring's key
+of that id, raises :class:`PayloadDecryptionError` naming the key id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError
+from temporalio.api.common.v1 import Payload
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+
+from security.keyring import KeyRing
+
+ENCODING = b"binary/encrypted"
+KEY_ID_METADATA = "encryption-key-id"
+NONCE_BYTES = 12
+
+
+class PayloadDecryptionError(ValueError):
+    """An encrypted payload this key ring cannot decrypt; ``key_id`` names the key it needs."""
+
+    def __init__(self, key_id: str, message: str):
+        super().__init__(message)
+        self.key_id = key_id
+
+
+class EncryptionCodec(PayloadCodec):
+    """Encrypts every payload with the ring's current key; decrypts with the key each names."""
+
+    def __init__(self, ring: KeyRing):
+        self.ring = ring
+        self._ciphers = {key_id: AESGCM(key) for key_id, key in ring.keys.items()}
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.encrypt(p) for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.decrypt(p) for p in payloads]
+
+    def encrypt(self, payload: Payload) -> Payload:
+        """``payload`` encrypted with the current key."""
+        key_id = self.ring.current
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._ciphers[key_id].encrypt(nonce, payload.SerializeToString(), key_id.encode())
+        return Payload(metadata={"encoding": ENCODING, KEY_ID_METADATA: key_id.encode()}, data=nonce + sealed)
+
+    def decrypt(self, payload: Payload) -> Payload:
+        """The original of an encrypted payload; any other payload as it is."""
+        if payload.metadata.get("encoding") != ENCODING:
+            return payload
+        key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode(errors="replace")
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            named = f"key id {key_id!r}" if key_id else "no key id"
+            raise PayloadDecryptionError(key_id, f"payload encrypted with {named}, which is not in the key ring "
+                                                 f"(ids: {', '.join(self.ring.ids)}); add that key back to the ring")
+        data = payload.data
+        try:
+            plain = cipher.decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], key_id.encode())
+            return Payload.FromString(plain)
+        except (InvalidTag, ValueError, DecodeError):
+            raise PayloadDecryptionError(key_id, f"payload encrypted with key id {key_id!r} does not decrypt with "
+                                                 "the ring's key of that id (a different key under the same id, "
+                                                 "or altered data)") from None
+
+
+def data_converter(ring: KeyRing) -> DataConverter:
+    """The pydantic data converter, with payloads encrypted by ``ring`` and failure messages and
+    stack traces moved into (encrypted) encoded attributes."""
+    return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec(ring),
+                               failure_converter_class=DefaultFailureConverterWithEncodedAttributes)
