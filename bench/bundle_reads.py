@@ -29,11 +29,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.order_book import OrderBook, new_order_id
 from activities.sqlite_store import utc_now
+from security.codec import data_converter
+from security.keyring import KeyRing
 from worker.runtime import binary, build_worker, configure_runtime
 from workflows import search_attributes as sa
 
@@ -79,17 +80,19 @@ async def state_read(http: httpx.AsyncClient) -> float:
 
 async def run(orders: int, readers: int, seconds: float) -> None:
     configure_runtime(core_level="ERROR")
+    ring = KeyRing.generate("bench")  # payloads encrypted as in production; the API gets the same ring
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=binary("temporal"), dev_server_database_filename=str(data_dir / "temporal.db"),
-            search_attributes=sa.ALL, data_converter=pydantic_data_converter)
+            search_attributes=sa.ALL, data_converter=data_converter(ring))
         book = OrderBook(data_dir / "orders.db")
         fill(book, orders)
         port = 18000 + os.getpid() % 1000
         api = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "api.main", cwd=ROOT, stdout=asyncio.subprocess.DEVNULL,
             env={**os.environ, "VCF_DATA_DIR": str(data_dir), "VCF_API_PORT": str(port), "VCF_API_TOKENS": TOKEN,
+                 "VCF_KEY_RING": ring.to_json(),
                  "TEMPORAL_ADDRESS": env.client.service_client.config.target_host, "VCF_LOG_LEVEL": "WARNING"})
         try:
             async with build_worker(env.client, book), httpx.AsyncClient(
