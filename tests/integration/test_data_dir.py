@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import ROOT, eventually, free_port
+from tests.helpers import ROOT, eventually, free_port, key_ring_env
 from tests.integration.api_support import enrollment, new_patient_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -33,7 +33,7 @@ async def run_api(dev_env, data_dir: Path) -> tuple[int, str, dict[str, int]]:
     last connection to close removes them); return its exit code, its log and the modes then."""
     port = free_port()
     env = {**os.environ, "VCF_DATA_DIR": str(data_dir), "VCF_API_PORT": str(port),
-           "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host}
+           "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host, **key_ring_env()}
     env.pop("VCF_API_TOKENS", None)
     old = os.umask(0o022)
     try:
