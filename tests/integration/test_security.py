@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from activities.order_book import OrderBook
 from api.app import create_app
-from tests.helpers import free_port
+from tests.helpers import TEST_CONVERTER, free_port
 from tests.integration.api_support import (
     AUTH,
     BASE_URL,
@@ -259,7 +259,7 @@ async def test_readyz_says_whether_the_api_can_serve(stack, tmp_path):
         r = await anonymous.get("/readyz")
         assert r.status_code == 200 and r.json() == {"ready": True, "in_flight": 0, "max_in_flight": 32}
     # The workflow service gone, and the database unreadable: 503, naming each.
-    lost = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
+    lost = await Client.connect(f"127.0.0.1:{free_port()}", lazy=True, data_converter=TEST_CONVERTER)
     book = OrderBook(tmp_path / "orders.db")
     app = create_app(client=lost, order_book=book, tokens={TOKEN})
     for suffix in ("", "-wal", "-shm"):
