@@ -26,7 +26,7 @@ from cohort import report
 from cohort.agreement import check_temporal, choose
 from cohort.model import CohortModel, CohortModelError, load_model
 from cohort.plots import LABELS, all_plots, compare_plot
-from cohort.run import PatientResult, default_workers, simulate_cohort
+from cohort.run import PatientResult, cpu_seconds, default_workers, simulate_cohort
 from cohort.whatif import WhatIfError, apply, label
 from pathway.guideline import PathwayDefinition, load_definition
 
@@ -104,16 +104,17 @@ def _run(err: Console, model: CohortModel, defn: PathwayDefinition, seed: int, p
          what: str) -> list[PatientResult]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn())
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), cpu_seconds()
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task(f"{what} ({defn.version})", total=patients)
         results = simulate_cohort(model, defn, seed, patients, workers, lambda n: bar.advance(task, n))
-    elapsed = time.perf_counter() - began
+    elapsed, cpu = time.perf_counter() - began, cpu_seconds() - cpu
     years = patients * model.horizon_days / 365
     decides = sum(r.run.decides for r in results)
     err.print(f"{patients:,} patients ({years:,.0f} patient-years) in {elapsed:.2f} s on {workers} worker(s): "
-              f"[bold]{years / elapsed:,.0f} patient-years per second[/bold]; {decides / patients:.0f} decides per "
-              f"patient, {elapsed * workers / decides * 1e6:.0f} µs per decide and core", highlight=False)
+              f"[bold]{years / elapsed:,.0f} patient-years per second[/bold] "
+              f"({years / cpu:,.0f} per CPU-second; {cpu:.1f} CPU-s in all); {decides / patients:.0f} decides per "
+              f"patient, {cpu / decides * 1e6:.0f} µs of CPU per decide round", highlight=False, soft_wrap=True)
     return results
 
 
@@ -175,7 +176,8 @@ def _check(err: Console, console: Console, model: CohortModel, defn: PathwayDefi
                   console=err) as bar:
         task = bar.add_task("the workflow (time-skipping server)", total=len(indexes))
         agreement = asyncio.run(check_temporal(model, defn, seed, indexes, lambda n: bar.update(task, completed=n)))
-    err.print(f"{len(indexes)} patients through the workflow in {time.perf_counter() - began:.1f} s", highlight=False)
+    err.print(f"{len(indexes)} patients through the workflow in {time.perf_counter() - began:.1f} s", highlight=False,
+              soft_wrap=True)
     for patient, lines in agreement.disagreements.items():
         console.print(f"{patient}: the workflow and the cohort driver disagree", highlight=False)
         for line in lines:

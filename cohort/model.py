@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pathway.contract import FRACTURE_LEVELS, FractureLevel, RedFlag, describe
+from pathway.contract import FRACTURE_LEVELS, FractureLevel, RedFlag
 
 Source = Annotated[str, Field(min_length=12, max_length=600,
                               description="Where the figure comes from, or 'Assumption: ...' and why.")]
@@ -277,6 +277,21 @@ class CohortModelError(ValueError):
     def __init__(self, errors: list[str]):
         super().__init__("; ".join(errors))
         self.errors = errors
+
+
+def describe(exc: ValidationError) -> list[str]:
+    """A pydantic error as ``field: reason`` lines (the dotted path into the model file)."""
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(part) for part in err["loc"]) or "model"
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif err["type"] == "value_error":
+            message = str(err.get("ctx", {}).get("error", err["msg"]))
+        else:
+            message = err["msg"]
+        lines.append(f"{field}: {message}")
+    return lines
 
 
 def parse_model(raw: object) -> CohortModel:

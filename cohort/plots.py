@@ -180,7 +180,8 @@ def pain_plot(results: list[PatientResult], path: Path, title: str, persistent_n
         ax.set_xlim(0, 53)
         ax.set_title(sub)
         ax.set_ylim(0, 10.2)
-        ax.legend(loc="upper right", frameon=False)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper right", frameon=False)
     axes[0].set_ylabel("reported pain, NRS 0-10 (mean; band: interquartile range)")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()

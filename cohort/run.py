@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -96,6 +97,14 @@ def iter_cohort(model: CohortModel, defn: PathwayDefinition, seed: int, patients
             yield from part
             if progress:
                 progress(len(part))
+        pool.close()
+        pool.join()  # reaped workers count in this process's children's CPU time
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its reaped worker processes so far (user and system)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def default_workers() -> int:
