@@ -80,6 +80,7 @@ def main(args: argparse.Namespace) -> int:
     workers = args.workers or default_workers()
     out = Path(args.out)
     out_console = Console()
+    out_console.width = max(out_console.width, 110)  # tables stay whole when the output is a file
 
     results = _run(err, model, base, args.seed, args.patients, workers, "current" if compares else "patients")
     what_if = {"set": label(sets)} if sets else {}

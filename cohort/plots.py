@@ -192,7 +192,7 @@ def compare_plot(table: list[dict[str, Any]], patients: int, path: Path, title: 
     """Share of patients with each action kind under the current and the changed definition."""
     _style()
     changed = [row for row in table if row["patients_difference"] or row["actions_difference"]]
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.55 * max(1, len(changed))))
+    fig, ax = plt.subplots(figsize=(10, 1.8 + 0.6 * max(1, len(changed))))
     if not changed:
         ax.text(0.5, 0.5, "no difference in any action kind", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -201,15 +201,16 @@ def compare_plot(table: list[dict[str, Any]], patients: int, path: Path, title: 
         ys = list(range(len(changed)))
         current = [100 * row["current_patients"] / patients for row in changed]
         variant = [100 * row["changed_patients"] / patients for row in changed]
-        ax.barh([y + 0.2 for y in ys], current, height=0.38, label="current guideline", color="tab:grey")
-        ax.barh([y - 0.2 for y in ys], variant, height=0.38, label="changed", color="tab:orange")
-        for y, row, value in zip(ys, changed, variant, strict=True):
-            ax.annotate(f"{row['patients_difference']:+,} patients, {row['actions_difference']:+,} actions",
-                        (value, y - 0.2), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+        ax.barh([y - 0.2 for y in ys], current, height=0.38, label="current guideline", color="tab:grey")
+        ax.barh([y + 0.2 for y in ys], variant, height=0.38, label="changed", color="tab:orange")
+        for y, row, before, after in zip(ys, changed, current, variant, strict=True):
+            ax.annotate(f"{before:.1f}% → {after:.1f}%: {row['patients_difference']:+,} patients, "
+                        f"{row['actions_difference']:+,} actions", (max(before, after), y), xytext=(6, 0),
+                        textcoords="offset points", va="center", fontsize=8)
         ax.set_yticks(ys, names)
         ax.invert_yaxis()
-        ax.set_xlabel("patients with at least one such action (% of cohort)")
-        ax.set_xlim(0, max(current + variant) * 1.35 + 1)
+        ax.set_xlabel("patients with at least one such action (% of cohort); action kinds that changed")
+        ax.set_xlim(0, max(current + variant) * 1.6 + 1)
         ax.legend(loc="lower right", frameon=False)
     ax.set_title(title)
     fig.tight_layout()
