@@ -5,18 +5,22 @@ what to do when an event is applied and when one of its alarms rings; this drive
 same instants and records what it answers the same way:
 
 - an event observed on day *d* is judged by :func:`pathway.intake.clinical_rejection`, appended to
-  the facts, and decided at *d*; events on day *d* come before the steps due on day *d*;
-- a step due at instant *t* (from :func:`pathway.decisions.next_due`, and the overdue-result
-  checks of :func:`pathway.results.overdue_checks`) is decided at *t* + 1 s, when the workflow's
-  alarm rings ("more than N days" instants are N days + 2 s, ``pathway.facts.check_after``);
+  the facts, and decided at *d* — and once more when the workflow's inbox is empty (a refused
+  event is decided at too); events on day *d* come before the steps due on day *d*;
+- every instant the workflow arms an alarm for (:func:`pathway.decisions.next_due` and the
+  overdue-result checks of :func:`pathway.results.overdue_checks`, asked after each round) is
+  decided at *t* + 1 s, when the alarm rings ("more than N days" instants are N days + 2 s,
+  ``pathway.facts.check_after``). The workflow never cancels a timer, so an instant that a later
+  report moved (a follow-up check) still rings, and is decided at here too: the decisions have
+  steps that fall due without an instant of their own, and such a wake-up is when they fire;
 - after each decide, while the pathway runs, overdue results escalate once each (a note
   ``overdue:ACTION_ID``), as the workflow does from vcf-1.1 on;
 - the clock stops 1.5 s after the horizon, as ``vcf simulate`` reads a scenario.
 
-It decides only when something can change: at events and at due instants. The workflow also wakes
-at instants that an earlier state armed (its timers are never cancelled) and decides once more
-after each batch of events; those decides find nothing new (``--check-temporal`` and the workflow
-test compare both engines action by action).
+Work that cannot change an answer is skipped: ``next_due`` and ``overdue_checks`` read the facts
+alone, so they are asked again only after a round that changed the facts, and ``overdue_orders``
+only once an overdue instant has passed. ``--check-temporal`` and the workflow test compare both
+engines action by action.
 """
 
 from __future__ import annotations
@@ -54,8 +58,8 @@ class PatientRun:
     pain: list[tuple[float, int]]  # reports the pathway applied
     rejected: int
     decides: int
-    second_decides: int = 0
-    second_found: int = 0
+    second_decides: int = 0  # decides repeated after an event that changed something (as the workflow)
+    second_found: int = 0  # ... and those that found anything new
     events: list[tuple[float, Event]] = field(default_factory=list)  # applied or refused, in order
 
 
@@ -126,6 +130,7 @@ def run_patient(defn: PathwayDefinition, patient: Patient, horizon: float, keep_
     # (its timers are never cancelled), and each ring is a decide.
     armed: set[float] = set()
     rings: list[float] = []
+    checks: set[float] = set()
 
     def arm(now: float) -> None:
         for due in next_due(defn, facts, now):
@@ -133,7 +138,9 @@ def run_patient(defn: PathwayDefinition, patient: Patient, horizon: float, keep_
                 armed.add(due.day)
                 heapq.heappush(rings, due.day + SETTLE)
         for check in overdue_checks(defn, facts, now):
-            heapq.heappush(overdue_at, check)
+            if check not in checks:
+                checks.add(check)
+                heapq.heappush(overdue_at, check)
             if check not in armed:
                 armed.add(check)
                 heapq.heappush(rings, check + SETTLE)
@@ -150,9 +157,10 @@ def run_patient(defn: PathwayDefinition, patient: Patient, horizon: float, keep_
             if keep_events:
                 run.events.append((day, event))
             reason = clinical_rejection(defn, facts, event, day)
-            if reason:
+            if reason:  # recorded as refused; the workflow decides all the same once its inbox is empty
                 run.rejected += 1
-                changed = False
+                now = day
+                changed = round_at(now)
                 continue
             facts.observations.append(Observation(day=day, event=event))
             if isinstance(event, PainEvent):
