@@ -17,7 +17,6 @@ from rich.table import Table
 from cohort import report
 from cohort.agreement import check_temporal, choose
 from cohort.model import CohortModel, CohortModelError, load_model
-from cohort.plots import LABELS, all_plots, compare_plot
 from cohort.run import PatientResult, cpu_seconds, default_workers, simulate_cohort
 from cohort.whatif import WhatIfError, apply, label
 from pathway.guideline import PathwayDefinition, load_definition
@@ -67,6 +66,8 @@ def main(args: argparse.Namespace) -> int:
         table = report.compare_rows(figures, variant_figures)
         report.write_compare(out, table)
         title = f"What if {label(compares)}? {args.patients:,} patients, seed {args.seed}, guideline {base.version}"
+        from cohort.plots import compare_plot  # matplotlib loads only when something is plotted
+
         compare_plot(table, args.patients, out / "compare.png", title)
         _print_compare(out_console, table, label(compares), args.patients)
     out_console.print(f"files in {out}/", highlight=False)
@@ -96,6 +97,8 @@ def _run(err: Console, model: CohortModel, defn: PathwayDefinition, seed: int, p
 def _write(out: Path, results: list[PatientResult], model: CohortModel, defn: PathwayDefinition, seed: int,
            what_if: dict[str, Any]) -> dict[str, Any]:
     figures = report.write_files(out, results, model, defn, seed, what_if)
+    from cohort.plots import all_plots  # matplotlib loads only when something is plotted
+
     title = f"{len(results):,} patients, seed {seed}, guideline {defn.version}"
     all_plots(results, out, title, defn.rules.persistent_pain_nrs.value, defn.rules.review_day.value)
     return figures
@@ -134,7 +137,7 @@ def _print_compare(console: Console, table_rows: list[dict[str, Any]], what: str
         table.add_column(name, justify="left" if name == "action kind" else "right")
     shown = [row for row in table_rows if row["patients_difference"] or row["actions_difference"]]
     for row in shown:
-        table.add_row(LABELS.get(row["kind"], row["kind"]), f"{row['current_patients']:,}",
+        table.add_row(report.LABELS.get(row["kind"], row["kind"]), f"{row['current_patients']:,}",
                       f"{row['changed_patients']:,}", f"{row['patients_difference']:+,}",
                       f"{row['share_difference_points']:+.2f}", f"{row['current_actions']:,}",
                       f"{row['changed_actions']:,}")

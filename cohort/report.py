@@ -25,6 +25,25 @@ REFERRALS = {
     "pathologic_fracture_workup": "refer_pathologic_fracture_workup",
 }
 STATUSES = ("completed", "exited", "withdrawn", "running")
+# Short names of the kinds that the plots and the console show.
+LABELS = {
+    "order_mri": "MRI",
+    "order_radiograph": "follow-up radiograph",
+    "order_adjacent_fracture_screening": "adjacent-fracture screening",
+    "order_dxa": "DXA",
+    "refer_physical_therapy": "physical therapy",
+    "refer_vertebral_augmentation": "augmentation (evaluation)",
+    "refer_urgent_spine_surgery": "urgent spine surgery",
+    "refer_pathologic_fracture_workup": "pathologic work-up",
+    "offer_nerve_block": "nerve-block offer",
+    "request_clinician_review": "clinician review request",
+    OVERDUE: "overdue result escalation",
+    "escalate_lost_to_follow_up": "lost to follow-up escalation",
+    "flag_progressive_deformity": "progressive deformity",
+    "flag_new_vertebral_fracture": "new vertebral fracture",
+    "alert_prolonged_immobilization": "prolonged immobilization",
+    "outreach_missed_follow_up": "outreach (missed report)",
+}
 
 
 def rows(result: PatientResult) -> list[tuple[float, str, str, str]]:

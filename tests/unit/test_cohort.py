@@ -1,6 +1,8 @@
 """The cohort simulation (cohort/): its model as data, the same files for the same seed, what-if
-validation, the summary's figures, and the driver's timing rules. In-process (one worker): the
-unit lane starts no process; tests/integration/test_cohort_cli.py runs the command with workers."""
+validation, the summary's figures, and the driver's timing rules. In-process (one worker) and
+without plots: the unit lane starts no process (matplotlib asks fc-list for the system fonts when it
+first builds its font cache); tests/integration/test_cohort_cli.py runs the command, with workers
+and plots."""
 
 from __future__ import annotations
 
@@ -18,17 +20,15 @@ from cohort.agreement import choose, keys_of_run, scenario_of
 from cohort.engine import SETTLE, run_patient
 from cohort.model import CohortModelError, load_model, parse_model, sources
 from cohort.patients import draw_patient, quarter
-from cohort.report import KINDS
+from cohort.report import KINDS, compare_rows, summary, write_files
 from cohort.run import chunks, simulate_cohort
-from cohort.whatif import WhatIfError, apply
+from cohort.whatif import WhatIfError, apply, label
 from pathway.contract import ACTION_KINDS, PainEvent
 from pathway.facts import GRACE
 from tests.helpers import ROOT
 from tests.unit.walk import Walk
 
 MODEL = ROOT / "seeds" / "cohorts" / "default.json"
-FILES = ("actions.csv", "patients.csv", "weekly_demand.csv", "summary.json", "weekly_demand.png",
-         "cumulative_referrals.png", "pain_trajectories.png")
 
 
 @pytest.fixture(scope="module")
@@ -143,18 +143,18 @@ def test_a_more_than_check_rings_after_its_instant_and_an_event_at_a_step_day_co
 
 # --- Same seed, same files --------------------------------------------------------------------
 
-def test_the_same_seed_gives_the_same_files_byte_for_byte(tmp_path, capsys):
-    for name in ("a", "b"):
-        assert run_cli(str(MODEL), "--patients", "12", "--seed", "7", "--out", str(tmp_path / name),
-                       "--workers", "1") == 0
-    assert run_cli(str(MODEL), "--patients", "12", "--seed", "8", "--out", str(tmp_path / "c"), "--workers", "1") == 0
-    for file in FILES:
+def write(model, definition, out: Path, seed: int, patients: int) -> dict:
+    results = simulate_cohort(model, definition, seed, patients)
+    return write_files(out, results, model, definition, seed, {})
+
+
+def test_the_same_seed_gives_the_same_files_byte_for_byte(model, definition, tmp_path):
+    """The CSV and JSON files here; the PNGs, and worker processes, in tests/integration/test_cohort_cli.py."""
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        write(model, definition, tmp_path / name, seed, 12)
+    for file in ("actions.csv", "patients.csv", "weekly_demand.csv", "summary.json"):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
     assert (tmp_path / "a" / "actions.csv").read_bytes() != (tmp_path / "c" / "actions.csv").read_bytes()
-    png = (tmp_path / "a" / "weekly_demand.png").read_bytes()
-    assert png.startswith(b"\x89PNG") and b"Software" not in png and b"matplotlib" not in png
-    console = capsys.readouterr()
-    assert "patient-years per second" in console.err
     summary = (tmp_path / "a" / "summary.json").read_text(encoding="utf-8")
     assert "second" not in summary and "elapsed" not in summary
 
@@ -205,45 +205,45 @@ def test_a_bad_set_or_compare_exits_2_naming_it(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
-def test_compare_runs_the_same_patients_under_both_definitions(tmp_path, capsys):
-    assert run_cli(str(MODEL), "--patients", "40", "--seed", "2", "--out", str(tmp_path), "--workers", "1",
-                   "--compare", "persistent_pain_nrs=7") == 0
-    out = capsys.readouterr().out
-    assert "What if persistent_pain_nrs=7?" in out
-    table = {row["kind"]: row for row in csv.DictReader((tmp_path / "compare.csv").open(encoding="utf-8"))}
+def test_compare_runs_the_same_patients_under_both_definitions(model, definition):
+    variant, changes = apply(definition, ["persistent_pain_nrs=7"])
+    base = summary(simulate_cohort(model, definition, 2, 40), model, definition, 2, {})
+    changed = summary(simulate_cohort(model, variant, 2, 40), model, variant, 2, {"compare": label(changes)})
+    table = {row["kind"]: row for row in compare_rows(base, changed)}
     augmentation = table["refer_vertebral_augmentation"]
-    assert int(augmentation["changed_patients"]) <= int(augmentation["current_patients"])
-    assert table["prescribe_first_line_analgesia"]["patients_difference"] == "0"  # the same 40 patients
-    variant = json.loads((tmp_path / "variant" / "summary.json").read_text(encoding="utf-8"))
-    assert variant["guideline_version"] == "vcf-1.2+persistent_pain_nrs=7"
-    assert variant["what_if"] == {"compare": "persistent_pain_nrs=7"}
-    assert (tmp_path / "compare.png").read_bytes().startswith(b"\x89PNG")
+    assert augmentation["changed_patients"] <= augmentation["current_patients"]
+    assert augmentation["patients_difference"] == augmentation["changed_patients"] - augmentation["current_patients"]
+    assert table["prescribe_first_line_analgesia"]["patients_difference"] == 0  # the same 40 patients
+    assert changed["guideline_version"] == "vcf-1.2+persistent_pain_nrs=7"
+    assert changed["what_if"] == {"compare": "persistent_pain_nrs=7"}
+    assert set(table) == set(KINDS)
 
 
 # --- The summary's figures ----------------------------------------------------------------------
 
-def test_the_summary_adds_up_from_the_action_rows(tmp_path):
-    assert run_cli(str(MODEL), "--patients", "40", "--seed", "3", "--out", str(tmp_path), "--workers", "1") == 0
-    summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+def test_the_summary_adds_up_from_the_action_rows(model, definition, tmp_path):
+    figures = write(model, definition, tmp_path, 3, 40)
+    read = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert read == figures
     rows = list(csv.DictReader((tmp_path / "actions.csv").open(encoding="utf-8")))
     patients = list(csv.DictReader((tmp_path / "patients.csv").open(encoding="utf-8")))
-    assert (summary["patients"], summary["seed"], summary["guideline_version"]) == (40, 3, "vcf-1.2")
-    assert len(patients) == 40 and set(summary["actions"]) == set(KINDS)
+    assert (read["patients"], read["seed"], read["guideline_version"]) == (40, 3, "vcf-1.2")
+    assert len(patients) == 40 and set(read["actions"]) == set(KINDS)
     count = Counter(row["kind"] for row in rows)
     having = Counter(kind for kind, _ in {(row["kind"], row["patient"]) for row in rows})
-    for kind, figures in summary["actions"].items():
-        assert figures["count"] == count[kind], kind
-        assert figures["patients"] == having[kind], kind
-        assert figures["share_of_patients"] == round(having[kind] / 40, 4)
-    assert summary["actions"]["prescribe_first_line_analgesia"]["share_of_patients"] == 1.0
-    assert sum(row["patients"] for row in summary["exits"].values()) == 40
-    assert Counter(p["status"] for p in patients) == {k: v["patients"] for k, v in summary["exits"].items()
+    for kind, stats in read["actions"].items():
+        assert stats["count"] == count[kind], kind
+        assert stats["patients"] == having[kind], kind
+        assert stats["share_of_patients"] == round(having[kind] / 40, 4)
+    assert read["actions"]["prescribe_first_line_analgesia"]["share_of_patients"] == 1.0
+    assert sum(row["patients"] for row in read["exits"].values()) == 40
+    assert Counter(p["status"] for p in patients) == {k: v["patients"] for k, v in read["exits"].items()
                                                       if v["patients"]}
     pt_days = sorted(float(row["day"]) for row in rows if row["kind"] == "refer_physical_therapy")
-    assert summary["time_to_physical_therapy_days"]["patients"] == len(pt_days)
-    assert pt_days[0] <= summary["time_to_physical_therapy_days"]["median"] <= pt_days[-1]
-    assert summary["referrals"]["vertebral_augmentation"]["patients"] == having["refer_vertebral_augmentation"]
-    assert summary["lost_to_follow_up"]["patients"] == having["escalate_lost_to_follow_up"]
+    assert read["time_to_physical_therapy_days"]["patients"] == len(pt_days)
+    assert pt_days[0] <= read["time_to_physical_therapy_days"]["median"] <= pt_days[-1]
+    assert read["referrals"]["vertebral_augmentation"]["patients"] == having["refer_vertebral_augmentation"]
+    assert read["lost_to_follow_up"]["patients"] == having["escalate_lost_to_follow_up"]
     weekly = list(csv.DictReader((tmp_path / "weekly_demand.csv").open(encoding="utf-8")))
     for kind in ("order_mri", "refer_physical_therapy", "escalate_overdue_result"):
         assert sum(int(week[kind]) for week in weekly) == count[kind]
