@@ -44,9 +44,11 @@ lint: $(STAMP)
 	$(BIN)/mypy || status=1; \
 	exit $$status
 
-## bench: one-year pathway under time-skipping (prints wall time and history size)
+## bench: one-year pathway under time-skipping (prints wall time and history size); a year of 10,000
+##        synthetic patients through the pure core on every core (prints patient-years per second)
 bench: $(STAMP)
 	$(BIN)/python bench/one_year_pathway.py
+	$(BIN)/vcf cohort seeds/cohorts/default.json --patients 10000 --seed 1 --out out/bench-cohort
 
 ## bench-api: a state read while 40 large order Bundles are read (prints latencies and /readyz)
 bench-api: $(STAMP)

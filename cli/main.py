@@ -47,6 +47,9 @@ def parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=_simulate)
     register(p, sub)
     guideline.register(sub)
+    from cohort.cli import register as register_cohort
+
+    register_cohort(sub)
     return p
 
 
