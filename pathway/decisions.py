@@ -184,8 +184,8 @@ def _schedule(b: Builder) -> None:
               **({"scheduled_days": group} if len(group) > 1 else {}))
     screenings = b.defn.schedules.screening_days
     for d in screenings.days:
-        if b.now < d:
-            continue
+        if b.now < d or b.done(f"order_adjacent_fracture_screening:day-{d}:skipped"):
+            continue  # not due yet, or skipped once and for all
         flare = _recent_flare_screening(b, d)
         if flare is not None:
             assert b.defn.safety is not None

@@ -299,6 +299,18 @@ def test_a_screening_within_60_days_after_a_flare_screening_is_skipped(definitio
     assert ("order_adjacent_fracture_screening:day-182:skipped" in note_ids(w)) is skipped
 
 
+def test_a_skipped_screening_stays_skipped_once_the_flare_window_has_passed(definition):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.pain(20, 2)
+    w.pain(80, 2)
+    w.pain(130, 6)
+    w.pain(131, 2)
+    w.until(182)
+    assert "order_adjacent_fracture_screening:day-182:skipped" in note_ids(w)
+    w.until(250)  # past the flare's 60 days: the skipped screening is not ordered after all
+    assert not [a for a in w.of("order_adjacent_fracture_screening") if a.details["trigger"] == "schedule"]
+
+
 def test_a_skipped_screening_still_lets_the_pathway_complete(definition):
     w = confirmed(Walk(definition, pain_nrs=6))
     for day in range(10, 365, 12):
