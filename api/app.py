@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from temporalio.client import Client
 
 from activities.order_book import OrderBook
+from api.audit import AuditTrail
 from api.auth import BearerAuth
 from api.cors import CodecCors
 from api.deps import Services
@@ -24,8 +26,9 @@ from api.errors import install_error_handlers
 from api.load import CountInFlight, Load
 from api.openapi import openapi_schema
 from api.pathways import Pathways
+from api.records import in_thread
 from api.registry import Registry
-from api.routes import codec, events, fhir, guideline, health, orders, patients
+from api.routes import audit, codec, events, fhir, guideline, health, orders, patients
 from pathway.guideline import PathwayDefinition, load_definition
 from worker.settings import public_base_url
 from workflows.models import TASK_QUEUE
@@ -37,7 +40,7 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
                definition: PathwayDefinition | None = None, query_timeout: float = 3.0,
                rpc_timeout: float = 10.0, public_url: str = "http://127.0.0.1:8000/",
                max_in_flight: int = 32, codec_origins: Iterable[str] = (),
-               codec_open_on_loopback: bool = False) -> FastAPI:
+               codec_open_on_loopback: bool = False, keys_file: Path | None = None) -> FastAPI:
     """The API over a Temporal client and the order book (the registry shares its database file).
 
     ``query_timeout`` bounds a wait for a worker to answer a query before the answer falls back
@@ -45,7 +48,9 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
     links in answers start with it (never with the request's ``Host``). Above ``max_in_flight``
     requests in progress, ``/readyz`` answers 503. ``/codec`` serves the client's own payload
     codec, to browsers from ``codec_origins`` only (the Web UI's); with ``codec_open_on_loopback``
-    (development only) loopback callers need no token there.
+    (development only) loopback callers need no token there. ``keys_file``: the local API keys
+    (:mod:`api.keys`), each with its scopes, besides ``tokens`` (which hold every scope).
+    Requests that read or change a patient are recorded in the audit trail (:mod:`api.audit`).
     """
     definition = definition or load_definition()
     payload_codec = client.data_converter.payload_codec
@@ -57,14 +62,16 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
     load = Load(max_in_flight)
     app.state.services = Services(
         pathways=Pathways(client, task_queue, definition, rpc_timeout=rpc_timeout, query_timeout=query_timeout),
-        order_book=order_book, registry=Registry(order_book.path), definition=definition, auth=BearerAuth(tokens),
-        load=load, public_url=public_base_url(public_url))
+        order_book=order_book, registry=Registry(order_book.path), definition=definition,
+        auth=BearerAuth(tokens, keys_file), load=load, audit=AuditTrail(order_book.path),
+        public_url=public_base_url(public_url))
     app.state.codec = codec.CodecService(payload_codec, client.namespace, codec_open_on_loopback)
     # guideline before fhir: fhir's /v1/fhir/{type}/{id} would otherwise answer for definitions
-    for module in (health, patients, events, guideline, fhir, orders, codec):
+    for module in (health, patients, events, guideline, fhir, orders, audit, codec):
         app.include_router(module.router)
     install_docs(app)  # /docs and /redoc from the project's own files, no CDN
     app.add_middleware(CodecCors, origins=codec_origins)  # inside log_requests: preflights are logged too
+    app.middleware("http")(audit_requests)
     app.middleware("http")(log_requests)
     app.add_middleware(CountInFlight, load=load)
     install_error_handlers(app)  # after the other middleware: its catch-all must be outermost
@@ -84,3 +91,28 @@ async def log_requests(request: Request, call_next):
         route = request.scope.get("route")
         log.info("request", extra={"method": request.method, "route": getattr(route, "path", "unmatched"),
                                    "status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
+
+
+UNAUTHENTICATED = "(unauthenticated)"
+
+
+async def audit_requests(request: Request, call_next):
+    """An audit record for each /v1 request that concerns a patient (named in the path, or by the
+    route: :func:`api.deps.audit_subject`), written before the answer leaves. A request that
+    names no patient (a listing across patients, a guideline read) is not recorded here."""
+    status = 500
+    try:
+        response = await call_next(request)
+        status = response.status_code
+        return response
+    finally:
+        route = getattr(request.scope.get("route"), "path", "")
+        state = request.scope.get("state", {})
+        patient_id = state.get("audit_patient") or request.scope.get("path_params", {}).get("patient_id")
+        if route.startswith("/v1/") and isinstance(patient_id, str) and patient_id:
+            caller = state.get("caller")
+            await in_thread(request.app.state.services.audit.append,
+                            credential=caller.name if caller else UNAUTHENTICATED, patient_id=patient_id,
+                            method=request.method, route=route,
+                            action="read" if request.method in ("GET", "HEAD") else "write", status=status,
+                            event_id=state.get("audit_event_id"))

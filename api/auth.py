@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.errors import ApiError
+from api.keys import SCOPES, STATIC_NAME, KeyFile, digest
 from worker.settings import Settings
 
 
@@ -39,18 +40,28 @@ def load_tokens(settings: Settings) -> set[str]:
 
 @dataclass(frozen=True)
 class Caller:
-    """Whoever holds a configured token; ``token_id`` tells tokens apart without revealing one."""
+    """Whoever presents a valid token or key: ``name`` is the key's name (``token`` for the static
+    tokens), ``token_id`` tells tokens apart without revealing one, ``scopes`` what it may do."""
 
     token_id: str
+    name: str = STATIC_NAME
+    scopes: frozenset[str] = frozenset(SCOPES)
+
+    def require(self, scope: str) -> None:
+        """:class:`ApiError` 403 naming ``scope`` unless the caller holds it."""
+        if scope not in self.scopes:
+            raise ApiError(403, "forbidden", [f"scope: {scope} required"])
 
 
 class BearerAuth:
-    """The configured tokens, and the check of a presented one (401 unless it is one of them)."""
+    """The configured tokens (every scope) and local API keys (their own scopes), and the check
+    of a presented one (401 unless it is one of them, or a revoked key)."""
 
-    def __init__(self, tokens: set[str]):
+    def __init__(self, tokens: set[str], keys_file: Path | None = None):
         if not tokens:
             raise ValueError("tokens: at least one API token is required")
         self._tokens = [t.encode() for t in tokens]
+        self._keys = KeyFile(keys_file) if keys_file else None
 
     def caller(self, token: str | None) -> Caller:
         """The caller presenting ``token`` (the part after ``Bearer``; None if the header is
@@ -59,8 +70,15 @@ class BearerAuth:
             raise ApiError(401, "unauthorized", ["Authorization: expected 'Bearer <token>'"],
                            {"WWW-Authenticate": "Bearer"})
         given = token.encode()
+        token_id = hashlib.sha256(given).hexdigest()[:12]
         # Compare with every token so the time taken says nothing about which one nearly matched.
-        if not any([hmac.compare_digest(given, t) for t in self._tokens]):  # noqa: C419 (a list: compare all)
-            raise ApiError(401, "unauthorized", ["Authorization: unknown token"],
-                           {"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        return Caller(token_id=hashlib.sha256(given).hexdigest()[:12])
+        if any([hmac.compare_digest(given, t) for t in self._tokens]):  # noqa: C419 (a list: compare all)
+            return Caller(token_id=token_id)
+        if self._keys is not None:
+            presented = digest(token).encode()
+            keys = self._keys.active()
+            matches = [k for k, same in [(k, hmac.compare_digest(presented, k.sha256.encode())) for k in keys] if same]
+            if matches:
+                return Caller(token_id=token_id, name=matches[0].name, scopes=frozenset(matches[0].scopes))
+        raise ApiError(401, "unauthorized", ["Authorization: unknown token"],
+                       {"WWW-Authenticate": 'Bearer error="invalid_token"'})

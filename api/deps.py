@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from activities.order_book import OrderBook
+from api.audit import AuditTrail
 from api.auth import BearerAuth, Caller
 from api.bodies import json_body
 from api.errors import ApiError
@@ -35,6 +36,7 @@ class Services:
     definition: PathwayDefinition
     auth: BearerAuth
     load: Load
+    audit: AuditTrail
     public_url: str = "http://127.0.0.1:8000/"
 
 
@@ -54,6 +56,10 @@ def _registry(request: Request) -> Registry:
     return _services(request).registry
 
 
+def _audit(request: Request) -> AuditTrail:
+    return _services(request).audit
+
+
 def _definition(request: Request) -> PathwayDefinition:
     return _services(request).definition
 
@@ -67,6 +73,7 @@ def _base_url(request: Request) -> str:
 PathwaysDep = Annotated[Pathways, Depends(_pathways)]
 OrderBookDep = Annotated[OrderBook, Depends(_order_book)]
 RegistryDep = Annotated[Registry, Depends(_registry)]
+AuditDep = Annotated[AuditTrail, Depends(_audit)]
 DefinitionDep = Annotated[PathwayDefinition, Depends(_definition)]
 BaseUrl = Annotated[str, Depends(_base_url)]
 """The API's public base URL (``VCF_API_PUBLIC_URL``, ending with ``/``), for absolute links in FHIR answers."""
@@ -87,7 +94,9 @@ async def authenticated_caller(request: Request, credentials: BearerCredentials)
     headers (a proxy and the API could each read a different one)."""
     if len(request.headers.getlist("authorization")) > 1:
         raise ApiError(400, "bad request", ["Authorization: given more than once; send one header"])
-    return _services(request).auth.caller(credentials.credentials if credentials else None)
+    caller = _services(request).auth.caller(credentials.credentials if credentials else None)
+    request.state.caller = caller  # for the audit trail (api.app.audit_requests)
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(authenticated_caller)]
@@ -102,3 +111,20 @@ async def enrolled_patient(patient_id: str, registry: RegistryDep) -> Enrollment
 
 
 EnrolledPatient = Annotated[EnrollmentRecord, Depends(enrolled_patient)]
+
+
+def requires(scope: str, *alternatives: str) -> Any:
+    """A route dependency: 403 naming ``scope`` unless the caller holds it or one of the
+    ``alternatives`` (checked after the token, before anything about the patient is looked up)."""
+    async def check(caller: CallerDep) -> None:
+        if not caller.scopes & {scope, *alternatives}:
+            caller.require(scope)
+    return Depends(check)
+
+
+def audit_subject(request: Request, patient_id: str, event_id: str | None = None) -> None:
+    """Name the patient (and event) this request concerns, for its audit record, when the path
+    does not (an enrollment, an Observation, an order)."""
+    request.state.audit_patient = patient_id
+    if event_id is not None:
+        request.state.audit_event_id = event_id

@@ -30,19 +30,21 @@ log = logging.getLogger("api")
 
 
 async def accept_event(registry: Registry, pathways: Pathways, book: OrderBook, patient: EnrollmentRecord,
-                       event: Event, id_field: str = "event_id") -> EventAnswer:
+                       event: Event, id_field: str = "event_id", submitted_by: str = "token") -> EventAnswer:
     """Signal the event unless its id was taken; ``duplicate`` says whether it was.
 
     409 naming ``id_field`` if the id was taken by a different event, or if the pathway has
     ended (unless the event is a result an open order waits for); 503 if the workflow service
-    cannot be reached.
+    cannot be reached. ``submitted_by`` (the caller's credential name) is kept with the event id
+    claim: the contract's events have no field for it.
     """
     patient_id = patient.patient_id
     event_id = event.event_id or f"api-{uuid.uuid4().hex}"
     payload = event.model_dump(mode="json", exclude_none=True) | {"event_id": event_id}
     answer = EventAnswer(accepted=True, patient_id=patient_id, event_id=event_id, type=event.type,
                          state_url=f"/v1/patients/{patient_id}", duplicate=False)
-    claim = await in_thread(registry.claim_event, patient_id, event_id, event.type, payload_hash(payload))
+    claim = await in_thread(registry.claim_event, patient_id, event_id, event.type, payload_hash(payload),
+                           submitted_by)
     if claim == "same":
         return answer.model_copy(update={"duplicate": True})
     if claim == "different":

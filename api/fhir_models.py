@@ -6,7 +6,7 @@ that ``/openapi.json`` names each answer's ``resourceType``, statuses and codes.
 resource may lack are optional here, never null (FHIR JSON leaves them out).
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
@@ -271,3 +271,19 @@ class PlanDefinitionBundle(_Element):
     type: Literal["searchset"]
     total: Annotated[int, Field(ge=0)]
     entry: list[PlanDefinitionEntry]
+
+
+class AuditEntry(_Element):
+    """One AuditEvent (FHIR R4; validated against fhir.resources in the tests)."""
+
+    search: BundleSearch
+    resource: dict[str, Any]
+
+
+class AuditBundle(_Element):
+    """A searchset Bundle of a patient's AuditEvents."""
+
+    resourceType: Literal["Bundle"]
+    type: Literal["searchset"]
+    total: Annotated[int, Field(ge=0)]
+    entry: list[AuditEntry]

@@ -71,7 +71,8 @@ async def _main() -> None:
     secure_data_dir(settings.data_dir)
     client = await connect(settings.temporal_address, data_converter=data_converter(configured_key_ring(settings)))
     app = create_app(client=client, order_book=OrderBook(settings.order_book_path), tokens=load_tokens(settings),
-                     public_url=settings.public_url, max_in_flight=settings.api_max_in_flight,
+                     keys_file=settings.api_keys_path, public_url=settings.public_url,
+                     max_in_flight=settings.api_max_in_flight,
                      codec_origins=settings.codec_origins, codec_open_on_loopback=settings.development)
     log.info("api listening", extra={"host": settings.api_host, "port": settings.api_port})
     task = asyncio.ensure_future(serve(app, settings.api_host, settings.api_port, ServerLimits.from_settings(settings)))

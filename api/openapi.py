@@ -24,6 +24,7 @@ REF = "#/components/schemas/{model}"
 _MEANING = {
     400: "a malformed request: the `Authorization` header given more than once",
     401: "missing or unknown bearer token",
+    403: "the credential lacks the scope this request needs; `detail` names it",
     404: "unknown patient or order",
     409: "conflict: the pathway has ended, the patient is enrolled with other data, the event id was used "
          "for another event, or the order is closed",

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS api_events (
     event_type   TEXT NOT NULL,
     received_at  TEXT NOT NULL,
     payload_hash TEXT,
+    submitted_by TEXT,
     PRIMARY KEY (patient_id, event_id)
 );
 """
@@ -86,6 +87,8 @@ class Registry(SqliteStore):
             columns = {row["name"] for row in db.execute("PRAGMA table_info(api_events)")}
             if "payload_hash" not in columns:
                 db.execute("ALTER TABLE api_events ADD COLUMN payload_hash TEXT")
+            if "submitted_by" not in columns:  # nor who sent them
+                db.execute("ALTER TABLE api_events ADD COLUMN submitted_by TEXT")
 
     def claim(self, patient_id: str, workflow_id: str, body: str) -> EnrollmentRecord:
         """Register an enrollment unless the id is taken; return the record now held.
@@ -132,21 +135,30 @@ class Registry(SqliteStore):
             row = db.execute("SELECT * FROM api_enrollments WHERE patient_id = ?", (patient_id,)).fetchone()
         return _record(row) if row else None
 
-    def claim_event(self, patient_id: str, event_id: str, event_type: str, digest: str) -> str:
+    def claim_event(self, patient_id: str, event_id: str, event_type: str, digest: str,
+                    submitted_by: str | None = None) -> str:
         """Claim an event id: ``"new"`` (ours to send), ``"same"`` (already taken by this very
-        event) or ``"different"`` (taken by another event). Atomic across requests."""
+        event) or ``"different"`` (taken by another event). Atomic across requests.
+        ``submitted_by`` names the credential that sent it."""
         with self._connect() as db:
-            cur = db.execute("INSERT INTO api_events (patient_id, event_id, event_type, received_at, payload_hash)"
-                             " VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
-                             (patient_id, event_id, event_type, _now(), digest))
+            cur = db.execute("INSERT INTO api_events (patient_id, event_id, event_type, received_at, payload_hash,"
+                             " submitted_by) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                             (patient_id, event_id, event_type, _now(), digest, submitted_by))
             if cur.rowcount == 1:
                 return "new"
             row = db.execute("SELECT payload_hash FROM api_events WHERE patient_id = ? AND event_id = ?",
                              (patient_id, event_id)).fetchone()
         if row is None:  # released by a failed concurrent attempt in between: claim it again
-            return self.claim_event(patient_id, event_id, event_type, digest)
+            return self.claim_event(patient_id, event_id, event_type, digest, submitted_by)
         # A row from before payloads were hashed cannot be compared: take it as the same event.
         return "same" if row["payload_hash"] in (None, digest) else "different"
+
+    def submitted_by(self, patient_id: str, event_id: str) -> str | None:
+        """The credential name that sent an accepted event (None if unknown)."""
+        with self._connect() as db:
+            row = db.execute("SELECT submitted_by FROM api_events WHERE patient_id = ? AND event_id = ?",
+                             (patient_id, event_id)).fetchone()
+        return row["submitted_by"] if row else None
 
     def release_event(self, patient_id: str, event_id: str) -> None:
         """Give an event id back after the signal failed, so a retry is sent, not deduped."""

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 
-from cli import guideline
+from cli import guideline, tokens
 from cli.commands import EXIT_FAILED, EXIT_INVALID, EXIT_OK, InputError, print_input_error, read_json, register
 from pathway.contract import ContractError, parse_scenario
 
@@ -47,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=_simulate)
     register(p, sub)
     guideline.register(sub)
+    tokens.register(sub)
     from cohort.cli import register as register_cohort
 
     register_cohort(sub)

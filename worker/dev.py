@@ -77,7 +77,8 @@ async def run_all(stop: asyncio.Event) -> None:
     try:
         book = OrderBook(settings.order_book_path)
         token = ensure_dev_token(settings.token_path)
-        app = create_app(client=client, order_book=book, tokens=load_tokens(settings), public_url=settings.public_url,
+        app = create_app(client=client, order_book=book, tokens=load_tokens(settings), keys_file=settings.api_keys_path,
+                         public_url=settings.public_url,
                          max_in_flight=settings.api_max_in_flight, codec_origins=settings.codec_origins,
                          codec_open_on_loopback=True)
         async with build_worker(client, book):

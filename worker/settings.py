@@ -8,7 +8,8 @@ variable            default                     what
 ==================  ==========================  ============================================
 TEMPORAL_ADDRESS    127.0.0.1:7233              the Temporal server (worker, API)
 VCF_DATA_DIR        .data                       local state: ``orders.db`` (the order book,
-                                                shared by worker and API), ``api-token``
+                                                shared by worker and API), ``api-token``,
+                                                ``api-keys.json`` (`vcf token`)
 VCF_API_HOST        127.0.0.1                   where the API listens
 VCF_API_PORT        8000
 VCF_API_TOKENS      (unset: the token file)     the API's bearer tokens, comma-separated
@@ -54,6 +55,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ORDER_BOOK_FILE = "orders.db"
 TOKEN_FILE = "api-token"
+API_KEYS_FILE = "api-keys.json"
 KEY_RING_FILE = "key-ring.json"
 
 
@@ -102,6 +104,11 @@ class Settings(BaseSettings):
     def token_path(self) -> Path:
         """The development token file (``make run`` prints its token)."""
         return self.data_dir / TOKEN_FILE
+
+    @property
+    def api_keys_path(self) -> Path:
+        """The local API keys (``vcf token``): names, scopes and digests, never the keys."""
+        return self.data_dir / API_KEYS_FILE
 
     @property
     def key_ring_path(self) -> Path:

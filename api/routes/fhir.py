@@ -7,13 +7,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from activities.order_model import REQUEST_RESOURCES
 from api import fhir
 from api.bodies import required
-from api.deps import AUTHENTICATED, DefinitionDep, EnrolledPatient, JsonBody, OrderBookDep, PathwaysDep, RegistryDep
+from api.deps import (
+    AUTHENTICATED,
+    CallerDep,
+    DefinitionDep,
+    EnrolledPatient,
+    JsonBody,
+    OrderBookDep,
+    PathwaysDep,
+    RegistryDep,
+    audit_subject,
+    requires,
+)
 from api.errors import ApiError
 from api.event_intake import accept_event
 from api.fhir_models import FHIR_JSON, CarePlan, OrderResource
@@ -45,16 +56,19 @@ class FhirJSONResponse(JSONResponse):
              openapi_extra=request_body("Observation", OBSERVATION_EXAMPLE, FHIR_JSON, "application/json"),
              responses={202: links("", get_state={"patient_id": "patient_id"}),
                         200: {"model": EventAnswer, "description": "This Observation id was already accepted"},
-                        **errors(401, 404, 409, 413, 422, 503)})
-async def post_observation(body: JsonBody, response: Response, registry: RegistryDep,
-                           pathways: PathwaysDep, book: OrderBookDep) -> EventAnswer:
+                        **errors(401, 403, 404, 409, 413, 422, 503)},
+             dependencies=[requires("pathways:write")])
+async def post_observation(request: Request, caller: CallerDep, body: JsonBody, response: Response,
+                           registry: RegistryDep, pathways: PathwaysDep, book: OrderBookDep) -> EventAnswer:
     """LOINC 72514-3 (``valueInteger`` 0-10) becomes a ``pain`` event, LOINC 38267-1
     (``valueQuantity.value`` -6..4) a ``dxa`` event; ``Observation.id`` (or its first
     identifier's value) is the event id, ``effectiveDateTime`` the time observed. Elements
     outside the profile in the schema are refused (422 naming them)."""
     patient_id, event, id_field = observation_event(required(body))
+    audit_subject(request, patient_id)
     patient = await require_enrolled(registry, patient_id)
-    answer = await accept_event(registry, pathways, book, patient, event, id_field)
+    answer = await accept_event(registry, pathways, book, patient, event, id_field, submitted_by=caller.name)
+    audit_subject(request, patient_id, answer.event_id)
     response.status_code = 200 if answer.duplicate else 202
     return answer
 
@@ -62,7 +76,8 @@ async def post_observation(body: JsonBody, response: Response, registry: Registr
 @router.get("/v1/patients/{patient_id}/CarePlan", operation_id="get_care_plan",
             summary="The pathway as a FHIR R4 CarePlan",
             response_description="The patient's CarePlan",
-            response_model=CarePlan, response_class=FhirJSONResponse, responses=errors(401, 404, 503))
+            response_model=CarePlan, response_class=FhirJSONResponse, responses=errors(401, 403, 404, 503),
+            dependencies=[requires("pathways:read")])
 async def get_care_plan(patient: EnrolledPatient, pathways: PathwaysDep, book: OrderBookDep,
                         definition: DefinitionDep) -> FhirJSONResponse:
     """A CarePlan whose activities reference the patient's orders (see /v1/orders)."""
@@ -80,8 +95,9 @@ async def get_care_plan(patient: EnrolledPatient, pathways: PathwaysDep, book: O
 
 @router.get("/v1/fhir/{resource_type}/{resource_id}", operation_id="read_resource",
             summary="One order's FHIR resource at its FHIR address", response_description="The order's FHIR resource",
-            response_model=OrderResource, response_class=FhirJSONResponse, responses=errors(401, 404))
-async def read_resource(
+            response_model=OrderResource, response_class=FhirJSONResponse, responses=errors(401, 403, 404),
+            dependencies=[requires("pathways:read")])
+async def read_resource(request: Request,
         resource_type: Annotated[str, Path(json_schema_extra={"enum": list(REQUEST_RESOURCES)},
                                            description="Another type answers 404")],
         resource_id: str, book: OrderBookDep) -> FhirJSONResponse:
@@ -92,4 +108,5 @@ async def read_resource(
     if order is None or order.resource != resource_type:
         raise ApiError(404, "unknown order", [f"{resource_type}: no such resource id" if known_type else
                                               f"resource_type: expected one of {', '.join(REQUEST_RESOURCES)}"])
+    audit_subject(request, order.patient_id)
     return FhirJSONResponse(await order_resource(book, order))

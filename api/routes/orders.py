@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic.json_schema import SkipJsonSchema
 
 from activities.order_book import OrderBook, PagePosition, position
 from activities.order_model import OPEN, ORDER_STATUSES, Order
 from api import fhir_orders
-from api.deps import AUTHENTICATED, BaseUrl, JsonBody, OrderBookDep
+from api.deps import AUTHENTICATED, BaseUrl, JsonBody, OrderBookDep, audit_subject, requires
 from api.errors import ApiError
 from api.fhir_models import Bundle, OrderResource
 from api.inputs import acknowledgement, status_note
@@ -36,9 +36,10 @@ ORDER_LINKS = {"get_order": {"order_id": "id"}, "acknowledge_order": {"order_id"
             response_description="One page of matching orders (ServiceRequest, MedicationRequest, "
                                  "CommunicationRequest, Task)",
             response_class=FhirJSONResponse,
-            responses={200: links("/entry/0/resource", **ORDER_LINKS), **errors(401, 422)})
+            responses={200: links("/entry/0/resource", **ORDER_LINKS), **errors(401, 403, 422)},
+            dependencies=[requires("pathways:read")])
 async def list_orders(
-        book: OrderBookDep, base_url: BaseUrl,
+        request: Request, book: OrderBookDep, base_url: BaseUrl,
         patient: Annotated[str | SkipJsonSchema[None], Query(description="Only this patient's orders")] = None,
         # Checked below, so that the error names the field as the contract's errors do.
         status: Annotated[str | SkipJsonSchema[None], Query(description="Only orders with this order-book status",
@@ -56,6 +57,8 @@ async def list_orders(
     remain."""
     if status is not None and status not in ORDER_STATUSES:
         raise ApiError(422, "invalid query", [f"status: expected one of {', '.join(ORDER_STATUSES)}"])
+    if patient:
+        audit_subject(request, patient)
     query = {k: v for k, v in (("patient", patient), ("status", status)) if v is not None}
     asked = {**query, "_count": count, **({"_cursor": cursor} if cursor else {}),
              **({"_offset": offset} if offset else {})}
@@ -94,23 +97,28 @@ def _position(cursor: str) -> PagePosition:
 @router.get("/{order_id}", operation_id="get_order", summary="One order as its FHIR resource",
             response_description="The order's FHIR resource",
             response_model=OrderResource, response_class=FhirJSONResponse,
-            responses={200: links("", **ORDER_LINKS), **errors(401, 404)})
-async def get_order(order_id: str, book: OrderBookDep) -> FhirJSONResponse:
+            responses={200: links("", **ORDER_LINKS), **errors(401, 403, 404)},
+            dependencies=[requires("pathways:read")])
+async def get_order(request: Request, order_id: str, book: OrderBookDep) -> FhirJSONResponse:
     """The order's ServiceRequest, MedicationRequest, CommunicationRequest or Task (the same as
     at its FHIR address)."""
-    return FhirJSONResponse(await order_resource(book, await require_order(book, order_id)))
+    order = await require_order(book, order_id)
+    audit_subject(request, order.patient_id)
+    return FhirJSONResponse(await order_resource(book, order))
 
 
 @router.post("/{order_id}/acknowledge", operation_id="acknowledge_order", summary="Acknowledge (close) an open order",
              response_description="The order's FHIR resource, now acknowledged",
              response_model=OrderResource, response_class=FhirJSONResponse,
-             responses={200: links("", **ORDER_LINKS), **errors(401, 404, 409, 413, 422)},
-             openapi_extra=request_body("AcknowledgeBody", ACKNOWLEDGE_EXAMPLE, required=False))
-async def acknowledge(order_id: str, body: JsonBody, book: OrderBookDep) -> FhirJSONResponse:
+             responses={200: links("", **ORDER_LINKS), **errors(401, 403, 404, 409, 413, 422)},
+             openapi_extra=request_body("AcknowledgeBody", ACKNOWLEDGE_EXAMPLE, required=False),
+             dependencies=[requires("orders:write")])
+async def acknowledge(request: Request, order_id: str, body: JsonBody, book: OrderBookDep) -> FhirJSONResponse:
     """Close an active order as ``acknowledged`` (optional reason and author); 409 if it is
     already closed. Answers the order's resource as it now is."""
     note = status_note(acknowledgement(body))
     order = await require_order(book, order_id)
+    audit_subject(request, order.patient_id)
     if order.status != OPEN or not await in_thread(book.set_status, order_id, "acknowledged", note):
         current = (await require_order(book, order_id)).status
         raise ApiError(409, "order already closed",

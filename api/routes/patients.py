@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from api.bodies import required
-from api.deps import AUTHENTICATED, DefinitionDep, EnrolledPatient, JsonBody, OrderBookDep, PathwaysDep, RegistryDep
+from api.deps import (
+    AUTHENTICATED,
+    DefinitionDep,
+    EnrolledPatient,
+    JsonBody,
+    OrderBookDep,
+    PathwaysDep,
+    RegistryDep,
+    audit_subject,
+    requires,
+)
 from api.errors import ApiError
 from api.models import EnrollmentAnswer, PatientState, Timeline
 from api.openapi import errors, links, request_body
@@ -29,12 +39,12 @@ PATIENT_LINKS = links("", get_state={"patient_id": "patient_id"}, get_timeline={
 
 @router.post("", status_code=201, operation_id="enroll", summary="Enroll a patient (starts the pathway)",
              response_description="The pathway was started",
-             openapi_extra=request_body("Enrollment", ENROLLMENT_EXAMPLE),
+             openapi_extra=request_body("Enrollment", ENROLLMENT_EXAMPLE), dependencies=[requires("pathways:write")],
              responses={201: {"headers": _LOCATION, **PATIENT_LINKS},
                         200: {"model": EnrollmentAnswer, "headers": _LOCATION, **PATIENT_LINKS,
                               "description": "Already enrolled with the same data (nothing changed)"},
-                        **errors(401, 409, 413, 422, 503)})
-async def enroll(body: JsonBody, response: Response, registry: RegistryDep, pathways: PathwaysDep,
+                        **errors(401, 403, 409, 413, 422, 503)})
+async def enroll(request: Request, body: JsonBody, response: Response, registry: RegistryDep, pathways: PathwaysDep,
                  definition: DefinitionDep) -> EnrollmentAnswer:
     """201 when the pathway starts; 200 for the same enrollment again; 409 for the same id with
     different data; 422 for an id that differs from an enrolled one only by letter case (ids are
@@ -43,6 +53,7 @@ async def enroll(body: JsonBody, response: Response, registry: RegistryDep, path
         enrollment = parse_enrollment(required(body))
     except ContractError as exc:
         raise ApiError(422, "invalid enrollment", exc.errors) from None
+    audit_subject(request, enrollment.id)
     data = canonical(enrollment.model_dump(mode="json"))
     workflow_id = workflow_id_for(enrollment.id)
     try:
@@ -73,7 +84,7 @@ async def enroll(body: JsonBody, response: Response, registry: RegistryDep, path
             response_description="The patient's state; `source` and `notes` say how it was read",
             responses={200: links("/pending_orders/0", get_order={"order_id": "id"},
                                   acknowledge_order={"order_id": "id"}),
-                       **errors(401, 404, 503)})
+                       **errors(401, 403, 404, 503)}, dependencies=[requires("pathways:read")])
 async def get_state(patient: EnrolledPatient, pathways: PathwaysDep, book: OrderBookDep,
                     definition: DefinitionDep) -> PatientState:
     """Phase, pathway day, guideline version, latest pain, actions (with rationale and citation),
@@ -87,8 +98,8 @@ async def get_state(patient: EnrolledPatient, pathways: PathwaysDep, book: Order
 
 @router.get("/{patient_id}/timeline", operation_id="get_timeline",
             summary="Events, actions, notes and rejections in order",
-            response_description="The patient's timeline",
-            responses=errors(401, 404, 503))
+            response_description="The patient's timeline", dependencies=[requires("pathways:read")],
+            responses=errors(401, 403, 404, 503))
 async def get_timeline(patient: EnrolledPatient, pathways: PathwaysDep, book: OrderBookDep) -> Timeline:
     """The workflow's timeline; without a worker, the actions from the order book (``live`` false)."""
     entries = await pathways.timeline(patient.patient_id)
