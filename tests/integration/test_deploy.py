@@ -248,3 +248,15 @@ def _pyproject_packages() -> list[str]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages: list[str] = config["tool"]["setuptools"]["packages"]["find"]["include"]
     return packages
+
+
+def test_helm_values_put_temporal_on_postgresql_without_a_password() -> None:
+    values = yaml.safe_load((DEPLOY / "helm" / "temporal-values.yaml").read_text())
+    persistence = values["server"]["config"]["persistence"]
+    for store in ("default", "visibility"):
+        sql = persistence[store]["sql"]
+        assert persistence[store]["driver"] == "sql" and sql["driver"] == "postgres12"
+        assert "password" not in sql and sql["existingSecret"]
+    assert {persistence["default"]["sql"]["database"], persistence["visibility"]["sql"]["database"]} == {
+        "temporal", "temporal_visibility"}
+    assert not any(values[bundled]["enabled"] for bundled in ("cassandra", "mysql", "postgresql", "elasticsearch"))
