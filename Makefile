@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 ## run: embedded Temporal dev server + Web UI, worker, API and a demo patient (Ctrl-C stops all)
 run: $(STAMP)
-	$(BIN)/python -m worker.dev
+	$(BIN)/vcf-server dev
 
 ## test: lint and types, then every lane against the real Temporal servers (what CI runs);
 ##       all of them run, and it fails if any failed (with pytest's own status if the tests did)
@@ -56,7 +56,7 @@ bench-api: $(STAMP)
 
 ## worker: the worker process alone, against TEMPORAL_ADDRESS
 worker: $(STAMP)
-	$(BIN)/python -m worker.main
+	$(BIN)/vcf-server worker
 
 clean:
 	rm -rf $(VENV) .data

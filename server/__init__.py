@@ -1,0 +1,1 @@
+"""The one console script, ``vcf-server``: the worker, the API, or everything locally (``make run``)."""
