@@ -32,9 +32,14 @@ _CAREPLAN_STATUS = {"running": "active", "paused": "on-hold", "completed": "comp
 
 
 @cache
+def released() -> dict[str, PathwayDefinition]:
+    """Every released guideline version by name, read once from ``seeds/``."""
+    return released_definitions()
+
+
 def definition_of(version: str) -> PathwayDefinition | None:
-    """A released guideline version by name (read once from ``seeds/``), or None."""
-    return released_definitions().get(version)
+    """A released guideline version by name, or None."""
+    return released().get(version)
 
 
 def dump(resource: Any) -> dict[str, Any]:

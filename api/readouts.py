@@ -17,7 +17,7 @@ from api.registry import EnrollmentRecord
 from pathway.contract import Action
 from pathway.guideline import PathwayDefinition
 from workflows import search_attributes as sa
-from workflows.models import DecisionNote, TimelineEntry
+from workflows.models import TimelineEntry, decision_notes
 
 
 def _order_summary(order: Order) -> OrderSummary:
@@ -92,10 +92,8 @@ def timeline_body(record: EnrollmentRecord, entries: list[TimelineEntry] | None,
                   orders: list[Order], query_timeout: float) -> Timeline:
     """The answer of GET /v1/patients/{id}/timeline."""
     if entries is not None:
-        notes = [DecisionNote(day=e.day, id=str(e.data.get("id", "")), text=e.summary,
-                              citation=str(e.data.get("citation", ""))) for e in entries if e.entry == "note"]
         return Timeline(patient_id=record.patient_id, source="workflow_query", live=True, source_notes=[],
-                        notes=notes, entries=entries)
+                        notes=decision_notes(entries), entries=entries)
     fallback = [TimelineEntry(day=o.day, at=o.created_at, entry="action", summary=f"{o.kind}: {o.rationale}",
                               data={"id": o.action_id, "kind": o.kind}) for o in orders]
     return Timeline(patient_id=record.patient_id, source="order_book", live=False, entries=fallback, notes=[],

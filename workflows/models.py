@@ -76,8 +76,13 @@ class CarriedState(BaseModel):
 
     def notes(self) -> list[DecisionNote]:
         """The decision notes, from the timeline: holds, expiries, reviews, results read."""
-        return [DecisionNote(day=t.day, id=str(t.data.get("id", "")), text=t.summary,
-                             citation=str(t.data.get("citation", ""))) for t in self.timeline if t.entry == "note"]
+        return decision_notes(self.timeline)
+
+
+def decision_notes(timeline: list[TimelineEntry]) -> list[DecisionNote]:
+    """The decision notes among timeline entries (a note entry carries its id and citation)."""
+    return [DecisionNote(day=t.day, id=str(t.data.get("id", "")), text=t.summary,
+                         citation=str(t.data.get("citation", ""))) for t in timeline if t.entry == "note"]
 
 
 class PathwayInput(BaseModel):

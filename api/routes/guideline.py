@@ -3,25 +3,17 @@ generated from the released definitions in ``seeds/`` (never kept by hand)."""
 
 from __future__ import annotations
 
-from functools import cache
-
 from fastapi import APIRouter
 
 from api.deps import AUTHENTICATED, BaseUrl, DefinitionDep
 from api.errors import ApiError
+from api.fhir import released
 from api.fhir_models import ActivityDefinition, PlanDefinition, PlanDefinitionBundle
 from api.openapi import errors
 from api.routes.fhir import FhirJSONResponse
-from pathway.guideline import PathwayDefinition, released_definitions
 from pathway.plan_definition import activity_definition, plan_definition, plan_definitions_bundle, plan_id
 
 router = APIRouter(tags=["guideline"], dependencies=[AUTHENTICATED])
-
-
-@cache
-def released() -> dict[str, PathwayDefinition]:
-    """Every released guideline version, read once from ``seeds/``."""
-    return released_definitions()
 
 
 @router.get("/v1/fhir/PlanDefinition", operation_id="list_plan_definitions",
