@@ -18,6 +18,7 @@ from activities.order_model import OrderStatus, RequestResource
 from pathway.contract import ACTION_KINDS, Action
 from pathway.guideline import Code
 from pathway.results import RESULT_EVENT_FOR
+from workflows.metrics import ORDERS_WRITTEN
 
 
 def _orders_answered_by() -> dict[str, list[str]]:
@@ -107,6 +108,8 @@ class OrderActivities:
             raise ApplicationError(f"order: {exc}", non_retryable=True, type="InvalidOrder") from exc
         activity.logger.info("order placed" if created else "order already placed",
                              extra={"action_kind": action.kind, "order_id": order.id})
+        activity.metric_meter().create_counter(ORDERS_WRITTEN, "Orders written to the order book").add(
+            1, {"kind": action.kind, "created": "true" if created else "false"})
         return OrderReceipt(order_id=order.id, status=order.status, created=created)
 
     @activity.defn(name="cancel_open_orders")

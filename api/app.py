@@ -1,6 +1,6 @@
 """The FastAPI application: ``create_app`` wires the routers to Temporal and the order book.
 
-Every route but /docs, /openapi.json and /healthz needs a bearer token (the codec routes, in
+Every route but /docs, /openapi.json, /healthz, /readyz and /metrics needs a bearer token (the codec routes, in
 development, not from loopback: :mod:`api.routes.codec`). Failures answer with
 ``{"error": ..., "detail": ["field: reason", ...]}``; bad input is a 4xx, never a 5xx. Logs
 carry the route template, status and timing only: no ids from the path, no bodies.
@@ -24,11 +24,12 @@ from api.deps import Services
 from api.docs_pages import install_docs
 from api.errors import install_error_handlers
 from api.load import CountInFlight, Load
+from api.metrics import RequestMetrics, measure_requests
 from api.openapi import openapi_schema
 from api.pathways import Pathways
 from api.records import in_thread
 from api.registry import Registry
-from api.routes import audit, codec, events, fhir, guideline, health, orders, patients
+from api.routes import audit, codec, events, fhir, guideline, health, metrics, orders, patients
 from pathway.guideline import PathwayDefinition, load_definition
 from worker.settings import public_base_url
 from workflows.models import TASK_QUEUE
@@ -67,12 +68,14 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
         public_url=public_base_url(public_url))
     app.state.codec = codec.CodecService(payload_codec, client.namespace, codec_open_on_loopback)
     # guideline before fhir: fhir's /v1/fhir/{type}/{id} would otherwise answer for definitions
-    for module in (health, patients, events, guideline, fhir, orders, audit, codec):
+    app.state.request_metrics = RequestMetrics()
+    for module in (health, metrics, patients, events, guideline, fhir, orders, audit, codec):
         app.include_router(module.router)
     install_docs(app)  # /docs and /redoc from the project's own files, no CDN
     app.add_middleware(CodecCors, origins=codec_origins)  # inside log_requests: preflights are logged too
     app.middleware("http")(audit_requests)
     app.middleware("http")(log_requests)
+    app.middleware("http")(measure_requests)
     app.add_middleware(CountInFlight, load=load)
     install_error_handlers(app)  # after the other middleware: its catch-all must be outermost
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-# Probes are not load: they must answer while the API is busy.
-UNCOUNTED = ("/healthz", "/readyz")
+# Probes and scrapes are not load: they must answer while the API is busy.
+UNCOUNTED = ("/healthz", "/readyz", "/metrics")
 
 
 class Load:

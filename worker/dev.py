@@ -6,14 +6,17 @@ key ring is configured), so a second run finds every pathway where it was. The s
 payloads encrypted; its Web UI decodes them through the API's ``/codec`` routes, open to
 loopback callers since this is development. Ctrl-C stops the API, then the worker, then the
 server. Ports and places: :class:`worker.settings.Settings` (TEMPORAL_PORT, TEMPORAL_UI_PORT,
-VCF_API_HOST, VCF_API_PORT, VCF_DATA_DIR, VCF_KEY_RING, VCF_KEY_RING_FILE, VCF_CODEC_ORIGINS).
+VCF_API_HOST, VCF_API_PORT, VCF_DATA_DIR, VCF_KEY_RING, VCF_KEY_RING_FILE, VCF_CODEC_ORIGINS,
+VCF_METRICS_HOST and VCF_METRICS_PORT: the worker's ``/metrics``, ``/healthz``, ``/readyz``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
+from datetime import timedelta
 
 import httpx
 
@@ -28,7 +31,8 @@ from security.keyring import KeyRing, configured_key_ring, ensure_key_ring_file
 from worker.data_dir import DataDirError, private_umask, secure_data_dir
 from worker.dev_server import DevServer
 from worker.logging import configure_logging
-from worker.runtime import build_worker, run_until_signalled
+from worker.ops import OpsPortError, Readiness, exporter_address, ops_app, serving
+from worker.runtime import build_worker, configure_runtime, run_until_signalled
 from worker.settings import Settings
 from workflows.models import workflow_id_for
 
@@ -71,6 +75,8 @@ async def run_all(stop: asyncio.Event) -> None:
     api_host, api_port = settings.api_host, settings.api_port
     api_url = f"http://{api_host}:{api_port}"
     ring, ring_source = development_key_ring(settings)
+    exporter = exporter_address() if settings.metrics_port else None
+    configure_runtime(metrics_address=exporter)  # before the first client: the Runtime carries the exporter
     server = DevServer(settings.data_dir, port=settings.temporal_port, ui_port=settings.temporal_ui_port,
                        codec_endpoint=f"{api_url}/codec")
     client = await server.start(data_converter(ring))
@@ -81,12 +87,20 @@ async def run_all(stop: asyncio.Event) -> None:
                          public_url=settings.public_url,
                          max_in_flight=settings.api_max_in_flight, codec_origins=settings.codec_origins,
                          codec_open_on_loopback=True)
-        async with build_worker(client, book):
+        async with contextlib.AsyncExitStack() as stack:
+            metrics = "off (VCF_METRICS_PORT=0)"
+            if exporter is not None:
+                await stack.enter_async_context(serving(ops_app(exporter, Readiness(client, book.ping)),
+                                                        settings.metrics_host, settings.metrics_port))
+                metrics = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics  (API: {api_url}/metrics)"
+            await stack.enter_async_context(build_worker(
+                client, book, graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_timeout)))
             api = asyncio.create_task(serve(app, api_host, api_port, ServerLimits.from_settings(settings)))
             await enroll_demo_patient(api_url, token, api)
             demo = f"{server.ui_url}/namespaces/default/workflows/{workflow_id_for(DEMO_PATIENT.id)}"
             print(f"\nTemporal Web UI: {server.ui_url}\nDemo patient:    {demo}\n"
                   f"HTTP API:        {api_url}/docs\n"
+                  f"Worker metrics:  {metrics}\n"
                   f"API token:       {token}  (in {settings.token_path})\n"
                   f"Payload codec:   {api_url}/codec  (key ring {ring_source}; current key {ring.current})\n"
                   f"Temporal:        {server.address}\nCtrl-C stops everything.\n", flush=True)
@@ -105,7 +119,7 @@ def main() -> None:
     configure_logging(os.environ.get("VCF_LOG_LEVEL", "WARNING"))
     try:
         run_until_signalled(run_all)
-    except DataDirError as exc:
+    except (DataDirError, OpsPortError) as exc:
         print(f"make run: {exc}", file=sys.stderr, flush=True)
         os._exit(1)
     print("Stopped.", flush=True)

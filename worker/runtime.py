@@ -14,24 +14,35 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter
-from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.order_book import OrderBook
 from activities.orders import OrderActivities
+from workflows.metrics import HISTOGRAM_BUCKETS
 from workflows.models import TASK_QUEUE
 from workflows.patient_pathway import PatientPathwayWorkflow
 
 # Our own pure modules are deterministic: share them with the sandbox instead of re-importing.
-PASSTHROUGH = ("pydantic", "pydantic_core", "pathway", "activities", "workflows.models", "workflows.search_attributes")
+PASSTHROUGH = ("pydantic", "pydantic_core", "pathway", "activities", "workflows.models", "workflows.search_attributes",
+               "workflows.metrics")
 
 
 _runtime_configured = False
 
 
-def configure_runtime(core_level: str = "WARN") -> None:
-    """Send the Temporal core's own logs through Python logging (stderr), never to stdout.
+def configure_runtime(core_level: str = "WARN", metrics_address: str | None = None) -> None:
+    """Send the Temporal core's own logs through Python logging (stderr), never to stdout, and,
+    given ``metrics_address`` (``host:port``), serve the SDK's metrics (and the pathway's, made
+    with its metric meter) there in Prometheus text format.
 
     Call before the first client or server is created; the first call decides.
     """
@@ -39,9 +50,12 @@ def configure_runtime(core_level: str = "WARN") -> None:
     if _runtime_configured:
         return
     _runtime_configured = True
+    metrics = None
+    if metrics_address is not None:
+        metrics = PrometheusConfig(bind_address=metrics_address, histogram_bucket_overrides=HISTOGRAM_BUCKETS)
     Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
         filter=TelemetryFilter(core_level=core_level, other_level="ERROR"),
-        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core"))))),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core"))), metrics=metrics)),
         error_if_already_set=False)
 
 
@@ -67,7 +81,8 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
 
 
 def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, **options: Any) -> Worker:
-    """A worker for the patient pathway and its order-book activities."""
+    """A worker for the patient pathway and its order-book activities (``options``: more of
+    :class:`~temporalio.worker.Worker`'s, e.g. ``graceful_shutdown_timeout``)."""
     return Worker(
         client,
         task_queue=task_queue,

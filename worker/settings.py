@@ -40,6 +40,11 @@ VCF_CODEC_ORIGINS   (unset: the Web UI's)       browser origins allowed to call 
                                                 comma-separated; default
                                                 ``http://127.0.0.1:$TEMPORAL_UI_PORT`` and
                                                 ``http://localhost:$TEMPORAL_UI_PORT``
+VCF_METRICS_HOST    127.0.0.1                   where the worker's ``/metrics``, ``/healthz``
+                                                and ``/readyz`` listen (``worker``, ``dev``)
+VCF_METRICS_PORT    9464                        their port; 0 turns them off
+VCF_SHUTDOWN_TIMEOUT 30                         seconds the worker lets running activities
+                                                finish after SIGTERM before cancelling them
 ==================  ==========================  ============================================
 
 An empty variable counts as unset.
@@ -84,6 +89,9 @@ class Settings(BaseSettings):
     key_ring_file: Path | None = Field(None, validation_alias="VCF_KEY_RING_FILE")
     development: bool = Field(False, validation_alias="VCF_DEVELOPMENT")
     codec_origins_list: str | None = Field(None, validation_alias="VCF_CODEC_ORIGINS")
+    metrics_host: str = Field("127.0.0.1", validation_alias="VCF_METRICS_HOST")
+    metrics_port: int = Field(9464, ge=0, le=65535, validation_alias="VCF_METRICS_PORT")
+    shutdown_timeout: float = Field(30.0, ge=0, validation_alias="VCF_SHUTDOWN_TIMEOUT")
 
     @field_validator("api_public_url")
     @classmethod

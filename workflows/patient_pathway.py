@@ -20,12 +20,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.orders import CancelRequest, OrderActivities, OrderRequest, OverdueRequest, ResultRequest
-    from pathway.contract import Action, Event
+    from pathway.contract import EVENT_TYPES, Action, Event
     from pathway.decisions import Due, decide, escalation_state, next_due, next_scheduled_step, phase
     from pathway.facts import Observation, PatientFacts, latest_pain, pause_state
     from pathway.intake import Admission, InboxItem, admit, clinical_rejection, day_of
     from pathway.results import Overdue, overdue_checks, overdue_orders
     from workflows import search_attributes as sa
+    from workflows.metrics import PathwayMetrics, RejectionReason
     from workflows.models import (
         CarriedState,
         EventReceipt,
@@ -74,6 +75,10 @@ class PatientPathwayWorkflow:
         self._alarm_rang = False
         self._alarms: dict[float, asyncio.Task[None]] = {}  # due day -> its alarm (never cancelled)
         self._published: tuple[str, float | None, str] | None = None
+        # Metrics only (no command): when each queued event arrived, and the one being applied.
+        self._metrics = PathwayMetrics(workflow.metric_meter(), EVENT_TYPES)
+        self._arrived: dict[int, datetime] = {}
+        self._applying_since: datetime | None = None
 
     # --- Run loop ---------------------------------------------------------------------------
 
@@ -118,17 +123,20 @@ class PatientPathwayWorkflow:
                 await self._decide_and_act()
             if self._s.status != "running":
                 for item in self._s.inbox:
-                    self._settle(item.seq, self._reject(f"the pathway has ended ({self._s.status})", item.event))
+                    self._settle(item.seq, self._reject(f"the pathway has ended ({self._s.status})", item.event,
+                                                        cause="pathway_ended"))
                 self._s.inbox.clear()
+                self._arrived.clear()
                 return
             if not self._s.inbox:  # events that arrived while the last orders were written go round again
                 return
 
     async def _apply(self, item: InboxItem) -> None:
         event, day = item.parsed(), item.day
+        arrived = self._arrived.pop(item.seq, None)  # None for events carried over a continue-as-new
         reason = clinical_rejection(self._defn, self._s.facts, event, day)
         if reason:
-            self._settle(item.seq, self._reject(reason, item.event))
+            self._settle(item.seq, self._reject(reason, item.event, cause="clinical_conflict"))
             return
         self._s.facts.observations.append(Observation(day=day, event=event))
         self._record("event", _describe(event), event.model_dump(mode="json", exclude_none=True), day=day)
@@ -136,7 +144,11 @@ class PatientPathwayWorkflow:
             await self._activity(OrderActivities.record_result, ResultRequest(
                 workflow_id=workflow.info().workflow_id, event_type=event.type, day=day,
                 result_key=f"event-{item.seq}"), event.type)
-        actions = await self._decide_and_act()
+        self._applying_since = arrived
+        try:
+            actions = await self._decide_and_act()
+        finally:
+            self._applying_since = None
         self._settle(item.seq, EventReceipt(accepted=True, event_id=event.event_id, day=day, actions=actions))
 
     async def _decide_and_act(self) -> list[Action]:
@@ -159,6 +171,7 @@ class PatientPathwayWorkflow:
         if note_id in self._s.facts.noted:
             return
         self._s.facts.noted.append(note_id)
+        self._metrics.result_overdue(order.kind)
         day = round(self._day(), 3)
         text = (f"No result for {order.kind} placed on day {order.day:g}"
                 + (f" (urgent since day {overdue.since:g})" if overdue.since != order.day else "")
@@ -178,9 +191,12 @@ class PatientPathwayWorkflow:
         receipt = await self._activity(OrderActivities.place_order, request, action.kind)
         if receipt is not None:
             self._s.orders[action.id] = receipt.order_id
+            if self._applying_since is not None:
+                self._metrics.order_written_after(workflow.now() - self._applying_since, action.kind)
         else:
             action.details["order_error"] = "the order could not be written; see the worker log"
         self._s.actions.append(action)
+        self._metrics.action_taken(action.kind)
         self._record("action", f"{action.kind}: {action.rationale}", {"id": action.id, "kind": action.kind},
                      day=action.day)
         workflow.logger.info("action taken", extra={"action_kind": action.kind, "action_id": action.id})
@@ -224,7 +240,9 @@ class PatientPathwayWorkflow:
         admitted = self._admit(payload, event_type)
         event = admitted.event
         if admitted.reason is not None or event is None:
-            return self._reject(admitted.reason or "body: not an event", payload, event_type)
+            cause: RejectionReason = "invalid" if event is None else \
+                "pathway_ended" if self._s.status != "running" else "in_future"
+            return self._reject(admitted.reason or "body: not an event", payload, event_type, cause=cause)
         if admitted.duplicate:
             workflow.logger.info("duplicate event ignored", extra={"event_type": event.type})
             return EventReceipt(accepted=True, event_id=event.event_id, day=admitted.day, duplicate=True)
@@ -232,15 +250,18 @@ class PatientPathwayWorkflow:
             self._s.seen_event_ids.append(event.event_id)
         self._s.event_seq += 1
         self._s.inbox.append(InboxItem(seq=self._s.event_seq, day=admitted.day, event=event.model_dump(mode="json")))
+        self._arrived[self._s.event_seq] = workflow.now()
         return self._s.event_seq
 
     def _admit(self, payload: Any, event_type: str | None = None) -> Admission:
         return admit(payload, status=self._s.status, seen_event_ids=self._s.seen_event_ids,
                      enrolled_at=self._s.enrolled_at, now=workflow.now(), event_type=event_type)
 
-    def _reject(self, reason: str, payload: Any, event_type: str | None = None) -> EventReceipt:
+    def _reject(self, reason: str, payload: Any, event_type: str | None = None, *,
+                cause: RejectionReason) -> EventReceipt:
         body = payload if isinstance(payload, dict) else {}
         event_type = event_type or (str(body.get("type"))[:40] if body.get("type") else None)
+        self._metrics.event_rejected(cause, event_type)
         event_id = str(body["event_id"])[:128] if body.get("event_id") is not None else None
         rejection = Rejection(day=round(self._day(), 3), reason=reason, event_type=event_type, event_id=event_id)
         self._s.rejected.append(rejection)

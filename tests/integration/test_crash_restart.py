@@ -36,7 +36,8 @@ def fast_calcitonin_stop() -> PathwayDefinition:
 
 
 def start_worker(address: str, data_dir: Path) -> subprocess.Popen:
-    env = {**os.environ, "TEMPORAL_ADDRESS": address, "VCF_DATA_DIR": str(data_dir), **key_ring_env()}
+    env = {**os.environ, "TEMPORAL_ADDRESS": address, "VCF_DATA_DIR": str(data_dir),
+           "VCF_METRICS_PORT": str(free_port()), **key_ring_env()}
     with open(data_dir / "worker.log", "ab") as log:  # the child keeps its own copy of the file
         return subprocess.Popen([sys.executable, "-m", "worker.main"], cwd=ROOT, env=env, stdout=log, stderr=log)
 

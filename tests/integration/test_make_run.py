@@ -58,7 +58,8 @@ class Runner:
 
 
 async def test_make_run_brings_up_everything_and_resumes(tmp_path):
-    ports = {"TEMPORAL_PORT": free_port(), "TEMPORAL_UI_PORT": free_port(), "VCF_API_PORT": free_port()}
+    ports = {"TEMPORAL_PORT": free_port(), "TEMPORAL_UI_PORT": free_port(), "VCF_API_PORT": free_port(),
+             "VCF_METRICS_PORT": free_port()}
     runner = Runner(tmp_path, ports)
     try:
         await runner.wait_for("Ctrl-C stops everything.")
