@@ -81,6 +81,12 @@ class OverdueRequest(BaseModel):
     citation: str
 
 
+def _count_written(kind: str, created: bool) -> None:
+    """One order written (or found written already: a retry or a replay) in the activity's metrics."""
+    activity.metric_meter().create_counter(ORDERS_WRITTEN, "Orders written to the order book").add(
+        1, {"kind": kind, "created": "true" if created else "false"})
+
+
 class OrderActivities:
     """The order-book activities, bound to one database."""
 
@@ -108,8 +114,7 @@ class OrderActivities:
             raise ApplicationError(f"order: {exc}", non_retryable=True, type="InvalidOrder") from exc
         activity.logger.info("order placed" if created else "order already placed",
                              extra={"action_kind": action.kind, "order_id": order.id})
-        activity.metric_meter().create_counter(ORDERS_WRITTEN, "Orders written to the order book").add(
-            1, {"kind": action.kind, "created": "true" if created else "false"})
+        _count_written(action.kind, created)
         return OrderReceipt(order_id=order.id, status=order.status, created=created)
 
     @activity.defn(name="cancel_open_orders")
@@ -148,6 +153,7 @@ class OrderActivities:
             details={**about, "order_action_id": request.order_action_id, "order_day": request.order_day},
             codes=[])
         activity.logger.info("overdue result escalated", extra={"action_kind": request.order_kind})
+        _count_written("escalate_overdue_result", created)
         return OrderReceipt(order_id=order.id, status=order.status, created=created)
 
     def all(self) -> list:
