@@ -5,6 +5,7 @@ is pinned, non-root and starts ``vcf-server``. No Docker here: the Dockerfile is
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -17,9 +18,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from api.metrics import RequestMetrics
 from server.main import COMMANDS
 from tests.helpers import ROOT
 from worker.settings import Settings
+from workflows import metrics
 from workflows.search_attributes import ALL
 
 DEPLOY = ROOT / "deploy"
@@ -259,3 +262,62 @@ def test_helm_values_put_temporal_on_postgresql_without_a_password() -> None:
     assert {persistence["default"]["sql"]["database"], persistence["visibility"]["sql"]["database"]} == {
         "temporal", "temporal_visibility"}
     assert not any(values[bundled]["enabled"] for bundled in ("cassandra", "mysql", "postgresql", "elasticsearch"))
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {env["name"]: env["value"] for env in container.get("env", []) if "value" in env}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_worker_answers_probes_on_its_metrics_port_and_drains_within_its_grace(overlay: str) -> None:
+    resources = kustomize(overlay)
+    (worker,) = [r for r in resources if r["kind"] == "Deployment" and r["metadata"]["name"] == "vcf-worker"]
+    pod = worker["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = env_of(container)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == int(env["VCF_METRICS_PORT"]) and env["VCF_METRICS_HOST"] == "0.0.0.0"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert pod["terminationGracePeriodSeconds"] > float(env["VCF_SHUTDOWN_TIMEOUT"])  # the drain ends first
+    annotations = worker["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == env["VCF_METRICS_PORT"]
+
+
+def pathway_metric_names() -> set[str]:
+    """Every series name the worker and the API export of their own (Prometheus text names)."""
+    histograms = {metrics.EVENT_TO_ORDER_LATENCY, "vcf_api_request_duration_seconds"}
+    counters = {metrics.ACTIONS, metrics.REJECTED_EVENTS, metrics.ESCALATIONS, metrics.OVERDUE_RESULTS,
+                metrics.ORDERS_WRITTEN, "vcf_api_requests_total"}
+    assert {f.name for f in RequestMetrics().registry.collect()} == {"vcf_api_requests",
+                                                                     "vcf_api_request_duration_seconds"}
+    return counters | {h + suffix for h in histograms for suffix in ("_bucket", "_count", "_sum")}
+
+
+def test_compose_prometheus_scrapes_every_worker_and_the_api_and_grafana_shows_the_pathway() -> None:
+    services = compose()["services"]
+    worker, api = services["worker"], services["api"]
+    config = yaml.safe_load((DEPLOY / "compose" / "prometheus" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    (workers,) = jobs["vcf-worker"]["dns_sd_configs"]
+    assert workers["names"] == ["worker"] and workers["port"] == int(worker["environment"]["VCF_METRICS_PORT"])
+    assert jobs["vcf-api"]["static_configs"][0]["targets"] == [f"api:{api['environment']['VCF_API_PORT']}"]
+    assert "/readyz" in " ".join(worker["healthcheck"]["test"])
+    grace = int(worker["stop_grace_period"].removesuffix("s"))
+    assert grace > float(worker["environment"]["VCF_SHUTDOWN_TIMEOUT"])
+    for name in ("prometheus", "grafana"):
+        for volume in services[name]["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (DEPLOY / "compose" / source).exists(), f"{name} mounts {source}, which is missing"
+    dashboard = json.loads((DEPLOY / "compose" / "grafana" / "dashboards" / "vcf-pathway.json").read_text())
+    exprs = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel["targets"])
+    used = set(re.findall(r"\bvcf_\w+", exprs))
+    known = pathway_metric_names()
+    assert used <= known, f"the dashboard queries series nobody exports: {used - known}"
+    for name in (metrics.ACTIONS, metrics.REJECTED_EVENTS, metrics.ESCALATIONS, metrics.OVERDUE_RESULTS,
+                 metrics.EVENT_TO_ORDER_LATENCY):
+        assert name in exprs, f"the dashboard does not show {name}"
+    datasource = yaml.safe_load((DEPLOY / "compose" / "grafana" / "provisioning" / "datasources"
+                                 / "prometheus.yaml").read_text())["datasources"][0]
+    assert {t["datasource"]["uid"] for panel in dashboard["panels"] for t in panel["targets"]} == {datasource["uid"]}

@@ -63,7 +63,8 @@ async def test_pathway_metrics_count_each_action_rejection_and_escalation_once(t
         future = (await ts_env.get_current_time() + timedelta(days=30)).isoformat()
         await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 11})  # invalid
         await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 5, "observed_at": future})
-        await handle.signal(PatientPathwayWorkflow.clinician, {"decision": "resume", "reason": "home", "author": "dr-m"})
+        resume = {"decision": "resume", "reason": "home", "author": "dr-m"}  # while not paused
+        await handle.signal(PatientPathwayWorkflow.clinician, resume)
         await handle.signal(PatientPathwayWorkflow.neuro, {"deficit": True})  # an urgent referral at once
 
         async def settled():
