@@ -3,7 +3,8 @@ taking work (``/readyz`` 503, draining), lets the activity finish, reports it, a
 
 The activity is made slow from outside, with no test hook in the code: the test holds the order
 book's write lock, so the order write waits on SQLite's busy timeout until the lock is released.
-A second worker asked to serve the same metrics port refuses to start, naming the variable.
+A second worker asked to serve the same metrics port refuses to start, naming the variable;
+with the Temporal server gone, the first stays alive (``/healthz``) but not ready (``/readyz``).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ async def test_sigterm_drains_the_running_activity_then_exits_cleanly(tmp_path):
         server.stop()
 
 
-async def test_a_worker_refuses_a_metrics_port_in_use(tmp_path):
+async def test_a_worker_refuses_a_metrics_port_in_use_and_is_not_ready_without_temporal(tmp_path):
     server = DevServer(tmp_path, port=free_port(), ui_port=free_port())
     await server.start(TEST_CONVERTER)
     port = free_port()
@@ -116,6 +117,14 @@ async def test_a_worker_refuses_a_metrics_port_in_use(tmp_path):
         assert await asyncio.to_thread(second.wait, 60) == 1
         assert f"127.0.0.1:{port}" in (tmp_path / "worker.log").read_text()
         assert "VCF_METRICS_PORT" in (tmp_path / "worker.log").read_text()
+        server.stop()  # Temporal gone: the first worker is alive but not ready, and says why
+
+        async def not_ready():
+            status, body = await asyncio.to_thread(probe, f"http://127.0.0.1:{port}/readyz")
+            return status == 503 and any(d.startswith("temporal: not answering") for d in body["detail"])
+
+        assert await eventually(not_ready, timeout=20)
+        assert (await asyncio.to_thread(probe, f"http://127.0.0.1:{port}/healthz"))[0] == 200
     finally:
         for process in (first, second):
             if process is not None and process.poll() is None:
