@@ -174,7 +174,7 @@ class JwtVerifier:
                                 options={"require": ["exp", "iss", "aud"]})
         except jwt.ExpiredSignatureError:
             raise refused("token expired") from None
-        except (jwt.ImmatureSignatureError, jwt.InvalidIssuedAtError):
+        except jwt.ImmatureSignatureError:
             raise refused("token not yet valid") from None
         except jwt.InvalidAudienceError:
             raise refused("wrong audience") from None

@@ -279,3 +279,10 @@ async def test_each_scope_boundary_answers_403_naming_the_scope(stack, idp):
     finally:
         for http in c.values():
             await http.aclose()
+
+
+async def test_without_jwt_settings_a_valid_token_is_just_an_unknown_one(stack, idp):
+    app = build_app(stack.env, stack.book, stack.task_queue)
+    async with client(app, idp.mint()) as http:
+        answer = await http.get("/v1/orders")
+    assert answer.status_code == 401 and answer.json()["detail"] == ["Authorization: unknown token"]
