@@ -286,3 +286,17 @@ async def test_without_jwt_settings_a_valid_token_is_just_an_unknown_one(stack, 
     async with client(app, idp.mint()) as http:
         answer = await http.get("/v1/orders")
     assert answer.status_code == 401 and answer.json()["detail"] == ["Authorization: unknown token"]
+
+
+async def test_the_codec_takes_a_jwt_with_pathways_read_only(stack, idp):
+    app = build_app(stack.env, stack.book, stack.task_queue, jwt=verifier(idp))
+    body = {"payloads": []}
+    async with client(app, idp.mint(scope="pathways:read", sub="ui-operator")) as reader, \
+            client(app, idp.mint(scope="audit:read orders:write", sub="auditor")) as other:
+        assert (await reader.post("/codec/decode", json=body, headers={"X-Namespace": "default"})).status_code == 200
+        for route in ("/codec/decode", "/codec/encode"):
+            answer = await other.post(route, json=body)
+            assert answer.status_code == 403, answer.text
+            assert answer.json()["detail"] == ["scope: pathways:read required"]
+        assert_refused(await reader.post("/codec/decode", json=body, headers={
+            "Authorization": f"Bearer {idp.mint(scope='pathways:read', aud='another-api')}"}), "wrong audience")
