@@ -20,7 +20,8 @@ browser:
 	@if command -v chromium >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing chromium (Debian's package) for the browser test"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+			|| echo "apt-get could not install chromium: the browser test will fail (the other tests still run)"; \
 	else \
 		echo "chromium is missing: install Debian's package (sudo apt-get install chromium), or put a"; \
 		echo "Chromium named 'chromium' on the PATH; the browser test fails without it"; \
