@@ -8,6 +8,7 @@ refresh interval however many unknown key ids arrive; each scope boundary answer
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -224,6 +225,13 @@ async def test_a_rotated_key_is_picked_up_and_unknown_ids_do_not_hammer_the_idp(
             assert_refused(await get(forged), "unknown signing key")
         assert idp.fetches == before + 2
         assert (await get(idp.mint("key-2"))).status_code == 200
+
+        # Many requests at once under the next new key: one fetch serves them all.
+        idp.add_key("key-3")
+        clock.now += MIN_REFRESH
+        answers = await asyncio.gather(*[get(idp.mint("key-3", sub=f"client-{n}")) for n in range(10)])
+        assert [a.status_code for a in answers] == [200] * 10
+        assert idp.fetches == before + 3
         idp.published.insert(0, "key-1")  # the other tests' key, published again
 
 
