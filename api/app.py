@@ -23,6 +23,7 @@ from api.cors import CodecCors
 from api.deps import Services
 from api.docs_pages import install_docs
 from api.errors import install_error_handlers
+from api.jwt_auth import JwtVerifier
 from api.load import CountInFlight, Load
 from api.metrics import RequestMetrics, measure_requests
 from api.openapi import openapi_schema
@@ -41,7 +42,8 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
                definition: PathwayDefinition | None = None, query_timeout: float = 3.0,
                rpc_timeout: float = 10.0, public_url: str = "http://127.0.0.1:8000/",
                max_in_flight: int = 32, codec_origins: Iterable[str] = (),
-               codec_open_on_loopback: bool = False, keys_file: Path | None = None) -> FastAPI:
+               codec_open_on_loopback: bool = False, keys_file: Path | None = None,
+               jwt: JwtVerifier | None = None) -> FastAPI:
     """The API over a Temporal client and the order book (the registry shares its database file).
 
     ``query_timeout`` bounds a wait for a worker to answer a query before the answer falls back
@@ -50,7 +52,8 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
     requests in progress, ``/readyz`` answers 503. ``/codec`` serves the client's own payload
     codec, to browsers from ``codec_origins`` only (the Web UI's); with ``codec_open_on_loopback``
     (development only) loopback callers need no token there. ``keys_file``: the local API keys
-    (:mod:`api.keys`), each with its scopes, besides ``tokens`` (which hold every scope).
+    (:mod:`api.keys`), each with its scopes, besides ``tokens`` (which hold every scope); ``jwt``:
+    the identity provider's access tokens, if accepted (:mod:`api.jwt_auth`).
     Requests that read or change a patient are recorded in the audit trail (:mod:`api.audit`).
     """
     definition = definition or load_definition()
@@ -64,7 +67,7 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
     app.state.services = Services(
         pathways=Pathways(client, task_queue, definition, rpc_timeout=rpc_timeout, query_timeout=query_timeout),
         order_book=order_book, registry=Registry(order_book.path), definition=definition,
-        auth=BearerAuth(tokens, keys_file), load=load, audit=AuditTrail(order_book.path),
+        auth=BearerAuth(tokens, keys_file, jwt), load=load, audit=AuditTrail(order_book.path),
         public_url=public_base_url(public_url))
     app.state.codec = codec.CodecService(payload_codec, client.namespace, codec_open_on_loopback)
     # guideline before fhir: fhir's /v1/fhir/{type}/{id} would otherwise answer for definitions

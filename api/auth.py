@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.errors import ApiError
+from api.jwt_auth import JwtVerifier, looks_like_jwt
 from api.keys import SCOPES, STATIC_NAME, KeyFile, digest
 from worker.settings import Settings
 
@@ -41,7 +42,8 @@ def load_tokens(settings: Settings) -> set[str]:
 @dataclass(frozen=True)
 class Caller:
     """Whoever presents a valid token or key: ``name`` is the key's name (``token`` for the static
-    tokens), ``token_id`` tells tokens apart without revealing one, ``scopes`` what it may do."""
+    tokens, the subject of a JWT access token), ``token_id`` tells tokens apart without revealing
+    one, ``scopes`` what it may do."""
 
     token_id: str
     name: str = STATIC_NAME
@@ -54,14 +56,27 @@ class Caller:
 
 
 class BearerAuth:
-    """The configured tokens (every scope) and local API keys (their own scopes), and the check
-    of a presented one (401 unless it is one of them, or a revoked key)."""
+    """The configured tokens (every scope), local API keys (their own scopes) and, if configured,
+    the identity provider's JWT access tokens (the scopes they carry: :mod:`api.jwt_auth`), and
+    the check of a presented one (401 unless it is one of them, or a revoked key)."""
 
-    def __init__(self, tokens: set[str], keys_file: Path | None = None):
+    def __init__(self, tokens: set[str], keys_file: Path | None = None, jwt: JwtVerifier | None = None):
         if not tokens:
             raise ValueError("tokens: at least one API token is required")
         self._tokens = [t.encode() for t in tokens]
         self._keys = KeyFile(keys_file) if keys_file else None
+        self.jwt = jwt
+
+    async def authenticate(self, token: str | None) -> Caller:
+        """:meth:`caller`, and for a JWT that is none of the API's own tokens, the identity
+        provider's verdict (which may fetch its keys, hence async); 401 otherwise."""
+        try:
+            return self.caller(token)
+        except ApiError:
+            if token is None or self.jwt is None or not looks_like_jwt(token):
+                raise
+        claims = await self.jwt.verify(token)
+        return Caller(token_id=claims.token_id, name=claims.subject, scopes=claims.scopes)
 
     def caller(self, token: str | None) -> Caller:
         """The caller presenting ``token`` (the part after ``Bearer``; None if the header is

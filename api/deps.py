@@ -94,7 +94,7 @@ async def authenticated_caller(request: Request, credentials: BearerCredentials)
     headers (a proxy and the API could each read a different one)."""
     if len(request.headers.getlist("authorization")) > 1:
         raise ApiError(400, "bad request", ["Authorization: given more than once; send one header"])
-    caller = _services(request).auth.caller(credentials.credentials if credentials else None)
+    caller = await _services(request).auth.authenticate(credentials.credentials if credentials else None)
     request.state.caller = caller  # for the audit trail (api.app.audit_requests)
     return caller
 

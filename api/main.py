@@ -3,7 +3,8 @@
 Configuration: :class:`worker.settings.Settings` (``TEMPORAL_ADDRESS``, ``VCF_API_HOST``,
 ``VCF_API_PORT``, ``VCF_DATA_DIR`` for the order book and the token file, ``VCF_API_TOKENS``;
 the key ring ``VCF_KEY_RING`` or its file, without which it refuses to start and exits 2; for
-``/codec``, ``VCF_CODEC_ORIGINS`` and ``VCF_DEVELOPMENT``).
+``/codec``, ``VCF_CODEC_ORIGINS`` and ``VCF_DEVELOPMENT``; for the identity provider's JWT access
+tokens, ``VCF_JWT_ISSUER``, ``VCF_JWT_AUDIENCE`` and ``VCF_JWT_JWKS_URL``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fastapi import FastAPI
 from activities.order_book import OrderBook
 from api.app import create_app
 from api.auth import load_tokens
+from api.jwt_auth import jwt_verifier
 from api.server import ServerLimits, uvicorn_config
 from security.codec import data_converter
 from security.keyring import KeyRingError, configured_key_ring
@@ -71,7 +73,7 @@ async def _main() -> None:
     secure_data_dir(settings.data_dir)
     client = await connect(settings.temporal_address, data_converter=data_converter(configured_key_ring(settings)))
     app = create_app(client=client, order_book=OrderBook(settings.order_book_path), tokens=load_tokens(settings),
-                     keys_file=settings.api_keys_path, public_url=settings.public_url,
+                     keys_file=settings.api_keys_path, jwt=jwt_verifier(settings), public_url=settings.public_url,
                      max_in_flight=settings.api_max_in_flight,
                      codec_origins=settings.codec_origins, codec_open_on_loopback=settings.development)
     log.info("api listening", extra={"host": settings.api_host, "port": settings.api_port})

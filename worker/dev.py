@@ -23,6 +23,7 @@ import httpx
 from activities.order_book import OrderBook
 from api.app import create_app
 from api.auth import ensure_dev_token, load_tokens
+from api.jwt_auth import jwt_verifier
 from api.main import serve
 from api.server import ServerLimits
 from pathway.contract import Enrollment
@@ -84,7 +85,7 @@ async def run_all(stop: asyncio.Event) -> None:
         book = OrderBook(settings.order_book_path)
         token = ensure_dev_token(settings.token_path)
         app = create_app(client=client, order_book=book, tokens=load_tokens(settings), keys_file=settings.api_keys_path,
-                         public_url=settings.public_url,
+                         jwt=jwt_verifier(settings), public_url=settings.public_url,
                          max_in_flight=settings.api_max_in_flight, codec_origins=settings.codec_origins,
                          codec_open_on_loopback=True)
         async with contextlib.AsyncExitStack() as stack:

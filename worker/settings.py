@@ -45,6 +45,15 @@ VCF_METRICS_HOST    127.0.0.1                   where the worker's ``/metrics``,
 VCF_METRICS_PORT    9464                        their port; 0 turns them off
 VCF_SHUTDOWN_TIMEOUT 30                         seconds the worker lets running activities
                                                 finish after SIGTERM before cancelling them
+VCF_JWT_ISSUER      (unset: no JWTs)            the identity provider's ``iss``; with the two
+                                                below, the API also accepts its JWT access
+                                                tokens (:mod:`api.jwt_auth`); all three or none
+VCF_JWT_AUDIENCE    (unset)                     the ``aud`` those tokens must name (this API)
+VCF_JWT_JWKS_URL    (unset)                     the issuer's JWK Set: https, or http to a
+                                                loopback host only
+VCF_JWT_LEEWAY      30                          seconds of clock skew allowed on exp and nbf
+VCF_JWT_JWKS_MIN_REFRESH 60                     least seconds between two JWKS fetches (an
+                                                unknown key id fetches it again, at most so often)
 ==================  ==========================  ============================================
 
 An empty variable counts as unset.
@@ -52,10 +61,11 @@ An empty variable counts as unset.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ORDER_BOOK_FILE = "orders.db"
@@ -92,6 +102,33 @@ class Settings(BaseSettings):
     metrics_host: str = Field("127.0.0.1", validation_alias="VCF_METRICS_HOST")
     metrics_port: int = Field(9464, ge=0, le=65535, validation_alias="VCF_METRICS_PORT")
     shutdown_timeout: float = Field(30.0, ge=0, validation_alias="VCF_SHUTDOWN_TIMEOUT")
+    jwt_issuer: str | None = Field(None, validation_alias="VCF_JWT_ISSUER")
+    jwt_audience: str | None = Field(None, validation_alias="VCF_JWT_AUDIENCE")
+    jwt_jwks_url: str | None = Field(None, validation_alias="VCF_JWT_JWKS_URL")
+    jwt_leeway: float = Field(30.0, ge=0, le=300, validation_alias="VCF_JWT_LEEWAY")
+    jwt_jwks_min_refresh: float = Field(60.0, ge=0, validation_alias="VCF_JWT_JWKS_MIN_REFRESH")
+
+    @field_validator("jwt_jwks_url")
+    @classmethod
+    def _jwks_url(cls, value: str | None) -> str | None:
+        # Plain http would let anyone on the path hand us their keys: only to this host.
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme == "https" and parts.hostname:
+            return value.strip()
+        if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+            return value.strip()
+        raise ValueError("expected an https URL (or http to a loopback host), e.g. https://idp.example.org/jwks")
+
+    @model_validator(mode="after")
+    def _jwt_all_or_none(self) -> Settings:
+        given = {"VCF_JWT_ISSUER": self.jwt_issuer, "VCF_JWT_AUDIENCE": self.jwt_audience,
+                 "VCF_JWT_JWKS_URL": self.jwt_jwks_url}
+        missing = [name for name, value in given.items() if value is None]
+        if 0 < len(missing) < len(given):
+            raise ValueError(f"{', '.join(missing)}: required with the other JWT settings (set all three or none)")
+        return self
 
     @field_validator("api_public_url")
     @classmethod
@@ -129,6 +166,15 @@ class Settings(BaseSettings):
         if self.codec_origins_list:
             return [o.strip().rstrip("/") for o in self.codec_origins_list.split(",") if o.strip()]
         return [f"http://127.0.0.1:{self.temporal_ui_port}", f"http://localhost:{self.temporal_ui_port}"]
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 
 def public_base_url(value: str) -> str:
     """An http(s) base URL with a host and nothing after its path, ending with ``/``; ValueError otherwise."""

@@ -10,7 +10,8 @@ payloads that are not encrypted come back as they are. Encoding encrypts with th
 The namespace is the ``X-Namespace`` header (the UI sends it); this API serves its client's
 namespace only. Who may call: in development (``make run``, ``VCF_DEVELOPMENT``) callers on
 loopback need no token, since the dev server's UI cannot send one; otherwise the API's bearer
-token, as for every /v1 route (a UI behind single sign-on forwards the user's token). Browsers
+token, key or JWT, holding ``pathways:read``, as the /v1 reads need (a UI behind single sign-on
+forwards the user's token). Browsers
 may call only from the UI's origins (:mod:`api.cors`).
 """
 
@@ -62,10 +63,13 @@ def _on_loopback(request: Request) -> bool:
 
 async def codec_caller(request: Request, credentials: BearerCredentials) -> Caller | None:
     """The caller; in development, no one need be named on loopback; otherwise 401 without a
-    configured bearer token."""
+    valid bearer token, and 403 without ``pathways:read``."""
     if _service(request).open_on_loopback and _on_loopback(request):
         return None
-    return await authenticated_caller(request, credentials)
+    caller = await authenticated_caller(request, credentials)
+    # Decoding reads every patient's payloads: a credential for orders or the audit only may not.
+    caller.require("pathways:read")
+    return caller
 
 
 async def served_namespace(request: Request, x_namespace: Annotated[
@@ -90,6 +94,7 @@ def _error(description: str) -> dict[str, Any]:
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     **errors(401),
+    403: _error("the credential lacks the scope `pathways:read`, or the browser origin is not the Web UI's"),
     404: _error("the X-Namespace header names a namespace this API does not serve"),
     413: _error(f"body larger than {MAX_CODEC_BODY // (1024 * 1024)} MiB"),
     422: _error("not the protocol's shape (`detail` names each field and why), or, decoding, an encrypted "

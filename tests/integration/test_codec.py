@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
-import contextlib
 import json
 import subprocess
 from typing import Any
@@ -23,6 +21,7 @@ from activities.order_book import OrderBook
 from api.app import create_app
 from tests.helpers import TEST_KEY_RING, enrollment, eventually, make_worker
 from tests.integration.api_support import AUTH, TOKEN
+from tests.integration.cleartext import clear_text
 from worker.runtime import binary
 from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
@@ -51,32 +50,6 @@ def http(app, *, client: tuple[str, int] = ("127.0.0.1", 50000), headers: dict[s
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def app(dev_env, tmp_path_factory):
     return codec_app(dev_env, OrderBook(tmp_path_factory.mktemp("codec") / "orders.db"))
-
-
-def strings_in(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in strings_in(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in strings_in(v)]
-    return [value] if isinstance(value, str) else []
-
-
-def without_search_attributes(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: without_search_attributes(v) for k, v in value.items()
-                if k not in ("searchAttributes", "upsertWorkflowSearchAttributesEventAttributes")}
-    if isinstance(value, list):
-        return [without_search_attributes(v) for v in value]
-    return value
-
-
-def base64_decoded(strings: list[str]) -> list[str]:
-    """Each string that is base64, decoded (the CLI's JSON shows bytes so)."""
-    decoded = []
-    for s in strings:
-        with contextlib.suppress(binascii.Error, ValueError):
-            decoded.append(base64.b64decode(s, validate=True).decode(errors="replace"))
-    return decoded
 
 
 def payloads_in_json(value: Any) -> list[dict[str, Any]]:
@@ -111,8 +84,7 @@ async def test_the_stored_history_is_ciphertext_and_the_codec_server_decodes_it(
 
     # The fracture level is in the FractureLevel search attribute by design (never encoded, never
     # PHI); everywhere else, as the server stores it and base64 undone, no field and no text is clear.
-    stored = without_search_attributes(history)
-    seen = json.dumps(stored) + "\n".join(base64_decoded(strings_in(stored)))
+    seen = clear_text(history)
     # Quoted as JSON writes them: a bare "T11" turns up by chance in base64 text or random bytes.
     clear = ['"fracture_level"', '"pain_nrs":9', '"T11"', PAUSE_REASON]
     assert [c for c in clear if c in seen] == []

@@ -4,16 +4,10 @@ API's codec routes."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import os
-import signal
 import stat
-import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -22,39 +16,13 @@ from pathway.guideline import load_definition
 from pathway.plan_definition import canonical
 from security.codec import data_converter
 from security.keyring import KeyRing
-from tests.helpers import ROOT, eventually, free_port
+from tests.helpers import eventually, free_port
+from tests.integration.dev_runner import Runner
 from workflows import search_attributes as sa
 from workflows.models import workflow_id_for
 from workflows.patient_pathway import PatientPathwayWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-class Runner:
-    """One ``python -m worker.dev`` process with its own ports and data directory."""
-
-    def __init__(self, data_dir: Path, ports: dict[str, int]):
-        env = {**os.environ, "VCF_DATA_DIR": str(data_dir), **{k: str(v) for k, v in ports.items()}}
-        self.process = subprocess.Popen([sys.executable, "-m", "worker.dev"], cwd=ROOT, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.output: list[str] = []
-
-    async def wait_for(self, text: str, timeout: float = 90) -> None:
-        async def read() -> None:
-            while True:
-                line = await asyncio.to_thread(self.process.stdout.readline)
-                if not line:
-                    raise AssertionError("runner exited:\n" + "".join(self.output))
-                self.output.append(line)
-                if text in line:
-                    return
-
-        await asyncio.wait_for(read(), timeout)
-
-    async def stop(self) -> int:
-        self.process.send_signal(signal.SIGINT)
-        await self.wait_for("Stopped.", timeout=60)
-        return await asyncio.to_thread(self.process.wait, 30)
 
 
 async def test_make_run_brings_up_everything_and_resumes(tmp_path):

@@ -18,7 +18,7 @@ from temporalio.client import Client
 from security.codec import data_converter
 from security.keyring import KeyRing
 from tests.helpers import eventually, free_port
-from tests.integration.test_make_run import Runner
+from tests.integration.dev_runner import Runner
 from workflows.metrics import ESCALATION_KINDS
 from workflows.models import workflow_id_for
 from workflows.patient_pathway import PatientPathwayWorkflow
