@@ -1,6 +1,6 @@
 """The worker process: runs patient pathways and their order-book activities.
 
-    TEMPORAL_ADDRESS=127.0.0.1:7233 VCF_DATA_DIR=.data python -m worker.main
+    TEMPORAL_ADDRESS=127.0.0.1:7233 VCF_DATABASE_URL=postgresql://... python -m worker.main
 
 Configuration: :class:`worker.settings.Settings`. Without a usable key ring (``VCF_KEY_RING``
 or its file) the worker refuses to start, naming what is wrong, and exits 2; a data directory
@@ -21,7 +21,7 @@ from security.codec import data_converter
 from security.keyring import KeyRingError, configured_key_ring
 from worker.data_dir import DataDirError, private_umask, secure_data_dir
 from worker.logging import configure_logging
-from worker.runtime import build_worker, connect, run_until_signalled
+from worker.runtime import TemporalConfigError, build_worker, connect, run_until_signalled
 from worker.settings import Settings
 
 log = logging.getLogger("worker")
@@ -30,8 +30,8 @@ log = logging.getLogger("worker")
 async def run_worker(stop: asyncio.Event, settings: Settings, converter: DataConverter) -> None:
     """Run until ``stop`` is set, then drain and shut down."""
     secure_data_dir(settings.data_dir)
-    client = await connect(settings.temporal_address, data_converter=converter)
-    book = OrderBook(settings.order_book_path)
+    client = await connect(settings, data_converter=converter)
+    book = OrderBook(settings.database)
     async with build_worker(client, book):
         await stop.wait()
 
@@ -49,7 +49,7 @@ def main() -> None:
         os._exit(2)
     try:
         run_until_signalled(lambda stop: run_worker(stop, settings, converter))
-    except DataDirError as exc:
+    except (DataDirError, TemporalConfigError) as exc:
         log.error(str(exc))
         os._exit(1)
     os._exit(0)  # skip interpreter teardown: Temporal core exit crash (sdk-python #300)
