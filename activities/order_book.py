@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,10 @@ class OrderBook(Store):
     migrations = MIGRATIONS
 
     def __init__(self, target: str | Path | Database):
-        self._lock = threading.Lock()  # one writer per process at a time: SQLite would make them wait anyway
         super().__init__(target)
+        # SQLite takes one writer at a time anyway: queue them here rather than in its busy timeout.
+        sqlite = self.database.dialect == "sqlite"
+        self._lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
 
     def place(self, *, idempotency_key: str, patient_id: str, workflow_id: str, action_id: str,
               kind: str, resource: RequestResource, priority: str, day: float, title: str, rationale: str,
@@ -107,18 +110,24 @@ class OrderBook(Store):
 
     def close_open(self, workflow_id: str, kinds: list[str], status: OrderStatus, reason: str,
                    *, oldest_first: bool = False, limit: int | None = None) -> list[str]:
-        """Close the open orders of some kinds for one pathway; return their ids."""
+        """Close the open orders of some kinds for one pathway (at most ``limit``); return their ids.
+
+        Each update closes its order only if it is still open: a concurrent writer (another
+        worker, on PostgreSQL) that closed it first makes this one take the next, never the same.
+        """
         marks = ",".join("?" * len(kinds))
         query = (f"SELECT id FROM orders WHERE workflow_id = ? AND status = ? AND kind IN ({marks})"
                  f" ORDER BY day {'ASC' if oldest_first else 'DESC'}, created_at")
-        if limit:
-            query += f" LIMIT {int(limit)}"
+        closed: list[str] = []
         with self._lock, self.database.transaction() as db:
-            ids = [r["id"] for r in db.execute(query, (workflow_id, OPEN, *kinds)).fetchall()]
-            for order_id in ids:
-                db.execute("UPDATE orders SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
-                           (status, reason, utc_now(), order_id))
-        return ids
+            for row in db.execute(query, (workflow_id, OPEN, *kinds)).fetchall():
+                if limit and len(closed) >= limit:
+                    break
+                cur = db.execute("UPDATE orders SET status = ?, status_reason = ?, updated_at = ?"
+                                 " WHERE id = ? AND status = ?", (status, reason, utc_now(), row["id"], OPEN))
+                if cur.rowcount == 1:
+                    closed.append(row["id"])
+        return closed
 
     def get(self, order_id: str) -> Order | None:
         """One order by id."""

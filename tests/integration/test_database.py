@@ -83,6 +83,18 @@ def test_pages_and_counts_agree_with_the_whole_listing(database: Database):
     assert [o.id for o in book.page(skip=20, limit=100)] == [o.id for o in whole[20:]]
 
 
+def test_concurrent_results_each_fulfil_a_different_order(database: Database):
+    place(OrderBook(database), 6)  # six open DXA orders of one pathway
+    books = [OrderBook(database) for _ in range(4)]  # as four workers would hold them
+    with ThreadPoolExecutor(4) as pool:
+        closed = list(pool.map(lambda i: books[i % 4].close_open("wf-pt-db", ["order_dxa"], "completed", f"r{i}",
+                                                                 oldest_first=True, limit=1), range(8)))
+    ids = [order_id for batch in closed for order_id in batch]
+    assert len(ids) == len(set(ids)) == 6  # six results took the six orders, each a different one
+    assert sorted(len(batch) for batch in closed) == [0, 0, 1, 1, 1, 1, 1, 1]
+    assert {o.status for o in books[0].list()} == {"completed"}
+
+
 def test_migrations_are_recorded_and_applied_once(database: Database):
     for _ in range(2):  # opening again applies nothing
         OrderBook(database), Registry(database), AuditTrail(database)
