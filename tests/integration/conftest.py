@@ -40,12 +40,24 @@ def database(request, tmp_path):
     db.close()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module that sets ``STACK_BACKENDS = BACKENDS`` runs its ``stack`` tests on each backend."""
+    backends = getattr(metafunc.module, "STACK_BACKENDS", None)
+    if backends and "stack" in metafunc.fixturenames:
+        metafunc.parametrize("stack", backends, indirect=True, scope="module")
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def stack(dev_env, tmp_path_factory):
-    """The app, a running worker on its own task queue, and an HTTP client (one per module)."""
-    book = OrderBook(tmp_path_factory.mktemp("api") / "orders.db")
+async def stack(dev_env, tmp_path_factory, request):
+    """The app, a running worker on its own task queue, and an HTTP client (one per module); the
+    order book, registry and audit trail on SQLite, or on the backend the module parametrizes."""
+    database = new_database(getattr(request, "param", "sqlite"), request, tmp_path_factory.mktemp("api"))
+    book = OrderBook(database)
     task_queue = f"api-{uuid.uuid4()}"
-    async with make_worker(dev_env, book, task_queue):
-        app = build_app(dev_env, book, task_queue)
-        async with http_client(app) as http:
-            yield Stack(dev_env, app, book, task_queue, http)
+    try:
+        async with make_worker(dev_env, book, task_queue):
+            app = build_app(dev_env, book, task_queue)
+            async with http_client(app) as http:
+                yield Stack(dev_env, app, book, task_queue, http)
+    finally:
+        database.close()
