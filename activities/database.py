@@ -10,7 +10,22 @@ Each store declares its schema as a list of migrations (:class:`Store`), applied
 and recorded in ``schema_migrations`` (store, version). A new table or column is a new entry at the
 end of that list, never an edit of an applied one. Applying them is serialised between processes
 (an advisory transaction lock on PostgreSQL, the write lock of ``BEGIN IMMEDIATE`` on SQLite), so
-two replicas starting at once both come up with the same schema.
+two replicas starting at once both come up with the same schema. A new store, or a new table in
+one, looks like this::
+
+    MIGRATIONS: list[list[Step]] = [
+        ["CREATE TABLE IF NOT EXISTS referrals (id TEXT PRIMARY KEY, ...)"],   # version 1
+        ["ALTER TABLE referrals ADD COLUMN answered_at TEXT"],                # version 2, added later
+    ]
+
+    class Referrals(Store):
+        name = "referrals"            # its key in schema_migrations
+        migrations = MIGRATIONS
+
+        def answer(self, referral_id: str) -> bool:
+            with self.database.transaction() as db:
+                return db.execute("UPDATE referrals SET answered_at = ? WHERE id = ?",
+                                  (utc_now(), referral_id)).rowcount == 1
 """
 
 from __future__ import annotations
