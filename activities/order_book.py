@@ -1,4 +1,5 @@
-"""The order book: every order, referral and task the pathways place, in a real SQLite database.
+"""The order book: every order, referral and task the pathways place, in SQLite or PostgreSQL
+(:mod:`activities.database`).
 
 Each row is keyed by an idempotency key (workflow id + action id): placing the same action
 again — an activity retry, a workflow replay, a duplicate event — returns the row already there,
@@ -13,42 +14,45 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import threading
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from activities.database import Database, Step, Store, utc_now
 from activities.order_model import OPEN, Order, OrderStatus, RequestResource
-from activities.sqlite_store import SqliteStore, utc_now
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS orders (
-    id               TEXT PRIMARY KEY,
-    idempotency_key  TEXT NOT NULL UNIQUE,
-    patient_id       TEXT NOT NULL,
-    workflow_id      TEXT NOT NULL,
-    action_id        TEXT NOT NULL,
-    kind             TEXT NOT NULL,
-    resource         TEXT NOT NULL,
-    status           TEXT NOT NULL,
-    priority         TEXT NOT NULL,
-    day              REAL NOT NULL,
-    title            TEXT NOT NULL,
-    rationale        TEXT NOT NULL,
-    citation         TEXT NOT NULL,
-    details          TEXT NOT NULL,
-    codes            TEXT NOT NULL,
-    created_at       TEXT NOT NULL,
-    updated_at       TEXT NOT NULL,
-    status_reason    TEXT
-);
-CREATE INDEX IF NOT EXISTS orders_patient ON orders (patient_id, status);
-CREATE INDEX IF NOT EXISTS orders_workflow_kind ON orders (workflow_id, kind, status);
--- Pages in listing order (day, created_at, id), whole or by patient or status: see OrderBook.page.
-CREATE INDEX IF NOT EXISTS orders_listing ON orders (day, created_at, id);
-CREATE INDEX IF NOT EXISTS orders_patient_listing ON orders (patient_id, day, created_at, id);
-CREATE INDEX IF NOT EXISTS orders_status_listing ON orders (status, day, created_at, id);
-"""
+MIGRATIONS: list[list[Step]] = [
+    [  # 1: the order book as first released (a SQLite file from then already has it: IF NOT EXISTS)
+        """CREATE TABLE IF NOT EXISTS orders (
+            id               TEXT PRIMARY KEY,
+            idempotency_key  TEXT NOT NULL UNIQUE,
+            patient_id       TEXT NOT NULL,
+            workflow_id      TEXT NOT NULL,
+            action_id        TEXT NOT NULL,
+            kind             TEXT NOT NULL,
+            resource         TEXT NOT NULL,
+            status           TEXT NOT NULL,
+            priority         TEXT NOT NULL,
+            day              DOUBLE PRECISION NOT NULL,
+            title            TEXT NOT NULL,
+            rationale        TEXT NOT NULL,
+            citation         TEXT NOT NULL,
+            details          TEXT NOT NULL,
+            codes            TEXT NOT NULL,
+            created_at       TEXT NOT NULL,
+            updated_at       TEXT NOT NULL,
+            status_reason    TEXT
+        )""",
+        "CREATE INDEX IF NOT EXISTS orders_patient ON orders (patient_id, status)",
+        "CREATE INDEX IF NOT EXISTS orders_workflow_kind ON orders (workflow_id, kind, status)",
+        # Pages in listing order (day, created_at, id), whole or by patient or status: see OrderBook.page.
+        "CREATE INDEX IF NOT EXISTS orders_listing ON orders (day, created_at, id)",
+        "CREATE INDEX IF NOT EXISTS orders_patient_listing ON orders (patient_id, day, created_at, id)",
+        "CREATE INDEX IF NOT EXISTS orders_status_listing ON orders (status, day, created_at, id)",
+    ],
+]
+"""The order book's schema, one list of steps per version: add new versions at the end."""
 
 # Where a page ends, in listing order: (day, created_at, id) of its last order.
 PagePosition = tuple[float, str, str]
@@ -60,14 +64,18 @@ def new_order_id() -> str:
     return "ord-" + secrets.token_hex(10)
 
 
-class OrderBook(SqliteStore):
-    """SQLite-backed order book; safe to share between threads of one process."""
+class OrderBook(Store):
+    """The order book on a database (a SQLite file path, a ``postgresql://`` URL or a
+    :class:`~activities.database.Database`); safe to share between threads and processes."""
 
-    schema = SCHEMA
+    name = "orders"
+    migrations = MIGRATIONS
 
-    def __init__(self, path: str | Path):
-        self._lock = threading.Lock()
-        super().__init__(path)
+    def __init__(self, target: str | Path | Database):
+        super().__init__(target)
+        # SQLite takes one writer at a time anyway: queue them here rather than in its busy timeout.
+        sqlite = self.database.dialect == "sqlite"
+        self._lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
 
     def place(self, *, idempotency_key: str, patient_id: str, workflow_id: str, action_id: str,
               kind: str, resource: RequestResource, priority: str, day: float, title: str, rationale: str,
@@ -76,7 +84,7 @@ class OrderBook(SqliteStore):
         order already there keeps its id: a retry or replay answers the same order)."""
         order_id = new_order_id()
         now = utc_now()
-        with self._lock, self._connect() as db:
+        with self._lock, self.database.transaction() as db:
             cur = db.execute(
                 "INSERT INTO orders (id, idempotency_key, patient_id, workflow_id, action_id, kind,"
                 " resource, status, priority, day, title, rationale, citation, details, codes,"
@@ -92,7 +100,7 @@ class OrderBook(SqliteStore):
 
     def set_status(self, order_id: str, status: OrderStatus, reason: str, *, only_open: bool = True) -> bool:
         """Move one order to ``status``; False if it is unknown or (with only_open) already closed."""
-        with self._lock, self._connect() as db:
+        with self._lock, self.database.transaction() as db:
             cur = db.execute(
                 "UPDATE orders SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?"
                 + (" AND status = ?" if only_open else ""),
@@ -102,28 +110,34 @@ class OrderBook(SqliteStore):
 
     def close_open(self, workflow_id: str, kinds: list[str], status: OrderStatus, reason: str,
                    *, oldest_first: bool = False, limit: int | None = None) -> list[str]:
-        """Close the open orders of some kinds for one pathway; return their ids."""
+        """Close the open orders of some kinds for one pathway (at most ``limit``); return their ids.
+
+        Each update closes its order only if it is still open: a concurrent writer (another
+        worker, on PostgreSQL) that closed it first makes this one take the next, never the same.
+        """
         marks = ",".join("?" * len(kinds))
         query = (f"SELECT id FROM orders WHERE workflow_id = ? AND status = ? AND kind IN ({marks})"
                  f" ORDER BY day {'ASC' if oldest_first else 'DESC'}, created_at")
-        if limit:
-            query += f" LIMIT {int(limit)}"
-        with self._lock, self._connect() as db:
-            ids = [r["id"] for r in db.execute(query, (workflow_id, OPEN, *kinds)).fetchall()]
-            for order_id in ids:
-                db.execute("UPDATE orders SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
-                           (status, reason, utc_now(), order_id))
-        return ids
+        closed: list[str] = []
+        with self._lock, self.database.transaction() as db:
+            for row in db.execute(query, (workflow_id, OPEN, *kinds)).fetchall():
+                if limit and len(closed) >= limit:
+                    break
+                cur = db.execute("UPDATE orders SET status = ?, status_reason = ?, updated_at = ?"
+                                 " WHERE id = ? AND status = ?", (status, reason, utc_now(), row["id"], OPEN))
+                if cur.rowcount == 1:
+                    closed.append(row["id"])
+        return closed
 
     def get(self, order_id: str) -> Order | None:
         """One order by id."""
-        with self._connect() as db:
+        with self.database.read() as db:
             row = db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
         return _row(row) if row else None
 
     def get_by_key(self, idempotency_key: str) -> Order | None:
         """One order by its idempotency key (workflow id + action id)."""
-        with self._connect() as db:
+        with self.database.read() as db:
             row = db.execute("SELECT * FROM orders WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
         return _row(row) if row else None
 
@@ -136,22 +150,22 @@ class OrderBook(SqliteStore):
             where += (" AND " if where else " WHERE ") + "(day, created_at, id) > (?, ?, ?)"
             args.extend(after)
         query = "SELECT * FROM orders" + where + " ORDER BY day, created_at, id LIMIT ? OFFSET ?"
-        with self._connect() as db:
+        with self.database.read() as db:
             rows = db.execute(query, [*args, limit, skip]).fetchall()
         return [_row(r) for r in rows]
 
     def count(self, *, patient_id: str | None = None, status: OrderStatus | None = None) -> int:
         """How many orders match (counted in the database, none loaded)."""
         where, args = _filters(patient_id=patient_id, status=status)
-        with self._connect() as db:
-            return db.execute("SELECT count(*) FROM orders" + where, args).fetchone()[0]
+        with self.database.read() as db:
+            return db.execute("SELECT count(*) AS n FROM orders" + where, args).fetchone()["n"]
 
     def list(self, *, patient_id: str | None = None, status: OrderStatus | None = None,
              workflow_id: str | None = None) -> list[Order]:
         """Orders, oldest first, filtered by patient, pathway and status (all of them: for one
         pathway's orders; a listing across patients goes page by page, :meth:`page`)."""
         where, args = _filters(patient_id=patient_id, status=status, workflow_id=workflow_id)
-        with self._connect() as db:
+        with self.database.read() as db:
             rows = db.execute("SELECT * FROM orders" + where + " ORDER BY day, created_at, id", args).fetchall()
         return [_row(r) for r in rows]
 
@@ -175,7 +189,7 @@ def _filters(**columns: Any) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(where) if where else ""), args
 
 
-def _row(row: sqlite3.Row) -> Order:
+def _row(row: dict[str, Any]) -> Order:
     data = dict(row)
     data["details"] = json.loads(data["details"])
     data["codes"] = json.loads(data["codes"])

@@ -7,12 +7,11 @@ workflow replays never order twice. Invalid data fails at once (non-retryable); 
 
 from __future__ import annotations
 
-import sqlite3
-
 from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.database import IntegrityError
 from activities.order_book import OrderBook
 from activities.order_model import OrderStatus, RequestResource
 from pathway.contract import ACTION_KINDS, Action
@@ -110,7 +109,7 @@ class OrderActivities:
                 details=action.details, codes=[c.model_dump() for c in request.codes])
             if action.kind == "stop_calcitonin":
                 self.book.close_open(request.workflow_id, ["start_calcitonin"], "stopped", action.rationale)
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise ApplicationError(f"order: {exc}", non_retryable=True, type="InvalidOrder") from exc
         activity.logger.info("order placed" if created else "order already placed",
                              extra={"action_kind": action.kind, "order_id": order.id})

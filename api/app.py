@@ -44,7 +44,7 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
                max_in_flight: int = 32, codec_origins: Iterable[str] = (),
                codec_open_on_loopback: bool = False, keys_file: Path | None = None,
                jwt: JwtVerifier | None = None) -> FastAPI:
-    """The API over a Temporal client and the order book (the registry shares its database file).
+    """The API over a Temporal client and the order book (the registry and the audit trail share its database).
 
     ``query_timeout`` bounds a wait for a worker to answer a query before the answer falls back
     to what can be read without one. ``public_url`` is where clients reach the API: absolute
@@ -66,8 +66,8 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
     load = Load(max_in_flight)
     app.state.services = Services(
         pathways=Pathways(client, task_queue, definition, rpc_timeout=rpc_timeout, query_timeout=query_timeout),
-        order_book=order_book, registry=Registry(order_book.path), definition=definition,
-        auth=BearerAuth(tokens, keys_file, jwt), load=load, audit=AuditTrail(order_book.path),
+        order_book=order_book, registry=Registry(order_book.database), definition=definition,
+        auth=BearerAuth(tokens, keys_file, jwt), load=load, audit=AuditTrail(order_book.database),
         public_url=public_base_url(public_url))
     app.state.codec = codec.CodecService(payload_codec, client.namespace, codec_open_on_loopback)
     # guideline before fhir: fhir's /v1/fhir/{type}/{id} would otherwise answer for definitions

@@ -1,10 +1,11 @@
 """The audit trail: who read or changed which patient's record, through which route, when, and
-with what outcome. Append-only, in the order book's database file.
+with what outcome. Append-only, in the order book's database.
 
 A row holds the caller's name (a key's name, ``token`` for the static tokens), the patient id,
 the route template (never the concrete path), read or write, the status code and, for an
 event, its id: no bodies and no clinical values. The code only inserts and selects; triggers
-refuse an UPDATE or DELETE from anyone else who opens the file.
+refuse an UPDATE or DELETE (on PostgreSQL, a TRUNCATE too) from anyone else who opens the
+database.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from activities.sqlite_store import SqliteStore
+from activities.database import Step, Store, dialects
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_audit (
-    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+_COLUMNS = """
     recorded_at  TEXT NOT NULL,
     credential   TEXT NOT NULL,
     patient_id   TEXT NOT NULL,
@@ -26,13 +25,26 @@ CREATE TABLE IF NOT EXISTS api_audit (
     action       TEXT NOT NULL CHECK (action IN ('read', 'write')),
     status       INTEGER NOT NULL,
     event_id     TEXT
-);
-CREATE INDEX IF NOT EXISTS api_audit_patient ON api_audit (patient_id, seq);
-CREATE TRIGGER IF NOT EXISTS api_audit_no_update BEFORE UPDATE ON api_audit
-BEGIN SELECT RAISE(ABORT, 'api_audit is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS api_audit_no_delete BEFORE DELETE ON api_audit
-BEGIN SELECT RAISE(ABORT, 'api_audit is append-only'); END;
 """
+
+MIGRATIONS: list[list[Step]] = [
+    [  # 1: the trail and its guard (a SQLite file from before already has them: IF NOT EXISTS)
+        dialects(sqlite="CREATE TABLE IF NOT EXISTS api_audit (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                        + _COLUMNS + ")",
+                 postgresql="CREATE TABLE IF NOT EXISTS api_audit (seq BIGINT GENERATED ALWAYS AS IDENTITY"
+                            " PRIMARY KEY," + _COLUMNS + ")"),
+        "CREATE INDEX IF NOT EXISTS api_audit_patient ON api_audit (patient_id, seq)",
+        dialects(sqlite="CREATE TRIGGER IF NOT EXISTS api_audit_no_update BEFORE UPDATE ON api_audit"
+                        " BEGIN SELECT RAISE(ABORT, 'api_audit is append-only'); END",
+                 postgresql="CREATE OR REPLACE FUNCTION api_audit_append_only() RETURNS trigger LANGUAGE plpgsql"
+                            " AS $$ BEGIN RAISE EXCEPTION 'api_audit is append-only'; END $$"),
+        dialects(sqlite="CREATE TRIGGER IF NOT EXISTS api_audit_no_delete BEFORE DELETE ON api_audit"
+                        " BEGIN SELECT RAISE(ABORT, 'api_audit is append-only'); END",
+                 postgresql="CREATE TRIGGER api_audit_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON api_audit"
+                            " FOR EACH STATEMENT EXECUTE FUNCTION api_audit_append_only()"),
+    ],
+]
+"""The audit trail's schema, one list of steps per version: add new versions at the end."""
 MAX_ROWS = 1000  # one answer's cap; the newest are kept
 
 
@@ -51,15 +63,16 @@ class AuditRecord:
     event_id: str | None = None
 
 
-class AuditTrail(SqliteStore):
+class AuditTrail(Store):
     """Appends and reads audit records; nothing else."""
 
-    schema = SCHEMA
+    name = "audit"
+    migrations = MIGRATIONS
 
     def append(self, *, credential: str, patient_id: str, method: str, route: str, action: str, status: int,
                event_id: str | None = None) -> None:
         """Record one request."""
-        with self._connect() as db:
+        with self.database.transaction() as db:
             db.execute("INSERT INTO api_audit (recorded_at, credential, patient_id, method, route, action, status,"
                        " event_id) VALUES (?,?,?,?,?,?,?,?)",
                        (datetime.now(UTC).isoformat(timespec="milliseconds"), credential, patient_id, method,
@@ -67,9 +80,9 @@ class AuditTrail(SqliteStore):
 
     def for_patient(self, patient_id: str, limit: int = MAX_ROWS) -> list[AuditRecord]:
         """The patient's records, oldest first (the newest ``limit``)."""
-        with self._connect() as db:
+        with self.database.read() as db:
             rows = db.execute("SELECT * FROM (SELECT * FROM api_audit WHERE patient_id = ? ORDER BY seq DESC"
-                              " LIMIT ?) ORDER BY seq", (patient_id, limit)).fetchall()
+                              " LIMIT ?) AS newest ORDER BY seq", (patient_id, limit)).fetchall()
         return [AuditRecord(**dict(row)) for row in rows]
 
 

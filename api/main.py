@@ -1,7 +1,8 @@
 """The API process: ``python -m api.main``, and :func:`serve` for embedding in another program.
 
-Configuration: :class:`worker.settings.Settings` (``TEMPORAL_ADDRESS``, ``VCF_API_HOST``,
-``VCF_API_PORT``, ``VCF_DATA_DIR`` for the order book and the token file, ``VCF_API_TOKENS``;
+Configuration: :class:`worker.settings.Settings` (the ``TEMPORAL_*`` connection, ``VCF_API_HOST``,
+``VCF_API_PORT``, ``VCF_DATABASE_URL`` or ``VCF_DATA_DIR`` for the order book, ``VCF_DATA_DIR`` for
+the token file, ``VCF_API_TOKENS``;
 the key ring ``VCF_KEY_RING`` or its file, without which it refuses to start and exits 2; for
 ``/codec``, ``VCF_CODEC_ORIGINS`` and ``VCF_DEVELOPMENT``; for the identity provider's JWT access
 tokens, ``VCF_JWT_ISSUER``, ``VCF_JWT_AUDIENCE`` and ``VCF_JWT_JWKS_URL``).
@@ -71,8 +72,8 @@ async def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, limits:
 async def _main() -> None:
     settings = Settings()
     secure_data_dir(settings.data_dir)
-    client = await connect(settings.temporal_address, data_converter=data_converter(configured_key_ring(settings)))
-    app = create_app(client=client, order_book=OrderBook(settings.order_book_path), tokens=load_tokens(settings),
+    client = await connect(settings, data_converter=data_converter(configured_key_ring(settings)))
+    app = create_app(client=client, order_book=OrderBook(settings.database), tokens=load_tokens(settings),
                      keys_file=settings.api_keys_path, jwt=jwt_verifier(settings), public_url=settings.public_url,
                      max_in_flight=settings.api_max_in_flight,
                      codec_origins=settings.codec_origins, codec_open_on_loopback=settings.development)
@@ -95,7 +96,7 @@ def main() -> None:
         asyncio.run(_main())
     except KeyboardInterrupt:
         pass
-    except RuntimeError as exc:  # serve() could not start (the port is in use), or the data dir is not ours
+    except RuntimeError as exc:  # serve() could not start (port in use), the data dir is not ours, bad Temporal config
         log.error(str(exc))
         code = 1
     except KeyRingError as exc:  # no usable key ring: refuse to start, naming what is wrong

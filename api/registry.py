@@ -13,33 +13,43 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from activities.sqlite_store import SqliteStore
+from activities.database import Session, Step, Store
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_enrollments (
-    patient_id   TEXT PRIMARY KEY,
-    workflow_id  TEXT NOT NULL,
-    body         TEXT NOT NULL,
-    started_at   TEXT,
-    created_at   TEXT NOT NULL
-);
--- Ids are case-sensitive, but two that differ only by case are never both enrolled.
-CREATE INDEX IF NOT EXISTS api_enrollments_folded ON api_enrollments (lower(patient_id));
-CREATE TABLE IF NOT EXISTS api_events (
-    patient_id   TEXT NOT NULL,
-    event_id     TEXT NOT NULL,
-    event_type   TEXT NOT NULL,
-    received_at  TEXT NOT NULL,
-    payload_hash TEXT,
-    submitted_by TEXT,
-    PRIMARY KEY (patient_id, event_id)
-);
-"""
+
+def _add_event_columns(db: Session) -> None:
+    """A registry from before event payloads were compared (payload_hash), or their senders recorded."""
+    columns = db.columns("api_events")
+    for column in ("payload_hash", "submitted_by"):
+        if column not in columns:
+            db.execute(f"ALTER TABLE api_events ADD COLUMN {column} TEXT")
+
+
+MIGRATIONS: list[list[Step]] = [
+    [  # 1: enrollments and event ids (a SQLite file from before already has them: IF NOT EXISTS)
+        """CREATE TABLE IF NOT EXISTS api_enrollments (
+            patient_id   TEXT PRIMARY KEY,
+            workflow_id  TEXT NOT NULL,
+            body         TEXT NOT NULL,
+            started_at   TEXT,
+            created_at   TEXT NOT NULL
+        )""",
+        # Ids are case-sensitive, but two that differ only by case are never both enrolled.
+        "CREATE INDEX IF NOT EXISTS api_enrollments_folded ON api_enrollments (lower(patient_id))",
+        """CREATE TABLE IF NOT EXISTS api_events (
+            patient_id   TEXT NOT NULL,
+            event_id     TEXT NOT NULL,
+            event_type   TEXT NOT NULL,
+            received_at  TEXT NOT NULL,
+            PRIMARY KEY (patient_id, event_id)
+        )""",
+    ],
+    [_add_event_columns],  # 2: who sent each event, and a digest of it
+]
+"""The registry's schema, one list of steps per version: add new versions at the end."""
 
 
 def _now() -> str:
@@ -76,19 +86,12 @@ class EnrollmentRecord:
         return json.loads(self.body)
 
 
-class Registry(SqliteStore):
-    """Enrollments and accepted event ids, in SQLite (safe across threads and processes)."""
+class Registry(Store):
+    """Enrollments and accepted event ids, in the order book's database (safe across threads and
+    processes)."""
 
-    schema = SCHEMA
-
-    def __init__(self, path):
-        super().__init__(path)
-        with self._connect() as db:  # a registry from before event payloads were compared
-            columns = {row["name"] for row in db.execute("PRAGMA table_info(api_events)")}
-            if "payload_hash" not in columns:
-                db.execute("ALTER TABLE api_events ADD COLUMN payload_hash TEXT")
-            if "submitted_by" not in columns:  # nor who sent them
-                db.execute("ALTER TABLE api_events ADD COLUMN submitted_by TEXT")
+    name = "registry"
+    migrations = MIGRATIONS
 
     def claim(self, patient_id: str, workflow_id: str, body: str) -> EnrollmentRecord:
         """Register an enrollment unless the id is taken; return the record now held.
@@ -97,41 +100,36 @@ class Registry(SqliteStore):
         write transaction, between those of ids that differ only by case (:class:`IdCaseClash`:
         ``pt-A`` and ``pt-a`` would be two patients to the workflow service, one to a person).
         """
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                clash = db.execute("SELECT 1 FROM api_enrollments WHERE lower(patient_id) = lower(?)"
-                                   " AND patient_id != ?", (patient_id, patient_id)).fetchone()
-                if clash:
-                    raise IdCaseClash(patient_id)
-                db.execute("INSERT INTO api_enrollments (patient_id, workflow_id, body, created_at)"
-                           " VALUES (?,?,?,?) ON CONFLICT(patient_id) DO NOTHING",
-                           (patient_id, workflow_id, body, _now()))
-                row = db.execute("SELECT * FROM api_enrollments WHERE patient_id = ?", (patient_id,)).fetchone()
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self.database.transaction() as db:
+            db.lock_table("api_enrollments")
+            clash = db.execute("SELECT 1 FROM api_enrollments WHERE lower(patient_id) = lower(?)"
+                               " AND patient_id != ?", (patient_id, patient_id)).fetchone()
+            if clash:
+                raise IdCaseClash(patient_id)
+            db.execute("INSERT INTO api_enrollments (patient_id, workflow_id, body, created_at)"
+                       " VALUES (?,?,?,?) ON CONFLICT(patient_id) DO NOTHING",
+                       (patient_id, workflow_id, body, _now()))
+            row = db.execute("SELECT * FROM api_enrollments WHERE patient_id = ?", (patient_id,)).fetchone()
         return _record(row)
 
     def release(self, patient_id: str) -> None:
         """Forget an enrollment whose workflow was never started (its start failed)."""
-        with self._connect() as db:
+        with self.database.transaction() as db:
             db.execute("DELETE FROM api_enrollments WHERE patient_id = ? AND started_at IS NULL", (patient_id,))
 
     def mark_started(self, patient_id: str, workflow_id: str, body: str) -> None:
         """Note that the patient's workflow exists on the server (re-registering it if a
         concurrent failed attempt released the claim meanwhile)."""
         now = _now()
-        with self._connect() as db:
+        with self.database.transaction() as db:
             db.execute("INSERT INTO api_enrollments (patient_id, workflow_id, body, started_at, created_at)"
                        " VALUES (?,?,?,?,?) ON CONFLICT(patient_id) DO UPDATE"
-                       " SET started_at = COALESCE(started_at, excluded.started_at)",
+                       " SET started_at = COALESCE(api_enrollments.started_at, excluded.started_at)",
                        (patient_id, workflow_id, body, now, now))
 
     def get(self, patient_id: str) -> EnrollmentRecord | None:
         """One enrollment, or None."""
-        with self._connect() as db:
+        with self.database.read() as db:
             row = db.execute("SELECT * FROM api_enrollments WHERE patient_id = ?", (patient_id,)).fetchone()
         return _record(row) if row else None
 
@@ -140,7 +138,7 @@ class Registry(SqliteStore):
         """Claim an event id: ``"new"`` (ours to send), ``"same"`` (already taken by this very
         event) or ``"different"`` (taken by another event). Atomic across requests.
         ``submitted_by`` names the credential that sent it."""
-        with self._connect() as db:
+        with self.database.transaction() as db:
             cur = db.execute("INSERT INTO api_events (patient_id, event_id, event_type, received_at, payload_hash,"
                              " submitted_by) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                              (patient_id, event_id, event_type, _now(), digest, submitted_by))
@@ -155,18 +153,18 @@ class Registry(SqliteStore):
 
     def submitted_by(self, patient_id: str, event_id: str) -> str | None:
         """The credential name that sent an accepted event (None if unknown)."""
-        with self._connect() as db:
+        with self.database.read() as db:
             row = db.execute("SELECT submitted_by FROM api_events WHERE patient_id = ? AND event_id = ?",
                              (patient_id, event_id)).fetchone()
         return row["submitted_by"] if row else None
 
     def release_event(self, patient_id: str, event_id: str) -> None:
         """Give an event id back after the signal failed, so a retry is sent, not deduped."""
-        with self._connect() as db:
+        with self.database.transaction() as db:
             db.execute("DELETE FROM api_events WHERE patient_id = ? AND event_id = ?", (patient_id, event_id))
 
 
-def _record(row: sqlite3.Row) -> EnrollmentRecord:
+def _record(row: dict[str, Any]) -> EnrollmentRecord:
     started = row["started_at"]
     return EnrollmentRecord(patient_id=row["patient_id"], workflow_id=row["workflow_id"], body=row["body"],
                             started_at=datetime.fromisoformat(started) if started else None,

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from temporalio.testing import WorkflowEnvironment
 
+from activities.database import utc_now
 from activities.order_book import OrderBook, new_order_id
-from activities.sqlite_store import utc_now
 from security.codec import data_converter
 from security.keyring import KeyRing
 from worker.runtime import binary, build_worker, configure_runtime
@@ -55,7 +55,7 @@ def fill(book: OrderBook, orders: int) -> None:
                      "Guideline: Diagnosis / DXA [guideline vcf-1.2]", json.dumps({"level": "L2"}),
                      json.dumps([{"system": "http://www.ama-assn.org/go/cpt", "code": "77080",
                                   "display": "DXA axial skeleton"}]), now, now))
-    with sqlite3.connect(book.path) as db:
+    with sqlite3.connect(str(book.path)) as db:
         db.executemany("INSERT INTO orders (id, idempotency_key, patient_id, workflow_id, action_id, kind, resource,"
                        " status, priority, day, title, rationale, citation, details, codes, created_at, updated_at)"
                        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)

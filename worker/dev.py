@@ -79,10 +79,10 @@ async def run_all(stop: asyncio.Event) -> None:
     exporter = exporter_address() if settings.metrics_port else None
     configure_runtime(metrics_address=exporter)  # before the first client: the Runtime carries the exporter
     server = DevServer(settings.data_dir, port=settings.temporal_port, ui_port=settings.temporal_ui_port,
-                       codec_endpoint=f"{api_url}/codec")
+                       codec_endpoint=f"{api_url}/codec", namespace=settings.temporal_namespace)
     client = await server.start(data_converter(ring))
     try:
-        book = OrderBook(settings.order_book_path)
+        book = OrderBook(settings.database)
         token = ensure_dev_token(settings.token_path)
         app = create_app(client=client, order_book=book, tokens=load_tokens(settings), keys_file=settings.api_keys_path,
                          jwt=jwt_verifier(settings), public_url=settings.public_url,
@@ -98,7 +98,7 @@ async def run_all(stop: asyncio.Event) -> None:
                 client, book, graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_timeout)))
             api = asyncio.create_task(serve(app, api_host, api_port, ServerLimits.from_settings(settings)))
             await enroll_demo_patient(api_url, token, api)
-            demo = f"{server.ui_url}/namespaces/default/workflows/{workflow_id_for(DEMO_PATIENT.id)}"
+            demo = f"{server.ui_url}/namespaces/{client.namespace}/workflows/{workflow_id_for(DEMO_PATIENT.id)}"
             print(f"\nTemporal Web UI: {server.ui_url}\nDemo patient:    {demo}\n"
                   f"HTTP API:        {api_url}/docs\n"
                   f"Worker metrics:  {metrics}\n"

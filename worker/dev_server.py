@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 
 from worker.runtime import binary, connect
+from worker.settings import Settings
 from workflows import search_attributes as sa
 
 
@@ -24,9 +25,9 @@ class DevServer:
     """
 
     def __init__(self, data_dir: Path, ip: str = "127.0.0.1", port: int = 7233, ui_port: int = 8233,
-                 codec_endpoint: str | None = None):
+                 codec_endpoint: str | None = None, namespace: str = "default"):
         self.data_dir, self.ip, self.port, self.ui_port = data_dir, ip, port, ui_port
-        self.codec_endpoint = codec_endpoint
+        self.codec_endpoint, self.namespace = codec_endpoint, namespace
         self.process: subprocess.Popen | None = None
 
     @property
@@ -41,11 +42,12 @@ class DevServer:
         """Start the server and return a client (with ``data_converter``) once it answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         codec = ["--ui-codec-endpoint", self.codec_endpoint] if self.codec_endpoint else []
+        namespace = ["--namespace", self.namespace] if self.namespace != "default" else []  # created at start
         with open(self.data_dir / "temporal-server.log", "ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
                 [binary("temporal"), "server", "start-dev", "--db-filename", str(self.data_dir / "temporal.db"),
                  "--ip", self.ip, "--port", str(self.port), "--ui-port", str(self.ui_port),
-                 "--log-level", "warn", "--ui-disable-news-fetch", *codec, *sa.dev_server_flags()],
+                 "--log-level", "warn", "--ui-disable-news-fetch", *codec, *namespace, *sa.dev_server_flags()],
                 stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us, and we stop the server after the worker
             )
@@ -55,7 +57,8 @@ class DevServer:
                 raise RuntimeError(f"the Temporal dev server exited (code {self.process.returncode}); "
                                    f"see {self.data_dir / 'temporal-server.log'} (is port {self.port} in use?)")
             try:
-                return await connect(self.address, data_converter=data_converter)
+                return await connect(Settings.model_validate({"TEMPORAL_NAMESPACE": self.namespace}),
+                                     data_converter=data_converter, address=self.address)
             except Exception:
                 if asyncio.get_running_loop().time() > deadline:
                     self.stop()

@@ -1,6 +1,6 @@
 """The worker process: runs patient pathways and their order-book activities.
 
-    TEMPORAL_ADDRESS=127.0.0.1:7233 VCF_DATA_DIR=.data python -m worker.main
+    TEMPORAL_ADDRESS=127.0.0.1:7233 VCF_DATABASE_URL=postgresql://... python -m worker.main
 
 Configuration: :class:`worker.settings.Settings`. Without a usable key ring (``VCF_KEY_RING``
 or its file) the worker refuses to start, naming what is wrong, and exits 2; a data directory
@@ -29,7 +29,7 @@ from security.keyring import KeyRingError, configured_key_ring
 from worker.data_dir import DataDirError, private_umask, secure_data_dir
 from worker.logging import configure_logging
 from worker.ops import OpsPortError, Readiness, exporter_address, ops_app, serving
-from worker.runtime import build_worker, configure_runtime, connect, run_until_signalled
+from worker.runtime import TemporalConfigError, build_worker, configure_runtime, connect, run_until_signalled
 from worker.settings import Settings
 
 log = logging.getLogger("worker")
@@ -40,8 +40,8 @@ async def run_worker(stop: asyncio.Event, settings: Settings, converter: DataCon
     secure_data_dir(settings.data_dir)
     exporter = exporter_address() if settings.metrics_port else None
     configure_runtime(metrics_address=exporter)  # before the client: the Runtime carries the exporter
-    client = await connect(settings.temporal_address, data_converter=converter)
-    book = OrderBook(settings.order_book_path)
+    client = await connect(settings, data_converter=converter)
+    book = OrderBook(settings.database)
     readiness = Readiness(client, book.ping)
     async with contextlib.AsyncExitStack() as stack:
         if exporter is not None:  # outlives the worker: probes and scrapes are answered while it drains
@@ -68,7 +68,7 @@ def main() -> None:
         os._exit(2)
     try:
         run_until_signalled(lambda stop: run_worker(stop, settings, converter))
-    except (DataDirError, OpsPortError) as exc:
+    except (DataDirError, OpsPortError, TemporalConfigError) as exc:
         log.error(str(exc))
         os._exit(1)
     os._exit(0)  # skip interpreter teardown: Temporal core exit crash (sdk-python #300)

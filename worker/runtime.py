@@ -14,6 +14,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter
+from temporalio.envconfig import ClientConfig, ClientConnectConfig
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -27,6 +28,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.order_book import OrderBook
 from activities.orders import OrderActivities
+from worker.settings import Settings
 from workflows.metrics import HISTOGRAM_BUCKETS
 from workflows.models import TASK_QUEUE
 from workflows.patient_pathway import PatientPathwayWorkflow
@@ -68,11 +70,36 @@ def binary(name: str) -> str:
     return found
 
 
-async def connect(address: str, *, data_converter: DataConverter, namespace: str = "default") -> Client:
-    """A client of the server at ``address`` with ``data_converter`` (built by
-    :func:`security.codec.data_converter`)."""
+class TemporalConfigError(RuntimeError):
+    """The Temporal connection cannot be configured (a profile or file named but unusable)."""
+
+
+def temporal_connection(settings: Settings) -> ClientConnectConfig:
+    """Where and how to reach Temporal: the SDK's environment configuration (``TEMPORAL_*``
+    variables over a TOML profile: address, namespace, API key, TLS), with the defaults of
+    :class:`~worker.settings.Settings` for what neither names."""
+    try:
+        config = ClientConfig.load_client_connect_config(
+            profile=settings.temporal_profile,
+            config_file=str(settings.temporal_config_file) if settings.temporal_config_file else None)
+    except Exception as exc:
+        raise TemporalConfigError(f"Temporal connection settings: {exc}") from exc
+    # Set in the environment (or given to Settings): that wins; else the profile's; else the default.
+    if "temporal_address" in settings.model_fields_set or "target_host" not in config:
+        config["target_host"] = settings.temporal_address
+    if "temporal_namespace" in settings.model_fields_set or "namespace" not in config:
+        config["namespace"] = settings.temporal_namespace
+    return config
+
+
+async def connect(settings: Settings, *, data_converter: DataConverter, address: str | None = None) -> Client:
+    """A client of the Temporal server that ``settings`` (and the environment configuration)
+    name, with ``data_converter`` (built by :func:`security.codec.data_converter`). ``address``:
+    a local server of our own (``make run``), reached without a profile, API key or TLS."""
     configure_runtime()
-    return await Client.connect(address, namespace=namespace, data_converter=data_converter)
+    if address is not None:
+        return await Client.connect(address, namespace=settings.temporal_namespace, data_converter=data_converter)
+    return await Client.connect(**temporal_connection(settings), data_converter=data_converter)
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:

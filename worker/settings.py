@@ -1,14 +1,33 @@
 """Configuration from the environment, with every default in one place.
 
 Each process reads :class:`Settings` once at start; the worker and the API must agree on the
-data directory, where the order book lives.
+database (``VCF_DATABASE_URL``, or else the data directory's SQLite file), where the order book
+lives. The Temporal connection comes from the SDK's environment configuration
+(``temporalio.envconfig``, :func:`worker.runtime.connect`): the ``TEMPORAL_*`` variables below,
+or a profile in a TOML file; the variables win over the file.
 
 ==================  ==========================  ============================================
 variable            default                     what
 ==================  ==========================  ============================================
-TEMPORAL_ADDRESS    127.0.0.1:7233              the Temporal server (worker, API)
+TEMPORAL_ADDRESS    127.0.0.1:7233              the Temporal frontend, host:port (worker, API;
+                                                unset: the profile's, else this default)
+TEMPORAL_NAMESPACE  default                     the Temporal namespace (unset: the profile's)
+TEMPORAL_API_KEY    (unset)                     an API key (Temporal Cloud); turns TLS on
+TEMPORAL_TLS_CLIENT_CERT_PATH (unset)           mTLS: the client certificate (PEM) ...
+TEMPORAL_TLS_CLIENT_KEY_PATH  (unset)           ... and its private key; TLS on
+TEMPORAL_TLS_SERVER_CA_CERT_PATH (unset)        a private CA for the server's certificate
+TEMPORAL_PROFILE    (unset: ``default``)        the profile to read from the TOML file
+TEMPORAL_CONFIG_FILE (unset: the SDK's default  a TOML file of profiles (``[profile.NAME]``:
+                    ~/.config/temporalio/       address, namespace, api_key, ``tls``
+                    temporal.toml)              client_cert_path, client_key_path, ...)
+VCF_DATABASE_URL    (unset: SQLite)             ``postgresql://user@host:5432/db``: the order
+                                                book, the API's registry and its audit trail in
+                                                PostgreSQL (one database for every replica;
+                                                the schema is migrated at start). Unset: the
+                                                SQLite file ``<data dir>/orders.db`` (one host)
 VCF_DATA_DIR        .data                       local state: ``orders.db`` (the order book,
-                                                shared by worker and API), ``api-token``,
+                                                shared by worker and API, unless
+                                                VCF_DATABASE_URL is set), ``api-token``,
                                                 ``api-keys.json`` (`vcf token`)
 VCF_API_HOST        127.0.0.1                   where the API listens
 VCF_API_PORT        8000
@@ -77,9 +96,20 @@ KEY_RING_FILE = "key-ring.json"
 class Settings(BaseSettings):
     """The environment's configuration (see the module docstring for each variable)."""
 
-    model_config = SettingsConfigDict(env_ignore_empty=True, frozen=True)
+    # hide_input_in_errors: an invalid value may be a secret (a database URL with its password, a key ring).
+    model_config = SettingsConfigDict(env_ignore_empty=True, frozen=True, hide_input_in_errors=True)
 
+    # The TEMPORAL_* variables are read by temporalio.envconfig (worker.runtime.connect); they are
+    # declared here too so that --help lists them and the defaults live in one place.
     temporal_address: str = Field("127.0.0.1:7233", validation_alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field("default", validation_alias="TEMPORAL_NAMESPACE")
+    temporal_api_key: SecretStr | None = Field(None, validation_alias="TEMPORAL_API_KEY")
+    temporal_tls_client_cert_path: Path | None = Field(None, validation_alias="TEMPORAL_TLS_CLIENT_CERT_PATH")
+    temporal_tls_client_key_path: Path | None = Field(None, validation_alias="TEMPORAL_TLS_CLIENT_KEY_PATH")
+    temporal_tls_server_ca_cert_path: Path | None = Field(None, validation_alias="TEMPORAL_TLS_SERVER_CA_CERT_PATH")
+    temporal_profile: str | None = Field(None, validation_alias="TEMPORAL_PROFILE")
+    temporal_config_file: Path | None = Field(None, validation_alias="TEMPORAL_CONFIG_FILE")
+    database_url: SecretStr | None = Field(None, validation_alias="VCF_DATABASE_URL")
     data_dir: Path = Field(Path(".data"), validation_alias="VCF_DATA_DIR")
     api_host: str = Field("127.0.0.1", validation_alias="VCF_API_HOST")
     api_port: int = Field(8000, validation_alias="VCF_API_PORT")
@@ -140,10 +170,22 @@ class Settings(BaseSettings):
         """Where clients reach the API (ends with ``/``): ``VCF_API_PUBLIC_URL``, else the loopback port."""
         return self.api_public_url or f"http://127.0.0.1:{self.api_port}/"
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("expected a PostgreSQL URL, postgresql://user@host:5432/dbname (unset: SQLite)")
+        return value
+
     @property
     def order_book_path(self) -> Path:
-        """The order book's SQLite file (the API's registry shares it)."""
+        """The order book's SQLite file (the API's registry shares it), when VCF_DATABASE_URL is unset."""
         return self.data_dir / ORDER_BOOK_FILE
+
+    @property
+    def database(self) -> str | Path:
+        """Where the order book, the registry and the audit trail live: VCF_DATABASE_URL, else the SQLite file."""
+        return self.database_url.get_secret_value() if self.database_url else self.order_book_path
 
     @property
     def token_path(self) -> Path:

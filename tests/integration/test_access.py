@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import stat
 from pathlib import Path
 
@@ -13,12 +12,15 @@ import pytest
 from fhir.resources.R4B.auditevent import AuditEvent
 from fhir.resources.R4B.bundle import Bundle
 
+from activities.database import IntegrityError
 from api.keys import read_keys
 from cli.main import parser
 from tests.helpers import eventually
 from tests.integration.api_support import AUTH, BASE_URL, build_app, enroll
+from tests.integration.conftest import BACKENDS
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+STACK_BACKENDS = BACKENDS  # the registry and the audit trail on SQLite, then on PostgreSQL
 
 
 def vcf_token(data_dir: Path, monkeypatch, capsys, *argv: str) -> tuple[int, str]:
@@ -137,10 +139,11 @@ async def test_scopes_revocation_and_audit(stack, tmp_path, monkeypatch, capsys)
 
 
 async def test_audit_table_is_append_only(stack):
-    with sqlite3.connect(stack.book.path) as db:
+    database = stack.book.database
+    with database.transaction() as db:
         db.execute("INSERT INTO api_audit (recorded_at, credential, patient_id, method, route, action, status)"
                    " VALUES ('2026-01-01T00:00:00+00:00', 'x', 'pt-audit', 'GET', '/v1/x', 'read', 200)")
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            db.execute("UPDATE api_audit SET status = 500 WHERE patient_id = 'pt-audit'")
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            db.execute("DELETE FROM api_audit WHERE patient_id = 'pt-audit'")
+    for change in ("UPDATE api_audit SET status = 500 WHERE patient_id = 'pt-audit'",
+                   "DELETE FROM api_audit WHERE patient_id = 'pt-audit'"):
+        with pytest.raises(IntegrityError, match="append-only"), database.transaction() as db:
+            db.execute(change)

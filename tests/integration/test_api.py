@@ -1,4 +1,5 @@
-"""The HTTP API against the real Temporal dev server, a real worker and a real SQLite order book."""
+"""The HTTP API against the real Temporal dev server, a real worker and a real order book (the
+``stack`` tests once on SQLite, once on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ from tests.integration.api_support import (
     new_patient_id,
     wait_for_orders,
 )
+from tests.integration.conftest import BACKENDS
 from workflows.models import workflow_id_for
 from workflows.patient_pathway import PatientPathwayWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+STACK_BACKENDS = BACKENDS  # the registry and the audit trail on SQLite, then on PostgreSQL
 
 
 def _names(r, *fields: str) -> None:

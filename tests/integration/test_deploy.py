@@ -130,8 +130,11 @@ def test_overlay_references_secrets_never_inlines_them(overlay: str) -> None:
     assert not [r for r in resources if r["kind"] == "Secret"]
     for container in project_containers(resources):
         for env in container.get("env", []):
-            if env["name"] in {"VCF_KEY_RING", "VCF_API_TOKENS", "VCF_API_TOKEN"}:
+            if env["name"] in {"VCF_KEY_RING", "VCF_API_TOKENS", "VCF_API_TOKEN", "VCF_DATABASE_URL"}:
                 assert "value" not in env and "secretKeyRef" in env["valueFrom"], env
+        if container.get("args") in (["worker"], ["api"]):  # one order book for every replica
+            database = [env for env in container.get("env", []) if env["name"] == "VCF_DATABASE_URL"]
+            assert database and database[0]["valueFrom"]["secretKeyRef"]["name"] == "vcf-database", container["name"]
     volumes = [v for r in resources for v in r.get("spec", {}).get("template", {}).get("spec", {}).get("volumes", [])]
     assert {v["secret"]["secretName"] for v in volumes if "secret" in v} == {"vcf-key-ring"}
 
@@ -178,7 +181,8 @@ def test_compose_runs_temporal_on_postgresql_with_the_project_image() -> None:
     assert services["worker"]["deploy"]["replicas"] == 2
     api = services["api"]
     assert "/healthz" in " ".join(api["healthcheck"]["test"])
-    assert api["env_file"][0]["path"] == "secrets/api.env"
+    assert [f["path"] for f in api["env_file"]] == ["secrets/database.env", "secrets/api.env"]
+    assert services["worker"]["env_file"] == [{"path": "secrets/database.env", "required": True}]
     assert compose()["secrets"]["key-ring"] == {"file": "secrets/key-ring.json"}
     for name in ("worker", "api"):
         assert services[name]["environment"]["VCF_KEY_RING_FILE"] == "/run/secrets/key-ring.json"

@@ -1,15 +1,15 @@
-"""The SQLite order book and its activities: idempotent, closed-loop."""
+"""The order book and its activities, on SQLite and on PostgreSQL: idempotent, closed-loop."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
 
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.database import Database, IntegrityError
 from activities.order_book import OrderBook
 from activities.orders import OrderActivities, OrderRequest, OverdueRequest, ResultRequest
 from pathway.contract import Action
@@ -19,6 +19,12 @@ def request(action_id: str, kind: str = "order_radiograph", day: float = 14.0) -
     return OrderRequest(workflow_id="vcf-pathway-pt-ob", patient_id="pt-ob",
                         action=Action(id=action_id, kind=kind, day=day, rationale="r", citation="c"),
                         title="X-ray spine", resource="ServiceRequest")
+
+
+@pytest.fixture
+def order_book(database: Database) -> OrderBook:
+    """An order book on an empty database, once per backend."""
+    return OrderBook(database)
 
 
 def test_placing_the_same_action_twice_orders_once(order_book: OrderBook):
@@ -32,15 +38,15 @@ def test_placing_the_same_action_twice_orders_once(order_book: OrderBook):
     assert len(order_book.list(patient_id="pt-ob")) == 2
 
 
-def test_the_order_book_survives_a_reopen(tmp_path):
-    OrderBook(tmp_path / "o.db").place(
+def test_the_order_book_survives_a_reopen(database: Database):
+    OrderBook(database).place(
         idempotency_key="wf/a", patient_id="p", workflow_id="wf", action_id="a", kind="order_dxa",
         resource="ServiceRequest", priority="routine", day=0, title="t", rationale="r", citation="c",
         details={"x": 1}, codes=[{"system": "s", "code": "77080", "display": "d"}])
-    rows = OrderBook(tmp_path / "o.db").list()
+    rows = OrderBook(database).list()
     assert [(r.action_id, r.details, r.codes[0].code) for r in rows] == [("a", {"x": 1}, "77080")]
     # The key is enforced by the database itself.
-    with sqlite3.connect(tmp_path / "o.db") as db, pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityError), database.transaction() as db:
         db.execute("INSERT INTO orders SELECT 'other-id', idempotency_key, patient_id, workflow_id, action_id,"
                    " kind, resource, status, priority, day, title, rationale, citation, details, codes,"
                    " created_at, updated_at, status_reason FROM orders")
@@ -67,13 +73,13 @@ def test_invalid_orders_fail_without_retry(order_book: OrderBook):
     assert err.value.non_retryable and "action" in str(err.value)
 
 
-def test_order_ids_are_random_but_a_retry_answers_the_same_order(order_book: OrderBook):
+def test_order_ids_are_random_but_a_retry_answers_the_same_order(order_book: OrderBook, tmp_path):
     env, activities = ActivityEnvironment(), OrderActivities(order_book)
     first = env.run(activities.place_order, request("order_mri:day-0"))
     retried = env.run(activities.place_order, request("order_mri:day-0"))
     assert first.order_id == retried.order_id and not retried.created
     # Not derived from the idempotency key: another book places the same action under another id.
-    other = OrderBook(order_book.path.with_name("other.db"))
+    other = OrderBook(tmp_path / "other.db")
     assert env.run(OrderActivities(other).place_order, request("order_mri:day-0")).order_id != first.order_id
     old_scheme = "ord-" + hashlib.sha256(b"vcf-pathway-pt-ob/order_mri:day-0").hexdigest()[:20]
     assert first.order_id != old_scheme and re.fullmatch(r"ord-[0-9a-f]{20}", first.order_id)
@@ -89,18 +95,17 @@ def test_an_overdue_task_points_at_its_order_found_by_key(order_book: OrderBook)
     assert env.run(activities.escalate_overdue_result, overdue).order_id == task.order_id  # once
 
 
-def test_orders_in_an_existing_database_keep_their_ids(tmp_path):
-    path = tmp_path / "orders.db"
+def test_orders_in_an_existing_database_keep_their_ids(database: Database):
     legacy = "ord-" + hashlib.sha256(b"wf/a").hexdigest()[:20]  # how ids were made before they were random
-    OrderBook(path)
-    with sqlite3.connect(path) as db:
+    OrderBook(database)
+    with database.transaction() as db:
         db.execute("INSERT INTO orders (id, idempotency_key, patient_id, workflow_id, action_id, kind, resource,"
                    " status, priority, day, title, rationale, citation, details, codes, created_at, updated_at) VALUES"
                    " (?, 'wf/a', 'p', 'wf', 'a', 'order_dxa', 'ServiceRequest', 'active', 'routine', 0, 't', 'r', 'c',"
                    " '{}', '[]', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')", (legacy,))
-    order, created = OrderBook(path).place(
+    order, created = OrderBook(database).place(
         idempotency_key="wf/a", patient_id="p", workflow_id="wf", action_id="a", kind="order_dxa",
         resource="ServiceRequest", priority="routine", day=0, title="t", rationale="r", citation="c",
         details={}, codes=[])
     assert (order.id, created) == (legacy, False)
-    assert OrderBook(path).get(legacy) is not None and OrderBook(path).get_by_key("wf/a").id == legacy
+    assert OrderBook(database).get(legacy) is not None and OrderBook(database).get_by_key("wf/a").id == legacy
