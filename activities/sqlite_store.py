@@ -40,6 +40,20 @@ class SqliteStore:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
     @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A connection inside one write transaction, taken before the first read, so that what is
+        read and what is written on it stand together against every other process (committed at
+        the end, rolled back on an exception)."""
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         db.row_factory = sqlite3.Row

@@ -80,8 +80,9 @@ async def run_all(stop: asyncio.Event) -> None:
         app = create_app(client=client, order_book=book, tokens=load_tokens(settings), keys_file=settings.api_keys_path,
                          public_url=settings.public_url,
                          max_in_flight=settings.api_max_in_flight, codec_origins=settings.codec_origins,
-                         codec_open_on_loopback=True)
-        async with build_worker(client, book):
+                         codec_open_on_loopback=True, subscription_failure_window=settings.subscription_failure_window,
+                         subscription_hosts=settings.subscription_hosts)
+        async with build_worker(client, book, public_url=settings.public_url):
             api = asyncio.create_task(serve(app, api_host, api_port, ServerLimits.from_settings(settings)))
             await enroll_demo_patient(api_url, token, api)
             demo = f"{server.ui_url}/namespaces/default/workflows/{workflow_id_for(DEMO_PATIENT.id)}"

@@ -40,6 +40,10 @@ VCF_CODEC_ORIGINS   (unset: the Web UI's)       browser origins allowed to call 
                                                 comma-separated; default
                                                 ``http://127.0.0.1:$TEMPORAL_UI_PORT`` and
                                                 ``http://localhost:$TEMPORAL_UI_PORT``
+VCF_SUBSCRIPTION_FAILURE_WINDOW 3600            seconds a subscriber may keep failing before its
+                                                subscription goes to ``error`` (API)
+VCF_SUBSCRIPTION_HOSTS (unset: any host)        hosts subscription endpoints may name,
+                                                comma-separated (API)
 ==================  ==========================  ============================================
 
 An empty variable counts as unset.
@@ -84,6 +88,8 @@ class Settings(BaseSettings):
     key_ring_file: Path | None = Field(None, validation_alias="VCF_KEY_RING_FILE")
     development: bool = Field(False, validation_alias="VCF_DEVELOPMENT")
     codec_origins_list: str | None = Field(None, validation_alias="VCF_CODEC_ORIGINS")
+    subscription_failure_window: float = Field(3600.0, gt=0, validation_alias="VCF_SUBSCRIPTION_FAILURE_WINDOW")
+    subscription_hosts_list: str | None = Field(None, validation_alias="VCF_SUBSCRIPTION_HOSTS")
 
     @field_validator("api_public_url")
     @classmethod
@@ -94,6 +100,13 @@ class Settings(BaseSettings):
     def public_url(self) -> str:
         """Where clients reach the API (ends with ``/``): ``VCF_API_PUBLIC_URL``, else the loopback port."""
         return self.api_public_url or f"http://127.0.0.1:{self.api_port}/"
+
+    @property
+    def subscription_hosts(self) -> tuple[str, ...] | None:
+        """The hosts subscription endpoints may name (None: any)."""
+        if not self.subscription_hosts_list:
+            return None
+        return tuple(h.strip().lower() for h in self.subscription_hosts_list.split(",") if h.strip())
 
     @property
     def order_book_path(self) -> Path:
