@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import httpx
 from pydantic import BaseModel
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.order_book import OrderBook
 from activities.subscriptions import (
@@ -33,6 +33,8 @@ from api.fhir_notification import notification
 
 POLL_EVERY = 0.2  # seconds between looks at the outbox while a long poll waits
 SEND_TIMEOUT = 10.0  # seconds a receiver has to answer one notification
+# A receiver that is down or refuses is expected, not a bug: retried without a traceback per attempt.
+BENIGN = ApplicationErrorCategory.BENIGN
 
 
 class ChangesRequest(BaseModel):
@@ -118,9 +120,10 @@ class DeliveryActivities:
             answer = httpx.post(sub.endpoint, content=body, headers=headers, timeout=SEND_TIMEOUT,
                                 follow_redirects=False)
         except httpx.HTTPError as err:
-            raise ApplicationError(f"endpoint: not reached ({type(err).__name__})", type="DeliveryFailed") from None
+            raise ApplicationError(f"endpoint: not reached ({type(err).__name__})", type="DeliveryFailed",
+                                   category=BENIGN) from None
         if not 200 <= answer.status_code < 300:
-            raise ApplicationError(f"endpoint: answered {answer.status_code}", type="DeliveryFailed")
+            raise ApplicationError(f"endpoint: answered {answer.status_code}", type="DeliveryFailed", category=BENIGN)
         self.subscriptions.delivered(sub.id, request.seq, request.event_number)
 
     @activity.defn(name="set_subscription_status")

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl
 
-from activities.order_book import SCHEMA as ORDER_BOOK_SCHEMA
 from activities.order_model import REQUEST_RESOURCES
 from activities.sqlite_store import SqliteStore, utc_now
 
@@ -119,7 +118,7 @@ def verify(secret: str, body: bytes, header: str, *, now: float | None = None, t
 class SubscriptionStore(SqliteStore):
     """Subscriptions and how far each delivery has got."""
 
-    schema = ORDER_BOOK_SCHEMA + SCHEMA  # the changes it delivers are the order book's
+    schema = SCHEMA  # beside the order book's tables (opened first: the changes it delivers are there)
 
     def create(self, *, criteria: str, endpoint: str, headers: list[str], secret: str) -> Subscription:
         """Store a new subscription, ``requested`` until its delivery starts; it delivers changes

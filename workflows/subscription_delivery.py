@@ -125,9 +125,9 @@ class SubscriptionDeliveryWorkflow:
     async def _status(self, status: SubscriptionStatus, error: str | None = None) -> None:
         """Record the status in the subscription's row and on the search attribute."""
         self._in.status = status
+        if self._in.search_attributes:  # first: the UI never shows an older status than the API
+            workflow.upsert_search_attributes([sa.SUBSCRIPTION_STATUS.value_set(status)])
         await workflow.execute_activity_method(
             DeliveryActivities.set_status,
             StatusRequest(subscription_id=self._in.subscription_id, status=status, error=error),
             start_to_close_timeout=timedelta(seconds=10), retry_policy=STATUS_RETRY)
-        if self._in.search_attributes:
-            workflow.upsert_search_attributes([sa.SUBSCRIPTION_STATUS.value_set(status)])

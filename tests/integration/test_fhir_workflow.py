@@ -143,7 +143,7 @@ async def test_a_receiver_failing_then_recovering_gets_everything_once(hooks):
 
 
 async def test_a_wrong_or_stale_signature_is_detectable(hooks):
-    env, book, http, _ = hooks
+    _, _, http, _ = hooks
     receiver = Receiver()
     patient_id = f"pt-{uuid.uuid4().hex[:12]}"
     await subscribe(http, receiver, patient_id)
@@ -167,8 +167,8 @@ async def test_a_subscription_in_error_resumes_where_it_stopped_when_reactivated
     await enroll(strict, patient_id)
     errored = await eventually(lambda: _status_is(strict, sub["id"], "error"), timeout=60)
     assert "failed" in errored["error"]
-    desc = await env.client.get_workflow_handle(subscription_workflow_id(sub["id"])).describe()
-    assert desc.typed_search_attributes.get(sa.SUBSCRIPTION_STATUS) == "error"
+    handle = env.client.get_workflow_handle(subscription_workflow_id(sub["id"]))
+    assert (await handle.describe()).typed_search_attributes.get(sa.SUBSCRIPTION_STATUS) == "error"
     listed = (await strict.get("/v1/fhir/Subscription")).json()
     assert any(e["resource"]["id"] == sub["id"] and e["resource"]["status"] == "error" for e in listed["entry"])
     receiver.up()
@@ -247,7 +247,7 @@ def _path_to(status: str) -> list[str]:
 
 
 async def test_task_put_answers_409_on_an_illegal_move_and_412_on_a_stale_etag(hooks):
-    env, book, http, _ = hooks
+    _, _, http, _ = hooks
     patient_id = await enroll(http)
     order = await _mri_order(http, patient_id)
     url = f"/v1/fhir/Task/{task_id_of(order['id'])}"
@@ -417,7 +417,7 @@ async def test_bad_mri_reports_are_refused_naming_the_element_and_nothing_is_app
     ({HEIGHT_LOSS: 20, NEW_LEVEL: "L9"}, f"{NEW_LEVEL} value"),
 ])
 async def test_bad_radiograph_reports_are_refused_naming_the_element(hooks, measures, element):
-    env, book, http, _ = hooks
+    _, book, http, _ = hooks
     patient_id = await enroll(http)
     await wait_for_orders(http, patient_id, {"order_mri"})
     order_id = week2_radiograph(book, patient_id)
@@ -427,7 +427,7 @@ async def test_bad_radiograph_reports_are_refused_naming_the_element(hooks, meas
 
 
 async def test_a_report_must_answer_the_kind_of_order_it_names(hooks):
-    _, book, http, _ = hooks
+    _, _, http, _ = hooks
     patient_id = await enroll(http)
     order = await _mri_order(http, patient_id)
     report = radiograph_report(patient_id, order["id"], {HEIGHT_LOSS: 20})
