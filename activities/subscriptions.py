@@ -22,7 +22,6 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qsl
 
 from activities.order_model import REQUEST_RESOURCES
 from activities.sqlite_store import SqliteStore, utc_now
@@ -48,8 +47,17 @@ SubscriptionStatus = Literal["requested", "active", "error", "off"]
 SIGNATURE_HEADER = "X-VCF-Signature"
 EVENT_HEADER = "X-VCF-Event-Number"
 SUBSCRIPTION_HEADER = "X-VCF-Subscription"
-CRITERIA_TYPES = ("Task", *REQUEST_RESOURCES)
-_PATIENT = re.compile(r"^(?:Patient/)?([A-Za-z0-9._-]{1,64})$")
+CRITERIA_TYPES = tuple(dict.fromkeys(("Task", *REQUEST_RESOURCES)))
+# What a criteria may say (the OpenAPI schema uses the same pattern): a type, and a patient if any.
+CRITERIA = rf"^({'|'.join(CRITERIA_TYPES)})(?:\?patient=(?:Patient/)?([A-Za-z0-9._-]{{1,64}}))?$"
+# A header sent with every notification, and those the delivery sets itself (never taken from a subscriber).
+CHANNEL_HEADER = r"^[A-Za-z0-9-]{1,64}:[ -~]{1,512}$"
+RESERVED_HEADERS = ("host", "content-type", "content-length", "x-vcf-signature", "x-vcf-event-number",
+                    "x-vcf-subscription")
+SECRET_EXTENSION = "http://example.org/fhir/vcf-pathway/StructureDefinition/subscription-secret"
+SECRET_LENGTH = (16, 256)
+# An endpoint: http(s), a host name or IPv4 address, a port, a path; no user or password.
+ENDPOINT = r"^https?://([A-Za-z0-9.-]{1,253})(:[0-9]{1,5})?([/?][!-~]*)?$"
 
 
 @dataclass(frozen=True)
@@ -77,17 +85,12 @@ class Subscription:
 
 
 def parse_criteria(criteria: str) -> tuple[str, str | None]:
-    """``Type`` or ``Type?patient=id`` -> (type, patient id or None); ValueError saying why not."""
-    resource, _, query = criteria.partition("?")
-    if resource not in CRITERIA_TYPES:
-        raise ValueError(f"criteria: the resource type must be one of {', '.join(CRITERIA_TYPES)}")
-    params = parse_qsl(query, keep_blank_values=True) if query else []
-    if any(name != "patient" for name, _ in params) or len(params) > 1:
-        raise ValueError("criteria: the only search parameter taken is patient")
-    patient = _PATIENT.fullmatch(params[0][1]) if params else None
-    if params and not patient:
-        raise ValueError("criteria: patient must be a patient id (or Patient/{id})")
-    return resource, patient.group(1) if patient else None
+    """``Type`` or ``Type?patient=id`` (:data:`CRITERIA`) -> (type, patient id or None);
+    ValueError saying why not."""
+    found = re.fullmatch(CRITERIA, criteria)
+    if not found:
+        raise ValueError(f"criteria: expected one of {', '.join(CRITERIA_TYPES)}, optionally ?patient={{id}}")
+    return found.group(1), found.group(2)
 
 
 def new_subscription_id() -> str:

@@ -29,7 +29,7 @@ REPORT_ELEMENTS = ("resourceType", "id", "identifier", "status", "category", "co
                    "effectiveDateTime", "issued", "performer", "conclusion", "conclusionCode", "result", "contained")
 OBSERVATION_ELEMENTS = ("resourceType", "id", "status", "code", "subject", "effectiveDateTime", "valueQuantity",
                         "valueString")
-ORDER_REFERENCE = re.compile(r"^ServiceRequest/([A-Za-z0-9-]{1,64})$")
+ORDER_REFERENCE = r"^ServiceRequest/([A-Za-z0-9-]{1,64})$"
 # The order kinds a report of each event type answers (pathway.results.RESULT_EVENT_FOR, imaging only).
 ANSWERS = {"mri": ("order_mri",), "radiograph": ("order_radiograph", "order_adjacent_fracture_screening")}
 _UNITS = {HEIGHT_LOSS: ("%",), KYPHOSIS: ("deg", "°")}
@@ -38,6 +38,18 @@ _FIELDS = {"etiology": "conclusionCode", "observed_at": "effectiveDateTime", "ev
 
 def _invalid(*lines: str) -> ApiError:
     return ApiError(422, "invalid DiagnosticReport", list(lines))
+
+
+def report_target(raw: Any) -> tuple[str, str]:
+    """The patient (``subject``) and the order (``basedOn``) a report is about, read first so that
+    an unknown one answers 404 before the report itself is judged; 422 if they are malformed."""
+    if not isinstance(raw, dict) or raw.get("resourceType") != "DiagnosticReport":
+        raise _invalid("resourceType: expected 'DiagnosticReport'")
+    subject = raw.get("subject").get("reference") if isinstance(raw.get("subject"), dict) else None
+    patient = re.fullmatch(PATIENT_REFERENCE, subject) if isinstance(subject, str) else None
+    if not patient:
+        raise _invalid("subject.reference: expected 'Patient/{id}' of an enrolled patient")
+    return patient.group(1), _based_on(raw.get("basedOn"))
 
 
 def report_event(raw: Any) -> tuple[str, Event, str, str]:
@@ -105,7 +117,7 @@ def _only(raw: dict[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
 def _based_on(based_on: Any) -> str:
     if not isinstance(based_on, list) or len(based_on) != 1 or not isinstance(based_on[0], dict):
         raise _invalid("basedOn: name exactly one order, as ServiceRequest/{order id}")
-    found = ORDER_REFERENCE.fullmatch(str(based_on[0].get("reference", "")))
+    found = re.fullmatch(ORDER_REFERENCE, str(based_on[0].get("reference", "")))
     if not found:
         raise _invalid("basedOn[0].reference: expected ServiceRequest/{order id}")
     return found.group(1)

@@ -10,7 +10,7 @@ from api.errors import ApiError
 from api.event_intake import accept_event
 from api.fhir_codesystems import HEIGHT_LOSS, KYPHOSIS, MRI_ETIOLOGY, RADIOGRAPH_MEASURE, code_system, code_system_ids
 from api.fhir_models import FHIR_JSON
-from api.fhir_report import report_event, report_kind_matches
+from api.fhir_report import report_event, report_kind_matches, report_target
 from api.models import EventAnswer
 from api.openapi import errors, links, request_body
 from api.records import in_thread, require_enrolled
@@ -54,12 +54,14 @@ async def post_diagnostic_report(request: Request, caller: CallerDep, body: Json
     event; a radiograph report (contained Observations in ``radiograph-measure``) a ``radiograph``
     event; ``basedOn`` must name an imaging order of the same patient that such a report answers.
     From there it is the contract's event: a malignant or infective MRI exits the pathway."""
-    patient_id, event, id_field, order_id = report_event(required(body))
+    raw = required(body)
+    patient_id, order_id = report_target(raw)
     audit_subject(request, patient_id)
     patient = await require_enrolled(registry, patient_id)
     order = await in_thread(book.get, order_id)
     if order is None or order.patient_id != patient_id:
-        raise ApiError(422, "invalid DiagnosticReport", ["basedOn[0].reference: no such order of this patient"])
+        raise ApiError(404, "unknown order", ["basedOn[0].reference: no such order of this patient"])
+    _, event, id_field, _ = report_event(raw)
     why = report_kind_matches(event.type, order.kind)
     if why:
         raise ApiError(422, "invalid DiagnosticReport", [why])

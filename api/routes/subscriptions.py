@@ -16,13 +16,20 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
-from activities.subscriptions import Subscription, SubscriptionStore, parse_criteria
+from activities.subscriptions import (
+    CHANNEL_HEADER,
+    ENDPOINT,
+    RESERVED_HEADERS,
+    SECRET_EXTENSION,
+    Subscription,
+    SubscriptionStore,
+    parse_criteria,
+)
 from api.bodies import required
 from api.deps import AUTHENTICATED, BaseUrl, JsonBody, PathwaysDep, audit_subject, requires
 from api.errors import ApiError
@@ -37,13 +44,9 @@ from workflows.subscription_delivery import DeliveryInput, SubscriptionDeliveryW
 
 log = logging.getLogger("api")
 router = APIRouter(tags=["subscriptions"], dependencies=[AUTHENTICATED, requires("subscriptions:write")])
-SECRET_EXTENSION = f"{BASE}/StructureDefinition/subscription-secret"
 EVENTS_EXTENSION = f"{BASE}/StructureDefinition/subscription-events-delivered"
 ELEMENTS = ("resourceType", "id", "status", "reason", "criteria", "channel", "extension", "end", "contact", "error")
 CHANNEL_ELEMENTS = ("type", "endpoint", "payload", "header")
-RESERVED_HEADERS = ("host", "content-type", "content-length", "x-vcf-signature", "x-vcf-event-number",
-                    "x-vcf-subscription")
-HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}:[ -~]{1,512}$")
 SUBSCRIPTION_EXAMPLE = {
     "resourceType": "Subscription", "status": "requested", "reason": "Order feed for the spine clinic",
     "criteria": "Task?patient=pt-0001",
@@ -86,16 +89,15 @@ def resource(sub: Subscription, base_url: str) -> dict[str, Any]:
 
 
 def _endpoint(value: Any, hosts: tuple[str, ...] | None) -> str:
-    if not isinstance(value, str) or len(value) > 2000:
-        raise _invalid("channel.endpoint: expected an http(s) URL")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _invalid("channel.endpoint: expected an http(s) URL with a host")
-    if parts.username or parts.password:
-        raise _invalid("channel.endpoint: no user or password in the URL (use channel.header)")
-    host = parts.hostname.lower()
+    """The endpoint if it is an http(s) URL (:data:`ENDPOINT`); 403 if its host is not one
+    subscriptions may deliver to (a policy of this deployment, not a fault of the body)."""
+    found = re.fullmatch(ENDPOINT, value) if isinstance(value, str) and len(value) <= 2000 else None
+    if not found:
+        raise _invalid("channel.endpoint: expected an http(s) URL with a host, no user or password")
+    host = found.group(1).lower()
     if hosts is not None and host not in hosts and not (_loopback(host) and "loopback" in hosts):
-        raise _invalid("channel.endpoint: this host is not one subscriptions may deliver to")
+        raise ApiError(403, "endpoint not allowed",
+                       ["channel.endpoint: this host is not one subscriptions may deliver to (VCF_SUBSCRIPTION_HOSTS)"])
     return value
 
 
@@ -112,7 +114,7 @@ def _headers(value: Any) -> list[str]:
     if not isinstance(value, list) or len(value) > 10:
         raise _invalid("channel.header: expected at most 10 'Name: value' strings")
     for i, header in enumerate(value):
-        if not isinstance(header, str) or not HEADER.fullmatch(header):
+        if not isinstance(header, str) or not re.fullmatch(CHANNEL_HEADER, header):
             raise _invalid(f"channel.header[{i}]: expected 'Name: value' (printable ASCII)")
         if header.split(":", 1)[0].strip().lower() in RESERVED_HEADERS:
             raise _invalid(f"channel.header[{i}]: this header is set by the delivery itself")
