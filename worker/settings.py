@@ -43,7 +43,8 @@ VCF_CODEC_ORIGINS   (unset: the Web UI's)       browser origins allowed to call 
 VCF_SUBSCRIPTION_FAILURE_WINDOW 3600            seconds a subscriber may keep failing before its
                                                 subscription goes to ``error`` (API)
 VCF_SUBSCRIPTION_HOSTS (unset: any host)        hosts subscription endpoints may name,
-                                                comma-separated (API)
+                                                comma-separated; ``loopback`` names
+                                                127.0.0.0/8 and localhost (API)
 ==================  ==========================  ============================================
 
 An empty variable counts as unset.
