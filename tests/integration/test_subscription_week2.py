@@ -19,7 +19,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 SECRET = "week-two-secret-" + uuid.uuid4().hex
 
 
-async def test_the_week2_radiograph_order_follows_the_enrollment_orders(ts_env, order_book, task_queue):
+async def test_the_week2_radiograph_order_follows_the_enrollment_orders_after_the_receiver_was_down(
+        ts_env, order_book, task_queue):
     receiver = Receiver()
     patient_id = f"pt-{uuid.uuid4().hex[:12]}"
     store = SubscriptionStore(order_book.path)
@@ -30,8 +31,12 @@ async def test_the_week2_radiograph_order_follows_the_enrollment_orders(ts_env, 
             DeliveryInput(subscription_id=sub.id, after_seq=sub.delivered_seq, poll_seconds=0.3,
                           search_attributes=False),
             id=subscription_workflow_id(sub.id), task_queue=task_queue)
+        receiver.down()  # down while the enrollment orders are placed: they wait, retried
         handle = await start_pathway(ts_env.client, enrollment(patient_id), task_queue=task_queue,
                                      options=NO_SERVER_FEATURES)
+        await asyncio.sleep(3)
+        assert receiver.received == []
+        receiver.up()
 
         def delivered() -> list[str]:
             return [d.order_id for _, d in sorted(receiver.by_event_number().items())]
