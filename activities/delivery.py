@@ -75,6 +75,9 @@ class DeliveryActivities:
         self.book = book
         self.subscriptions = subscriptions
         self.public_url = public_url
+        # One client for every delivery: a client of its own per request would load the CA bundle
+        # each time (~200 ms here), and could not keep connections to a receiver open.
+        self.http = httpx.Client(timeout=SEND_TIMEOUT, follow_redirects=False)
 
     @activity.defn(name="next_changes")
     def next_changes(self, request: ChangesRequest) -> Changes:
@@ -117,8 +120,7 @@ class DeliveryActivities:
         headers.update({"Content-Type": "application/fhir+json", SIGNATURE_HEADER: sign(sub.secret, body),
                         EVENT_HEADER: str(request.event_number), SUBSCRIPTION_HEADER: sub.id})
         try:
-            answer = httpx.post(sub.endpoint, content=body, headers=headers, timeout=SEND_TIMEOUT,
-                                follow_redirects=False)
+            answer = self.http.post(sub.endpoint, content=body, headers=headers)
         except httpx.HTTPError as err:
             raise ApplicationError(f"endpoint: not reached ({type(err).__name__})", type="DeliveryFailed",
                                    category=BENIGN) from None
