@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: browser run test test-fast test-workflow test-integration lint bench bench-api worker clean
+.PHONY: browser run test test-fast test-workflow test-integration lint bench bench-api bench-subscriptions worker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ bench: $(STAMP)
 ## bench-api: a state read while 40 large order Bundles are read (prints latencies and /readyz)
 bench-api: $(STAMP)
 	$(BIN)/python bench/bundle_reads.py
+
+## bench-subscriptions: rest-hook delivery of order changes to a loopback receiver (prints rate and latency)
+bench-subscriptions: $(STAMP)
+	$(BIN)/python bench/subscription_delivery.py
 
 ## worker: the worker process alone, against TEMPORAL_ADDRESS
 worker: $(STAMP)

@@ -1,5 +1,5 @@
-"""The order book: every order, referral and task the pathways place, in SQLite or PostgreSQL
-(:mod:`activities.database`).
+"""The order book: every order, referral and task the pathways place, in a real database (SQLite, or PostgreSQL:
+:mod:`activities.database`).
 
 Each row is keyed by an idempotency key (workflow id + action id): placing the same action
 again — an activity retry, a workflow replay, a duplicate event — returns the row already there,
@@ -8,19 +8,30 @@ patient's id and the guideline tells nothing about the ids of its orders; rows w
 ids were random keep the ids they have.
 Orders are closed-loop: ``active`` until fulfilled by a result, acknowledged, or cancelled
 (the :class:`~activities.order_model.Order` model and its statuses).
+
+Every order also has a fulfilment Task (:mod:`activities.task_model`). Each change of an order —
+placed, its status or its task's status moved — is one row of ``order_changes``, written in the
+same transaction as the change: the task's history (its ``version`` is the Task's ETag), and the
+outbox that subscription deliveries read in ``seq`` order (:mod:`activities.subscriptions`).
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import secrets
 import threading
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from activities.database import Database, Step, Store, utc_now
+from activities.database import Database, Session, Step, Store, dialects, utc_now
 from activities.order_model import OPEN, Order, OrderStatus, RequestResource
+from activities.task_model import ORDER_STATUS_AFTER, TASK_STATUS_OF_ORDER, TaskStatus, illegal_transition
+
+PATHWAY = "pathway"  # who changed an order when the order book did it (a result, a cancellation)
 
 MIGRATIONS: list[list[Step]] = [
     [  # 1: the order book as first released (a SQLite file from then already has it: IF NOT EXISTS)
@@ -50,6 +61,17 @@ MIGRATIONS: list[list[Step]] = [
         "CREATE INDEX IF NOT EXISTS orders_listing ON orders (day, created_at, id)",
         "CREATE INDEX IF NOT EXISTS orders_patient_listing ON orders (patient_id, day, created_at, id)",
         "CREATE INDEX IF NOT EXISTS orders_status_listing ON orders (status, day, created_at, id)",
+    ],
+    [  # 2: every change of an order (its fulfilment task's history, and the subscriptions' outbox)
+        dialects(sqlite="""CREATE TABLE IF NOT EXISTS order_changes (
+            seq INTEGER PRIMARY KEY, order_id TEXT NOT NULL, patient_id TEXT NOT NULL, version INTEGER NOT NULL,
+            task_status TEXT NOT NULL, order_status TEXT NOT NULL, business_status TEXT, changed_at TEXT NOT NULL,
+            changed_by TEXT NOT NULL, note TEXT, UNIQUE (order_id, version))""",
+                 postgresql="""CREATE TABLE IF NOT EXISTS order_changes (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, order_id TEXT NOT NULL, patient_id TEXT NOT NULL,
+            version INTEGER NOT NULL, task_status TEXT NOT NULL, order_status TEXT NOT NULL, business_status TEXT,
+            changed_at TEXT NOT NULL, changed_by TEXT NOT NULL, note TEXT, UNIQUE (order_id, version))"""),
+        "CREATE INDEX IF NOT EXISTS order_changes_patient ON order_changes (patient_id, seq)",
     ],
 ]
 """The order book's schema, one list of steps per version: add new versions at the end."""
@@ -96,29 +118,37 @@ class OrderBook(Store):
             )
             created = cur.rowcount == 1
             row = db.execute("SELECT * FROM orders WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+            if created:
+                _change(db, row["id"], row["patient_id"], "requested", OPEN, PATHWAY, "placed")
         return _row(row), created
 
-    def set_status(self, order_id: str, status: OrderStatus, reason: str, *, only_open: bool = True) -> bool:
-        """Move one order to ``status``; False if it is unknown or (with only_open) already closed."""
+    def set_status(self, order_id: str, status: OrderStatus, reason: str, *, only_open: bool = True,
+                   by: str = PATHWAY) -> bool:
+        """Move one order to ``status`` (its task to the matching status, :data:`TASK_STATUS_OF_ORDER`);
+        False if it is unknown or (with only_open) already closed. ``by`` names who did it."""
         with self._lock, self.database.transaction() as db:
             cur = db.execute(
                 "UPDATE orders SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?"
                 + (" AND status = ?" if only_open else ""),
                 (status, reason, utc_now(), order_id, *((OPEN,) if only_open else ())),
             )
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            row = db.execute("SELECT patient_id FROM orders WHERE id = ?", (order_id,)).fetchone()
+            _change(db, order_id, row["patient_id"], TASK_STATUS_OF_ORDER[status], status, by, reason)
+            return True
 
-    def close_open(self, workflow_id: str, kinds: list[str], status: OrderStatus, reason: str,
-                   *, oldest_first: bool = False, limit: int | None = None) -> list[str]:
+    def close_open(self, workflow_id: str, kinds: builtins.list[str], status: OrderStatus, reason: str,
+                   *, oldest_first: bool = False, limit: int | None = None) -> builtins.list[str]:
         """Close the open orders of some kinds for one pathway (at most ``limit``); return their ids.
 
         Each update closes its order only if it is still open: a concurrent writer (another
         worker, on PostgreSQL) that closed it first makes this one take the next, never the same.
         """
         marks = ",".join("?" * len(kinds))
-        query = (f"SELECT id FROM orders WHERE workflow_id = ? AND status = ? AND kind IN ({marks})"
+        query = (f"SELECT id, patient_id FROM orders WHERE workflow_id = ? AND status = ? AND kind IN ({marks})"
                  f" ORDER BY day {'ASC' if oldest_first else 'DESC'}, created_at")
-        closed: list[str] = []
+        closed: builtins.list[str] = []
         with self._lock, self.database.transaction() as db:
             for row in db.execute(query, (workflow_id, OPEN, *kinds)).fetchall():
                 if limit and len(closed) >= limit:
@@ -127,6 +157,7 @@ class OrderBook(Store):
                                  " WHERE id = ? AND status = ?", (status, reason, utc_now(), row["id"], OPEN))
                 if cur.rowcount == 1:
                     closed.append(row["id"])
+                    _change(db, row["id"], row["patient_id"], TASK_STATUS_OF_ORDER[status], status, PATHWAY, reason)
         return closed
 
     def get(self, order_id: str) -> Order | None:
@@ -168,6 +199,121 @@ class OrderBook(Store):
         with self.database.read() as db:
             rows = db.execute("SELECT * FROM orders" + where + " ORDER BY day, created_at, id", args).fetchall()
         return [_row(r) for r in rows]
+
+
+    # --- The fulfilment Task and the changes of orders ------------------------------------------
+
+    def task(self, order_id: str) -> TaskState | None:
+        """The order's task as it is now (None for an unknown order)."""
+        with self.database.read() as db:
+            return _task(db, order_id)
+
+    def task_history(self, order_id: str) -> builtins.list[OrderChange]:
+        """Every change of the order's task, oldest first."""
+        with self.database.read() as db:
+            rows = db.execute("SELECT * FROM order_changes WHERE order_id = ? ORDER BY version", (order_id,)).fetchall()
+        return [OrderChange(**dict(r)) for r in rows]
+
+    def move_task(self, order_id: str, status: TaskStatus, *, if_version: int | None, by: str,
+                  note: str | None = None, business_status: str | None = None) -> TaskMove:
+        """Move the order's task to ``status`` if the move is legal and (given ``if_version``) the task
+        is still at that version; the order follows (:data:`ORDER_STATUS_AFTER`). One transaction:
+        either the task, its history and the order all change, or nothing does."""
+        with self._lock, self.database.transaction() as db:
+            before = _task(db, order_id, for_update=True)
+            if before is None:
+                return TaskMove("unknown")
+            if if_version is not None and if_version != before.version:
+                return TaskMove("stale", before)
+            why = illegal_transition(before.status, status)
+            if why:
+                return TaskMove("illegal", before, why)
+            if status == before.status and business_status == before.business_status:
+                return TaskMove("unchanged", before)
+            order_status = ORDER_STATUS_AFTER[status] or before.order_status
+            if order_status != before.order_status:
+                db.execute("UPDATE orders SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
+                           (order_status, note or f"task {status}", utc_now(), order_id))
+            _change(db, order_id, before.patient_id, status, order_status, by, note, business_status)
+            return TaskMove("moved", _task(db, order_id))
+
+    def changes_after(self, seq: int, *, patient_id: str | None = None,
+                      limit: int = 100) -> builtins.list[OrderChange]:
+        """Changes of orders after ``seq`` (of one patient, if given), in the order they happened."""
+        where, args = ("seq > ? AND patient_id = ?", [seq, patient_id]) if patient_id else ("seq > ?", [seq])
+        with self.database.read() as db:
+            rows = db.execute(f"SELECT * FROM order_changes WHERE {where} ORDER BY seq LIMIT ?",
+                              [*args, limit]).fetchall()
+        return [OrderChange(**dict(r)) for r in rows]
+
+
+@dataclass(frozen=True)
+class OrderChange:
+    """One change of an order: its task's new status and version, who made it and why."""
+
+    seq: int
+    order_id: str
+    patient_id: str
+    version: int
+    task_status: str
+    order_status: str
+    changed_at: str
+    changed_by: str
+    business_status: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """An order's task now: its status, version (the ETag) and when it last changed."""
+
+    order_id: str
+    patient_id: str
+    status: TaskStatus
+    order_status: OrderStatus
+    version: int
+    last_modified: str
+    business_status: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskMove:
+    """What :meth:`OrderBook.move_task` did: ``moved``, ``unchanged``, ``stale``, ``illegal`` (with
+    the reason) or ``unknown``; ``task`` is the task after (or as it stood, when refused)."""
+
+    outcome: Literal["moved", "unchanged", "stale", "illegal", "unknown"]
+    task: TaskState | None = None
+    reason: str | None = None
+
+
+def _task(db: Session, order_id: str, *, for_update: bool = False) -> TaskState | None:
+    # FOR UPDATE (PostgreSQL): a concurrent move of the same task waits for this transaction, so an
+    # If-Match version checked here is still the version when the move is written (SQLite: BEGIN IMMEDIATE).
+    lock = " FOR UPDATE" if for_update and db.dialect == "postgresql" else ""
+    order = db.execute("SELECT patient_id, status, updated_at FROM orders WHERE id = ?" + lock, (order_id,)).fetchone()
+    if order is None:
+        return None
+    last = db.execute("SELECT * FROM order_changes WHERE order_id = ? ORDER BY version DESC LIMIT 1",
+                      (order_id,)).fetchone()
+    if last is None:  # an order placed before tasks were kept: its task follows its status
+        return TaskState(order_id, order["patient_id"], TASK_STATUS_OF_ORDER[order["status"]], order["status"], 0,
+                         order["updated_at"])
+    return TaskState(order_id, order["patient_id"], last["task_status"], order["status"], last["version"],
+                     last["changed_at"], last["business_status"])
+
+
+def _change(db: Session, order_id: str, patient_id: str, task_status: TaskStatus,
+            order_status: OrderStatus, by: str, note: str | None, business_status: str | None = None) -> None:
+    """Append one change of an order (its next version), inside the caller's transaction."""
+    # PostgreSQL: one writer of changes at a time, so seq numbers commit in order and a delivery
+    # reading "after seq N" never passes over a change still being committed below N.
+    db.lock_table("order_changes")
+    version = db.execute("SELECT COALESCE(MAX(version), 0) + 1 AS n FROM order_changes WHERE order_id = ?",
+                         (order_id,)).fetchone()["n"]
+    db.execute("INSERT INTO order_changes (order_id, patient_id, version, task_status, order_status,"
+               " business_status, changed_at, changed_by, note) VALUES (?,?,?,?,?,?,?,?,?)",
+               (order_id, patient_id, version, task_status, order_status, business_status,
+                datetime.now(UTC).isoformat(timespec="milliseconds"), by, note))
 
 
 def position(order: Order) -> PagePosition:

@@ -86,6 +86,23 @@ def _count_written(kind: str, created: bool) -> None:
         1, {"kind": kind, "created": "true" if created else "false"})
 
 
+class RefusalRequest(BaseModel):
+    """A rejected or failed order the care team must hear about (one task per order)."""
+
+    workflow_id: str
+    patient_id: str
+    order_id: str
+    order_action_id: str
+    task_status: str
+    day: float
+    title: str
+    rationale: str
+    citation: str
+
+
+REFUSAL_KIND = "alert_task_refused"
+
+
 class OrderActivities:
     """The order-book activities, bound to one database."""
 
@@ -155,6 +172,20 @@ class OrderActivities:
         _count_written("escalate_overdue_result", created)
         return OrderReceipt(order_id=order.id, status=order.status, created=created)
 
+    @activity.defn(name="alert_refused_task")
+    def alert_refused_task(self, request: RefusalRequest) -> OrderReceipt:
+        """One urgent care-team task per refused order (idempotent), pointing at the order."""
+        order, created = self.book.place(
+            idempotency_key=f"{request.workflow_id}/refused:{request.order_action_id}", patient_id=request.patient_id,
+            workflow_id=request.workflow_id, action_id=f"refused:{request.order_action_id}", kind=REFUSAL_KIND,
+            resource="Task", priority="urgent", day=request.day, title=request.title, rationale=request.rationale,
+            citation=request.citation, codes=[],
+            details={"order_id": request.order_id, "order_action_id": request.order_action_id,
+                     "task_status": request.task_status})
+        activity.logger.info("refused order alerted", extra={"created": created})
+        return OrderReceipt(order_id=order.id, status=order.status, created=created)
+
     def all(self) -> list:
         """The activity callables, for the worker."""
-        return [self.place_order, self.cancel_open_orders, self.record_result, self.escalate_overdue_result]
+        return [self.place_order, self.cancel_open_orders, self.record_result, self.escalate_overdue_result,
+                self.alert_refused_task]

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from temporalio.client import Client
 
 from activities.order_book import OrderBook
+from activities.subscriptions import SubscriptionStore
 from api.audit import AuditTrail
 from api.auth import BearerAuth
 from api.cors import CodecCors
@@ -30,7 +31,21 @@ from api.openapi import openapi_schema
 from api.pathways import Pathways
 from api.records import in_thread
 from api.registry import Registry
-from api.routes import audit, codec, events, fhir, guideline, health, metrics, orders, patients
+from api.routes import (
+    audit,
+    codec,
+    events,
+    fhir,
+    guideline,
+    health,
+    metrics,
+    orders,
+    patients,
+    reports,
+    subscriptions,
+    tasks,
+)
+from api.routes.subscriptions import SubscriptionSettings
 from pathway.guideline import PathwayDefinition, load_definition
 from worker.settings import public_base_url
 from workflows.models import TASK_QUEUE
@@ -43,7 +58,9 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
                rpc_timeout: float = 10.0, public_url: str = "http://127.0.0.1:8000/",
                max_in_flight: int = 32, codec_origins: Iterable[str] = (),
                codec_open_on_loopback: bool = False, keys_file: Path | None = None,
-               jwt: JwtVerifier | None = None) -> FastAPI:
+               jwt: JwtVerifier | None = None,
+               subscription_failure_window: float = 3600.0, subscription_hosts: Iterable[str] | None = None,
+               subscription_poll_seconds: float = 20.0) -> FastAPI:
     """The API over a Temporal client and the order book (the registry and the audit trail share its database).
 
     ``query_timeout`` bounds a wait for a worker to answer a query before the answer falls back
@@ -55,6 +72,8 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
     (:mod:`api.keys`), each with its scopes, besides ``tokens`` (which hold every scope); ``jwt``:
     the identity provider's access tokens, if accepted (:mod:`api.jwt_auth`).
     Requests that read or change a patient are recorded in the audit trail (:mod:`api.audit`).
+    Subscriptions (:mod:`api.routes.subscriptions`) go to ``error`` after ``subscription_failure_window``
+    seconds of failed deliveries; their endpoints may name only ``subscription_hosts`` (None: any host).
     """
     definition = definition or load_definition()
     payload_codec = client.data_converter.payload_codec
@@ -69,10 +88,15 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
         order_book=order_book, registry=Registry(order_book.database), definition=definition,
         auth=BearerAuth(tokens, keys_file, jwt), load=load, audit=AuditTrail(order_book.database),
         public_url=public_base_url(public_url))
+    app.state.subscriptions = SubscriptionSettings(
+        store=SubscriptionStore(order_book.database), failure_window=subscription_failure_window,
+        hosts=tuple(h.lower() for h in subscription_hosts) if subscription_hosts is not None else None,
+        poll_seconds=subscription_poll_seconds)
     app.state.codec = codec.CodecService(payload_codec, client.namespace, codec_open_on_loopback)
-    # guideline before fhir: fhir's /v1/fhir/{type}/{id} would otherwise answer for definitions
+    # guideline and tasks before fhir: fhir's /v1/fhir/{type}/{id} would otherwise answer for them
     app.state.request_metrics = RequestMetrics()
-    for module in (health, metrics, patients, events, guideline, fhir, orders, audit, codec):
+    for module in (health, metrics, patients, events, guideline, tasks, reports, subscriptions, fhir, orders, audit,
+                   codec):
         app.include_router(module.router)
     install_docs(app)  # /docs and /redoc from the project's own files, no CDN
     app.add_middleware(CodecCors, origins=codec_origins)  # inside log_requests: preflights are logged too

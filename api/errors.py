@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pathway.contract import UNKNOWN_FIELD, safe_location, safe_message
@@ -51,6 +52,16 @@ def field_errors(errors: Iterable[dict[str, Any]], whole: str = "body") -> list[
         loc, safe = safe_location(e["loc"])
         lines.append(f"{'.'.join(loc) or whole}: {safe_message(e) if safe else UNKNOWN_FIELD}")
     return list(dict.fromkeys(lines))
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path: Starlette's own ``Allow`` names only the first
+    route whose path matches (a resource read and updated by two routes would lose one)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
 
 
 class CatchAll:
@@ -106,9 +117,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return Response(status_code=CLIENT_CLOSED)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         messages = {404: "not found", 405: "method not allowed"}
-        return error_response(exc.status_code, messages.get(exc.status_code, str(exc.detail)), [],
-                              getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return error_response(exc.status_code, messages.get(exc.status_code, str(exc.detail)), [], headers)
 
     app.add_middleware(CatchAll)

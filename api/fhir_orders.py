@@ -29,6 +29,7 @@ from pathway.plan_definition import REVIEW_REASON_SYSTEM, activity_canonical
 ORDER_STATUS_TAG = "urn:vcf-pathway:order-status"
 ORDER_IDENTIFIER = "urn:vcf-pathway:order-id"
 OVERDUE_KIND = "escalate_overdue_result"
+REFUSAL_KIND = "alert_task_refused"  # activities.orders.REFUSAL_KIND: a care-team task about a refused order
 MODELS: dict[RequestResource, Any] = {"ServiceRequest": ServiceRequest, "MedicationRequest": MedicationRequest,
           "CommunicationRequest": CommunicationRequest, "Task": Task}
 _STATUS: dict[RequestResource, dict[OrderStatus, str]] = {  # order-book status -> the resource's own vocabulary
@@ -126,8 +127,8 @@ def instantiates(order: Order) -> str | None:
 
 
 def overdue_order_id(order: Order) -> str | None:
-    """The order an overdue-result task is about (None for any other order)."""
-    return order.details.get("order_id") if order.kind == OVERDUE_KIND else None
+    """The order an overdue-result or refused-order task is about (None for any other order)."""
+    return order.details.get("order_id") if order.kind in (OVERDUE_KIND, REFUSAL_KIND) else None
 
 
 def resource_body(order: Order, focus_type: str | None = None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-SCOPES = ("pathways:read", "pathways:write", "decisions:write", "orders:write", "audit:read")
+SCOPES = ("pathways:read", "pathways:write", "decisions:write", "orders:write", "audit:read", "subscriptions:write")
 """Every scope a key can hold (the static tokens hold them all)."""
 STATIC_NAME = "token"
 """The caller name of the static tokens (``VCF_API_TOKENS``, the dev token file)."""

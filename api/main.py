@@ -76,7 +76,9 @@ async def _main() -> None:
     app = create_app(client=client, order_book=OrderBook(settings.database), tokens=load_tokens(settings),
                      keys_file=settings.api_keys_path, jwt=jwt_verifier(settings), public_url=settings.public_url,
                      max_in_flight=settings.api_max_in_flight,
-                     codec_origins=settings.codec_origins, codec_open_on_loopback=settings.development)
+                     codec_origins=settings.codec_origins, codec_open_on_loopback=settings.development,
+                     subscription_failure_window=settings.subscription_failure_window,
+                     subscription_hosts=settings.subscription_hosts)
     log.info("api listening", extra={"host": settings.api_host, "port": settings.api_port})
     task = asyncio.ensure_future(serve(app, settings.api_host, settings.api_port, ServerLimits.from_settings(settings)))
     # serve() leaves signals to its host: here SIGTERM (and SIGINT) stop it gracefully.

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import TypeAdapter
 
+from api.fhir_in_schemas import fhir_in_schemas
 from api.fhir_observation import observation_schemas
 from api.inputs import OBSERVED_AT
 from api.models import AcknowledgeBody, ErrorBody
@@ -27,7 +28,8 @@ _MEANING = {
     403: "the credential lacks the scope this request needs; `detail` names it",
     404: "unknown patient or order",
     409: "conflict: the pathway has ended, the patient is enrolled with other data, the event id was used "
-         "for another event, or the order is closed",
+         "for another event, the order is closed, or a Task cannot move to that status",
+    412: "the `If-Match` version is not the resource's current one (read it again)",
     413: "body larger than 64 KiB",
     422: "invalid input; `detail` names each field and why",
     500: "a bug (no detail is given)",
@@ -96,7 +98,7 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
             components.pop(name, None)
         added = {**contract_schemas(), **observation_schemas(REF),
                  "ErrorBody": ErrorBody.model_json_schema(ref_template=REF),
-                 "AcknowledgeBody": AcknowledgeBody.model_json_schema(ref_template=REF)}
+                 "AcknowledgeBody": AcknowledgeBody.model_json_schema(ref_template=REF), **fhir_in_schemas()}
         clash = added.keys() & components.keys()
         if clash:
             raise RuntimeError(f"OpenAPI component names used twice: {sorted(clash)}")

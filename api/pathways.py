@@ -119,6 +119,18 @@ class Pathways:
                 raise await self.ended(patient_id, await self.describe(patient_id)) from None
             raise temporal_unavailable(err) from None
 
+    async def send_task_refused(self, patient_id: str, payload: dict[str, Any]) -> bool:
+        """Tell the pathway that an order's task was rejected or failed (a durable signal; the
+        pathway acts on it once). False if the pathway has ended: nothing waits for the order."""
+        try:
+            await self.handle(patient_id).signal(PatientPathwayWorkflow.task_refused, payload,
+                                                 rpc_timeout=self.rpc_timeout)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise temporal_unavailable(err) from None
+        return True
+
     async def view(self, patient_id: str) -> PathwayView:
         """The live state if a worker answers in time, else what the server holds."""
         desc = await self.describe(patient_id)

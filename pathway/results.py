@@ -31,7 +31,8 @@ class OpenOrder:
 
 
 def open_orders(facts: PatientFacts) -> list[OpenOrder]:
-    """Imaging and DXA orders that no result has answered yet. Read-only."""
+    """Imaging and DXA orders that no result has answered yet, and whose task the performer has
+    not rejected or failed (no result will come: its overdue clock stops). Read-only."""
     return facts.view("open_orders", _open_orders, of_actions=True)
 
 
@@ -39,7 +40,8 @@ def _open_orders(facts: PatientFacts) -> list[OpenOrder]:
     still_open: list[OpenOrder] = []
     for result_type in dict.fromkeys(RESULT_EVENT_FOR.values()):
         orders = sorted((day, action_id) for action_id, day in facts.taken.items()
-                        if RESULT_EVENT_FOR.get(action_id.split(":")[0]) is result_type)
+                        if RESULT_EVENT_FOR.get(action_id.split(":")[0]) is result_type
+                        and refusal_note_id(action_id) not in facts.noted)
         results = [day for day, _ in facts.of(result_type)]
         waiting: list[tuple[float, str]] = []
         queue = list(orders)
@@ -93,3 +95,44 @@ def overdue_checks(defn: PathwayDefinition, facts: PatientFacts, now: float) -> 
         if limit is not None:
             due.append(check_after(limit[1], limit[0].value))
     return [d for d in due if d > now]
+
+
+# --- Refused orders: a performer rejected or failed the task of an order ------------------------
+
+REFUSAL_NOTE = "task-refused:"
+REFUSAL_CITATION = ("Guideline: Monitoring and Follow-up; care teams: closed-loop orders, every order tracked "
+                    "from request to result (clinical-reference §5)")
+
+
+@dataclass(frozen=True)
+class RefusalAlert:
+    """What the care team is told when an order will not be carried out."""
+
+    title: str
+    rationale: str
+    citation: str = REFUSAL_CITATION
+
+
+def refusal_note_id(action_id: str) -> str:
+    """The decision note that records an order's refusal (once per order)."""
+    return REFUSAL_NOTE + action_id
+
+
+def refusal_alert(kind: str, status: str, reason: str, day: float) -> RefusalAlert | None:
+    """Whether a rejected or failed order needs the care team: an imaging order (its result will
+    not come) or a referral (the patient will not be seen) does; anything else is only recorded."""
+    if status not in ("rejected", "failed"):
+        return None
+    if kind in RESULT_EVENT_FOR:
+        what = "imaging order"
+        consequence = "no result will come for it; its overdue-result clock is stopped"
+    elif kind.startswith("refer_"):
+        what = "referral"
+        consequence = "the patient will not be seen through it"
+    else:
+        return None
+    why = f" ({reason})" if reason else ""
+    return RefusalAlert(
+        title=f"Order {status}: {kind}",
+        rationale=(f"The {what} {kind} was {status} by its performer on day {day:g}{why}: {consequence}. "
+                   "The care team re-orders it elsewhere or decides otherwise."))

@@ -87,7 +87,8 @@ async def run_all(stop: asyncio.Event) -> None:
         app = create_app(client=client, order_book=book, tokens=load_tokens(settings), keys_file=settings.api_keys_path,
                          jwt=jwt_verifier(settings), public_url=settings.public_url,
                          max_in_flight=settings.api_max_in_flight, codec_origins=settings.codec_origins,
-                         codec_open_on_loopback=True)
+                         codec_open_on_loopback=True, subscription_failure_window=settings.subscription_failure_window,
+                         subscription_hosts=settings.subscription_hosts)
         async with contextlib.AsyncExitStack() as stack:
             metrics = "off (VCF_METRICS_PORT=0)"
             if exporter is not None:
@@ -95,7 +96,8 @@ async def run_all(stop: asyncio.Event) -> None:
                                                         settings.metrics_host, settings.metrics_port))
                 metrics = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics  (API: {api_url}/metrics)"
             await stack.enter_async_context(build_worker(
-                client, book, graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_timeout)))
+                client, book, public_url=settings.public_url,
+                graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_timeout)))
             api = asyncio.create_task(serve(app, api_host, api_port, ServerLimits.from_settings(settings)))
             await enroll_demo_patient(api_url, token, api)
             demo = f"{server.ui_url}/namespaces/{client.namespace}/workflows/{workflow_id_for(DEMO_PATIENT.id)}"

@@ -26,12 +26,15 @@ from temporalio.runtime import (
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.delivery import DeliveryActivities
 from activities.order_book import OrderBook
 from activities.orders import OrderActivities
+from activities.subscriptions import SubscriptionStore
 from worker.settings import Settings
 from workflows.metrics import HISTOGRAM_BUCKETS
 from workflows.models import TASK_QUEUE
 from workflows.patient_pathway import PatientPathwayWorkflow
+from workflows.subscription_delivery import SubscriptionDeliveryWorkflow
 
 # Our own pure modules are deterministic: share them with the sandbox instead of re-importing.
 PASSTHROUGH = ("pydantic", "pydantic_core", "pathway", "activities", "workflows.models", "workflows.search_attributes",
@@ -107,14 +110,17 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
 
 
-def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, **options: Any) -> Worker:
-    """A worker for the patient pathway and its order-book activities (``options``: more of
-    :class:`~temporalio.worker.Worker`'s, e.g. ``graceful_shutdown_timeout``)."""
+def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, *,
+                 public_url: str = "http://127.0.0.1:8000/", **options: Any) -> Worker:
+    """A worker for the patient pathway and its order-book activities, and for the subscription
+    deliveries (their notifications link to the API at ``public_url``); ``options``: more of
+    :class:`~temporalio.worker.Worker`'s, e.g. ``graceful_shutdown_timeout``."""
+    delivery = DeliveryActivities(book, SubscriptionStore(book.database), public_url)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PatientPathwayWorkflow],
-        activities=OrderActivities(book).all(),
+        workflows=[PatientPathwayWorkflow, SubscriptionDeliveryWorkflow],
+        activities=[*OrderActivities(book).all(), *delivery.all()],
         activity_executor=ThreadPoolExecutor(max_workers=8),
         workflow_runner=sandbox_runner(),
         **options,

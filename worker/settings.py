@@ -73,6 +73,11 @@ VCF_JWT_JWKS_URL    (unset)                     the issuer's JWK Set: https, or 
 VCF_JWT_LEEWAY      30                          seconds of clock skew allowed on exp and nbf
 VCF_JWT_JWKS_MIN_REFRESH 60                     least seconds between two JWKS fetches (an
                                                 unknown key id fetches it again, at most so often)
+VCF_SUBSCRIPTION_FAILURE_WINDOW 3600            seconds a subscriber may keep failing before its
+                                                subscription goes to ``error`` (API)
+VCF_SUBSCRIPTION_HOSTS (unset: any host)        hosts subscription endpoints may name,
+                                                comma-separated; ``loopback`` names
+                                                127.0.0.0/8 and localhost (API)
 ==================  ==========================  ============================================
 
 An empty variable counts as unset.
@@ -159,6 +164,8 @@ class Settings(BaseSettings):
         if 0 < len(missing) < len(given):
             raise ValueError(f"{', '.join(missing)}: required with the other JWT settings (set all three or none)")
         return self
+    subscription_failure_window: float = Field(3600.0, gt=0, validation_alias="VCF_SUBSCRIPTION_FAILURE_WINDOW")
+    subscription_hosts_list: str | None = Field(None, validation_alias="VCF_SUBSCRIPTION_HOSTS")
 
     @field_validator("api_public_url")
     @classmethod
@@ -176,6 +183,13 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
             raise ValueError("expected a PostgreSQL URL, postgresql://user@host:5432/dbname (unset: SQLite)")
         return value
+
+    @property
+    def subscription_hosts(self) -> tuple[str, ...] | None:
+        """The hosts subscription endpoints may name (None: any)."""
+        if not self.subscription_hosts_list:
+            return None
+        return tuple(h.strip().lower() for h in self.subscription_hosts_list.split(",") if h.strip())
 
     @property
     def order_book_path(self) -> Path:

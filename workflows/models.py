@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from pathway.contract import Action, Enrollment, PathwayStatus
 from pathway.facts import PatientFacts
@@ -59,6 +59,18 @@ class Rejection(BaseModel):
     event_id: str | None = None
 
 
+class TaskRefusal(BaseModel):
+    """An order whose task its performer rejected or failed (the API's ``task_refused`` signal)."""
+
+    model_config = ConfigDict(extra="ignore", str_max_length=500)
+
+    order_id: str = Field(min_length=1, max_length=64)
+    action_id: str = Field(min_length=1, max_length=128)
+    kind: str = Field(min_length=1, max_length=64)
+    status: Literal["rejected", "failed"]
+    reason: str = ""
+
+
 class CarriedState(BaseModel):
     """The workflow's whole state: what it keeps while it runs, and hands to the next run on
     continue-as-new. Everything else it shows is derived from this."""
@@ -71,6 +83,7 @@ class CarriedState(BaseModel):
     seen_event_ids: list[str] = Field(default_factory=list)
     orders: dict[str, str] = Field(default_factory=dict, description="action id -> order id in the order book")
     inbox: list[InboxItem] = Field(default_factory=list)
+    refusals: list[TaskRefusal] = Field(default_factory=list, description="refused tasks not yet acted on")
     status: PathwayStatus = "running"
     event_seq: int = 0
 

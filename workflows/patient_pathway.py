@@ -19,12 +19,21 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.orders import CancelRequest, OrderActivities, OrderRequest, OverdueRequest, ResultRequest
+    from pydantic import ValidationError
+
+    from activities.orders import (
+        CancelRequest,
+        OrderActivities,
+        OrderRequest,
+        OverdueRequest,
+        RefusalRequest,
+        ResultRequest,
+    )
     from pathway.contract import EVENT_TYPES, Action, Event
     from pathway.decisions import Due, decide, escalation_state, next_due, next_scheduled_step, phase
     from pathway.facts import Observation, PatientFacts, latest_pain, pause_state
     from pathway.intake import Admission, InboxItem, admit, clinical_rejection, day_of
-    from pathway.results import Overdue, overdue_checks, overdue_orders
+    from pathway.results import Overdue, overdue_checks, overdue_orders, refusal_alert, refusal_note_id
     from workflows import search_attributes as sa
     from workflows.metrics import PathwayMetrics, RejectionReason
     from workflows.models import (
@@ -35,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         PathwayResult,
         PathwayState,
         Rejection,
+        TaskRefusal,
         TimelineEntry,
         TimelineKind,
     )
@@ -104,7 +114,7 @@ class PatientPathwayWorkflow:
                                                           options=self._options, carried=self._s))
                 continue
             self._arm_alarms()
-            await workflow.wait_condition(lambda: bool(self._s.inbox) or self._alarm_rang)
+            await workflow.wait_condition(lambda: bool(self._s.inbox) or bool(self._s.refusals) or self._alarm_rang)
         self._record("ended", f"Pathway {self._s.status}", {"status": self._s.status})
         workflow.logger.info("pathway ended", extra={"status": self._s.status})
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -116,6 +126,8 @@ class PatientPathwayWorkflow:
     async def _advance(self) -> None:
         """Apply queued events in order, then whatever the clock has made due."""
         self._alarm_rang = False
+        while self._s.refusals and self._s.status == "running":
+            await self._act_on_refusal(self._s.refusals.pop(0))
         while True:
             while self._s.inbox and self._s.status == "running":
                 await self._apply(self._s.inbox.pop(0))
@@ -181,6 +193,23 @@ class PatientPathwayWorkflow:
             workflow_id=workflow.info().workflow_id, patient_id=self._s.facts.enrollment.id,
             order_action_id=order.action_id, order_kind=order.kind, order_day=order.day, day=day,
             rationale=text, citation=rule.cite()), order.kind)
+
+    async def _act_on_refusal(self, refusal: TaskRefusal) -> None:
+        """An order's task was rejected or failed: note it once (its overdue clock stops) and, if
+        the pure core says so, alert the care team with one task."""
+        note_id = refusal_note_id(refusal.action_id)
+        if note_id in self._s.facts.noted or refusal.action_id not in self._s.facts.taken:
+            return
+        day = round(self._day(), 3)
+        alert = refusal_alert(refusal.kind, refusal.status, refusal.reason, day)
+        text = alert.rationale if alert else f"Order {refusal.kind} was {refusal.status} by its performer."
+        self._s.facts.noted.append(note_id)
+        self._record("note", text, {"id": note_id, "citation": alert.citation if alert else ""}, day=day)
+        if alert is not None:
+            await self._activity(OrderActivities.alert_refused_task, RefusalRequest(
+                workflow_id=workflow.info().workflow_id, patient_id=self._s.facts.enrollment.id,
+                order_id=refusal.order_id, order_action_id=refusal.action_id, task_status=refusal.status, day=day,
+                title=alert.title, rationale=alert.rationale, citation=alert.citation), refusal.kind)
 
     async def _place(self, action: Action) -> None:
         self._s.facts.taken[action.id] = action.day
@@ -322,6 +351,20 @@ class PatientPathwayWorkflow:
     def clinician(self, payload: Any) -> None:
         """A clinician decision: ``{"decision": ..., "reason": ..., "author": ...}``."""
         self._receive(payload, "clinician")
+
+    @workflow.signal
+    def task_refused(self, payload: Any) -> None:
+        """An order's task was rejected or failed by its performer (sent by the API's Task update);
+        a malformed payload is recorded as rejected, never fails the workflow."""
+        try:
+            refusal = TaskRefusal.model_validate(payload)
+        except ValidationError:
+            self._reject("task_refused: expected order_id, action_id, kind and status rejected or failed",
+                         payload, "task_refused", cause="invalid")
+            return
+        if self._s.status == "running" and refusal_note_id(refusal.action_id) not in self._s.facts.noted \
+                and all(r.action_id != refusal.action_id for r in self._s.refusals):
+            self._s.refusals.append(refusal)
 
     @workflow.update
     async def submit_event(self, payload: Any) -> EventReceipt:

@@ -1,4 +1,5 @@
-"""Typed search-attribute keys of the patient pathway (no PHI: phase, dates, codes only)."""
+"""Typed search-attribute keys of the patient pathway and of subscription deliveries (no PHI: phase,
+dates, codes, statuses only)."""
 
 from typing import Any
 
@@ -9,9 +10,11 @@ NEXT_REVIEW_AT = SearchAttributeKey.for_datetime("NextReviewAt")
 ESCALATION_STATE = SearchAttributeKey.for_keyword("EscalationState")
 GUIDELINE_VERSION = SearchAttributeKey.for_keyword("GuidelineVersion")
 FRACTURE_LEVEL = SearchAttributeKey.for_keyword("FractureLevel")
+# A subscription's delivery: active, error or off (its workflow id names the subscription only).
+SUBSCRIPTION_STATUS = SearchAttributeKey.for_keyword("SubscriptionStatus")
 
 ALL: list[SearchAttributeKey[Any]] = [
-    PATHWAY_PHASE, NEXT_REVIEW_AT, ESCALATION_STATE, GUIDELINE_VERSION, FRACTURE_LEVEL,
+    PATHWAY_PHASE, NEXT_REVIEW_AT, ESCALATION_STATE, GUIDELINE_VERSION, FRACTURE_LEVEL, SUBSCRIPTION_STATUS,
 ]
 
 

@@ -11,7 +11,7 @@ from pydantic.json_schema import SkipJsonSchema
 from activities.order_book import OrderBook, PagePosition, position
 from activities.order_model import OPEN, ORDER_STATUSES, Order
 from api import fhir_orders
-from api.deps import AUTHENTICATED, BaseUrl, JsonBody, OrderBookDep, audit_subject, requires
+from api.deps import AUTHENTICATED, BaseUrl, CallerDep, JsonBody, OrderBookDep, audit_subject, requires
 from api.errors import ApiError
 from api.fhir_models import Bundle, OrderResource
 from api.inputs import acknowledgement, status_note
@@ -113,13 +113,15 @@ async def get_order(request: Request, order_id: str, book: OrderBookDep) -> Fhir
              responses={200: links("", **ORDER_LINKS), **errors(401, 403, 404, 409, 413, 422)},
              openapi_extra=request_body("AcknowledgeBody", ACKNOWLEDGE_EXAMPLE, required=False),
              dependencies=[requires("orders:write")])
-async def acknowledge(request: Request, order_id: str, body: JsonBody, book: OrderBookDep) -> FhirJSONResponse:
+async def acknowledge(request: Request, order_id: str, body: JsonBody, book: OrderBookDep,
+                      caller: CallerDep) -> FhirJSONResponse:
     """Close an active order as ``acknowledged`` (optional reason and author); 409 if it is
-    already closed. Answers the order's resource as it now is."""
+    already closed. Its Task becomes ``accepted``. Answers the order's resource as it now is."""
     note = status_note(acknowledgement(body))
     order = await require_order(book, order_id)
     audit_subject(request, order.patient_id)
-    if order.status != OPEN or not await in_thread(book.set_status, order_id, "acknowledged", note):
+    if order.status != OPEN or not await in_thread(book.set_status, order_id, "acknowledged", note,
+                                                         by=caller.name):
         current = (await require_order(book, order_id)).status
         raise ApiError(409, "order already closed",
                        [f"order: status is {current}; only active orders can be acknowledged"])

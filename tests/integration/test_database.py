@@ -14,7 +14,7 @@ from activities.order_book import OrderBook, position
 from api.audit import AuditTrail
 from api.registry import IdCaseClash, Registry
 
-EXPECTED_VERSIONS = {("orders", 1), ("registry", 1), ("registry", 2), ("audit", 1)}
+EXPECTED_VERSIONS = {("orders", 1), ("orders", 2), ("registry", 1), ("registry", 2), ("audit", 1)}
 
 
 def place(book: OrderBook, n: int, patient: str = "pt-db") -> None:

@@ -80,7 +80,7 @@ async def api_url(dev_env, tmp_path):
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     app = create_app(client=dev_env.client, order_book=book, tokens={TOKEN}, task_queue=task_queue, query_timeout=1.0,
-                     public_url=url)
+                     public_url=url, subscription_hosts=["loopback"])  # no delivery leaves loopback in tests
     async with build_worker(dev_env.client, book, task_queue, workflow_failure_exception_types=[Exception]):
         server = asyncio.create_task(serve(app, "127.0.0.1", port))
         async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as http:

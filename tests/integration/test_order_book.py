@@ -12,6 +12,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.database import Database, IntegrityError
 from activities.order_book import OrderBook
 from activities.orders import OrderActivities, OrderRequest, OverdueRequest, ResultRequest
+from activities.subscriptions import SubscriptionStore
 from pathway.contract import Action
 
 
@@ -109,3 +110,34 @@ def test_orders_in_an_existing_database_keep_their_ids(database: Database):
         details={}, codes=[])
     assert (order.id, created) == (legacy, False)
     assert OrderBook(database).get(legacy) is not None and OrderBook(database).get_by_key("wf/a").id == legacy
+
+
+def test_task_moves_and_the_outbox_are_the_same_on_both_backends(order_book: OrderBook):
+    """The fulfilment Task (its version the ETag), its history and the changes outbox, per backend."""
+    subscriptions = SubscriptionStore(order_book.database)
+    env = ActivityEnvironment()
+    order = env.run(OrderActivities(order_book).place_order, request("order_radiograph:day-14"))
+    sub = subscriptions.create(criteria="Task?patient=pt-ob", endpoint="http://127.0.0.1:9/", headers=[],
+                               secret="s" * 16)
+    placed = order_book.task(order.order_id)
+    assert placed is not None and (placed.status, placed.version) == ("requested", 1)
+
+    assert order_book.move_task(order.order_id, "accepted", if_version=1, by="ris").outcome == "moved"
+    stale = order_book.move_task(order.order_id, "in-progress", if_version=1, by="ris")
+    assert stale.outcome == "stale" and stale.task is not None and stale.task.version == 2
+    assert order_book.move_task(order.order_id, "requested", if_version=2, by="ris").outcome == "illegal"
+    assert order_book.move_task(order.order_id, "in-progress", if_version=2, by="ris").outcome == "moved"
+    done = order_book.move_task(order.order_id, "completed", if_version=None, by="ris")
+    assert done.outcome == "moved" and done.task is not None and done.task.order_status == "completed"
+
+    history = order_book.task_history(order.order_id)
+    assert [(c.version, c.task_status) for c in history] == [
+        (1, "requested"), (2, "accepted"), (3, "in-progress"), (4, "completed")]
+    # The subscription sees only what changed after it was made, in order, once.
+    after = order_book.changes_after(sub.delivered_seq, patient_id="pt-ob")
+    assert [c.task_status for c in after] == ["accepted", "in-progress", "completed"]
+    assert after[0].seq < after[1].seq < after[2].seq
+    subscriptions.delivered(sub.id, after[-1].seq, 3)
+    subscriptions.delivered(sub.id, after[0].seq, 1)  # a late, older record never moves the cursor back
+    stored = subscriptions.get(sub.id)
+    assert stored is not None and (stored.delivered_seq, stored.event_count) == (after[-1].seq, 3)

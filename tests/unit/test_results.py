@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathway.contract import Enrollment, parse_event
 from pathway.facts import GRACE, Observation, PatientFacts
-from pathway.results import open_orders, overdue_checks, overdue_orders
+from pathway.results import open_orders, overdue_checks, overdue_orders, refusal_alert, refusal_note_id
 
 
 def facts(taken: dict[str, float], results: list[tuple[float, dict]]) -> PatientFacts:
@@ -45,3 +45,25 @@ def test_a_version_without_the_rule_never_escalates(definition):
     old = type(definition).model_validate(data)
     f = facts({"order_dxa": 0}, [])
     assert overdue_orders(old, f, 100) == [] and overdue_checks(old, f, 1) == []
+
+
+def test_a_refused_order_waits_for_no_result_and_is_never_overdue(definition):
+    f = facts({"order_dxa": 0, "order_radiograph:day-14": 14}, [])
+    f.noted.append(refusal_note_id("order_dxa"))
+    assert [o.action_id for o in open_orders(f)] == ["order_radiograph:day-14"]
+    assert [o.order.action_id for o in overdue_orders(definition, f, 60)] == ["order_radiograph:day-14"]
+    assert overdue_checks(definition, f, 1) == [14 + 14 + GRACE]
+    # The next film answers the next order, not the refused one.
+    f2 = facts({"order_radiograph:day-14": 14, "order_radiograph:day-42": 42}, [(50, FILM)])
+    f2.noted.append(refusal_note_id("order_radiograph:day-14"))
+    assert open_orders(f2) == []
+
+
+def test_what_a_refusal_tells_the_care_team():
+    imaging = refusal_alert("order_mri", "rejected", "scanner down", 2)
+    assert imaging is not None and "overdue-result clock is stopped" in imaging.rationale
+    assert "scanner down" in imaging.rationale
+    referral = refusal_alert("refer_physical_therapy", "failed", "", 30)
+    assert referral is not None and "will not be seen" in referral.rationale
+    assert refusal_alert("prescribe_first_line_analgesia", "rejected", "", 1) is None
+    assert refusal_alert("order_mri", "cancelled", "", 1) is None
