@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pathway.builder import Builder, Decision, Note
-from pathway.contract import ActionKind, PathwayStatus
+from pathway.contract import ActionKind, ClinicianEvent, PainEvent, PathwayStatus
 from pathway.facts import (
     GRACE,
     PatientFacts,
@@ -48,6 +48,7 @@ from pathway.medication import (
     opioid_review,
     stop_calcitonin,
 )
+from pathway.quiet import first_after, more_than_from, step
 from pathway.responses import (
     CANCELLED_ON_EXIT,
     imaging_text,
@@ -168,6 +169,12 @@ def _enrollment_mri(b: Builder) -> None:
 
 # --- Schedule ------------------------------------------------------------------------------
 
+def _scheduled_days(b: Builder) -> float:
+    s = b.defn.schedules
+    return first_after(b.now, *s.radiograph_days.days, *s.screening_days.days)
+
+
+@step(until=_scheduled_days)
 def _schedule(b: Builder) -> None:
     radiographs = b.defn.schedules.radiograph_days
     due = [d for d in radiographs.days if b.now >= d and d not in _radiographs_ordered(b)]
@@ -222,6 +229,13 @@ def _recent_flare_screening(b: Builder, scheduled_day: int) -> float | None:
     return max(recent) if recent else None
 
 
+def _gap_checks(b: Builder) -> float:
+    r, since = b.defn.rules, gap_reference_day(b.facts)
+    return min(first_after(b.now, r.completion_day.value), more_than_from(b.now, since, r.outreach_after_days.value),
+               more_than_from(b.now, since, r.escalate_after_days.value))
+
+
+@step(PainEvent, ClinicianEvent, until=_gap_checks)
 def _follow_up_gaps(b: Builder) -> None:
     r = b.defn.rules
     if b.now >= r.completion_day.value:

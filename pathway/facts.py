@@ -74,16 +74,22 @@ class PatientFacts(BaseModel):
         return self._cache().catch_up(self).get(kind, [])
 
     def view(self, name: str, derive: Callable[[PatientFacts], V], under: object = None,
-             of_actions: bool = False) -> V:
-        """A view derived from the observations (``of_actions``: and the actions and notes; ``under``:
-        and e.g. the definition), kept until one of those changes. Read-only."""
+             of_actions: bool = False, reads: tuple[type, ...] | None = None) -> V:
+        """A view derived from the observations (``reads``: of these event classes only; ``of_actions``:
+        and the actions and notes; ``under``: and e.g. the definition), kept until one of those
+        changes. Read-only."""
         views = self._cache()
         views.catch_up(self)
-        version = (views.indexed, len(self.taken), len(self.noted)) if of_actions else views.indexed
+        seen: object = views.indexed if reads is None else views.last_change(reads)
+        version = (seen, len(self.taken), len(self.noted)) if of_actions else seen
         found = views.memo.get(name)
         if found is None or found[0] != version or found[1] is not under:
             found = views.memo[name] = (version, under, derive(self))
         return found[2]
+
+    def noted_ids(self) -> set[str]:
+        """The ids of the decision notes recorded, as a set. Read-only."""
+        return self._cache().noted_ids(self)
 
     def _cache(self) -> _Views:
         # Straight to pydantic's private store: its attribute hook costs more than the views save.
@@ -94,14 +100,19 @@ class PatientFacts(BaseModel):
 
 
 class _Views:
-    """The observations indexed by event class as they arrive, and views memoised over them."""
+    """The observations indexed by event class as they arrive, views memoised over them, the ids
+    noted so far as a set, and the steps last found quiet (:mod:`pathway.quiet`)."""
 
-    __slots__ = ("index", "indexed", "memo")
+    __slots__ = ("changed", "index", "indexed", "memo", "noted", "noted_seen", "quiet")
 
     def __init__(self) -> None:
         self.index: dict[type, list[tuple[float, Any]]] = {}
         self.indexed = (0, 0)  # (which list, how many of it)
+        self.changed: dict[type, int] = {}  # event class -> how many observations were indexed at its last
         self.memo: dict[str, tuple[Any, object, Any]] = {}
+        self.noted: set[str] = set()
+        self.noted_seen = (0, 0)  # (which list, how many of it)
+        self.quiet: dict[str, Any] = {}
 
     def catch_up(self, facts: PatientFacts) -> dict[type, list[tuple[float, Any]]]:
         observations = facts.observations
@@ -109,42 +120,67 @@ class _Views:
         if count == len(observations) and which == id(observations):
             return self.index
         if which != id(observations) or count > len(observations):
-            self.index, self.memo, count = {}, {}, 0
+            self.index, self.changed, self.memo, self.quiet, count = {}, {}, {}, {}, 0
         for o in observations[count:]:
+            count += 1
             insort(self.index.setdefault(type(o.event), []), (o.day, o.event), key=_by_day)
-        self.indexed = (id(observations), len(observations))
+            self.changed[type(o.event)] = count
+        self.indexed = (id(observations), count)
         return self.index
+
+    def last_change(self, kinds: tuple[type, ...]) -> int:
+        """How many observations were indexed when one of these event classes last gained one."""
+        changed = self.changed
+        return max([changed.get(kind, 0) for kind in kinds], default=0)
+
+    def noted_ids(self, facts: PatientFacts) -> set[str]:
+        """The ids of ``facts.noted`` as a set, kept up to date as notes are appended."""
+        noted = facts.noted
+        which, count = self.noted_seen
+        if count != len(noted) or which != id(noted):
+            if which != id(noted) or count > len(noted):
+                self.noted, count = set(), 0
+            self.noted.update(noted[count:])
+            self.noted_seen = (id(noted), len(noted))
+        return self.noted
 
 
 def _by_day(row: tuple[float, Any]) -> float:
     return row[0]
 
 
-def memoised(derive: Callable[[PatientFacts], V]) -> Callable[[PatientFacts], V]:
-    """A view of the facts alone, derived once per change of the facts (results are read-only)."""
-    name = derive.__qualname__
+def memoised(*reads: type) -> Callable[[Callable[[PatientFacts], V]], Callable[[PatientFacts], V]]:
+    """A view of the observations of these event classes, derived once per change of them (results
+    are read-only)."""
+    def mark(derive: Callable[[PatientFacts], V]) -> Callable[[PatientFacts], V]:
+        name = derive.__qualname__
 
-    @wraps(derive)
-    def view(facts: PatientFacts) -> V:
-        return facts.view(name, derive)
-    return view
+        @wraps(derive)
+        def view(facts: PatientFacts) -> V:
+            return facts.view(name, derive, reads=reads)
+        return view
+    return mark
 
 
-def memoised_under(derive: Callable[[PathwayDefinition, PatientFacts], V]
-                   ) -> Callable[[PathwayDefinition, PatientFacts], V]:
-    """A view of the facts under a definition, derived once per change of either."""
-    name = derive.__qualname__
+def memoised_under(*reads: type) -> Callable[[Callable[[PathwayDefinition, PatientFacts], V]],
+                                             Callable[[PathwayDefinition, PatientFacts], V]]:
+    """A view of the observations of these event classes under a definition, derived once per
+    change of either."""
+    def mark(derive: Callable[[PathwayDefinition, PatientFacts], V]) -> Callable[[PathwayDefinition, PatientFacts], V]:
+        name = derive.__qualname__
 
-    @wraps(derive)
-    def view(defn: PathwayDefinition, facts: PatientFacts) -> V:
-        return facts.view(name, lambda f: derive(defn, f), under=defn)
-    return view
+        @wraps(derive)
+        def view(defn: PathwayDefinition, facts: PatientFacts) -> V:
+            return facts.view(name, lambda f: derive(defn, f), under=defn, reads=reads)
+        return view
+    return mark
 
 
 def pain_reports(facts: PatientFacts) -> list[tuple[float, int]]:
     """Pain scores by day; the enrollment score is the report at day 0. Read-only."""
     return facts.view("pain_reports", lambda f: [(0.0, f.enrollment.pain_nrs),
-                                                 *((day, event.nrs) for day, event in f.of(PainEvent))])
+                                                 *((day, event.nrs) for day, event in f.of(PainEvent))],
+                      reads=(PainEvent,))
 
 
 def latest_pain(facts: PatientFacts) -> tuple[float, int]:
@@ -161,7 +197,7 @@ class PauseState:
     last_resumed: float | None
 
 
-@memoised
+@memoised(ClinicianEvent)
 def pause_state(facts: PatientFacts) -> PauseState:
     """Pause and resume decisions, in order."""
     paused, since, resumed = False, None, None
@@ -176,10 +212,11 @@ def pause_state(facts: PatientFacts) -> PauseState:
 def decisions_of(facts: PatientFacts, decision: str) -> list[tuple[float, ClinicianEvent]]:
     """Clinician decisions of one kind, by day. Read-only."""
     return facts.view(f"decisions_of:{decision}",
-                      lambda f: [(d, e) for d, e in f.of(ClinicianEvent) if e.decision == decision])
+                      lambda f: [(d, e) for d, e in f.of(ClinicianEvent) if e.decision == decision],
+                      reads=(ClinicianEvent,))
 
 
-@memoised
+@memoised(MobilityEvent)
 def bed_bound_spells(facts: PatientFacts) -> list[tuple[float, float | None]]:
     """Bed-bound spells as (start day, end day or None while it lasts)."""
     spells: list[tuple[float, float | None]] = []
@@ -195,7 +232,7 @@ def bed_bound_spells(facts: PatientFacts) -> list[tuple[float, float | None]]:
     return spells
 
 
-@memoised
+@memoised(NeuroEvent)
 def neuro_episodes(facts: PatientFacts) -> list[float]:
     """Start days of neurological-deficit episodes (the enrollment red flag opens one at day 0)."""
     starts: list[float] = []
@@ -209,7 +246,7 @@ def neuro_episodes(facts: PatientFacts) -> list[float]:
     return starts
 
 
-@memoised
+@memoised(NeuroEvent)
 def neuro_deficit_open(facts: PatientFacts) -> bool:
     """Whether the latest neurological information shows a deficit."""
     events = facts.of(NeuroEvent)
@@ -218,14 +255,14 @@ def neuro_deficit_open(facts: PatientFacts) -> bool:
     return "neuro_deficit" in facts.enrollment.red_flags
 
 
-@memoised
+@memoised(PulmonaryEvent)
 def pulmonary_dysfunction(facts: PatientFacts) -> bool:
     """The latest pulmonary finding."""
     events = facts.of(PulmonaryEvent)
     return bool(events[-1][1].dysfunction) if events else False
 
 
-@memoised
+@memoised(MriEvent)
 def mri_results(facts: PatientFacts) -> list[tuple[float, str]]:
     """MRI etiologies by day."""
     return [(day, event.etiology) for day, event in facts.of(MriEvent)]
@@ -243,7 +280,7 @@ def genant_grade(defn: PathwayDefinition, height_loss_pct: float) -> int:
     return 0
 
 
-@memoised
+@memoised(RadiographEvent)
 def latest_height_loss(facts: PatientFacts) -> float:
     """Height loss on the latest image (the enrollment's when no radiograph came)."""
     images = facts.of(RadiographEvent)
@@ -258,7 +295,7 @@ class Progression:
     reason: str
 
 
-@memoised_under
+@memoised_under(RadiographEvent)
 def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | None:
     """First progression of the deformity against the first image (the enrollment's)."""
     first_height = facts.enrollment.height_loss_pct
@@ -286,7 +323,7 @@ def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | N
     return None
 
 
-@memoised_under
+@memoised_under(PainEvent)
 def pain_flares(defn: PathwayDefinition, facts: PatientFacts) -> list[tuple[float, int, int]]:
     """Pain flares as (day, nrs, lowest before it): a rise of >= N points above the lowest
     score since enrollment, once that lowest was low enough. One per flare: a new one needs
@@ -306,7 +343,7 @@ def pain_flares(defn: PathwayDefinition, facts: PatientFacts) -> list[tuple[floa
     return flares
 
 
-@memoised
+@memoised(PainEvent, ClinicianEvent)
 def gap_reference_day(facts: PatientFacts) -> float:
     """Start of the current follow-up gap: the last pain report, or the last resume."""
     last_report = latest_pain(facts)[0]
@@ -314,7 +351,7 @@ def gap_reference_day(facts: PatientFacts) -> float:
     return max(last_report, resumed) if resumed is not None else last_report
 
 
-@memoised
+@memoised(MriEvent)
 def osteoporotic_mri_day(facts: PatientFacts) -> float | None:
     """Day of the first MRI result saying osteoporotic, or None while none has."""
     return next((day for day, etiology in mri_results(facts) if etiology == "osteoporotic"), None)
@@ -325,7 +362,7 @@ def presumed(facts: PatientFacts) -> str:
     return "osteoporotic" if osteoporotic_mri_day(facts) is not None else "presumed osteoporotic (MRI pending)"
 
 
-@memoised
+@memoised(NeuroEvent)
 def neuro_cleared_day(facts: PatientFacts) -> float:
     """Day a neurological deficit was last reported resolved (0 if there never was one)."""
     cleared, open_ = 0.0, "neuro_deficit" in facts.enrollment.red_flags

@@ -32,7 +32,7 @@ class OpenOrder:
 
 def open_orders(facts: PatientFacts) -> list[OpenOrder]:
     """Imaging and DXA orders that no result has answered yet. Read-only."""
-    return facts.view("open_orders", _open_orders, of_actions=True)
+    return facts.view("open_orders", _open_orders, of_actions=True, reads=(MriEvent, RadiographEvent, DxaEvent))
 
 
 def _open_orders(facts: PatientFacts) -> list[OpenOrder]:

@@ -1,0 +1,65 @@
+"""Skipping a decision step that cannot answer differently from last time.
+
+A step of the decisions reads a few kinds of observation, the actions taken and the notes
+recorded, and sometimes the clock. When it last proposed nothing, it will propose nothing again
+until one of those changes: a new observation of a kind it reads, a new action or note, or the
+clock reaching the first instant at which one of its thresholds could be passed. :func:`step`
+marks a step with what it reads (and, for a step that reads the clock, that instant), and runs it
+again only then — so a decision after one new pain report re-reads the pain steps alone.
+
+Only a quiet answer is reused, and only while the decision being built is still empty (a step
+may read what an earlier step proposed in the same decision): any other call runs the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from math import inf
+from typing import TypeVar
+
+from pathway.builder import Builder
+from pathway.facts import more_than
+
+R = TypeVar("R")
+Until = Callable[[Builder], float]
+
+
+def step(*reads: type, until: Until | None = None) -> Callable[[Callable[[Builder], R]], Callable[[Builder], R]]:
+    """Mark a decision step with the event classes it reads; ``until(b)``, for a step that reads the
+    clock, gives the earliest instant after ``b.now`` at which it could propose something without
+    new facts (an earlier instant is always safe: the step is merely run again)."""
+    def mark(run: Callable[[Builder], R]) -> Callable[[Builder], R]:
+        name = f"{run.__module__}.{run.__qualname__}"
+
+        @wraps(run)
+        def quiet_or_run(b: Builder) -> R:
+            decision = b.decision
+            if decision.actions or decision.notes:
+                return run(b)
+            facts = b.facts
+            views = facts._cache()
+            views.catch_up(facts)
+            actions = (len(facts.taken), len(facts.noted))
+            last = views.quiet.get(name)
+            if (last is not None and last[0] == actions and last[1] is b.defn and last[2] <= b.now < last[3]
+                    and (last[4] == views.indexed[1] or views.last_change(reads) <= last[4])):
+                result: R = last[5]
+                return result
+            result = run(b)
+            if not decision.actions and not decision.notes:
+                views.quiet[name] = (actions, b.defn, b.now, until(b) if until else inf, views.indexed[1], result)
+            return result
+        return quiet_or_run
+    return mark
+
+
+def first_after(now: float, *instants: float) -> float:
+    """The earliest of ``instants`` after ``now`` (infinity if none is)."""
+    return min((t for t in instants if t > now), default=inf)
+
+
+def more_than_from(now: float, start: float, days: float) -> float:
+    """When "more than ``days`` since ``start``" could first hold, seen at ``now``: ``start + days``
+    (at or a little before the instant it does), or infinity once it holds."""
+    return inf if more_than(now - start, days) else start + days
