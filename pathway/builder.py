@@ -7,6 +7,7 @@ noted, so deciding again over the same facts never proposes anything twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import inf
 from typing import Any
 
 from pathway.contract import Action, ActionKind, PathwayStatus
@@ -41,6 +42,9 @@ class Builder:
         self.decision = Decision()
         # Ids proposed in this decision; those of earlier ones are read from the facts (no copy).
         self._taken, self._noted, self._ids = facts.taken, facts.noted_ids(), set[str]()
+        self.views = facts.views()  # caught up once per decision (see pathway.quiet)
+        self.actions_seen = (len(facts.taken), len(facts.noted))
+        self.until = inf  # the earliest instant at which a step could answer otherwise (pathway.quiet)
 
     @property
     def safety(self) -> bool:

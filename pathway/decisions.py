@@ -48,7 +48,7 @@ from pathway.medication import (
     opioid_review,
     stop_calcitonin,
 )
-from pathway.quiet import first_after, more_than_from, step
+from pathway.quiet import first_after, more_than_from, nothing_new, remember, step
 from pathway.responses import (
     CANCELLED_ON_EXIT,
     imaging_text,
@@ -77,6 +77,8 @@ class Due:
 
 def decide(defn: PathwayDefinition, facts: PatientFacts, now: float) -> Decision:
     """Everything the guideline calls for at pathway day ``now`` that has not been done yet."""
+    if nothing_new(defn, facts, now):
+        return Decision()
     b = Builder(defn, facts, now)
     _enrollment(b)
     urgent_safety(b)
@@ -102,7 +104,7 @@ def decide(defn: PathwayDefinition, facts: PatientFacts, now: float) -> Decision
         _follow_up_gaps(b)
     if _completed(defn, facts, b):
         b.decision.status = "completed"
-    return b.decision
+    return remember(b, until=first_after(now, defn.rules.completion_day.value))
 
 
 # --- Enrollment ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bisect import insort
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -91,6 +91,12 @@ class PatientFacts(BaseModel):
         """The ids of the decision notes recorded, as a set. Read-only."""
         return self._cache().noted_ids(self)
 
+    def views(self) -> _Views:
+        """The index and caches, caught up with the observations (for :mod:`pathway.quiet`)."""
+        views = self._cache()
+        views.catch_up(self)
+        return views
+
     def _cache(self) -> _Views:
         # Straight to pydantic's private store: its attribute hook costs more than the views save.
         private = self.__pydantic_private__
@@ -130,8 +136,22 @@ class _Views:
 
     def last_change(self, kinds: tuple[type, ...]) -> int:
         """How many observations were indexed when one of these event classes last gained one."""
+        changed, last = self.changed, 0
+        for kind in kinds:
+            at = changed.get(kind, 0)
+            if at > last:
+                last = at
+        return last
+
+    def changed_since(self, seen: int, kinds: tuple[type, ...]) -> bool:
+        """Whether one of these event classes gained an observation after the first ``seen``."""
+        if self.indexed[1] == seen:
+            return False
         changed = self.changed
-        return max([changed.get(kind, 0) for kind in kinds], default=0)
+        for kind in kinds:  # noqa: SIM110 - a generator costs more than the check on this path
+            if changed.get(kind, 0) > seen:
+                return True
+        return False
 
     def noted_ids(self, facts: PatientFacts) -> set[str]:
         """The ids of ``facts.noted`` as a set, kept up to date as notes are appended."""
@@ -176,11 +196,28 @@ def memoised_under(*reads: type) -> Callable[[Callable[[PathwayDefinition, Patie
     return mark
 
 
+def folded(facts: PatientFacts, name: str, kind: type[E], start: Callable[[], V],
+           step: Callable[[V, float, E], None], under: object = None) -> V:
+    """A view folded over the observations of one event class in day order: ``step(state, day,
+    event)`` for each observation after ``start()``. Observations that arrive after the last one
+    in day order (the usual case) are folded into the kept state; one that lands earlier refolds
+    from the start. Read-only."""
+    views = facts._cache()
+    rows = views.catch_up(facts).get(kind, [])
+    found = views.memo.get(name)
+    count, last, state = found[0] if found is not None and found[1] is under else (0, None, None)
+    if state is None or (count and (count > len(rows) or rows[count - 1] is not last)):
+        count, state = 0, start()
+    for day, event in rows[count:]:
+        step(state, day, event)
+    views.memo[name] = ((len(rows), rows[-1] if rows else None, state), under, None)
+    return state
+
+
 def pain_reports(facts: PatientFacts) -> list[tuple[float, int]]:
     """Pain scores by day; the enrollment score is the report at day 0. Read-only."""
-    return facts.view("pain_reports", lambda f: [(0.0, f.enrollment.pain_nrs),
-                                                 *((day, event.nrs) for day, event in f.of(PainEvent))],
-                      reads=(PainEvent,))
+    return folded(facts, "pain_reports", PainEvent, lambda: [(0.0, facts.enrollment.pain_nrs)],
+                  lambda reports, day, event: reports.append((day, event.nrs)))
 
 
 def latest_pain(facts: PatientFacts) -> tuple[float, int]:
@@ -323,24 +360,31 @@ def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | N
     return None
 
 
-@memoised_under(PainEvent)
+@dataclass
+class _FlareWatch:
+    """Pain reports read so far: the lowest score, whether pain is in a flare, the flares found."""
+
+    lowest: int
+    in_flare: bool = False
+    flares: list[tuple[float, int, int]] = field(default_factory=list)
+
+
 def pain_flares(defn: PathwayDefinition, facts: PatientFacts) -> list[tuple[float, int, int]]:
     """Pain flares as (day, nrs, lowest before it): a rise of >= N points above the lowest
     score since enrollment, once that lowest was low enough. One per flare: a new one needs
-    pain to settle back below the flare level first."""
+    pain to settle back below the flare level first. Read-only."""
     rise = defn.rules.flare_rise_nrs.value
     baseline_max = defn.rules.flare_baseline_max_nrs.value
-    flares = []
-    reports = pain_reports(facts)
-    lowest = reports[0][1]
-    in_flare = False
-    for day, nrs in reports[1:]:
+
+    def report(watch: _FlareWatch, day: float, event: PainEvent) -> None:
+        nrs, lowest = event.nrs, watch.lowest
         flaring = lowest <= baseline_max and nrs >= lowest + rise
-        if flaring and not in_flare:
-            flares.append((day, nrs, lowest))
-        in_flare = flaring
-        lowest = min(lowest, nrs)
-    return flares
+        if flaring and not watch.in_flare:
+            watch.flares.append((day, nrs, lowest))
+        watch.in_flare = flaring
+        watch.lowest = min(lowest, nrs)
+    return folded(facts, "pain_flares", PainEvent, lambda: _FlareWatch(facts.enrollment.pain_nrs), report,
+                  under=defn).flares
 
 
 @memoised(PainEvent, ClinicianEvent)

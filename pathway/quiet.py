@@ -18,10 +18,11 @@ from functools import wraps
 from math import inf
 from typing import TypeVar
 
-from pathway.builder import Builder
-from pathway.facts import more_than
+from pathway.builder import Builder, Decision
+from pathway.facts import PatientFacts, more_than
 
 R = TypeVar("R")
+DECISION = "decision"  # the key of the last decision found quiet
 Until = Callable[[Builder], float]
 
 
@@ -37,21 +38,41 @@ def step(*reads: type, until: Until | None = None) -> Callable[[Callable[[Builde
             decision = b.decision
             if decision.actions or decision.notes:
                 return run(b)
-            facts = b.facts
-            views = facts._cache()
-            views.catch_up(facts)
-            actions = (len(facts.taken), len(facts.noted))
+            views = b.views
             last = views.quiet.get(name)
-            if (last is not None and last[0] == actions and last[1] is b.defn and last[2] <= b.now < last[3]
-                    and (last[4] == views.indexed[1] or views.last_change(reads) <= last[4])):
+            if (last is not None and last[0] == b.actions_seen and last[1] is b.defn and last[2] <= b.now < last[3]
+                    and not views.changed_since(last[4], reads)):
+                if last[3] < b.until:
+                    b.until = last[3]
                 result: R = last[5]
                 return result
             result = run(b)
             if not decision.actions and not decision.notes:
-                views.quiet[name] = (actions, b.defn, b.now, until(b) if until else inf, views.indexed[1], result)
+                quiet_until = until(b) if until else inf
+                views.quiet[name] = (b.actions_seen, b.defn, b.now, quiet_until, views.indexed[1], result)
+                if quiet_until < b.until:
+                    b.until = quiet_until
             return result
         return quiet_or_run
     return mark
+
+
+def nothing_new(defn: object, facts: PatientFacts, now: float) -> bool:
+    """Whether the last decision found nothing, nothing has changed since, and ``now`` is before the
+    earliest instant at which one of its steps could answer otherwise: then this one finds nothing."""
+    views = facts.views()
+    last = views.quiet.get(DECISION)
+    return (last is not None and last[1] is defn and last[2] <= now < last[3]
+            and last[0] == (views.indexed[1], len(facts.taken), len(facts.noted)))
+
+
+def remember(b: Builder, until: float) -> Decision:
+    """Return the decision, remembering it if it found nothing (see :func:`nothing_new`); ``until``:
+    an instant of the decision's own (outside its steps) at which it could answer otherwise."""
+    d = b.decision
+    if not d.actions and not d.notes and d.status == "running":
+        b.views.quiet[DECISION] = ((b.views.indexed[1], *b.actions_seen), b.defn, b.now, min(b.until, until))
+    return d
 
 
 def first_after(now: float, *instants: float) -> float:

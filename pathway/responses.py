@@ -140,11 +140,13 @@ def side_effects(b: Builder) -> None:
 @step(PainEvent, ClinicianEvent, MriEvent, NeuroEvent, until=lambda b: _offer_expiry(b))
 def pain_responses(b: Builder) -> None:
     r = b.defn.rules
-    reports = pain_reports(b.facts)[1:]
+    reports = pain_reports(b.facts)
     lo, hi = r.nerve_block_from_day.value, r.nerve_block_until_day.value
     level = b.facts.enrollment.fracture_level
     scope = b.defn.level_aware.nerve_block_scope if b.defn.level_aware else None
-    for day, nrs in reports:
+    # The first severe report in the window decides the offer (or the note): once done, no other can.
+    offered = b.done("offer_nerve_block") or b.done("offer_nerve_block:out_of_scope")
+    for day, nrs in [] if offered else reports[1:]:
         if lo <= day <= hi and nrs >= r.severe_pain_nrs.value and scope and level not in scope.levels:
             b.note("offer_nerve_block:out_of_scope", day,
                    f"Pain NRS {nrs} on day {day:g} >= {r.severe_pain_nrs.value:g} within days {lo:g}–{hi:g} would "
@@ -166,8 +168,11 @@ def pain_responses(b: Builder) -> None:
         b.note("offer_nerve_block:expired", check_after(0, hi),
                f"Nerve-block offer not confirmed by day {hi:g}, the end of the acute phase: it has "
                "expired; a later confirmation is refused.", r.nerve_block_until_day.cite())
-    _physical_therapy(b, reports)
+    if not b.done("refer_physical_therapy"):
+        _physical_therapy(b, reports[1:])
     for day, nrs, lowest in pain_flares(b.defn, b.facts):
+        if b.done(f"order_adjacent_fracture_screening:flare:{day:g}"):
+            continue
         b.act(f"order_adjacent_fracture_screening:flare:{day:g}", "order_adjacent_fracture_screening",
               day, f"Pain flare: NRS {nrs} on day {day:g} is >= {r.flare_rise_nrs.value:g} above the "
               f"lowest score {lowest} (<= {r.flare_baseline_max_nrs.value:g}): screen for a new "
