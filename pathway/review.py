@@ -90,8 +90,8 @@ def twelve_week_review(b: Builder) -> None:
 
 def review_held(facts: PatientFacts) -> bool:
     """Whether the review waits for evidence (and has neither been decided nor lapsed)."""
-    noted = set(facts.noted)
-    return f"{REVIEW}:held" in noted and not {f"{REVIEW}:done", f"{REVIEW}:lapsed"} & noted
+    noted = facts.noted_ids()
+    return f"{REVIEW}:held" in noted and f"{REVIEW}:done" not in noted and f"{REVIEW}:lapsed" not in noted
 
 
 def _review_on_current_evidence(b: Builder) -> None:
