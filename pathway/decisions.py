@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pathway.builder import Builder, Decision, Note
-from pathway.contract import ActionKind, ClinicianEvent, PainEvent, PathwayStatus
+from pathway.contract import ActionKind, ClinicianEvent, MobilityEvent, PainEvent, PathwayStatus
 from pathway.facts import (
     GRACE,
     PatientFacts,
@@ -268,6 +268,13 @@ def _completed(defn: PathwayDefinition, facts: PatientFacts, b: Builder) -> bool
 
 def next_due(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[Due]:
     """Future instants at which something may come due (the pathway's named timers)."""
+    dues = facts.view("next_due", lambda f: _dues(defn, f), under=defn, of_actions=True,
+                      reads=(PainEvent, ClinicianEvent, MobilityEvent))
+    return [d for d in dues if d.day > now]
+
+
+def _dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
+    """Every instant the facts set a timer for, past ones included, in order."""
     r = defn.rules
     dues: list[Due] = []
     if "start_calcitonin" in facts.taken and "stop_calcitonin" not in facts.taken:
@@ -286,7 +293,7 @@ def next_due(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[D
             dues.append(Due(check_after(start, r.immobilization_max_days.value), "prolonged immobilization check"))
     if defn.safety is not None:
         dues += _safety_dues(defn, facts)
-    return sorted((d for d in dues if d.day > now), key=lambda d: d.day)
+    return sorted(dues, key=lambda d: d.day)
 
 
 def _safety_dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
