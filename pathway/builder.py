@@ -42,7 +42,10 @@ class Builder:
         self.decision = Decision()
         # Ids proposed in this decision; those of earlier ones are read from the facts (no copy).
         self._taken, self._noted, self._ids = facts.taken, facts.noted_ids(), set[str]()
-        self.views = facts.views()  # caught up once per decision (see pathway.quiet)
+        # What pathway.quiet compares, read once per decision: the index caught up, how many
+        # observations it holds, and how many actions and notes there are.
+        self.views = views = facts.views()
+        self.observations_seen = views.indexed[1]
         self.actions_seen = (len(facts.taken), len(facts.noted))
         self.until = inf  # the earliest instant at which a step could answer otherwise (pathway.quiet)
 

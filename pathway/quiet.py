@@ -41,7 +41,7 @@ def step(*reads: type, until: Until | None = None) -> Callable[[Callable[[Builde
             views = b.views
             last = views.quiet.get(name)
             if (last is not None and last[0] == b.actions_seen and last[1] is b.defn and last[2] <= b.now < last[3]
-                    and not views.changed_since(last[4], reads)):
+                    and (last[4] == b.observations_seen or not views.changed_since(last[4], reads))):
                 if last[3] < b.until:
                     b.until = last[3]
                 result: R = last[5]
@@ -49,7 +49,7 @@ def step(*reads: type, until: Until | None = None) -> Callable[[Callable[[Builde
             result = run(b)
             if not decision.actions and not decision.notes:
                 quiet_until = until(b) if until else inf
-                views.quiet[name] = (b.actions_seen, b.defn, b.now, quiet_until, views.indexed[1], result)
+                views.quiet[name] = (b.actions_seen, b.defn, b.now, quiet_until, b.observations_seen, result)
                 if quiet_until < b.until:
                     b.until = quiet_until
             return result

@@ -37,9 +37,13 @@ def open_orders(facts: PatientFacts) -> list[OpenOrder]:
 
 def _open_orders(facts: PatientFacts) -> list[OpenOrder]:
     still_open: list[OpenOrder] = []
+    by_result: dict[type, list[tuple[float, str]]] = {}
+    for action_id, day in facts.taken.items():
+        answered_by = RESULT_EVENT_FOR.get(action_id.split(":", 1)[0])
+        if answered_by is not None:
+            by_result.setdefault(answered_by, []).append((day, action_id))
     for result_type in dict.fromkeys(RESULT_EVENT_FOR.values()):
-        orders = sorted((day, action_id) for action_id, day in facts.taken.items()
-                        if RESULT_EVENT_FOR.get(action_id.split(":")[0]) is result_type)
+        orders = sorted(by_result.get(result_type, ()))
         results = [day for day, _ in facts.of(result_type)]
         waiting: list[tuple[float, str]] = []
         queue = list(orders)
