@@ -71,15 +71,14 @@ class PatientFacts(BaseModel):
 
     def of(self, kind: type[E]) -> list[tuple[float, E]]:
         """Observations of one event class, in day order (arrival order on ties). Read-only."""
-        return self._cache().catch_up(self).get(kind, [])
+        return self.views().index.get(kind, [])
 
     def view(self, name: str, derive: Callable[[PatientFacts], V], under: object = None,
              of_actions: bool = False, reads: tuple[type, ...] | None = None) -> V:
         """A view derived from the observations (``reads``: of these event classes only; ``of_actions``:
         and the actions and notes; ``under``: and e.g. the definition), kept until one of those
         changes. Read-only."""
-        views = self._cache()
-        views.catch_up(self)
+        views = self.views()
         seen: object = views.indexed if reads is None else views.last_change(reads)
         version = (seen, len(self.taken), len(self.noted)) if of_actions else seen
         found = views.memo.get(name)
@@ -94,7 +93,10 @@ class PatientFacts(BaseModel):
     def views(self) -> _Views:
         """The index and caches, caught up with the observations (for :mod:`pathway.quiet`)."""
         views = self._cache()
-        views.catch_up(self)
+        observations = self.observations
+        which, count = views.indexed
+        if count != len(observations) or which != id(observations):
+            views.catch_up(self)
         return views
 
     def _cache(self) -> _Views:
@@ -202,8 +204,8 @@ def folded(facts: PatientFacts, name: str, kind: type[E], start: Callable[[], V]
     event)`` for each observation after ``start()``. Observations that arrive after the last one
     in day order (the usual case) are folded into the kept state; one that lands earlier refolds
     from the start. Read-only."""
-    views = facts._cache()
-    rows = views.catch_up(facts).get(kind, [])
+    views = facts.views()
+    rows = views.index.get(kind, [])
     found = views.memo.get(name)
     count, last, state = found[0] if found is not None and found[1] is under else (0, None, None)
     if state is None or (count and (count > len(rows) or rows[count - 1] is not last)):
