@@ -92,7 +92,9 @@ class PatientFacts(BaseModel):
 
     def views(self) -> _Views:
         """The index and caches, caught up with the observations (for :mod:`pathway.quiet`)."""
-        views = self._cache()
+        private = self.__pydantic_private__  # as in _cache, inline: every view asks
+        assert private is not None
+        views: _Views = private["_views"]
         observations = self.observations
         which, count = views.indexed
         if count != len(observations) or which != id(observations):

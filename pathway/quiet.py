@@ -77,7 +77,11 @@ def remember(b: Builder, until: float) -> Decision:
 
 def first_after(now: float, *instants: float) -> float:
     """The earliest of ``instants`` after ``now`` (infinity if none is)."""
-    return min((t for t in instants if t > now), default=inf)
+    first = inf
+    for t in instants:
+        if now < t < first:
+            first = t
+    return first
 
 
 def more_than_from(now: float, start: float, days: float) -> float:
