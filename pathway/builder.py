@@ -7,6 +7,7 @@ noted, so deciding again over the same facts never proposes anything twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import inf
 from typing import Any
 
 from pathway.contract import Action, ActionKind, PathwayStatus
@@ -39,7 +40,14 @@ class Builder:
     def __init__(self, defn: PathwayDefinition, facts: PatientFacts, now: float):
         self.defn, self.facts, self.now = defn, facts, now
         self.decision = Decision()
-        self._ids = set(facts.taken) | set(facts.noted)
+        # Ids proposed in this decision; those of earlier ones are read from the facts (no copy).
+        self._taken, self._noted, self._ids = facts.taken, facts.noted_ids(), set[str]()
+        # What pathway.quiet compares, read once per decision: the index caught up, how many
+        # observations it holds, and how many actions and notes there are.
+        self.views = views = facts.views()
+        self.observations_seen = views.indexed[1]
+        self.actions_seen = (len(facts.taken), len(facts.noted))
+        self.until = inf  # the earliest instant at which a step could answer otherwise (pathway.quiet)
 
     @property
     def safety(self) -> bool:
@@ -48,12 +56,12 @@ class Builder:
 
     def done(self, action_id: str) -> bool:
         """Whether an action or note with this id was already taken or noted."""
-        return action_id in self._ids
+        return action_id in self._ids or action_id in self._taken or action_id in self._noted
 
     def act(self, action_id: str, kind: ActionKind, day: float, rationale: str,
             basis: tuple[Rule | Schedule, ...] = (), **details: Any) -> None:
         """Propose an action unless its id was taken; ``basis`` names the rules it rests on."""
-        if action_id in self._ids:
+        if self.done(action_id):
             return
         self._ids.add(action_id)
         self.decision.actions.append(Action(
@@ -67,7 +75,7 @@ class Builder:
 
     def note(self, note_id: str, day: float, text: str, citation: str = "") -> None:
         """Record a decision note unless its id was noted."""
-        if note_id in self._ids:
+        if self.done(note_id):
             return
         self._ids.add(note_id)
         self.decision.notes.append(Note(note_id, round(day, 3), text, citation))

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pathway.builder import Builder, Decision, Note
-from pathway.contract import ActionKind, PathwayStatus
+from pathway.contract import ActionKind, ClinicianEvent, MobilityEvent, PainEvent, PathwayStatus
 from pathway.facts import (
     GRACE,
     PatientFacts,
@@ -48,6 +48,7 @@ from pathway.medication import (
     opioid_review,
     stop_calcitonin,
 )
+from pathway.quiet import first_after, more_than_from, nothing_new, remember, step
 from pathway.responses import (
     CANCELLED_ON_EXIT,
     imaging_text,
@@ -76,6 +77,8 @@ class Due:
 
 def decide(defn: PathwayDefinition, facts: PatientFacts, now: float) -> Decision:
     """Everything the guideline calls for at pathway day ``now`` that has not been done yet."""
+    if nothing_new(defn, facts, now):
+        return Decision()
     b = Builder(defn, facts, now)
     _enrollment(b)
     urgent_safety(b)
@@ -101,7 +104,7 @@ def decide(defn: PathwayDefinition, facts: PatientFacts, now: float) -> Decision
         _follow_up_gaps(b)
     if _completed(defn, facts, b):
         b.decision.status = "completed"
-    return b.decision
+    return remember(b, until=first_after(now, defn.rules.completion_day.value))
 
 
 # --- Enrollment ---------------------------------------------------------------------------
@@ -168,6 +171,12 @@ def _enrollment_mri(b: Builder) -> None:
 
 # --- Schedule ------------------------------------------------------------------------------
 
+def _scheduled_days(b: Builder) -> float:
+    s = b.defn.schedules
+    return first_after(b.now, *s.radiograph_days.days, *s.screening_days.days)
+
+
+@step(until=_scheduled_days)
 def _schedule(b: Builder) -> None:
     radiographs = b.defn.schedules.radiograph_days
     due = [d for d in radiographs.days if b.now >= d and d not in _radiographs_ordered(b)]
@@ -222,6 +231,13 @@ def _recent_flare_screening(b: Builder, scheduled_day: int) -> float | None:
     return max(recent) if recent else None
 
 
+def _gap_checks(b: Builder) -> float:
+    r, since = b.defn.rules, gap_reference_day(b.facts)
+    return min(first_after(b.now, r.completion_day.value), more_than_from(b.now, since, r.outreach_after_days.value),
+               more_than_from(b.now, since, r.escalate_after_days.value))
+
+
+@step(PainEvent, ClinicianEvent, until=_gap_checks)
 def _follow_up_gaps(b: Builder) -> None:
     r = b.defn.rules
     if b.now >= r.completion_day.value:
@@ -252,6 +268,13 @@ def _completed(defn: PathwayDefinition, facts: PatientFacts, b: Builder) -> bool
 
 def next_due(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[Due]:
     """Future instants at which something may come due (the pathway's named timers)."""
+    dues = facts.view("next_due", lambda f: _dues(defn, f), under=defn, of_actions=True,
+                      reads=(PainEvent, ClinicianEvent, MobilityEvent))
+    return [d for d in dues if d.day > now]
+
+
+def _dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
+    """Every instant the facts set a timer for, past ones included, in order."""
     r = defn.rules
     dues: list[Due] = []
     if "start_calcitonin" in facts.taken and "stop_calcitonin" not in facts.taken:
@@ -270,7 +293,7 @@ def next_due(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[D
             dues.append(Due(check_after(start, r.immobilization_max_days.value), "prolonged immobilization check"))
     if defn.safety is not None:
         dues += _safety_dues(defn, facts)
-    return sorted((d for d in dues if d.day > now), key=lambda d: d.day)
+    return sorted(dues, key=lambda d: d.day)
 
 
 def _safety_dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:

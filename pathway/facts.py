@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bisect import insort
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -71,19 +71,35 @@ class PatientFacts(BaseModel):
 
     def of(self, kind: type[E]) -> list[tuple[float, E]]:
         """Observations of one event class, in day order (arrival order on ties). Read-only."""
-        return self._cache().catch_up(self).get(kind, [])
+        return self.views().index.get(kind, [])
 
     def view(self, name: str, derive: Callable[[PatientFacts], V], under: object = None,
-             of_actions: bool = False) -> V:
-        """A view derived from the observations (``of_actions``: and the actions and notes; ``under``:
-        and e.g. the definition), kept until one of those changes. Read-only."""
-        views = self._cache()
-        views.catch_up(self)
-        version = (views.indexed, len(self.taken), len(self.noted)) if of_actions else views.indexed
+             of_actions: bool = False, reads: tuple[type, ...] | None = None) -> V:
+        """A view derived from the observations (``reads``: of these event classes only; ``of_actions``:
+        and the actions and notes; ``under``: and e.g. the definition), kept until one of those
+        changes. Read-only."""
+        views = self.views()
+        seen: object = views.indexed if reads is None else views.last_change(reads)
+        version = (seen, len(self.taken), len(self.noted)) if of_actions else seen
         found = views.memo.get(name)
         if found is None or found[0] != version or found[1] is not under:
             found = views.memo[name] = (version, under, derive(self))
         return found[2]
+
+    def noted_ids(self) -> set[str]:
+        """The ids of the decision notes recorded, as a set. Read-only."""
+        return self._cache().noted_ids(self)
+
+    def views(self) -> _Views:
+        """The index and caches, caught up with the observations (for :mod:`pathway.quiet`)."""
+        private = self.__pydantic_private__  # as in _cache, inline: every view asks
+        assert private is not None
+        views: _Views = private["_views"]
+        observations = self.observations
+        which, count = views.indexed
+        if count != len(observations) or which != id(observations):
+            views.catch_up(self)
+        return views
 
     def _cache(self) -> _Views:
         # Straight to pydantic's private store: its attribute hook costs more than the views save.
@@ -94,14 +110,19 @@ class PatientFacts(BaseModel):
 
 
 class _Views:
-    """The observations indexed by event class as they arrive, and views memoised over them."""
+    """The observations indexed by event class as they arrive, views memoised over them, the ids
+    noted so far as a set, and the steps last found quiet (:mod:`pathway.quiet`)."""
 
-    __slots__ = ("index", "indexed", "memo")
+    __slots__ = ("changed", "index", "indexed", "memo", "noted", "noted_seen", "quiet")
 
     def __init__(self) -> None:
         self.index: dict[type, list[tuple[float, Any]]] = {}
         self.indexed = (0, 0)  # (which list, how many of it)
+        self.changed: dict[type, int] = {}  # event class -> how many observations were indexed at its last
         self.memo: dict[str, tuple[Any, object, Any]] = {}
+        self.noted: set[str] = set()
+        self.noted_seen = (0, 0)  # (which list, how many of it)
+        self.quiet: dict[str, Any] = {}
 
     def catch_up(self, facts: PatientFacts) -> dict[type, list[tuple[float, Any]]]:
         observations = facts.observations
@@ -109,42 +130,98 @@ class _Views:
         if count == len(observations) and which == id(observations):
             return self.index
         if which != id(observations) or count > len(observations):
-            self.index, self.memo, count = {}, {}, 0
+            self.index, self.changed, self.memo, self.quiet, count = {}, {}, {}, {}, 0
         for o in observations[count:]:
+            count += 1
             insort(self.index.setdefault(type(o.event), []), (o.day, o.event), key=_by_day)
-        self.indexed = (id(observations), len(observations))
+            self.changed[type(o.event)] = count
+        self.indexed = (id(observations), count)
         return self.index
+
+    def last_change(self, kinds: tuple[type, ...]) -> int:
+        """How many observations were indexed when one of these event classes last gained one."""
+        changed, last = self.changed, 0
+        for kind in kinds:
+            at = changed.get(kind, 0)
+            if at > last:
+                last = at
+        return last
+
+    def changed_since(self, seen: int, kinds: tuple[type, ...]) -> bool:
+        """Whether one of these event classes gained an observation after the first ``seen``."""
+        if self.indexed[1] == seen:
+            return False
+        changed = self.changed
+        for kind in kinds:  # noqa: SIM110 - a generator costs more than the check on this path
+            if changed.get(kind, 0) > seen:
+                return True
+        return False
+
+    def noted_ids(self, facts: PatientFacts) -> set[str]:
+        """The ids of ``facts.noted`` as a set, kept up to date as notes are appended."""
+        noted = facts.noted
+        which, count = self.noted_seen
+        if count != len(noted) or which != id(noted):
+            if which != id(noted) or count > len(noted):
+                self.noted, count = set(), 0
+            self.noted.update(noted[count:])
+            self.noted_seen = (id(noted), len(noted))
+        return self.noted
 
 
 def _by_day(row: tuple[float, Any]) -> float:
     return row[0]
 
 
-def memoised(derive: Callable[[PatientFacts], V]) -> Callable[[PatientFacts], V]:
-    """A view of the facts alone, derived once per change of the facts (results are read-only)."""
-    name = derive.__qualname__
+def memoised(*reads: type) -> Callable[[Callable[[PatientFacts], V]], Callable[[PatientFacts], V]]:
+    """A view of the observations of these event classes, derived once per change of them (results
+    are read-only)."""
+    def mark(derive: Callable[[PatientFacts], V]) -> Callable[[PatientFacts], V]:
+        name = derive.__qualname__
 
-    @wraps(derive)
-    def view(facts: PatientFacts) -> V:
-        return facts.view(name, derive)
-    return view
+        @wraps(derive)
+        def view(facts: PatientFacts) -> V:
+            return facts.view(name, derive, reads=reads)
+        return view
+    return mark
 
 
-def memoised_under(derive: Callable[[PathwayDefinition, PatientFacts], V]
-                   ) -> Callable[[PathwayDefinition, PatientFacts], V]:
-    """A view of the facts under a definition, derived once per change of either."""
-    name = derive.__qualname__
+def memoised_under(*reads: type) -> Callable[[Callable[[PathwayDefinition, PatientFacts], V]],
+                                             Callable[[PathwayDefinition, PatientFacts], V]]:
+    """A view of the observations of these event classes under a definition, derived once per
+    change of either."""
+    def mark(derive: Callable[[PathwayDefinition, PatientFacts], V]) -> Callable[[PathwayDefinition, PatientFacts], V]:
+        name = derive.__qualname__
 
-    @wraps(derive)
-    def view(defn: PathwayDefinition, facts: PatientFacts) -> V:
-        return facts.view(name, lambda f: derive(defn, f), under=defn)
-    return view
+        @wraps(derive)
+        def view(defn: PathwayDefinition, facts: PatientFacts) -> V:
+            return facts.view(name, lambda f: derive(defn, f), under=defn, reads=reads)
+        return view
+    return mark
+
+
+def folded(facts: PatientFacts, name: str, kind: type[E], start: Callable[[], V],
+           step: Callable[[V, float, E], None], under: object = None) -> V:
+    """A view folded over the observations of one event class in day order: ``step(state, day,
+    event)`` for each observation after ``start()``. Observations that arrive after the last one
+    in day order (the usual case) are folded into the kept state; one that lands earlier refolds
+    from the start. Read-only."""
+    views = facts.views()
+    rows = views.index.get(kind, [])
+    found = views.memo.get(name)
+    count, last, state = found[0] if found is not None and found[1] is under else (0, None, None)
+    if state is None or (count and (count > len(rows) or rows[count - 1] is not last)):
+        count, state = 0, start()
+    for day, event in rows[count:]:
+        step(state, day, event)
+    views.memo[name] = ((len(rows), rows[-1] if rows else None, state), under, None)
+    return state
 
 
 def pain_reports(facts: PatientFacts) -> list[tuple[float, int]]:
     """Pain scores by day; the enrollment score is the report at day 0. Read-only."""
-    return facts.view("pain_reports", lambda f: [(0.0, f.enrollment.pain_nrs),
-                                                 *((day, event.nrs) for day, event in f.of(PainEvent))])
+    return folded(facts, "pain_reports", PainEvent, lambda: [(0.0, facts.enrollment.pain_nrs)],
+                  lambda reports, day, event: reports.append((day, event.nrs)))
 
 
 def latest_pain(facts: PatientFacts) -> tuple[float, int]:
@@ -161,7 +238,7 @@ class PauseState:
     last_resumed: float | None
 
 
-@memoised
+@memoised(ClinicianEvent)
 def pause_state(facts: PatientFacts) -> PauseState:
     """Pause and resume decisions, in order."""
     paused, since, resumed = False, None, None
@@ -176,10 +253,11 @@ def pause_state(facts: PatientFacts) -> PauseState:
 def decisions_of(facts: PatientFacts, decision: str) -> list[tuple[float, ClinicianEvent]]:
     """Clinician decisions of one kind, by day. Read-only."""
     return facts.view(f"decisions_of:{decision}",
-                      lambda f: [(d, e) for d, e in f.of(ClinicianEvent) if e.decision == decision])
+                      lambda f: [(d, e) for d, e in f.of(ClinicianEvent) if e.decision == decision],
+                      reads=(ClinicianEvent,))
 
 
-@memoised
+@memoised(MobilityEvent)
 def bed_bound_spells(facts: PatientFacts) -> list[tuple[float, float | None]]:
     """Bed-bound spells as (start day, end day or None while it lasts)."""
     spells: list[tuple[float, float | None]] = []
@@ -195,7 +273,7 @@ def bed_bound_spells(facts: PatientFacts) -> list[tuple[float, float | None]]:
     return spells
 
 
-@memoised
+@memoised(NeuroEvent)
 def neuro_episodes(facts: PatientFacts) -> list[float]:
     """Start days of neurological-deficit episodes (the enrollment red flag opens one at day 0)."""
     starts: list[float] = []
@@ -209,7 +287,7 @@ def neuro_episodes(facts: PatientFacts) -> list[float]:
     return starts
 
 
-@memoised
+@memoised(NeuroEvent)
 def neuro_deficit_open(facts: PatientFacts) -> bool:
     """Whether the latest neurological information shows a deficit."""
     events = facts.of(NeuroEvent)
@@ -218,14 +296,14 @@ def neuro_deficit_open(facts: PatientFacts) -> bool:
     return "neuro_deficit" in facts.enrollment.red_flags
 
 
-@memoised
+@memoised(PulmonaryEvent)
 def pulmonary_dysfunction(facts: PatientFacts) -> bool:
     """The latest pulmonary finding."""
     events = facts.of(PulmonaryEvent)
     return bool(events[-1][1].dysfunction) if events else False
 
 
-@memoised
+@memoised(MriEvent)
 def mri_results(facts: PatientFacts) -> list[tuple[float, str]]:
     """MRI etiologies by day."""
     return [(day, event.etiology) for day, event in facts.of(MriEvent)]
@@ -243,7 +321,7 @@ def genant_grade(defn: PathwayDefinition, height_loss_pct: float) -> int:
     return 0
 
 
-@memoised
+@memoised(RadiographEvent)
 def latest_height_loss(facts: PatientFacts) -> float:
     """Height loss on the latest image (the enrollment's when no radiograph came)."""
     images = facts.of(RadiographEvent)
@@ -258,7 +336,7 @@ class Progression:
     reason: str
 
 
-@memoised_under
+@memoised_under(RadiographEvent)
 def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | None:
     """First progression of the deformity against the first image (the enrollment's)."""
     first_height = facts.enrollment.height_loss_pct
@@ -286,27 +364,34 @@ def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | N
     return None
 
 
-@memoised_under
+@dataclass
+class _FlareWatch:
+    """Pain reports read so far: the lowest score, whether pain is in a flare, the flares found."""
+
+    lowest: int
+    in_flare: bool = False
+    flares: list[tuple[float, int, int]] = field(default_factory=list)
+
+
 def pain_flares(defn: PathwayDefinition, facts: PatientFacts) -> list[tuple[float, int, int]]:
     """Pain flares as (day, nrs, lowest before it): a rise of >= N points above the lowest
     score since enrollment, once that lowest was low enough. One per flare: a new one needs
-    pain to settle back below the flare level first."""
+    pain to settle back below the flare level first. Read-only."""
     rise = defn.rules.flare_rise_nrs.value
     baseline_max = defn.rules.flare_baseline_max_nrs.value
-    flares = []
-    reports = pain_reports(facts)
-    lowest = reports[0][1]
-    in_flare = False
-    for day, nrs in reports[1:]:
+
+    def report(watch: _FlareWatch, day: float, event: PainEvent) -> None:
+        nrs, lowest = event.nrs, watch.lowest
         flaring = lowest <= baseline_max and nrs >= lowest + rise
-        if flaring and not in_flare:
-            flares.append((day, nrs, lowest))
-        in_flare = flaring
-        lowest = min(lowest, nrs)
-    return flares
+        if flaring and not watch.in_flare:
+            watch.flares.append((day, nrs, lowest))
+        watch.in_flare = flaring
+        watch.lowest = min(lowest, nrs)
+    return folded(facts, "pain_flares", PainEvent, lambda: _FlareWatch(facts.enrollment.pain_nrs), report,
+                  under=defn).flares
 
 
-@memoised
+@memoised(PainEvent, ClinicianEvent)
 def gap_reference_day(facts: PatientFacts) -> float:
     """Start of the current follow-up gap: the last pain report, or the last resume."""
     last_report = latest_pain(facts)[0]
@@ -314,7 +399,7 @@ def gap_reference_day(facts: PatientFacts) -> float:
     return max(last_report, resumed) if resumed is not None else last_report
 
 
-@memoised
+@memoised(MriEvent)
 def osteoporotic_mri_day(facts: PatientFacts) -> float | None:
     """Day of the first MRI result saying osteoporotic, or None while none has."""
     return next((day for day, etiology in mri_results(facts) if etiology == "osteoporotic"), None)
@@ -325,7 +410,7 @@ def presumed(facts: PatientFacts) -> str:
     return "osteoporotic" if osteoporotic_mri_day(facts) is not None else "presumed osteoporotic (MRI pending)"
 
 
-@memoised
+@memoised(NeuroEvent)
 def neuro_cleared_day(facts: PatientFacts) -> float:
     """Day a neurological deficit was last reported resolved (0 if there never was one)."""
     cleared, open_ = 0.0, "neuro_deficit" in facts.enrollment.red_flags

@@ -3,10 +3,11 @@ review. Pure (see :mod:`pathway.decisions`)."""
 
 from __future__ import annotations
 
+from math import inf
+
 from pathway.builder import Builder
-from pathway.facts import (
-    latest_pain,
-)
+from pathway.facts import latest_pain
+from pathway.quiet import first_after, step
 
 
 def calcitonin_withheld(b: Builder) -> str:
@@ -50,12 +51,14 @@ def stop_calcitonin(b: Builder, day: float, why: str) -> None:
               f"Calcitonin stopped on day {day:g}: {why} (short-term use only).", reason=why)
 
 
+@step(until=lambda b: first_after(b.now, b.defn.rules.calcitonin_stop_day.value))
 def calcitonin_hard_stop(b: Builder) -> None:
     stop = b.defn.rules.calcitonin_stop_day.value
     if b.now >= stop:
         stop_calcitonin(b, b.now, f"{stop:g}-day course complete (hard stop)")
 
 
+@step(until=lambda b: first_after(b.now, b.defn.safety.rules.opioid_review_day.value) if b.defn.safety else inf)
 def opioid_review(b: Builder) -> None:
     """Opioid stewardship: the care team reviews the short course on its review day."""
     if b.defn.safety is None or "prescribe_opioid_short_course" not in b.facts.taken:

@@ -8,10 +8,21 @@ per cause. A pause does not hold these: new clinical information is always answe
 
 from __future__ import annotations
 
+from math import inf
 from typing import Any, cast
 
 from pathway.builder import Builder
-from pathway.contract import ActionKind, DxaEvent, RadiographEvent, SideEffectEvent
+from pathway.contract import (
+    ActionKind,
+    ClinicianEvent,
+    DxaEvent,
+    MobilityEvent,
+    MriEvent,
+    NeuroEvent,
+    PainEvent,
+    RadiographEvent,
+    SideEffectEvent,
+)
 from pathway.facts import (
     PatientFacts,
     bed_bound_spells,
@@ -29,6 +40,7 @@ from pathway.facts import (
 )
 from pathway.guideline import PathwayDefinition
 from pathway.medication import stop_calcitonin
+from pathway.quiet import more_than_from, step
 from pathway.results import RESULT_EVENT_FOR, open_orders
 
 # Pending work cancelled when the fracture proves pathologic.
@@ -46,6 +58,7 @@ REVIEWED_ON_EXIT = ("prescribe_bisphosphonate", "prescribe_first_line_analgesia"
                     "prescribe_opioid_short_course", "prescribe_calcium_vitamin_d")
 
 
+@step(NeuroEvent, MriEvent)
 def urgent_safety(b: Builder) -> None:
     mri_pending = not mri_results(b.facts)
     for start in neuro_episodes(b.facts):
@@ -60,6 +73,7 @@ def urgent_safety(b: Builder) -> None:
               priority="urgent", **extra)
 
 
+@step(MriEvent)
 def pathologic_fracture(b: Builder) -> bool:
     for day, etiology in mri_results(b.facts):
         if etiology in ("malignant", "infection"):
@@ -108,6 +122,7 @@ def _open_orders(b: Builder) -> list[dict[str, object]]:
     return rows
 
 
+@step(SideEffectEvent)
 def side_effects(b: Builder) -> None:
     """Each reported side effect reaches a clinician; nothing is stopped automatically."""
     if not b.safety:
@@ -122,13 +137,16 @@ def side_effects(b: Builder) -> None:
                  "Nothing is stopped automatically.", drug=event.drug, effect=event.effect)
 
 
+@step(PainEvent, ClinicianEvent, MriEvent, NeuroEvent, until=lambda b: _offer_expiry(b))
 def pain_responses(b: Builder) -> None:
     r = b.defn.rules
-    reports = pain_reports(b.facts)[1:]
+    reports = pain_reports(b.facts)
     lo, hi = r.nerve_block_from_day.value, r.nerve_block_until_day.value
     level = b.facts.enrollment.fracture_level
     scope = b.defn.level_aware.nerve_block_scope if b.defn.level_aware else None
-    for day, nrs in reports:
+    # The first severe report in the window decides the offer (or the note): once done, no other can.
+    offered = b.done("offer_nerve_block") or b.done("offer_nerve_block:out_of_scope")
+    for day, nrs in [] if offered else reports[1:]:
         if lo <= day <= hi and nrs >= r.severe_pain_nrs.value and scope and level not in scope.levels:
             b.note("offer_nerve_block:out_of_scope", day,
                    f"Pain NRS {nrs} on day {day:g} >= {r.severe_pain_nrs.value:g} within days {lo:g}–{hi:g} would "
@@ -150,14 +168,22 @@ def pain_responses(b: Builder) -> None:
         b.note("offer_nerve_block:expired", check_after(0, hi),
                f"Nerve-block offer not confirmed by day {hi:g}, the end of the acute phase: it has "
                "expired; a later confirmation is refused.", r.nerve_block_until_day.cite())
-    _physical_therapy(b, reports)
+    if not b.done("refer_physical_therapy"):
+        _physical_therapy(b, reports[1:])
     for day, nrs, lowest in pain_flares(b.defn, b.facts):
+        if b.done(f"order_adjacent_fracture_screening:flare:{day:g}"):
+            continue
         b.act(f"order_adjacent_fracture_screening:flare:{day:g}", "order_adjacent_fracture_screening",
               day, f"Pain flare: NRS {nrs} on day {day:g} is >= {r.flare_rise_nrs.value:g} above the "
               f"lowest score {lowest} (<= {r.flare_baseline_max_nrs.value:g}): screen for a new "
               "adjacent-level fracture."
               + imaging_text(b, "order_adjacent_fracture_screening", b.facts.enrollment.fracture_level),
               basis=(r.flare_rise_nrs, r.flare_baseline_max_nrs), trigger="pain_flare")
+
+
+def _offer_expiry(b: Builder) -> float:
+    """When an unconfirmed nerve-block offer could expire (vcf-1.2 on)."""
+    return more_than_from(b.now, 0, b.defn.rules.nerve_block_until_day.value) if b.safety else inf
 
 
 def _physical_therapy(b: Builder, reports: list[tuple[float, int]]) -> None:
@@ -211,6 +237,7 @@ def nerve_block_offer_expired(defn: PathwayDefinition, facts: PatientFacts, day:
             and more_than(day, defn.rules.nerve_block_until_day.value))
 
 
+@step(RadiographEvent)
 def radiograph_findings(b: Builder) -> None:
     r = b.defn.rules
     found = progression(b.defn, b.facts)
@@ -234,6 +261,8 @@ def radiograph_findings(b: Builder) -> None:
                   priority="routine", level=new)
 
 
+@step(MobilityEvent, until=lambda b: min((more_than_from(b.now, start, b.defn.rules.immobilization_max_days.value)
+                                         for start, end in bed_bound_spells(b.facts) if end is None), default=inf))
 def immobilization(b: Builder) -> None:
     rule = b.defn.rules.immobilization_max_days
     for start, end in bed_bound_spells(b.facts):
@@ -243,6 +272,7 @@ def immobilization(b: Builder) -> None:
                   "immobilization risks deconditioning, bone loss and DVT.", basis=(rule,), bed_bound_since=start)
 
 
+@step(MriEvent, DxaEvent, ClinicianEvent)
 def results_read(b: Builder) -> None:
     for day, etiology in mri_results(b.facts):
         b.note(f"mri:{day:g}:{etiology}", day,

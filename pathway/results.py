@@ -33,15 +33,19 @@ class OpenOrder:
 def open_orders(facts: PatientFacts) -> list[OpenOrder]:
     """Imaging and DXA orders that no result has answered yet, and whose task the performer has
     not rejected or failed (no result will come: its overdue clock stops). Read-only."""
-    return facts.view("open_orders", _open_orders, of_actions=True)
+    return facts.view("open_orders", _open_orders, of_actions=True, reads=(MriEvent, RadiographEvent, DxaEvent))
 
 
 def _open_orders(facts: PatientFacts) -> list[OpenOrder]:
     still_open: list[OpenOrder] = []
+    by_result: dict[type, list[tuple[float, str]]] = {}
+    for action_id, day in facts.taken.items():
+        answered_by = RESULT_EVENT_FOR.get(action_id.split(":", 1)[0])
+        if answered_by is not None:
+            by_result.setdefault(answered_by, []).append((day, action_id))
     for result_type in dict.fromkeys(RESULT_EVENT_FOR.values()):
-        orders = sorted((day, action_id) for action_id, day in facts.taken.items()
-                        if RESULT_EVENT_FOR.get(action_id.split(":")[0]) is result_type
-                        and refusal_note_id(action_id) not in facts.noted)
+        refused = facts.noted_ids()
+        orders = sorted(o for o in by_result.get(result_type, ()) if refusal_note_id(o[1]) not in refused)
         results = [day for day, _ in facts.of(result_type)]
         waiting: list[tuple[float, str]] = []
         queue = list(orders)

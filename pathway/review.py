@@ -19,8 +19,10 @@ A clinician's decision to decline augmentation stands in both: no referral after
 
 from __future__ import annotations
 
+from math import inf
+
 from pathway.builder import Builder
-from pathway.contract import PulmonaryEvent
+from pathway.contract import ClinicianEvent, MriEvent, PainEvent, PulmonaryEvent, RadiographEvent
 from pathway.facts import (
     PatientFacts,
     decisions_of,
@@ -35,6 +37,7 @@ from pathway.facts import (
     pulmonary_dysfunction,
 )
 from pathway.guideline import PathwayDefinition, Rule
+from pathway.quiet import more_than_from, step
 
 REVIEW = "twelve_week_review"
 EVIDENCE = ("Evidence: VERTOS II enrolled acute fractures (pain up to 6 weeks); 53% of screened patients "
@@ -64,6 +67,15 @@ def review_criteria(defn: PathwayDefinition, facts: PatientFacts,
     return criteria, why
 
 
+def _review_may_change(b: Builder) -> float:
+    """The review's instants: its day, then (vcf-1.2 on) the limit of a held review."""
+    review_day = b.defn.rules.review_day.value
+    if b.now < review_day:
+        return review_day
+    return more_than_from(b.now, 0, b.defn.safety.rules.review_hold_until_day.value) if b.defn.safety else inf
+
+
+@step(PainEvent, RadiographEvent, PulmonaryEvent, MriEvent, ClinicianEvent, until=_review_may_change)
 def twelve_week_review(b: Builder) -> None:
     """Hold, decide or revisit the review, as the patient's guideline version says."""
     if b.now < b.defn.rules.review_day.value or b.done("refer_vertebral_augmentation"):
@@ -78,8 +90,8 @@ def twelve_week_review(b: Builder) -> None:
 
 def review_held(facts: PatientFacts) -> bool:
     """Whether the review waits for evidence (and has neither been decided nor lapsed)."""
-    noted = set(facts.noted)
-    return f"{REVIEW}:held" in noted and not {f"{REVIEW}:done", f"{REVIEW}:lapsed"} & noted
+    noted = facts.noted_ids()
+    return f"{REVIEW}:held" in noted and f"{REVIEW}:done" not in noted and f"{REVIEW}:lapsed" not in noted
 
 
 def _review_on_current_evidence(b: Builder) -> None:

@@ -1,0 +1,90 @@
+"""Skipping a decision step that cannot answer differently from last time.
+
+A step of the decisions reads a few kinds of observation, the actions taken and the notes
+recorded, and sometimes the clock. When it last proposed nothing, it will propose nothing again
+until one of those changes: a new observation of a kind it reads, a new action or note, or the
+clock reaching the first instant at which one of its thresholds could be passed. :func:`step`
+marks a step with what it reads (and, for a step that reads the clock, that instant), and runs it
+again only then — so a decision after one new pain report re-reads the pain steps alone.
+
+Only a quiet answer is reused, and only while the decision being built is still empty (a step
+may read what an earlier step proposed in the same decision): any other call runs the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from math import inf
+from typing import TypeVar
+
+from pathway.builder import Builder, Decision
+from pathway.facts import PatientFacts, more_than
+
+R = TypeVar("R")
+DECISION = "decision"  # the key of the last decision found quiet
+Until = Callable[[Builder], float]
+
+
+def step(*reads: type, until: Until | None = None) -> Callable[[Callable[[Builder], R]], Callable[[Builder], R]]:
+    """Mark a decision step with the event classes it reads; ``until(b)``, for a step that reads the
+    clock, gives the earliest instant after ``b.now`` at which it could propose something without
+    new facts (an earlier instant is always safe: the step is merely run again)."""
+    def mark(run: Callable[[Builder], R]) -> Callable[[Builder], R]:
+        name = f"{run.__module__}.{run.__qualname__}"
+
+        @wraps(run)
+        def quiet_or_run(b: Builder) -> R:
+            decision = b.decision
+            if decision.actions or decision.notes:
+                return run(b)
+            views = b.views
+            last = views.quiet.get(name)
+            if (last is not None and last[0] == b.actions_seen and last[1] is b.defn and last[2] <= b.now < last[3]
+                    and (last[4] == b.observations_seen or not views.changed_since(last[4], reads))):
+                if last[3] < b.until:
+                    b.until = last[3]
+                result: R = last[5]
+                return result
+            result = run(b)
+            if not decision.actions and not decision.notes:
+                quiet_until = until(b) if until else inf
+                views.quiet[name] = (b.actions_seen, b.defn, b.now, quiet_until, b.observations_seen, result)
+                if quiet_until < b.until:
+                    b.until = quiet_until
+            return result
+        return quiet_or_run
+    return mark
+
+
+def nothing_new(defn: object, facts: PatientFacts, now: float) -> bool:
+    """Whether the last decision found nothing, nothing has changed since, and ``now`` is before the
+    earliest instant at which one of its steps could answer otherwise: then this one finds nothing."""
+    views = facts.views()
+    last = views.quiet.get(DECISION)
+    return (last is not None and last[1] is defn and last[2] <= now < last[3]
+            and last[0] == (views.indexed[1], len(facts.taken), len(facts.noted)))
+
+
+def remember(b: Builder, until: float) -> Decision:
+    """Return the decision, remembering it if it found nothing (see :func:`nothing_new`); ``until``:
+    an instant of the decision's own (outside its steps) at which it could answer otherwise."""
+    d = b.decision
+    if not d.actions and not d.notes and d.status == "running":
+        b.views.quiet[DECISION] = ((b.views.indexed[1], *b.actions_seen), b.defn, b.now, min(b.until, until))
+    return d
+
+
+def first_after(now: float, *instants: float) -> float:
+    """The earliest of ``instants`` after ``now`` (infinity if none is)."""
+    first = inf
+    for t in instants:
+        if now < t < first:
+            first = t
+    return first
+
+
+def more_than_from(now: float, start: float, days: float) -> float:
+    """When "more than ``days`` since ``start``" could first hold, seen at ``now``: ``start + days``
+    (at or a little before the instant it does), or infinity once it holds."""
+    return inf if more_than(now - start, days) else start + days
