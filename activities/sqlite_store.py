@@ -13,6 +13,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+# Seconds to wait for another writer's lock. Below an order activity's start-to-close timeout
+# (10 s): a write that cannot get the lock fails in the worker (logged, retried with backoff)
+# instead of being abandoned by the server mid-wait, unseen, with a thread still blocked on it.
+# The API answers 503 after the same wait.
+BUSY_TIMEOUT = 5.0
+
 
 def utc_now() -> str:
     """The current time as ISO 8601 UTC, to the second."""
@@ -41,7 +47,7 @@ class SqliteStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
         db.row_factory = sqlite3.Row
         try:
             yield db
