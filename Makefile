@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast test-workflow test-integration lint bench bench-api worker clean
+.PHONY: run test test-fast test-workflow test-integration lint bench bench-api drill worker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ bench: $(STAMP)
 ## bench-api: a state read while 40 large order Bundles are read (prints latencies and /readyz)
 bench-api: $(STAMP)
 	$(BIN)/python bench/bundle_reads.py
+
+## drill: the reliability drill: 200 patients through the API while workers are killed, the server restarts
+##        and the order book goes away; then nothing lost, doubled or stuck, no 5xx, and a 10,000-request flood
+##        (figures in .data/drill/result.json; exits non-zero on any failure)
+drill: $(STAMP)
+	$(BIN)/vcf-drill --out .data/drill
 
 ## worker: the worker process alone, against TEMPORAL_ADDRESS
 worker: $(STAMP)
