@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.client import Client
 
 from drill.chaos import Chaos, outage_for, schedule
 from drill.load import Journal, Load, patient_scripts
@@ -38,10 +39,12 @@ log = logging.getLogger("drill")
 FLOOD_TARGETS = 3
 
 
-async def _settle(http: httpx.AsyncClient, acknowledged: dict[str, set[str]], timeout: float) -> float:
-    """Wait until every acknowledged event is in its pathway's timeline (or ``timeout``); return the wait."""
+async def _settle(http: httpx.AsyncClient, client: Client, acknowledged: dict[str, set[str]],
+                  timeout: float) -> float:
+    """Wait until every acknowledged event is in its pathway's timeline and no order write is still
+    being retried (after the outage, backoff may take a while), or ``timeout``; return the wait."""
     start = time.monotonic()
-    waiting = {pid for pid, ids in acknowledged.items() if ids}
+    waiting = set(acknowledged)
     while waiting and time.monotonic() - start < timeout:
         for pid in list(waiting):
             try:
@@ -52,7 +55,7 @@ async def _settle(http: httpx.AsyncClient, acknowledged: dict[str, set[str]], ti
                 continue
             entries = response.json()["entries"]
             seen = {e["data"].get("event_id") for e in entries if e["entry"] in ("event", "rejected")}
-            if acknowledged[pid] <= seen:
+            if acknowledged[pid] <= seen and not await workflow_troubles(client, pid):
                 waiting.discard(pid)
         if waiting:
             await asyncio.sleep(1.0)
@@ -118,10 +121,11 @@ async def run(plan: Plan, out: Path) -> dict[str, Any]:
             enrolled = {s.patient_id: s.enrollment for s in scripts
                         if any(x.kind == "enroll" and x.acknowledged and x.patient_id == s.patient_id
                                for x in journal.sent)}
-            settle_s = await _settle(http, {p: acknowledged.get(p, set()) for p in enrolled}, plan.settle_s)
+            assert supervisor.client is not None
+            settle_s = await _settle(http, supervisor.client, {p: acknowledged.get(p, set()) for p in enrolled},
+                                     plan.settle_s)
             done.set()
             await watch
-            assert supervisor.client is not None
             defn = load_definition()
             judged = [await judge_patient(http, supervisor.client, defn, enrolled[p], acknowledged.get(p, set()))
                       for p in enrolled]
