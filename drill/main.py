@@ -151,7 +151,7 @@ async def run(plan: Plan, out: Path) -> dict[str, Any]:
                 figures |= {**result.figures(), "flood_blocked_pathways": len(blocked),
                             "flood_examples": {"server_errors": result.server_errors[:10],
                                                "errors_not_naming_field": result.unnamed_errors[:10]}}
-                flood_ok = not (result.server_errors or result.unnamed_errors or blocked)
+                flood_ok = not (result.server_errors or result.unnamed_errors or result.unanswered or blocked)
             figures |= {"passed": verdict.passed and flood_ok, "failures": verdict.details(),
                         "plan": plan.as_dict(), "started_at": started_at.isoformat(timespec="seconds"),
                         "wall_s": round((datetime.now(UTC) - started_at).total_seconds(), 1),
@@ -166,8 +166,8 @@ SUMMARY = ("patients", "events_acknowledged", "events_applied", "lost", "applied
            "missing_orders", "stuck", "server_errors", "unavailable_answers", "unanswered_requests",
            "worker_kills", "server_restarts", "workers_exited_by_themselves", "outage_s", "outage_failures_logged",
            "continued_as_new",
-           "flood_requests", "flood_server_errors", "flood_errors_not_naming_field", "flood_blocked_pathways",
-           "flood_s", "load_s", "settle_s", "wall_s")
+           "flood_requests", "flood_server_errors", "flood_errors_not_naming_field", "flood_unanswered",
+           "flood_blocked_pathways", "flood_s", "load_s", "settle_s", "wall_s")
 
 
 def build_parser() -> argparse.ArgumentParser:
