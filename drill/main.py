@@ -31,12 +31,13 @@ from drill.chaos import Chaos, outage_for, schedule
 from drill.load import Journal, Load, patient_scripts
 from drill.plan import FULL, SHORT, Plan, sized
 from drill.processes import Supervisor
-from drill.verdict import Verdict, acknowledged_events, answer_counts, judge_patient, workflow_troubles
+from drill.verdict import PatientVerdict, Verdict, acknowledged_events, answer_counts, judge_patient, workflow_troubles
 from pathway.guideline import load_definition
 from worker.data_dir import private_umask
 
 log = logging.getLogger("drill")
 FLOOD_TARGETS = 3
+JUDGED_AT_ONCE = 8  # patients read at once for the verdict
 
 
 async def _settle(http: httpx.AsyncClient, client: Client, acknowledged: dict[str, set[str]],
@@ -127,8 +128,15 @@ async def run(plan: Plan, out: Path) -> dict[str, Any]:
             done.set()
             await watch
             defn = load_definition()
-            judged = [await judge_patient(http, supervisor.client, defn, enrolled[p], acknowledged.get(p, set()))
-                      for p in enrolled]
+            judging = asyncio.Semaphore(JUDGED_AT_ONCE)
+
+            async def judge(pid: str) -> PatientVerdict:
+                async with judging:
+                    assert supervisor.client is not None
+                    return await judge_patient(http, supervisor.client, defn, enrolled[pid],
+                                               acknowledged.get(pid, set()))
+
+            judged = list(await asyncio.gather(*(judge(p) for p in enrolled)))
             verdict = Verdict(judged, *answer_counts(journal))
             continued = await supervisor.client.count_workflows('ExecutionStatus="ContinuedAsNew"')
             figures = {**verdict.figures(), "patients_scripted": plan.patients,

@@ -18,7 +18,7 @@ class Plan:
     outage_s: float = 20.0
     suggest_continue_as_new: int = 40  # history events before the server suggests continue-as-new
     flood_requests: int = 10_000
-    settle_s: float = 180.0  # after the load: how long the system may take to apply what it acknowledged
+    settle_s: float = 600.0  # after the load: how long the system may take to apply what it acknowledged
     seed: int = 1
 
     @property
@@ -33,7 +33,7 @@ class Plan:
 FULL = Plan()
 # About a minute of load and a minute of checks: 20 patients, 3 kills, one server restart, a short outage.
 SHORT = Plan(patients=20, events_each=6, rate=6.0, worker_kills=3, server_restarts=1, outage_s=12.0,
-             flood_requests=300, settle_s=90.0)
+             flood_requests=300, settle_s=180.0)
 
 
 def sized(base: Plan, **overrides: Any) -> Plan:
