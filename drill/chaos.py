@@ -85,7 +85,6 @@ class Chaos:
     outage: SqliteOutage
     steps: list[Step]
     outage_s: float = 0.0
-    outage_window: tuple[float, float] | None = None  # monotonic start and end
     done: list[str] = field(default_factory=list)
 
     async def run(self, started: float) -> None:
@@ -114,7 +113,5 @@ class Chaos:
         self.supervisor.start_worker(index)
 
     async def _outage(self, seconds: float) -> None:
-        start = time.monotonic()
         self.outage_s += await asyncio.to_thread(self.outage.hold, seconds)
-        self.outage_window = (start, time.monotonic())
 

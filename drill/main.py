@@ -63,7 +63,7 @@ async def _settle(http: httpx.AsyncClient, client: Client, acknowledged: dict[st
     return time.monotonic() - start
 
 
-async def _outage_in_logs(supervisor: Supervisor) -> int:
+def _outage_in_logs(supervisor: Supervisor) -> int:
     """Order writes the workers logged as failed for a locked database (the outage, as the logs show it)."""
     count = 0
     for path in supervisor.logs("worker"):
@@ -102,10 +102,10 @@ async def run(plan: Plan, out: Path) -> dict[str, Any]:
     supervisor = Supervisor(out, plan.suggest_continue_as_new)
     outage = outage_for(os.environ.get("VCF_DATABASE_URL"), supervisor.order_book_path)
     started_at = datetime.now(UTC)
-    await supervisor.start()
-    journal = Journal(out / "requests.jsonl")
     figures: dict[str, Any] = {}
     try:
+        await supervisor.start()
+        journal = Journal(out / "requests.jsonl")
         async with httpx.AsyncClient(base_url=supervisor.api_url, timeout=30,
                                      headers={"Authorization": f"Bearer {supervisor.token}"}) as http:
             scripts = patient_scripts(plan.patients, plan.events_each, plan.seed)
@@ -143,7 +143,7 @@ async def run(plan: Plan, out: Path) -> dict[str, Any]:
                        "worker_kills": supervisor.worker_kills, "server_restarts": supervisor.server_restarts,
                        "workers_exited_by_themselves": supervisor.workers_exited,
                        "outage_s": round(chaos.outage_s, 1),
-                       "outage_failures_logged": await _outage_in_logs(supervisor),
+                       "outage_failures_logged": _outage_in_logs(supervisor),
                        "continued_as_new": continued.count, "load_s": round(load_s, 1),
                        "settle_s": round(settle_s, 1), "chaos": chaos.done}
             flood_ok = True
