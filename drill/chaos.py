@@ -14,7 +14,9 @@ import asyncio
 import logging
 import random
 import sqlite3
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +56,7 @@ class SqliteOutage:
 
     def __init__(self, path: Path):
         self.path = path
+        self.held = threading.Event()  # set while the lock is held
 
     def hold(self, seconds: float) -> float:
         """Take the lock, keep it ``seconds``, let go; return how long it was really held."""
@@ -61,9 +64,11 @@ class SqliteOutage:
         try:
             db.execute("BEGIN EXCLUSIVE")
             taken = time.monotonic()
+            self.held.set()
             log.warning("order book taken away", extra={"seconds": seconds})
             time.sleep(seconds)
             db.execute("ROLLBACK")
+            self.held.clear()
             return time.monotonic() - taken
         finally:
             db.close()
@@ -86,6 +91,8 @@ class Chaos:
     steps: list[Step]
     outage_s: float = 0.0
     done: list[str] = field(default_factory=list)
+    # Called once the book is away: makes orders due then (the API's own writes wait on the same lock).
+    while_away: Callable[[], Awaitable[None]] | None = None
 
     async def run(self, started: float) -> None:
         """Do each step at its time (measured from ``started``, a loop time)."""
@@ -113,5 +120,10 @@ class Chaos:
         self.supervisor.start_worker(index)
 
     async def _outage(self, seconds: float) -> None:
-        self.outage_s += await asyncio.to_thread(self.outage.hold, seconds)
+        holding = asyncio.ensure_future(asyncio.to_thread(self.outage.hold, seconds))
+        while not self.outage.held.is_set() and not holding.done():
+            await asyncio.sleep(0.05)
+        if self.while_away is not None and not holding.done():
+            await self.while_away()
+        self.outage_s += await holding
 

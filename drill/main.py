@@ -26,17 +26,20 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from drill.chaos import Chaos, outage_for, schedule
-from drill.load import Journal, Load, patient_scripts
+from drill.load import Journal, Load, Sent, patient_scripts
 from drill.plan import FULL, SHORT, Plan, sized
 from drill.processes import Supervisor
 from drill.verdict import PatientVerdict, Verdict, acknowledged_events, answer_counts, judge_patient, workflow_troubles
 from pathway.guideline import load_definition
 from worker.data_dir import private_umask
+from workflows.models import workflow_id_for
 
 log = logging.getLogger("drill")
 FLOOD_TARGETS = 3
+OUTAGE_EVENTS = 5  # patients given an event (and so an order) while the order book is away
 JUDGED_AT_ONCE = 8  # patients read at once for the verdict
 
 
@@ -61,6 +64,26 @@ async def _settle(http: httpx.AsyncClient, client: Client, acknowledged: dict[st
         if waiting:
             await asyncio.sleep(1.0)
     return time.monotonic() - start
+
+
+async def _orders_due_now(supervisor: Supervisor, journal: Journal) -> None:
+    """While the order book is away, a side effect reported for a few enrolled patients straight to
+    the workflow service (as a second intake would; the API's writes wait on the same lock), so
+    that orders fall due during the outage. Recorded as acknowledged once the server holds them."""
+    enrolled = [s.patient_id for s in journal.sent if s.kind == "enroll" and s.acknowledged][:OUTAGE_EVENTS]
+    assert supervisor.client is not None
+    for pid in enrolled:
+        event_id = f"{pid}-during-outage"
+        sent = Sent(pid, "event", event_id)
+        journal.sent.append(sent)
+        payload = {"type": "side_effect", "drug": "calcitonin", "effect": "dizziness", "event_id": event_id,
+                   "observed_at": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")}
+        try:
+            await supervisor.client.get_workflow_handle(workflow_id_for(pid)).signal("event", payload)
+            journal.attempt(sent, 202, "signalled")
+            sent.status = 202
+        except RPCError as err:
+            journal.attempt(sent, None, err.status.name)
 
 
 def _outage_in_logs(supervisor: Supervisor) -> int:
@@ -110,7 +133,8 @@ async def run(plan: Plan, out: Path) -> dict[str, Any]:
                                      headers={"Authorization": f"Bearer {supervisor.token}"}) as http:
             scripts = patient_scripts(plan.patients, plan.events_each, plan.seed)
             chaos = Chaos(supervisor, outage, schedule(plan.seed, plan.span, plan.worker_kills, plan.server_restarts,
-                                                       plan.outage_s))
+                                                       plan.outage_s),
+                          while_away=lambda: _orders_due_now(supervisor, journal))
             loop = asyncio.get_running_loop()
             t0 = loop.time()
             done = asyncio.Event()

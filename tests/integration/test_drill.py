@@ -25,10 +25,12 @@ def test_the_short_drill_loses_nothing_doubles_nothing_and_leaves_nothing_stuck(
     assert result["worker_kills"] == 3
     assert result["server_restarts"] == 1
     assert result["outage_s"] >= 10
+    assert result["outage_failures_logged"] > 0  # order writes due while the book was away failed, logged, retried
     assert result["continued_as_new"] > 0
     # ... and everything it was told came through.
     assert result["patients"] == 20
-    assert result["events_acknowledged"] == result["events_applied"] == 20 * 6
+    # 6 events each through the API, and a few straight to the workflow service during the outage
+    assert 20 * 6 < result["events_acknowledged"] == result["events_applied"] <= 20 * 6 + 5
     assert result["lost"] == result["duplicated_orders"] == result["missing_orders"] == result["stuck"] == 0
     assert result["server_errors"] == result["flood_server_errors"] == 0
     assert result["flood_requests"] > 0 and result["flood_blocked_pathways"] == 0
