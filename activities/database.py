@@ -44,8 +44,16 @@ if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
 POOL_SIZE = 10  # connections per process and database; the worker runs 8 activity threads
+# Seconds a write waits for the database (SQLite's busy wait, PostgreSQL's pool, connection and lock
+# waits): below an order activity's start-to-close timeout (10 s), so a write that cannot get through
+# fails in the worker (logged, retried with backoff) instead of being abandoned by the server
+# mid-wait, unseen, with a thread still blocked on it. The API answers 503 after the same wait.
+BUSY_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 5  # seconds to reach PostgreSQL before a connection attempt fails
-POOL_TIMEOUT = 10.0  # seconds to wait for a pooled connection (the database down: fail, don't hang)
+POOL_TIMEOUT = BUSY_TIMEOUT  # seconds to wait for a pooled connection (the database down: fail, don't hang)
+# SQLite's words for a database that is there but cannot be used just now (another process holds
+# its write lock past the wait, the file cannot be opened or written).
+_SQLITE_UNAVAILABLE = ("database is locked", "database table is locked", "unable to open database", "disk I/O error")
 
 
 class IntegrityError(ValueError):
@@ -162,7 +170,7 @@ class SqliteDatabase(Database):
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        raw = sqlite3.connect(self.file, timeout=10, isolation_level=None)
+        raw = sqlite3.connect(self.file, timeout=BUSY_TIMEOUT, isolation_level=None)
         raw.row_factory = _dict_row
         try:
             yield raw
@@ -201,7 +209,8 @@ class PostgresDatabase(Database):
         self.pool: ConnectionPool = ConnectionPool(
             url, min_size=1, max_size=pool_size, timeout=POOL_TIMEOUT, open=True, name="vcf",
             check=ConnectionPool.check_connection,
-            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT})
+            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT,
+                    "options": f"-c lock_timeout={int(BUSY_TIMEOUT * 1000)}"})
 
     def __repr__(self) -> str:
         return "PostgresDatabase(...)"  # the URL may carry a password
@@ -285,6 +294,22 @@ def utc_now() -> str:
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
     return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is there but cannot be used just now (locked past the wait,
+    down, unreachable): the service is unavailable, and the same request later is safe. Anything
+    else (a missing table, bad SQL, a broken constraint) is a bug, not an outage."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return str(exc).startswith(_SQLITE_UNAVAILABLE)
+    module = type(exc).__module__
+    if module.startswith("psycopg_pool"):
+        return type(exc).__name__ in ("PoolTimeout", "PoolClosed", "TooManyRequests")
+    if module.startswith("psycopg"):
+        import psycopg
+
+        return isinstance(exc, psycopg.OperationalError)  # connection lost or refused, lock_timeout, admin shutdown
+    return False
 
 
 def _is_integrity_error(exc: Exception) -> bool:

@@ -18,11 +18,13 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from activities.database import is_unavailable
 from pathway.contract import UNKNOWN_FIELD, safe_location, safe_message
 
 log = logging.getLogger("api")
 INTERNAL_ERROR = {"error": "internal error", "detail": []}
 CLIENT_CLOSED = 499  # nginx's "client closed request": logged, never sent (no one is there to read it)
+DATABASE_DETAIL = "database: busy or unavailable; retry later"
 
 
 class ApiError(Exception):
@@ -64,8 +66,15 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is there but cannot be used just now (the service is
+    unavailable: 503, and the same request again later is safe, events being idempotent)."""
+    return is_unavailable(exc)
+
+
 class CatchAll:
-    """Outermost ASGI layer: an unhandled exception becomes the 500 JSON body, here.
+    """Outermost ASGI layer: an unhandled exception becomes the 500 JSON body, here (or the 503
+    of an unavailable database, wherever it was met: a route or the audit record of its answer).
 
     Starlette's own handler for ``Exception`` answers and then re-raises, so uvicorn would log
     a traceback whose message may quote what the client sent. This logs the type only and
@@ -89,9 +98,15 @@ class CatchAll:
         try:
             await self.app(scope, receive, tracked)
         except Exception as exc:  # noqa: BLE001 - the point of this layer
-            log.error("unhandled error", extra={"error_type": type(exc).__name__})
+            if database_unavailable(exc):  # a route's read or write, or the audit record after it
+                log.warning("database unavailable", extra={"error_type": type(exc).__name__})
+                answer = error_response(503, "the database is unavailable; retry later", [DATABASE_DETAIL],
+                                        {"Retry-After": "1"})
+            else:
+                log.error("unhandled error", extra={"error_type": type(exc).__name__})
+                answer = JSONResponse(INTERNAL_ERROR, status_code=500)
             if not started:  # otherwise the answer is half sent; the connection just ends
-                await JSONResponse(INTERNAL_ERROR, status_code=500)(scope, receive, send)
+                await answer(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -22,12 +22,17 @@ class DevServer:
 
     ``codec_endpoint`` (e.g. ``http://127.0.0.1:8000/codec``) is where its Web UI sends payloads
     to be decoded for display (``--ui-codec-endpoint``); the server itself stores ciphertext.
+    ``dynamic_config`` sets server knobs (``--dynamic-config-value KEY=VALUE``), e.g. the drill's
+    low ``limit.historyCount.suggestContinueAsNew``. ``start`` may be called again after ``stop``:
+    the same database file, so every pathway is where it was.
     """
 
     def __init__(self, data_dir: Path, ip: str = "127.0.0.1", port: int = 7233, ui_port: int = 8233,
-                 codec_endpoint: str | None = None, namespace: str = "default"):
+                 codec_endpoint: str | None = None, namespace: str = "default",
+                 dynamic_config: dict[str, str] | None = None):
         self.data_dir, self.ip, self.port, self.ui_port = data_dir, ip, port, ui_port
         self.codec_endpoint, self.namespace = codec_endpoint, namespace
+        self.dynamic_config = dynamic_config or {}
         self.process: subprocess.Popen | None = None
 
     @property
@@ -43,11 +48,12 @@ class DevServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         codec = ["--ui-codec-endpoint", self.codec_endpoint] if self.codec_endpoint else []
         namespace = ["--namespace", self.namespace] if self.namespace != "default" else []  # created at start
+        knobs = [a for key, value in self.dynamic_config.items() for a in ("--dynamic-config-value", f"{key}={value}")]
         with open(self.data_dir / "temporal-server.log", "ab") as log:  # the child keeps its own copy
             self.process = subprocess.Popen(
                 [binary("temporal"), "server", "start-dev", "--db-filename", str(self.data_dir / "temporal.db"),
                  "--ip", self.ip, "--port", str(self.port), "--ui-port", str(self.ui_port),
-                 "--log-level", "warn", "--ui-disable-news-fetch", *codec, *namespace, *sa.dev_server_flags()],
+                 "--log-level", "warn", "--ui-disable-news-fetch", *codec, *namespace, *knobs, *sa.dev_server_flags()],
                 stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches us, and we stop the server after the worker
             )

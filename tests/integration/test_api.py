@@ -303,6 +303,29 @@ async def test_an_unexpected_failure_is_a_500_json_answer_and_logs_its_type_only
     assert line.status == 500 and line.route == "/v1/orders"
 
 
+async def test_a_locked_database_is_a_503_and_the_same_event_is_taken_once_it_is_back(dev_env, tmp_path):
+    """Found by the drill: while another process held the database's write lock (the order book
+    and the registry share the file), an event was answered 500 after SQLite's wait ran out. It is
+    the service being unavailable, not a bug: 503 naming the database, and the same request again
+    is taken once the lock is gone."""
+    book = OrderBook(tmp_path / "orders.db")
+    async with http_client(build_app(dev_env, book, f"api-{uuid.uuid4()}")) as http:
+        patient = await enroll(http)
+        event = {"type": "pain", "nrs": 5, "event_id": "locked-1"}
+        holder = sqlite3.connect(book.path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            r = await http.post(f"/v1/patients/{patient}/events", json=event)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert r.status_code == 503, r.text
+        assert r.json()["detail"] == ["database: busy or unavailable; retry later"]
+        assert r.headers["Retry-After"] == "1"
+        r = await http.post(f"/v1/patients/{patient}/events", json=event)
+        assert r.status_code == 202, r.text
+
+
 async def test_a_failed_start_frees_the_patient_id(dev_env, tmp_path):
     book = OrderBook(tmp_path / "orders.db")
     task_queue = f"api-{uuid.uuid4()}"

@@ -1,4 +1,5 @@
-"""``/readyz`` follows the database: 503 naming it while PostgreSQL is down, 200 once it is back."""
+"""``/readyz`` follows the database: 503 naming it while PostgreSQL is down, 200 once it is back; a
+request that needs the database meanwhile is a 503 naming it too (retry later), never a 500."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 
 from activities.order_book import OrderBook
 from tests.helpers import eventually
-from tests.integration.api_support import build_app, http_client
+from tests.integration.api_support import AUTH, build_app, http_client
 from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -24,6 +25,9 @@ async def test_readyz_is_503_while_postgres_is_down_and_200_when_it_is_back(dev_
             assert [d for d in r.json()["detail"] if d.startswith("database: not answering")], r.json()
             assert not [d for d in r.json()["detail"] if d.startswith("temporal")]
             assert (await http.get("/healthz")).status_code == 200  # alive all the same
+            orders = await http.get("/v1/orders", headers=AUTH)
+            assert orders.status_code == 503, orders.text
+            assert orders.headers["retry-after"] and "database" in " ".join(orders.json()["detail"])
             server.start()
 
             async def ready():
