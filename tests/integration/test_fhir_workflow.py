@@ -79,9 +79,14 @@ async def enrollment_orders(env, book: OrderBook, patient_id: str) -> list[str]:
     from workflows.patient_pathway import PatientPathwayWorkflow
 
     async def placed():
-        state = await env.client.get_workflow_handle(workflow_id_for(patient_id)).query(PatientPathwayWorkflow.state)
+        handle = env.client.get_workflow_handle(workflow_id_for(patient_id))
+        state = await handle.query(PatientPathwayWorkflow.state)
         orders = [o.id for o in book.list(patient_id=patient_id)]
-        return orders if state.actions and len(state.orders) == len(state.actions) == len(orders) else None
+        # Nothing in flight (no activity, no workflow task): actions are taken one step at a time,
+        # and a count read between two of them would match too early.
+        described = (await handle.describe()).raw_description
+        settled = not described.pending_activities and not described.HasField("pending_workflow_task")
+        return orders if settled and state.actions and len(state.orders) == len(state.actions) == len(orders) else None
     return await eventually(placed)
 
 
