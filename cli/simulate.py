@@ -68,8 +68,8 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
         async with build_worker(env.client, book, task_queue, workflow_failure_exception_types=[Exception]):
             handle = await env.client.start_workflow(
                 PatientPathwayWorkflow.run,
-                PathwayInput(enrollment=scenario.patient, definition=definition,
-                             options=PathwayOptions(search_attributes=False, ui_metadata=False)),
+                PathwayInput.keeping(definition, enrollment=scenario.patient,
+                                     options=PathwayOptions(search_attributes=False, ui_metadata=False)),
                 id=workflow_id_for(scenario.patient.id), task_queue=task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING)
             state = await handle.query(PatientPathwayWorkflow.state)
