@@ -81,7 +81,7 @@ async def run_all(stop: asyncio.Event) -> None:
                          public_url=settings.public_url,
                          max_in_flight=settings.api_max_in_flight, codec_origins=settings.codec_origins,
                          codec_open_on_loopback=True)
-        async with build_worker(client, book):
+        async with build_worker(client, book, tuning=settings.worker_tuning):
             api = asyncio.create_task(serve(app, api_host, api_port, ServerLimits.from_settings(settings)))
             await enroll_demo_patient(api_url, token, api)
             demo = f"{server.ui_url}/namespaces/default/workflows/{workflow_id_for(DEMO_PATIENT.id)}"

@@ -32,7 +32,7 @@ async def run_worker(stop: asyncio.Event, settings: Settings, converter: DataCon
     secure_data_dir(settings.data_dir)
     client = await connect(settings.temporal_address, data_converter=converter)
     book = OrderBook(settings.order_book_path)
-    async with build_worker(client, book):
+    async with build_worker(client, book, tuning=settings.worker_tuning):
         await stop.wait()
 
 

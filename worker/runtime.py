@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import importlib.util
 import logging
+import py_compile
 import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,8 +22,12 @@ from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, Tele
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+import workflows
 from activities.order_book import OrderBook
 from activities.orders import OrderActivities
+from pathway.releases import releases
+from worker.settings import WorkerTuning
+from workflows import patient_pathway
 from workflows.models import TASK_QUEUE
 from workflows.patient_pathway import PatientPathwayWorkflow
 
@@ -66,15 +74,50 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
 
 
-def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, **options: Any) -> Worker:
+_process_prepared = False
+
+
+def prepare_process() -> None:
+    """Once per worker process: load the released guidelines, give the sandbox compiled bytecode
+    of the workflow module, and move what start-up made into the garbage collector's permanent
+    generation.
+
+    The sandbox imports the workflow module afresh for every pathway it starts. These machines
+    set ``PYTHONDONTWRITEBYTECODE`` and an editable install has no ``.pyc``, so each import
+    compiled the module from source; a private bytecode cache is written once instead.
+    ``gc.freeze()`` keeps full collections from re-scanning the modules, seeds and SDK objects
+    that live as long as the process (long pauses with many cached pathways otherwise).
+    """
+    global _process_prepared
+    if _process_prepared:
+        return
+    _process_prepared = True
+    releases()
+    if sys.dont_write_bytecode:
+        if sys.pycache_prefix is None:
+            sys.pycache_prefix = tempfile.mkdtemp(prefix="vcf-bytecode-")
+        for module in (workflows, patient_pathway):
+            source = str(module.__file__)
+            py_compile.compile(source, cfile=importlib.util.cache_from_source(source), doraise=True)
+    gc.collect()
+    gc.freeze()
+
+
+def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, *,
+                 tuning: WorkerTuning | None = None, **options: Any) -> Worker:
     """A worker for the patient pathway and its order-book activities."""
+    tuning = tuning or WorkerTuning()
+    prepare_process()
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[PatientPathwayWorkflow],
         activities=OrderActivities(book).all(),
-        activity_executor=ThreadPoolExecutor(max_workers=8),
+        activity_executor=ThreadPoolExecutor(max_workers=tuning.max_concurrent_activities),
         workflow_runner=sandbox_runner(),
+        max_cached_workflows=tuning.max_cached_workflows,
+        max_concurrent_workflow_tasks=tuning.max_concurrent_workflow_tasks,
+        max_concurrent_activities=tuning.max_concurrent_activities,
         **options,
     )
 

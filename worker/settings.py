@@ -40,6 +40,11 @@ VCF_CODEC_ORIGINS   (unset: the Web UI's)       browser origins allowed to call 
                                                 comma-separated; default
                                                 ``http://127.0.0.1:$TEMPORAL_UI_PORT`` and
                                                 ``http://localhost:$TEMPORAL_UI_PORT``
+VCF_WORKER_CACHED_PATHWAYS 2000                 open pathways a worker keeps in memory; must
+                                                hold every pathway it serves (README,
+                                                "Measured": memory per cached pathway)
+VCF_WORKER_WORKFLOW_TASKS 100                   workflow tasks a worker runs at once
+VCF_WORKER_ACTIVITIES   8                       order-book activities at once (one thread each)
 ==================  ==========================  ============================================
 
 An empty variable counts as unset.
@@ -47,6 +52,7 @@ An empty variable counts as unset.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -57,6 +63,18 @@ ORDER_BOOK_FILE = "orders.db"
 TOKEN_FILE = "api-token"
 API_KEYS_FILE = "api-keys.json"
 KEY_RING_FILE = "key-ring.json"
+
+
+@dataclass(frozen=True)
+class WorkerTuning:
+    """How much one worker takes on (defaults set from ``make bench``; README, "Measured")."""
+
+    # Pathways kept in memory between their tasks. A pathway evicted from the cache replays its
+    # whole history on its next event, so this must hold every open pathway the worker serves.
+    max_cached_workflows: int = 2000
+    max_concurrent_workflow_tasks: int = 100
+    # One thread per activity slot: the order book is SQLite, whose writes queue anyway.
+    max_concurrent_activities: int = 8
 
 
 class Settings(BaseSettings):
@@ -84,6 +102,12 @@ class Settings(BaseSettings):
     key_ring_file: Path | None = Field(None, validation_alias="VCF_KEY_RING_FILE")
     development: bool = Field(False, validation_alias="VCF_DEVELOPMENT")
     codec_origins_list: str | None = Field(None, validation_alias="VCF_CODEC_ORIGINS")
+    worker_cached_pathways: int = Field(WorkerTuning.max_cached_workflows, ge=1,
+                                        validation_alias="VCF_WORKER_CACHED_PATHWAYS")
+    worker_workflow_tasks: int = Field(WorkerTuning.max_concurrent_workflow_tasks, ge=2,
+                                       validation_alias="VCF_WORKER_WORKFLOW_TASKS")
+    worker_activities: int = Field(WorkerTuning.max_concurrent_activities, ge=1,
+                                   validation_alias="VCF_WORKER_ACTIVITIES")
 
     @field_validator("api_public_url")
     @classmethod
@@ -94,6 +118,13 @@ class Settings(BaseSettings):
     def public_url(self) -> str:
         """Where clients reach the API (ends with ``/``): ``VCF_API_PUBLIC_URL``, else the loopback port."""
         return self.api_public_url or f"http://127.0.0.1:{self.api_port}/"
+
+    @property
+    def worker_tuning(self) -> WorkerTuning:
+        """The worker's cache size and concurrency."""
+        return WorkerTuning(max_cached_workflows=self.worker_cached_pathways,
+                            max_concurrent_workflow_tasks=self.worker_workflow_tasks,
+                            max_concurrent_activities=self.worker_activities)
 
     @property
     def order_book_path(self) -> Path:
