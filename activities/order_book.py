@@ -15,6 +15,8 @@ import json
 import secrets
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +68,15 @@ class OrderBook(SqliteStore):
     schema = SCHEMA
 
     def __init__(self, path: str | Path):
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered by the writes of a transaction
         super().__init__(path)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several writes as one (a decision step's orders): one commit, all of them or none.
+        Other writers wait for it; readers see the book as it was until it commits."""
+        with self._lock, self._transaction():
+            yield
 
     def place(self, *, idempotency_key: str, patient_id: str, workflow_id: str, action_id: str,
               kind: str, resource: RequestResource, priority: str, day: float, title: str, rationale: str,

@@ -128,24 +128,27 @@ class OrderActivities:
 
     @activity.defn(name="place_orders")
     def place_orders(self, batch: OrderBatch) -> BatchReceipt:
-        """One decision step's writes, in the order the step made them. Each write is idempotent
-        and committed on its own, so a retry after a partial failure writes only what is missing;
-        an invalid order is refused alone (named in the receipt), the others still go out."""
+        """One decision step's writes, in the order the step made them, committed together (one
+        disk flush for the step). Each write is idempotent, so a retry after a failure writes only
+        what is missing and never orders twice; an invalid order is refused alone (named in the
+        receipt), the others still go out."""
         receipt = BatchReceipt()
-        if batch.result is not None:
-            self.record_result(batch.result)
-        for request in batch.orders:
-            action = request.action
-            try:
-                receipt.placed[action.id] = self.place_order(request).order_id
-            except ApplicationError as exc:
-                receipt.refused[action.id or action.kind] = str(exc)
-                continue
-            if action.details.get("cancels"):
-                self.cancel_open_orders(CancelRequest(workflow_id=batch.workflow_id, kinds=action.details["cancels"],
-                                                      reason=f"{action.kind} on day {action.day:g}"))
-        for overdue in batch.overdue:
-            receipt.placed[f"overdue:{overdue.order_action_id}"] = self.escalate_overdue_result(overdue).order_id
+        with self.book.transaction():
+            if batch.result is not None:
+                self.record_result(batch.result)
+            for request in batch.orders:
+                action = request.action
+                try:
+                    receipt.placed[action.id] = self.place_order(request).order_id
+                except ApplicationError as exc:
+                    receipt.refused[action.id or action.kind] = str(exc)
+                    continue
+                if action.details.get("cancels"):
+                    self.cancel_open_orders(CancelRequest(
+                        workflow_id=batch.workflow_id, kinds=action.details["cancels"],
+                        reason=f"{action.kind} on day {action.day:g}"))
+            for overdue in batch.overdue:
+                receipt.placed[f"overdue:{overdue.order_action_id}"] = self.escalate_overdue_result(overdue).order_id
         return receipt
 
     @activity.defn(name="cancel_open_orders")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ class SqliteStore:
     schema = ""
 
     def __init__(self, path: str | Path):
+        self._held = threading.local()  # this thread's connection while it runs a transaction
         self.path = Path(path)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Created readable by its owner only; SQLite gives its -wal and -shm files the same mode.
@@ -40,7 +42,31 @@ class SqliteStore:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
     @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """The operations inside run on one connection in one transaction: one commit (one disk
+        flush, one checkpoint) instead of one per operation; all of them, or none."""
+        if getattr(self._held, "db", None) is not None:
+            yield  # nested: the outer transaction commits
+            return
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            self._held.db = db
+            try:
+                yield
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            else:
+                db.execute("COMMIT")
+            finally:
+                self._held.db = None
+
+    @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
+        held = getattr(self._held, "db", None)
+        if held is not None:
+            yield held
+            return
         db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         db.row_factory = sqlite3.Row
         try:
