@@ -342,10 +342,16 @@ def table(rows: list[Figure], context: str) -> str:
 async def main(args: argparse.Namespace) -> None:
     configure_runtime(core_level="ERROR")
     load = os.getloadavg()[0]
-    ts = await time_skipping(args.runs)
-    process = whole_processes(args.runs, ts["actions"])
-    dev = await dev_server(args.patients, args.rate)
-    core = pure_core(args.core_seconds)
+    out = os.dup(1)
+    os.dup2(2, 1)  # the servers' banners go to stderr: stdout is the table (or the JSON) alone
+    try:
+        ts = await time_skipping(args.runs)
+        process = whole_processes(args.runs, ts["actions"])
+        dev = await dev_server(args.patients, args.rate)
+        core = pure_core(args.core_seconds)
+    finally:
+        sys.stdout.flush()
+        os.dup2(out, 1)
     rows = figures(ts, process, dev, core, args.patients)
     context = (f"pathway vs bare-SDK floor, same run: {os.cpu_count()} cores, load average {load:.1f} at start and "
                f"{os.getloadavg()[0]:.1f} at end, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
