@@ -181,6 +181,11 @@ class WorkerProcess:
                 await asyncio.wait_for(self.changed.wait(), min(remaining, 5))
 
 
+def progress(text: str) -> None:
+    """A line on stderr while the bench runs."""
+    print(f"{time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -220,7 +225,8 @@ async def dev_server_side(client: Client, address: str, ring: KeyRing, side: str
     cpu0, _ = await worker.mark()
     began = time.time()
     await asyncio.gather(*(enroll(i) for i in range(patients)))
-    await worker.until(patients * at_enrollment, 60 + patients)
+    await worker.until(patients * at_enrollment, 600 + 2 * patients)
+    progress(f"{side}: {patients} enrolled")
     enrolled = max(times[at_enrollment - 1] for times in worker.finished.values())
     cpu1, _ = await worker.mark()
 
@@ -232,7 +238,8 @@ async def dev_server_side(client: Client, address: str, ring: KeyRing, side: str
 
     burst_began = time.time()
     await asyncio.gather(*(send(h) for h in handles))
-    await worker.until(patients * (at_enrollment + 1), 60 + patients)
+    await worker.until(patients * (at_enrollment + 1), 600 + 2 * patients)
+    progress(f"{side}: burst of {patients} events done")
     burst_done = max(times[at_enrollment] for times in worker.finished.values())
 
     sent_at: dict[str, float] = {}
@@ -241,7 +248,7 @@ async def dev_server_side(client: Client, address: str, ring: KeyRing, side: str
         await asyncio.sleep(max(0.0, steady_began + i / rate - time.time()))
         sent_at[handle.id] = time.time()
         await handle.signal("side_effect", SIDE_EFFECT)
-    await worker.until(patients * (at_enrollment + 2), 60 + patients)
+    await worker.until(patients * (at_enrollment + 2), 600 + 2 * patients)
     latencies = [(worker.finished[wf][at_enrollment + 1] - at) * 1000 for wf, at in sent_at.items()]
     _, rss_open = await worker.mark()
 
@@ -257,16 +264,15 @@ async def dev_server_side(client: Client, address: str, ring: KeyRing, side: str
 async def dev_server(patients: int, rate: float) -> dict[str, Any]:
     """Both sides on one dev server (search attributes registered), the floor first."""
     ring = KeyRing.generate("bench")
-    with tempfile.TemporaryDirectory() as tmp:
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=binary("temporal"), dev_server_database_filename=str(Path(tmp) / "t.db"),
-            search_attributes=sa.ALL, data_converter=data_converter(ring), dev_server_log_level="error")
-        try:
-            address = env.client.service_client.config.target_host
-            return {side: await dev_server_side(env.client, address, ring, side, patients, rate)
-                    for side in ("floor", "pathway")}
-        finally:
-            await env.shutdown()
+    # In memory: the disk is shared with other work on this machine, and both sides get the same server.
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=binary("temporal"), search_attributes=sa.ALL,
+                                                data_converter=data_converter(ring), dev_server_log_level="fatal")
+    try:
+        address = env.client.service_client.config.target_host
+        return {side: await dev_server_side(env.client, address, ring, side, patients, rate)
+                for side in ("floor", "pathway")}
+    finally:
+        await env.shutdown()
 
 
 # --- pure core ------------------------------------------------------------------------------
@@ -346,7 +352,9 @@ async def main(args: argparse.Namespace) -> None:
     os.dup2(2, 1)  # the servers' banners go to stderr: stdout is the table (or the JSON) alone
     try:
         ts = await time_skipping(args.runs)
+        progress("time-skipping, in process: done")
         process = whole_processes(args.runs, ts["actions"])
+        progress("time-skipping, whole processes: done")
         dev = await dev_server(args.patients, args.rate)
         core = pure_core(args.core_seconds)
     finally:
