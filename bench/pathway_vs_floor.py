@@ -266,7 +266,7 @@ async def dev_server(patients: int, rate: float) -> dict[str, Any]:
     ring = KeyRing.generate("bench")
     # In memory: the disk is shared with other work on this machine, and both sides get the same server.
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=binary("temporal"), search_attributes=sa.ALL,
-                                                data_converter=data_converter(ring), dev_server_log_level="fatal")
+                                                data_converter=data_converter(ring), dev_server_log_level="error")
     try:
         address = env.client.service_client.config.target_host
         return {side: await dev_server_side(env.client, address, ring, side, patients, rate)
