@@ -376,7 +376,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=1000, help="pathways open at once on the dev server")
     parser.add_argument("--runs", type=int, default=3, help="time-skipping runs per side (median)")
-    parser.add_argument("--rate", type=float, default=100.0, help="steady events per second for the latency")
+    parser.add_argument("--rate", type=float, default=10.0,
+                        help="steady events per second for the latency (below both sides' throughput here)")
     parser.add_argument("--core-seconds", type=float, default=3.0)
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     asyncio.run(main(parser.parse_args()))
