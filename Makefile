@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: browser run test test-fast test-workflow test-integration lint bench bench-api bench-subscriptions drill worker clean
+.PHONY: browser run test test-fast test-workflow test-integration lint bench bench-cohort bench-api bench-subscriptions drill worker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,10 +58,14 @@ lint: $(STAMP)
 	$(BIN)/mypy || status=1; \
 	exit $$status
 
-## bench: one-year pathway under time-skipping (prints wall time and history size); a year of 10,000
-##        synthetic patients through the pure core on every core (prints patient-years per second)
+## bench: the pathway beside a bare-SDK floor of the same shape, one table with every target of
+##        issue 9 (time-skipping patient-year, dev server with N=1000 patients, pure core);
+##        BENCH_ARGS="--patients 100 --json" to change it
 bench: $(STAMP)
-	$(BIN)/python bench/one_year_pathway.py
+	$(BIN)/python bench/pathway_vs_floor.py $(BENCH_ARGS)
+
+## bench-cohort: a year of 10,000 synthetic patients through the pure core on every core
+bench-cohort: $(STAMP)
 	$(BIN)/vcf cohort seeds/cohorts/default.json --patients 10000 --seed 1 --out out/bench-cohort
 
 ## bench-api: a state read while 40 large order Bundles are read (prints latencies and /readyz)

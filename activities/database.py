@@ -111,12 +111,45 @@ class Database:
     path: Path | None = None
     """The SQLite file (None on PostgreSQL)."""
 
-    def transaction(self) -> Any:
-        """A context giving a :class:`Session` whose statements commit together or not at all."""
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A context giving a :class:`Session` whose statements commit together or not at all.
+        Nested in a transaction of the same thread, it is that transaction (which commits)."""
+        held = self._held_session()
+        if held is not None:
+            yield held
+            return
+        with self._begin() as session:
+            self._holder.session = session
+            try:
+                yield session
+            finally:
+                self._holder.session = None
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A context giving a :class:`Session` for reads (inside a transaction of this thread, its
+        session: what it wrote so far is seen)."""
+        held = self._held_session()
+        if held is not None:
+            yield held
+            return
+        with self._reader() as session:
+            yield session
+
+    def _held_session(self) -> Session | None:
+        return getattr(self._holder, "session", None)
+
+    @property
+    def _holder(self) -> threading.local:
+        return self.__dict__.setdefault("_holder", threading.local())
+
+    def _begin(self) -> Any:
+        """A context giving a new :class:`Session` in a transaction (the dialect's)."""
         raise NotImplementedError
 
-    def read(self) -> Any:
-        """A context giving a :class:`Session` for reads."""
+    def _reader(self) -> Any:
+        """A context giving a new :class:`Session` for reads (the dialect's)."""
         raise NotImplementedError
 
     def ping(self) -> None:
@@ -178,7 +211,7 @@ class SqliteDatabase(Database):
             raw.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def _begin(self) -> Iterator[Session]:
         with self._connect() as raw:
             raw.execute("BEGIN IMMEDIATE")  # the write lock at once: no deadlock upgrading a read lock
             try:
@@ -189,7 +222,7 @@ class SqliteDatabase(Database):
             raw.execute("COMMIT")
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
+    def _reader(self) -> Iterator[Session]:
         with self._connect() as raw:
             yield Session(raw, self.dialect)
 
@@ -216,12 +249,12 @@ class PostgresDatabase(Database):
         return "PostgresDatabase(...)"  # the URL may carry a password
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def _begin(self) -> Iterator[Session]:
         with self.pool.connection() as raw, raw.transaction():
             yield Session(raw, self.dialect)
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
+    def _reader(self) -> Iterator[Session]:
         with self.pool.connection() as raw:
             yield Session(raw, self.dialect)
 

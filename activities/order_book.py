@@ -21,7 +21,8 @@ import builtins
 import json
 import secrets
 import threading
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,9 +96,17 @@ class OrderBook(Store):
 
     def __init__(self, target: str | Path | Database):
         super().__init__(target)
-        # SQLite takes one writer at a time anyway: queue them here rather than in its busy timeout.
+        # SQLite takes one writer at a time anyway: queue them here rather than in its busy timeout
+        # (re-entrant: the writes of a transaction, :meth:`transaction`, take it again).
         sqlite = self.database.dialect == "sqlite"
-        self._lock: AbstractContextManager[Any] = threading.Lock() if sqlite else nullcontext()
+        self._lock: AbstractContextManager[Any] = threading.RLock() if sqlite else nullcontext()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Several writes as one (a decision step's orders): one commit, all of them or none.
+        Other writers wait for it; readers see the book as it was until it commits."""
+        with self._lock, self.database.transaction():
+            yield
 
     def place(self, *, idempotency_key: str, patient_id: str, workflow_id: str, action_id: str,
               kind: str, resource: RequestResource, priority: str, day: float, title: str, rationale: str,

@@ -103,6 +103,23 @@ class RefusalRequest(BaseModel):
 REFUSAL_KIND = "alert_task_refused"
 
 
+class OrderBatch(BaseModel):
+    """Everything one decision step writes, in one activity call: the result that came in, the
+    orders decided (each with the cancellations it carries), the overdue escalations."""
+
+    workflow_id: str
+    result: ResultRequest | None = None
+    orders: list[OrderRequest] = Field(default_factory=list)
+    overdue: list[OverdueRequest] = Field(default_factory=list)
+
+
+class BatchReceipt(BaseModel):
+    """What a batch wrote: order ids by action id, and the actions refused with the reason."""
+
+    placed: dict[str, str] = Field(default_factory=dict)
+    refused: dict[str, str] = Field(default_factory=dict)
+
+
 class OrderActivities:
     """The order-book activities, bound to one database."""
 
@@ -132,6 +149,31 @@ class OrderActivities:
                              extra={"action_kind": action.kind, "order_id": order.id})
         _count_written(action.kind, created)
         return OrderReceipt(order_id=order.id, status=order.status, created=created)
+
+    @activity.defn(name="place_orders")
+    def place_orders(self, batch: OrderBatch) -> BatchReceipt:
+        """One decision step's writes, in the order the step made them, committed together (one
+        disk flush for the step). Each write is idempotent, so a retry after a failure writes only
+        what is missing and never orders twice; an invalid order is refused alone (named in the
+        receipt), the others still go out."""
+        receipt = BatchReceipt()
+        with self.book.transaction():
+            if batch.result is not None:
+                self.record_result(batch.result)
+            for request in batch.orders:
+                action = request.action
+                try:
+                    receipt.placed[action.id] = self.place_order(request).order_id
+                except ApplicationError as exc:
+                    receipt.refused[action.id or action.kind] = str(exc)
+                    continue
+                if action.details.get("cancels"):
+                    self.cancel_open_orders(CancelRequest(
+                        workflow_id=batch.workflow_id, kinds=action.details["cancels"],
+                        reason=f"{action.kind} on day {action.day:g}"))
+            for overdue in batch.overdue:
+                receipt.placed[f"overdue:{overdue.order_action_id}"] = self.escalate_overdue_result(overdue).order_id
+        return receipt
 
     @activity.defn(name="cancel_open_orders")
     def cancel_open_orders(self, request: CancelRequest) -> list[str]:
@@ -187,5 +229,5 @@ class OrderActivities:
 
     def all(self) -> list:
         """The activity callables, for the worker."""
-        return [self.place_order, self.cancel_open_orders, self.record_result, self.escalate_overdue_result,
-                self.alert_refused_task]
+        return [self.place_order, self.place_orders, self.cancel_open_orders, self.record_result,
+                self.escalate_overdue_result, self.alert_refused_task]

@@ -18,6 +18,7 @@ import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -29,9 +30,14 @@ from workflows.models import PathwayOptions
 from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
 
-RESULTS = {3: ("mri", {"etiology": "osteoporotic"}), 10: ("dxa", {"t_score": -2.7}),
-           15: ("radiograph", {"height_loss_pct": 26}), 43: ("radiograph", {"height_loss_pct": 27}),
-           85: ("radiograph", {"height_loss_pct": 27}), 183: ("radiograph", {"height_loss_pct": 27})}
+RESULTS: dict[int, tuple[str, dict[str, Any]]] = {
+    3: ("mri", {"etiology": "osteoporotic"}), 10: ("dxa", {"t_score": -2.7}),
+    15: ("radiograph", {"height_loss_pct": 26}), 43: ("radiograph", {"height_loss_pct": 27}),
+    85: ("radiograph", {"height_loss_pct": 27}), 183: ("radiograph", {"height_loss_pct": 27})}
+# Weekly pain reports and the results, as (day, signal, payload): 58 signals.
+PAIN: dict[int, tuple[str, dict[str, Any]]] = {d: ("pain", {"nrs": max(1, 8 - d // 20)}) for d in range(7, 365, 7)}
+SCHEDULE: list[tuple[float, str, dict[str, Any]]] = [
+    (float(day), signal, payload) for day, (signal, payload) in sorted({**PAIN, **RESULTS}.items())]
 
 
 async def one_year(env, book: OrderBook, run: int) -> tuple[float, int, int, str]:
@@ -43,8 +49,7 @@ async def one_year(env, book: OrderBook, run: int) -> tuple[float, int, int, str
                                      task_queue=task_queue,
                                      options=PathwayOptions(search_attributes=False, ui_metadata=False))
         enrolled_at = (await handle.query(PatientPathwayWorkflow.state)).enrolled_at
-        schedule = sorted({**{d: ("pain", {"nrs": max(1, 8 - d // 20)}) for d in range(7, 365, 7)}, **RESULTS}.items())
-        for day, (signal, payload) in schedule:
+        for day, signal, payload in SCHEDULE:
             delta = enrolled_at + timedelta(days=day) - await env.get_current_time()
             if delta > timedelta(0):
                 await env.sleep(delta)
@@ -67,7 +72,7 @@ async def main(runs: int) -> None:
         await env.shutdown()
     times = [m[0] for m in measured]
     print(f"one-year pathway on the time-skipping server, {runs} runs, {os.cpu_count()} cores")
-    signals = len(range(7, 365, 7)) + len(RESULTS)
+    signals = len(SCHEDULE)
     print(f"  status: {measured[0][3]}; actions: {measured[0][2]}; signals sent: {signals}")
     print(f"  wall time: median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s")
     print(f"  history events (last run): {measured[-1][1]}")

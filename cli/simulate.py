@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError
@@ -68,8 +68,8 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
         async with build_worker(env.client, book, task_queue, workflow_failure_exception_types=[Exception]):
             handle = await env.client.start_workflow(
                 PatientPathwayWorkflow.run,
-                PathwayInput(enrollment=scenario.patient, definition=definition,
-                             options=PathwayOptions(search_attributes=False, ui_metadata=False)),
+                PathwayInput.keeping(definition, enrollment=scenario.patient,
+                                     options=PathwayOptions(search_attributes=False, ui_metadata=False)),
                 id=workflow_id_for(scenario.patient.id), task_queue=task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.TERMINATE_EXISTING)
             state = await handle.query(PatientPathwayWorkflow.state)
@@ -97,6 +97,7 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
                                      "reason": f"the pathway has ended ({status})", "error": err.message})
             await _advance_to(env, enrolled_at + timedelta(days=scenario.until_day) + READ_MARGIN)
             state = await handle.query(PatientPathwayWorkflow.state)
+            events = await history_events(env.client, handle)
             if state.status == "running":
                 await handle.terminate("scenario finished")
     return {
@@ -108,7 +109,21 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
         "actions": [a.model_dump(mode="json") for a in state.actions],
         "rejected": [r.model_dump(mode="json") for r in state.rejected] + rejected,
         "notes": [n.model_dump(mode="json") for n in [*state.notes, *after_end]],
+        "history_events": events,
     }
+
+
+async def history_events(client: Client, handle: WorkflowHandle) -> int:
+    """Events in the pathway's history, over every run it continued as new into."""
+    total, run_id = 0, handle.first_execution_run_id or handle.run_id
+    while run_id:
+        last = None
+        async for event in client.get_workflow_handle(handle.id, run_id=run_id).fetch_history_events():
+            total, last = total + 1, event
+        moved = last is not None and last.HasField("workflow_execution_continued_as_new_event_attributes")
+        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id \
+            if last is not None and moved else None
+    return total
 
 
 async def _advance_to(env: WorkflowEnvironment, target) -> None:

@@ -96,7 +96,7 @@ async def run_all(stop: asyncio.Event) -> None:
                                                         settings.metrics_host, settings.metrics_port))
                 metrics = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics  (API: {api_url}/metrics)"
             await stack.enter_async_context(build_worker(
-                client, book, public_url=settings.public_url,
+                client, book, public_url=settings.public_url, tuning=settings.worker_tuning,
                 graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_timeout)))
             api = asyncio.create_task(serve(app, api_host, api_port, ServerLimits.from_settings(settings)))
             await enroll_demo_patient(api_url, token, api)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
+import hashlib
+import importlib.util
 import logging
+import py_compile
 import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,11 +32,14 @@ from temporalio.runtime import (
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+import workflows
 from activities.delivery import DeliveryActivities
 from activities.order_book import OrderBook
 from activities.orders import OrderActivities
 from activities.subscriptions import SubscriptionStore
-from worker.settings import Settings
+from pathway.releases import releases
+from worker.settings import Settings, WorkerTuning
+from workflows import patient_pathway
 from workflows.metrics import HISTOGRAM_BUCKETS
 from workflows.models import TASK_QUEUE
 from workflows.patient_pathway import PatientPathwayWorkflow
@@ -110,20 +119,70 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
 
 
+_process_prepared = False
+
+
+def prepare_process() -> None:
+    """Once per worker process: load the released guidelines, give the sandbox compiled bytecode
+    of the workflow module, and move what start-up made into the garbage collector's permanent
+    generation.
+
+    The sandbox imports the workflow module afresh for every pathway it starts. These machines
+    set ``PYTHONDONTWRITEBYTECODE`` and an editable install has no ``.pyc``, so each import
+    compiled the module from source; a private bytecode cache is written once instead.
+    ``gc.freeze()`` keeps full collections from re-scanning the modules, seeds and SDK objects
+    that live as long as the process (long pauses with many cached pathways otherwise).
+    """
+    global _process_prepared
+    if _process_prepared:
+        return
+    _process_prepared = True
+    releases()
+    if sys.dont_write_bytecode:
+        if sys.pycache_prefix is None:
+            sys.pycache_prefix = tempfile.mkdtemp(prefix="vcf-bytecode-")
+        for module in (workflows, patient_pathway):
+            source = str(module.__file__)
+            py_compile.compile(source, cfile=importlib.util.cache_from_source(source), doraise=True)
+    gc.collect()
+    gc.freeze()
+
+
+@functools.cache
+def build_id() -> str:
+    """This code's build id: a digest of the sources of the packages a worker runs.
+
+    Without one the SDK hashes the code of every loaded module, compiling each that has no
+    ``.pyc`` (all of them here: ``PYTHONDONTWRITEBYTECODE``) — about 2 s of a ``vcf simulate``.
+    """
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for package in ("workflows", "pathway", "activities", "security", "worker"):
+        for path in sorted((root / package).glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return "vcf-" + digest.hexdigest()[:16]
+
+
 def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, *,
-                 public_url: str = "http://127.0.0.1:8000/", **options: Any) -> Worker:
+                 public_url: str = "http://127.0.0.1:8000/", tuning: WorkerTuning | None = None,
+                 **options: Any) -> Worker:
     """A worker for the patient pathway and its order-book activities, and for the subscription
     deliveries (their notifications link to the API at ``public_url``); ``options``: more of
     :class:`~temporalio.worker.Worker`'s, e.g. ``graceful_shutdown_timeout``."""
+    tuning = tuning or WorkerTuning()
+    prepare_process()
     delivery = DeliveryActivities(book, SubscriptionStore(book.database), public_url)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[PatientPathwayWorkflow, SubscriptionDeliveryWorkflow],
         activities=[*OrderActivities(book).all(), *delivery.all()],
-        activity_executor=ThreadPoolExecutor(max_workers=8),
+        activity_executor=ThreadPoolExecutor(max_workers=tuning.max_concurrent_activities),
         workflow_runner=sandbox_runner(),
-        **options,
+        **{"max_cached_workflows": tuning.max_cached_workflows,  # options may override (a test's cache of 0)
+           "max_concurrent_workflow_tasks": tuning.max_concurrent_workflow_tasks,
+           "max_concurrent_activities": tuning.max_concurrent_activities,
+           "build_id": build_id(), **options},
     )
 
 

@@ -78,6 +78,11 @@ VCF_SUBSCRIPTION_FAILURE_WINDOW 3600            seconds a subscriber may keep fa
 VCF_SUBSCRIPTION_HOSTS (unset: any host)        hosts subscription endpoints may name,
                                                 comma-separated; ``loopback`` names
                                                 127.0.0.0/8 and localhost (API)
+VCF_WORKER_CACHED_PATHWAYS 2000                 open pathways a worker keeps in memory; must
+                                                hold every pathway it serves (README,
+                                                "Measured": memory per cached pathway)
+VCF_WORKER_WORKFLOW_TASKS 100                   workflow tasks a worker runs at once
+VCF_WORKER_ACTIVITIES   8                       order-book activities at once (one thread each)
 ==================  ==========================  ============================================
 
 An empty variable counts as unset.
@@ -86,6 +91,7 @@ An empty variable counts as unset.
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -96,6 +102,18 @@ ORDER_BOOK_FILE = "orders.db"
 TOKEN_FILE = "api-token"
 API_KEYS_FILE = "api-keys.json"
 KEY_RING_FILE = "key-ring.json"
+
+
+@dataclass(frozen=True)
+class WorkerTuning:
+    """How much one worker takes on (defaults set from ``make bench``; README, "Measured")."""
+
+    # Pathways kept in memory between their tasks. A pathway evicted from the cache replays its
+    # whole history on its next event, so this must hold every open pathway the worker serves.
+    max_cached_workflows: int = 2000
+    max_concurrent_workflow_tasks: int = 100
+    # One thread per activity slot: the order book is SQLite, whose writes queue anyway.
+    max_concurrent_activities: int = 8
 
 
 class Settings(BaseSettings):
@@ -166,6 +184,12 @@ class Settings(BaseSettings):
         return self
     subscription_failure_window: float = Field(3600.0, gt=0, validation_alias="VCF_SUBSCRIPTION_FAILURE_WINDOW")
     subscription_hosts_list: str | None = Field(None, validation_alias="VCF_SUBSCRIPTION_HOSTS")
+    worker_cached_pathways: int = Field(WorkerTuning.max_cached_workflows, ge=1,
+                                        validation_alias="VCF_WORKER_CACHED_PATHWAYS")
+    worker_workflow_tasks: int = Field(WorkerTuning.max_concurrent_workflow_tasks, ge=2,
+                                       validation_alias="VCF_WORKER_WORKFLOW_TASKS")
+    worker_activities: int = Field(WorkerTuning.max_concurrent_activities, ge=1,
+                                   validation_alias="VCF_WORKER_ACTIVITIES")
 
     @field_validator("api_public_url")
     @classmethod
@@ -190,6 +214,13 @@ class Settings(BaseSettings):
         if not self.subscription_hosts_list:
             return None
         return tuple(h.strip().lower() for h in self.subscription_hosts_list.split(",") if h.strip())
+
+    @property
+    def worker_tuning(self) -> WorkerTuning:
+        """The worker's cache size and concurrency."""
+        return WorkerTuning(max_cached_workflows=self.worker_cached_pathways,
+                            max_concurrent_workflow_tasks=self.worker_workflow_tasks,
+                            max_concurrent_activities=self.worker_activities)
 
     @property
     def order_book_path(self) -> Path:

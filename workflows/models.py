@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pathway.contract import Action, Enrollment, PathwayStatus
 from pathway.facts import PatientFacts
 from pathway.guideline import PathwayDefinition
 from pathway.intake import InboxItem
+from pathway.releases import GuidelineRef, reference_for, resolve
 
 TASK_QUEUE = "vcf-pathway"
 WORKFLOW_ID_PREFIX = "vcf-pathway-"
@@ -99,12 +100,36 @@ def decision_notes(timeline: list[TimelineEntry]) -> list[DecisionNote]:
 
 
 class PathwayInput(BaseModel):
-    """Workflow input: the enrollment, the guideline version it keeps, server options."""
+    """Workflow input: the enrollment, the guideline version it keeps, server options.
+
+    The guideline travels by reference (``guideline``: version and digest of a released seed);
+    a definition that no seed holds (a what-if, a test's variant) and the inputs of pathways
+    started before references travel whole (``definition``)."""
 
     enrollment: Enrollment
-    definition: PathwayDefinition
+    guideline: GuidelineRef | None = None
+    definition: PathwayDefinition | None = None
     options: PathwayOptions = Field(default_factory=PathwayOptions)
     carried: CarriedState | None = None
+
+    @model_validator(mode="after")
+    def _one_guideline(self) -> PathwayInput:
+        if (self.guideline is None) == (self.definition is None):
+            raise ValueError("guideline: give either a released guideline reference or a whole definition")
+        return self
+
+    @classmethod
+    def keeping(cls, definition: PathwayDefinition, **fields: Any) -> PathwayInput:
+        """An input for ``definition``: by reference if it is released, whole otherwise."""
+        ref = reference_for(definition)
+        return cls(guideline=ref, definition=None if ref else definition, **fields)
+
+    def resolved(self) -> PathwayDefinition:
+        """The definition this input names (:class:`pathway.releases.UnknownGuideline` if no seed has it)."""
+        if self.definition is not None:
+            return self.definition
+        assert self.guideline is not None  # the validator holds one of the two
+        return resolve(self.guideline)
 
 
 class LatestPain(BaseModel):

@@ -2,14 +2,17 @@
 
 A thin durable shell around :mod:`pathway.decisions`: it keeps the facts, sleeps until the next
 due step, receives events (signals, or an update for a synchronous answer), asks the decisions
-what to do, and turns each action into an order-book activity. Deterministic by construction:
-``workflow.now()`` only, no I/O, no randomness, and timers are never cancelled (a stale alarm
-only wakes the loop).
+what to do, and writes each decision step's orders with one order-book activity. Deterministic
+by construction: ``workflow.now()`` only, no I/O, no randomness. One alarm is armed at a time, for
+the earliest due step; a later one that is no longer the earliest is cancelled before it is due
+(never in the instant it rings: the time-skipping server cannot take that), an earlier stale one
+rings and re-arms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,17 +25,20 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from activities.orders import (
+        BatchReceipt,
         CancelRequest,
         OrderActivities,
+        OrderBatch,
         OrderRequest,
         OverdueRequest,
         RefusalRequest,
         ResultRequest,
     )
-    from pathway.contract import EVENT_TYPES, Action, Event
+    from pathway.contract import EVENT_TYPES, Action, Event, PathwayStatus
     from pathway.decisions import Due, decide, escalation_state, next_due, next_scheduled_step, phase
     from pathway.facts import Observation, PatientFacts, latest_pain, pause_state
     from pathway.intake import Admission, InboxItem, admit, clinical_rejection, day_of
+    from pathway.releases import UnknownGuideline
     from pathway.results import Overdue, overdue_checks, overdue_orders, refusal_alert, refusal_note_id
     from workflows import search_attributes as sa
     from workflows.metrics import PathwayMetrics, RejectionReason
@@ -57,6 +63,16 @@ ORDER_TIMEOUT = timedelta(seconds=10)  # an order write is one SQLite insert
 RESULT_EVENTS = ("mri", "radiograph", "dxa")
 # vcf-1.1: overdue imaging results escalate to the care team (adds timers and activities).
 OVERDUE_RESULTS_PATCH = "overdue-result-escalation"
+# Performance release: one timer for the earliest due step instead of one per due instant.
+ONE_ALARM_PATCH = "one-alarm"
+# Performance release: a decision step's result, orders and escalations in one activity call.
+BATCHED_ORDERS_PATCH = "batched-orders"
+
+
+@dataclass
+class _Alarm:
+    at: datetime
+    task: asyncio.Task[None]
 
 
 @dataclass(frozen=True)
@@ -76,14 +92,19 @@ class PatientPathwayWorkflow:
 
     @workflow.init
     def __init__(self, input: PathwayInput) -> None:
-        self._defn = input.definition
+        self._guideline_error: str | None = None
+        try:
+            self._defn = input.resolved()
+        except UnknownGuideline as err:
+            self._guideline_error = str(err)  # run() fails the start with it, before anything is decided
         self._options = input.options
         self._s = input.carried or CarriedState(enrolled_at=workflow.now(),
                                                 facts=PatientFacts(enrollment=input.enrollment))
         self._receipts: dict[int, EventReceipt] = {}
         self._awaited: set[int] = set()
         self._alarm_rang = False
-        self._alarms: dict[float, asyncio.Task[None]] = {}  # due day -> its alarm (never cancelled)
+        self._alarms: dict[float, asyncio.Task[None]] = {}  # before ONE_ALARM_PATCH: due day -> its alarm
+        self._armed: _Alarm | None = None  # the one outstanding alarm (ONE_ALARM_PATCH)
         self._published: tuple[str, float | None, str] | None = None
         # Metrics only (no command): when each queued event arrived, and the one being applied.
         self._metrics = PathwayMetrics(workflow.metric_meter(), EVENT_TYPES)
@@ -95,6 +116,8 @@ class PatientPathwayWorkflow:
     @workflow.run
     async def run(self, input: PathwayInput) -> PathwayResult:
         """Carry the patient from enrollment to completion, withdrawal or exit."""
+        if self._guideline_error is not None:
+            raise ApplicationError(self._guideline_error, type="UnknownGuideline", non_retryable=True)
         if input.carried is None:
             e = input.enrollment
             self._record("enrolled", f"Enrolled: {e.fracture_level}, height loss {e.height_loss_pct:g}%, "
@@ -110,8 +133,8 @@ class PatientPathwayWorkflow:
                 if not self._s.inbox:
                     workflow.logger.info("continuing as new",
                                          extra={"history_length": workflow.info().get_current_history_length()})
-                    workflow.continue_as_new(PathwayInput(enrollment=input.enrollment, definition=self._defn,
-                                                          options=self._options, carried=self._s))
+                    workflow.continue_as_new(PathwayInput.keeping(self._defn, enrollment=input.enrollment,
+                                                                  options=self._options, carried=self._s))
                 continue
             self._arm_alarms()
             await workflow.wait_condition(lambda: bool(self._s.inbox) or bool(self._s.refusals) or self._alarm_rang)
@@ -152,22 +175,28 @@ class PatientPathwayWorkflow:
             return
         self._s.facts.observations.append(Observation(day=day, event=event))
         self._record("event", _describe(event), event.model_dump(mode="json", exclude_none=True), day=day)
-        if event.type in RESULT_EVENTS:
-            await self._activity(OrderActivities.record_result, ResultRequest(
-                workflow_id=workflow.info().workflow_id, event_type=event.type, day=day,
-                result_key=f"event-{item.seq}"), event.type)
+        result = ResultRequest(workflow_id=workflow.info().workflow_id, event_type=event.type, day=day,
+                               result_key=f"event-{item.seq}") if event.type in RESULT_EVENTS else None
+        if result is not None and not workflow.patched(BATCHED_ORDERS_PATCH):
+            await self._activity(OrderActivities.record_result, result, event.type)
+            result = None
         self._applying_since = arrived
         try:
-            actions = await self._decide_and_act()
+            actions = await self._decide_and_act(result)
         finally:
             self._applying_since = None
         self._settle(item.seq, EventReceipt(accepted=True, event_id=event.event_id, day=day, actions=actions))
 
-    async def _decide_and_act(self) -> list[Action]:
+    async def _decide_and_act(self, result: ResultRequest | None = None) -> list[Action]:
+        """Decide at this instant and write what was decided (with ``result``, the result that
+        came in, when the step's writes are batched)."""
         decision = decide(self._defn, self._s.facts, self._day())
         for note in decision.notes:
             self._s.facts.noted.append(note.id)
             self._record("note", note.text, {"id": note.id, "citation": note.citation}, day=note.day)
+        if workflow.patched(BATCHED_ORDERS_PATCH):
+            await self._act_in_one_step(decision.actions, decision.status, result)
+            return decision.actions
         for action in decision.actions:
             await self._place(action)
         if decision.status != "running":
@@ -177,22 +206,53 @@ class PatientPathwayWorkflow:
                 await self._escalate_overdue(overdue)
         return decision.actions
 
-    async def _escalate_overdue(self, overdue: Overdue) -> None:
+    async def _act_in_one_step(self, actions: list[Action], status: PathwayStatus,
+                               result: ResultRequest | None) -> None:
+        """One activity call for the step: the result, the orders, then the overdue escalations
+        (the same writes, in the same order, as one call each before BATCHED_ORDERS_PATCH)."""
+        wf_id = workflow.info().workflow_id
+        batch = OrderBatch(workflow_id=wf_id, result=result, orders=[self._order_request(a) for a in actions])
+        for action in actions:
+            self._s.facts.taken[action.id] = action.day
+        escalations: list[tuple[str, OverdueRequest]] = []
+        if status == "running" and workflow.patched(OVERDUE_RESULTS_PATCH):
+            for overdue in overdue_orders(self._defn, self._s.facts, self._day()):
+                note_id, request = self._overdue_request(overdue)
+                if note_id not in self._s.facts.noted:
+                    self._s.facts.noted.append(note_id)
+                    self._metrics.result_overdue(overdue.order.kind)
+                    escalations.append((note_id, request))
+            batch.overdue = [request for _, request in escalations]
+        receipt: BatchReceipt | None = None
+        if batch.result or batch.orders or batch.overdue:
+            receipt = await self._activity(OrderActivities.place_orders, batch, "order batch")
+        for action in actions:
+            self._ordered(action, receipt.placed.get(action.id) if receipt else None)
+            self._taken(action)
+        for note_id, request in escalations:
+            self._record("note", request.rationale, {"id": note_id, "citation": request.citation}, day=request.day)
+        if status != "running":
+            self._s.status = status
+
+    def _overdue_request(self, overdue: Overdue) -> tuple[str, OverdueRequest]:
         order, rule = overdue.order, overdue.rule
-        note_id = f"overdue:{order.action_id}"
-        if note_id in self._s.facts.noted:
-            return
-        self._s.facts.noted.append(note_id)
-        self._metrics.result_overdue(order.kind)
-        day = round(self._day(), 3)
         text = (f"No result for {order.kind} placed on day {order.day:g}"
                 + (f" (urgent since day {overdue.since:g})" if overdue.since != order.day else "")
                 + f": more than {rule.value:g} days. Escalated to the care team.")
-        self._record("note", text, {"id": note_id, "citation": rule.cite()}, day=day)
-        await self._activity(OrderActivities.escalate_overdue_result, OverdueRequest(
+        return f"overdue:{order.action_id}", OverdueRequest(
             workflow_id=workflow.info().workflow_id, patient_id=self._s.facts.enrollment.id,
-            order_action_id=order.action_id, order_kind=order.kind, order_day=order.day, day=day,
-            rationale=text, citation=rule.cite()), order.kind)
+            order_action_id=order.action_id, order_kind=order.kind, order_day=order.day, day=round(self._day(), 3),
+            rationale=text, citation=rule.cite())
+
+    async def _escalate_overdue(self, overdue: Overdue) -> None:
+        """One overdue result, one activity call (pathways started before BATCHED_ORDERS_PATCH)."""
+        note_id, request = self._overdue_request(overdue)
+        if note_id in self._s.facts.noted:
+            return
+        self._s.facts.noted.append(note_id)
+        self._metrics.result_overdue(overdue.order.kind)
+        self._record("note", request.rationale, {"id": note_id, "citation": request.citation}, day=request.day)
+        await self._activity(OrderActivities.escalate_overdue_result, request, overdue.order.kind)
 
     async def _act_on_refusal(self, refusal: TaskRefusal) -> None:
         """An order's task was rejected or failed: note it once (its overdue clock stops) and, if
@@ -211,24 +271,34 @@ class PatientPathwayWorkflow:
                 order_id=refusal.order_id, order_action_id=refusal.action_id, task_status=refusal.status, day=day,
                 title=alert.title, rationale=alert.rationale, citation=alert.citation), refusal.kind)
 
-    async def _place(self, action: Action) -> None:
-        self._s.facts.taken[action.id] = action.day
+    def _order_request(self, action: Action) -> OrderRequest:
         spec = self._defn.actions[action.kind]
         title, codes = self._defn.order_for(action.kind, action.details.get("level"))
-        request = OrderRequest(workflow_id=workflow.info().workflow_id, patient_id=self._s.facts.enrollment.id,
-                               action=action, title=title, resource=spec.resource, codes=codes)
-        receipt = await self._activity(OrderActivities.place_order, request, action.kind)
-        if receipt is not None:
-            self._s.orders[action.id] = receipt.order_id
-            if self._applying_since is not None:
-                self._metrics.order_written_after(workflow.now() - self._applying_since, action.kind)
-        else:
+        return OrderRequest(workflow_id=workflow.info().workflow_id, patient_id=self._s.facts.enrollment.id,
+                            action=action, title=title, resource=spec.resource, codes=codes)
+
+    def _ordered(self, action: Action, order_id: str | None) -> None:
+        """Record the order written for ``action`` (and, for an event's orders, how long it took)."""
+        if order_id is None:
             action.details["order_error"] = "the order could not be written; see the worker log"
+            return
+        self._s.orders[action.id] = order_id
+        if self._applying_since is not None:
+            self._metrics.order_written_after(workflow.now() - self._applying_since, action.kind)
+
+    def _taken(self, action: Action) -> None:
         self._s.actions.append(action)
         self._metrics.action_taken(action.kind)
         self._record("action", f"{action.kind}: {action.rationale}", {"id": action.id, "kind": action.kind},
                      day=action.day)
         workflow.logger.info("action taken", extra={"action_kind": action.kind, "action_id": action.id})
+
+    async def _place(self, action: Action) -> None:
+        """One order, one activity call (pathways started before BATCHED_ORDERS_PATCH)."""
+        self._s.facts.taken[action.id] = action.day
+        receipt = await self._activity(OrderActivities.place_order, self._order_request(action), action.kind)
+        self._ordered(action, receipt.order_id if receipt is not None else None)
+        self._taken(action)
         if action.details.get("cancels"):
             await self._activity(OrderActivities.cancel_open_orders, CancelRequest(
                 workflow_id=workflow.info().workflow_id, kinds=action.details["cancels"],
@@ -252,15 +322,36 @@ class PatientPathwayWorkflow:
         if workflow.patched(OVERDUE_RESULTS_PATCH):
             for day in overdue_checks(self._defn, self._s.facts, self._day()):
                 dues.setdefault(day, []).append("result overdue check")
+        if workflow.patched(ONE_ALARM_PATCH):
+            self._arm_earliest(dues)
+            return
         for day, labels in dues.items():
             if day not in self._alarms:
                 self._alarms[day] = asyncio.create_task(self._alarm(Due(day, " + ".join(dict.fromkeys(labels)))))
 
+    def _arm_earliest(self, dues: dict[float, list[str]]) -> None:
+        """Keep one alarm, for the earliest due step. A later alarm is cancelled only while its
+        instant is still ahead (cancelling one that rang in this same task hangs the time-skipping
+        server); an earlier, stale one is left to ring and re-arm."""
+        current = self._armed
+        if current is not None and current.task.done():
+            current = self._armed = None
+        if not dues:
+            return
+        day = min(dues)
+        at = self._s.enrolled_at + timedelta(days=day) + SETTLE
+        if current is not None:
+            if current.at <= at or current.at <= workflow.now():
+                return  # the right one, or an earlier stale one that will ring and re-arm
+            current.task.cancel()
+        self._armed = _Alarm(at, asyncio.create_task(self._alarm(Due(day, " + ".join(dict.fromkeys(dues[day]))))))
+
     async def _alarm(self, due: Due) -> None:
         delay = self._s.enrolled_at + timedelta(days=due.day) + SETTLE - workflow.now()
-        await workflow.sleep(max(delay, timedelta(milliseconds=1)),
-                             summary=due.label if self._options.ui_metadata else None)
-        self._alarm_rang = True
+        with contextlib.suppress(asyncio.CancelledError):  # superseded by an earlier alarm
+            await workflow.sleep(max(delay, timedelta(milliseconds=1)),
+                                 summary=due.label if self._options.ui_metadata else None)
+            self._alarm_rang = True
 
     # --- Events in -----------------------------------------------------------------------------
 

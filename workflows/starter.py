@@ -33,7 +33,7 @@ async def start_pathway(client: Client, enrollment: Enrollment, *, definition: P
     ]) if options.search_attributes else None
     return await client.start_workflow(
         PatientPathwayWorkflow.run,
-        PathwayInput(enrollment=enrollment, definition=definition, options=options),
+        PathwayInput.keeping(definition, enrollment=enrollment, options=options),
         id=workflow_id_for(enrollment.id),
         task_queue=task_queue,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

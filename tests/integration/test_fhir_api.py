@@ -50,8 +50,13 @@ async def test_pain_and_dxa_observations_become_contract_events(stack):
     events = {e.data["event_id"]: e.data for e in await timeline(stack.env, patient) if e.entry == "event"}
     assert events["obs-1"]["nrs"] == 4 and events["obs-1"]["type"] == "pain"
     assert events["dxa-77"]["t_score"] == -2.7 and events["dxa-77"]["observed_at"].startswith("2026-01-05T09:00:00")
-    # The DXA result fulfilled the DXA order (closed loop).
-    assert [o.status for o in stack.book.list(patient_id=patient) if o.kind == "order_dxa"] == ["completed"]
+    # The DXA result fulfilled the DXA order (closed loop), in the activity its decision step runs
+    # after the event is recorded.
+
+    async def dxa_completed():
+        return [o.status for o in stack.book.list(patient_id=patient) if o.kind == "order_dxa"] == ["completed"]
+
+    assert await eventually(dxa_completed)
 
 
 async def _applied(stack, patient, ids):

@@ -56,7 +56,7 @@ async def test_make_run_brings_up_everything_and_resumes(tmp_path):
             return [e.user_metadata.summary for e in history.events if e.HasField("timer_started_event_attributes")]
 
         stored = await eventually(stored_timer_names)
-        assert not any(b"12-week review" in p.data for p in stored)  # ciphertext on the server
+        assert not any(b"opioid review" in p.data for p in stored)  # ciphertext on the server
         # What the UI does: the codec route decodes them (no token in development, from loopback).
         body = json.dumps({"payloads": [{"metadata": {k: base64.b64encode(v).decode() for k, v in p.metadata.items()},
                                          "data": base64.b64encode(p.data).decode()} for p in stored]}).encode()
@@ -65,7 +65,7 @@ async def test_make_run_brings_up_everything_and_resumes(tmp_path):
         answer = urllib.request.urlopen(request, timeout=10)
         assert answer.headers["Access-Control-Allow-Origin"] == ui
         names = [base64.b64decode(p["data"]).decode() for p in json.load(answer)["payloads"]]
-        assert any("12-week review" in n for n in names)
+        assert any("opioid review" in n for n in names)  # one alarm, named for the earliest due step
         state = await handle.query(PatientPathwayWorkflow.state)  # timers are armed once enrollment is done
         assert len(state.actions) >= 9
         token = (tmp_path / "api-token").read_text().strip()

@@ -11,7 +11,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.database import Database, IntegrityError
 from activities.order_book import OrderBook
-from activities.orders import OrderActivities, OrderRequest, OverdueRequest, ResultRequest
+from activities.orders import OrderActivities, OrderBatch, OrderRequest, OverdueRequest, ResultRequest
 from activities.subscriptions import SubscriptionStore
 from pathway.contract import Action
 
@@ -141,3 +141,29 @@ def test_task_moves_and_the_outbox_are_the_same_on_both_backends(order_book: Ord
     subscriptions.delivered(sub.id, after[0].seq, 1)  # a late, older record never moves the cursor back
     stored = subscriptions.get(sub.id)
     assert stored is not None and (stored.delivered_seq, stored.event_count) == (after[-1].seq, 3)
+
+
+def test_a_batch_retried_after_a_partial_failure_writes_only_what_is_missing(order_book: OrderBook):
+    activities = OrderActivities(order_book)
+    env = ActivityEnvironment()
+    env.run(activities.place_order, request("order_radiograph:day-14"))  # written before the failure
+    batch = OrderBatch(workflow_id="vcf-pathway-pt-ob",
+                       orders=[request("order_radiograph:day-14"), request("order_radiograph:day-42", day=42)])
+    first = env.run(activities.place_orders, batch)
+    retried = env.run(activities.place_orders, batch)  # an activity retry, or a replay
+    assert first == retried and set(first.placed) == {"order_radiograph:day-14", "order_radiograph:day-42"}
+    assert len(order_book.list(patient_id="pt-ob")) == 2
+
+
+def test_a_batch_refuses_an_invalid_order_alone_and_keeps_the_step_order(order_book: OrderBook):
+    activities = OrderActivities(order_book)
+    env = ActivityEnvironment()
+    env.run(activities.place_order, request("order_mri:day-0", kind="order_mri", day=0))
+    result = ResultRequest(workflow_id="vcf-pathway-pt-ob", event_type="mri", day=3, result_key="event-1")
+    batch = OrderBatch(workflow_id="vcf-pathway-pt-ob", result=result,
+                       orders=[request("", kind="order_dxa"), request("order_radiograph:day-14")])
+    receipt = env.run(activities.place_orders, batch)
+    assert list(receipt.placed) == ["order_radiograph:day-14"]
+    assert "missing id" in receipt.refused["order_dxa"]
+    status = {o.action_id: o.status for o in order_book.list()}
+    assert status == {"order_mri:day-0": "completed", "order_radiograph:day-14": "active"}

@@ -1,0 +1,1 @@
+"""Benchmarks that print figures (``make bench``); importable so workers can load the floor workflow."""
