@@ -53,6 +53,8 @@ class Supervisor:
     def __post_init__(self) -> None:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.api_port = free_port()
+        # Each worker its own /metrics, /healthz and /readyz port (one busy port would stop the other).
+        self.metrics_ports = [free_port() for _ in range(WORKER_COUNT)]
         self.server = DevServer(self.data_dir, port=free_port(), ui_port=free_port(),
                                 dynamic_config={"limit.historyCount.suggestContinueAsNew":
                                                 str(self.suggest_continue_as_new)})
@@ -73,9 +75,9 @@ class Supervisor:
                 "VCF_KEY_RING": self.key_ring.to_json(), "VCF_API_TOKENS": self.token,
                 "VCF_API_PORT": str(self.api_port), "VCF_LOG_LEVEL": "INFO"}
 
-    def _spawn(self, command: str, log_name: str) -> subprocess.Popen:
+    def _spawn(self, command: str, log_name: str, **env: str) -> subprocess.Popen:
         with open(self.data_dir / log_name, "ab") as log:  # the child keeps its own copy of the file
-            return subprocess.Popen([sys.executable, "-m", "server.main", command], env=self.env(),
+            return subprocess.Popen([sys.executable, "-m", "server.main", command], env={**self.env(), **env},
                                     stdout=log, stderr=subprocess.STDOUT)
 
     async def start(self) -> None:
@@ -88,7 +90,8 @@ class Supervisor:
 
     def start_worker(self, index: int) -> None:
         """(Re)start worker ``index``."""
-        self.workers[index] = self._spawn("worker", f"worker-{index}.log")
+        self.workers[index] = self._spawn("worker", f"worker-{index}.log",
+                                          VCF_METRICS_PORT=str(self.metrics_ports[index]))
 
     def kill_worker(self, index: int) -> None:
         """SIGKILL worker ``index``: no draining, no goodbye; its tasks time out and go elsewhere."""

@@ -65,7 +65,8 @@ async def test_two_workers_one_killed_every_order_once_every_event_once(tmp_path
     logs = {name: tmp_path / f"{name}.log" for name in ("worker-a", "worker-b", "api")}
     try:
         for name in ("worker-a", "worker-b"):
-            processes[name] = vcf_server("worker", logs[name], {**common, "VCF_DATA_DIR": str(tmp_path / name)})
+            processes[name] = vcf_server("worker", logs[name], {**common, "VCF_DATA_DIR": str(tmp_path / name),
+                                                                "VCF_METRICS_PORT": str(free_port())})
         processes["api"] = vcf_server("api", logs["api"], {**common, "VCF_DATA_DIR": str(tmp_path / "api"),
                                                            "VCF_API_PORT": str(api_port), "VCF_API_TOKENS": TOKEN})
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=30,
