@@ -30,7 +30,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 ENROLLMENT_SHOWN = [f'"fracture_level": "{DEMO_PATIENT.fracture_level}"',
                     f'"height_loss_pct": {DEMO_PATIENT.height_loss_pct:g}',
                     f'"onset_days_before_enrollment": {DEMO_PATIENT.onset_days_before_enrollment}']
-TIMER_NAME = "radiograph week 2"  # user metadata, encrypted too
+TIMER_NAME = "opioid review"  # the one alarm's name (the earliest due step): user metadata, encrypted too
 ENCRYPTED_SHOWN = base64.b64encode(b"binary/encrypted").decode()  # the UI prints a payload it cannot decode
 UI_WAIT_MS = 60_000
 

@@ -24,6 +24,9 @@ import pytest
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 
 from activities.order_book import OrderBook
+from pathway.decisions import decide
+from pathway.facts import PatientFacts
+from pathway.guideline import load_definition
 from tests.helpers import ROOT, TEST_CONVERTER, enrollment, eventually, free_port, key_ring_env
 from worker.dev_server import DevServer
 from workflows.starter import start_pathway
@@ -93,7 +96,10 @@ async def test_sigterm_drains_the_running_activity_then_exits_cleanly(tmp_path):
         assert types.count(EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) == 1
         assert EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT not in types
         assert EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED not in types
-        assert len(OrderBook(tmp_path / "orders.db").list(workflow_id=handle.id)) == 1
+        # That one activity wrote the enrollment's orders (one call per decision step), each once.
+        orders = OrderBook(tmp_path / "orders.db").list(workflow_id=handle.id)
+        expected = decide(load_definition(), PatientFacts(enrollment=enrollment("pt-drain-01")), 0.0).actions
+        assert sorted(o.action_id for o in orders) == sorted(a.id for a in expected)
         await handle.terminate("test done")
     finally:
         if lock is not None:
