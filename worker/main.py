@@ -43,12 +43,13 @@ async def run_worker(stop: asyncio.Event, settings: Settings, converter: DataCon
     client = await connect(settings, data_converter=converter)
     book = OrderBook(settings.database)
     readiness = Readiness(client, book.ping)
+    # Built (its stores opened and migrated) before /readyz can answer: ready means ready to work.
+    worker = build_worker(client, book, public_url=settings.public_url, tuning=settings.worker_tuning,
+                          graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_timeout))
     async with contextlib.AsyncExitStack() as stack:
         if exporter is not None:  # outlives the worker: probes and scrapes are answered while it drains
             await stack.enter_async_context(serving(ops_app(exporter, readiness), settings.metrics_host,
                                                     settings.metrics_port))
-        worker = build_worker(client, book, public_url=settings.public_url, tuning=settings.worker_tuning,
-                              graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_timeout))
         async with worker:
             await stop.wait()
             readiness.draining = True
