@@ -160,6 +160,14 @@ class Settings(BaseSettings):
     jwt_jwks_url: str | None = Field(None, validation_alias="VCF_JWT_JWKS_URL")
     jwt_leeway: float = Field(30.0, ge=0, le=300, validation_alias="VCF_JWT_LEEWAY")
     jwt_jwks_min_refresh: float = Field(60.0, ge=0, validation_alias="VCF_JWT_JWKS_MIN_REFRESH")
+    subscription_failure_window: float = Field(3600.0, gt=0, validation_alias="VCF_SUBSCRIPTION_FAILURE_WINDOW")
+    subscription_hosts_list: str | None = Field(None, validation_alias="VCF_SUBSCRIPTION_HOSTS")
+    worker_cached_pathways: int = Field(WorkerTuning.max_cached_workflows, ge=1,
+                                        validation_alias="VCF_WORKER_CACHED_PATHWAYS")
+    worker_workflow_tasks: int = Field(WorkerTuning.max_concurrent_workflow_tasks, ge=2,
+                                       validation_alias="VCF_WORKER_WORKFLOW_TASKS")
+    worker_activities: int = Field(WorkerTuning.max_concurrent_activities, ge=1,
+                                   validation_alias="VCF_WORKER_ACTIVITIES")
 
     @field_validator("jwt_jwks_url")
     @classmethod
@@ -182,14 +190,6 @@ class Settings(BaseSettings):
         if 0 < len(missing) < len(given):
             raise ValueError(f"{', '.join(missing)}: required with the other JWT settings (set all three or none)")
         return self
-    subscription_failure_window: float = Field(3600.0, gt=0, validation_alias="VCF_SUBSCRIPTION_FAILURE_WINDOW")
-    subscription_hosts_list: str | None = Field(None, validation_alias="VCF_SUBSCRIPTION_HOSTS")
-    worker_cached_pathways: int = Field(WorkerTuning.max_cached_workflows, ge=1,
-                                        validation_alias="VCF_WORKER_CACHED_PATHWAYS")
-    worker_workflow_tasks: int = Field(WorkerTuning.max_concurrent_workflow_tasks, ge=2,
-                                       validation_alias="VCF_WORKER_WORKFLOW_TASKS")
-    worker_activities: int = Field(WorkerTuning.max_concurrent_activities, ge=1,
-                                   validation_alias="VCF_WORKER_ACTIVITIES")
 
     @field_validator("api_public_url")
     @classmethod
