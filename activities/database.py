@@ -34,6 +34,7 @@ import os
 import sqlite3
 import threading
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -101,7 +102,7 @@ def dialects(*, sqlite: str, postgresql: str) -> Mapping[str, str]:
     return {"sqlite": sqlite, "postgresql": postgresql}
 
 
-class Database:
+class Database(ABC):
     """A database opened by URL: ``postgresql://...`` (a connection pool), else a SQLite file path.
 
     :meth:`transaction` for writes (atomic), :meth:`read` for reads, :meth:`ping` for readiness.
@@ -144,20 +145,20 @@ class Database:
     def _holder(self) -> threading.local:
         return self.__dict__.setdefault("_holder", threading.local())
 
+    @abstractmethod
     def _begin(self) -> Any:
         """A context giving a new :class:`Session` in a transaction (the dialect's)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _reader(self) -> Any:
         """A context giving a new :class:`Session` for reads (the dialect's)."""
-        raise NotImplementedError
 
     def ping(self) -> None:
         """Raise unless the database answers a query."""
         with self.read() as db:
             db.execute("SELECT 1").fetchone()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - nothing to release by default (SQLite: a connection per operation)
         """Release connections (the database itself stays)."""
 
     def migrate(self, store: str, migrations: Sequence[Sequence[Step]]) -> None:
@@ -180,7 +181,7 @@ class Database:
                 db.execute("INSERT INTO schema_migrations (store, version, applied_at) VALUES (?, ?, ?)",
                            (store, version, utc_now()))
 
-    def _lock_schema(self, db: Session) -> None:
+    def _lock_schema(self, db: Session) -> None:  # noqa: B027 - SQLite: BEGIN IMMEDIATE holds it already
         """Hold the schema lock until the transaction ends."""
 
 
