@@ -1,11 +1,11 @@
 """What goes wrong, and when: a seeded schedule of worker kills, dev-server restarts and one
 order-book outage, played against the :class:`~drill.processes.Supervisor` while the load runs.
 
-The order book is taken away by holding SQLite's write lock (``BEGIN EXCLUSIVE``) on its file:
-every order write waits, times out and is retried by Temporal with backoff, and the API's own
-writes (the registry in the same file) answer 503 until it returns. A PostgreSQL order book
-(``VCF_DATABASE_URL``) would be taken away by stopping its server: :func:`outage_for` is where
-that goes; on PostgreSQL the drill says it cannot take the book away rather than pretend.
+The order book is taken away by holding a lock that keeps every other writer out: SQLite's
+write lock (``BEGIN EXCLUSIVE``) on its file, or, with ``VCF_DATABASE_URL``, an ``ACCESS
+EXCLUSIVE`` lock on the order book's PostgreSQL tables (the drill does not own that server, so it
+does not stop it). Every order write waits, gives up and is retried by Temporal with backoff, and
+the API's own database work answers 503 until it returns.
 """
 
 from __future__ import annotations
@@ -74,12 +74,33 @@ class SqliteOutage:
             db.close()
 
 
+class PostgresOutage(SqliteOutage):
+    """Holds an ``ACCESS EXCLUSIVE`` lock on the order book's PostgreSQL tables for a while: no
+    other session reads or writes them until it is let go."""
+
+    TABLES = "orders, order_changes"
+
+    def __init__(self, url: str):
+        super().__init__(Path())
+        self.url = url
+
+    def hold(self, seconds: float) -> float:
+        import psycopg
+
+        with psycopg.connect(self.url, connect_timeout=10) as db:  # a transaction, rolled back on exit
+            db.execute(f"LOCK TABLE {self.TABLES} IN ACCESS EXCLUSIVE MODE")
+            taken = time.monotonic()
+            self.held.set()
+            log.warning("order book taken away", extra={"seconds": seconds})
+            time.sleep(seconds)
+            db.rollback()
+            self.held.clear()
+            return time.monotonic() - taken
+
+
 def outage_for(database_url: str | None, order_book: Path) -> SqliteOutage:
-    """How to take this order book away."""
-    if database_url:
-        raise NotImplementedError("taking a PostgreSQL order book away (stop its server) is not built yet; "
-                                  "unset VCF_DATABASE_URL to drill the SQLite order book")
-    return SqliteOutage(order_book)
+    """How to take this order book away: its PostgreSQL tables locked, or its SQLite file."""
+    return PostgresOutage(database_url) if database_url else SqliteOutage(order_book)
 
 
 @dataclass

@@ -6,9 +6,7 @@ import itertools
 from collections import Counter
 from datetime import UTC, datetime
 
-import pytest
-
-from drill.chaos import SqliteOutage, outage_for, schedule
+from drill.chaos import PostgresOutage, SqliteOutage, outage_for, schedule
 from drill.flood import error_shape_problem
 from drill.load import patient_scripts
 from drill.verdict import comparable, expected_actions
@@ -64,7 +62,7 @@ def test_an_error_answer_must_be_the_error_json_naming_the_field():
     assert error_shape_problem(409, "conflict") == "not the error JSON"
 
 
-def test_a_postgresql_order_book_is_refused_by_name_not_drilled_as_sqlite(tmp_path):
-    assert isinstance(outage_for(None, tmp_path / "orders.db"), SqliteOutage)
-    with pytest.raises(NotImplementedError, match="VCF_DATABASE_URL"):
-        outage_for("postgresql://vcf@127.0.0.1:5432/vcf", tmp_path / "orders.db")
+def test_a_postgresql_order_book_is_taken_away_as_postgresql_not_as_sqlite(tmp_path):
+    assert type(outage_for(None, tmp_path / "orders.db")) is SqliteOutage
+    outage = outage_for("postgresql://vcf@127.0.0.1:5432/vcf", tmp_path / "orders.db")
+    assert isinstance(outage, PostgresOutage) and outage.url == "postgresql://vcf@127.0.0.1:5432/vcf"
