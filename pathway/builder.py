@@ -40,11 +40,12 @@ class Builder:
     def __init__(self, defn: PathwayDefinition, facts: PatientFacts, now: float):
         self.defn, self.facts, self.now = defn, facts, now
         self.decision = Decision()
-        # Ids proposed in this decision; those of earlier ones are read from the facts (no copy).
-        self._taken, self._noted, self._ids = facts.taken, facts.noted_ids(), set[str]()
+        # Ids proposed in this decision (empty while it is); earlier ones are read from the facts.
+        self._taken, self._noted, self.proposed = facts.taken, facts.noted_ids(), set[str]()
         # What pathway.quiet compares, read once per decision: the index caught up, how many
         # observations it holds, and how many actions and notes there are.
         self.views = views = facts.views()
+        self.quiet = views.quiet
         self.observations_seen = views.indexed[1]
         self.actions_seen = (len(facts.taken), len(facts.noted))
         self.until = inf  # the earliest instant at which a step could answer otherwise (pathway.quiet)
@@ -56,14 +57,14 @@ class Builder:
 
     def done(self, action_id: str) -> bool:
         """Whether an action or note with this id was already taken or noted."""
-        return action_id in self._ids or action_id in self._taken or action_id in self._noted
+        return action_id in self.proposed or action_id in self._taken or action_id in self._noted
 
     def act(self, action_id: str, kind: ActionKind, day: float, rationale: str,
             basis: tuple[Rule | Schedule, ...] = (), **details: Any) -> None:
         """Propose an action unless its id was taken; ``basis`` names the rules it rests on."""
         if self.done(action_id):
             return
-        self._ids.add(action_id)
+        self.proposed.add(action_id)
         self.decision.actions.append(Action(
             id=action_id, day=round(day, 3), kind=kind, rationale=rationale,
             citation=self.defn.cite(kind, basis), details=details))
@@ -77,5 +78,5 @@ class Builder:
         """Record a decision note unless its id was noted."""
         if self.done(note_id):
             return
-        self._ids.add(note_id)
+        self.proposed.add(note_id)
         self.decision.notes.append(Note(note_id, round(day, 3), text, citation))

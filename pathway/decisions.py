@@ -40,7 +40,7 @@ from pathway.facts import (
     pause_state,
     presumed,
 )
-from pathway.guideline import PathwayDefinition, Rule
+from pathway.guideline import PathwayDefinition, Rule, derived
 from pathway.medication import (
     calcitonin_hard_stop,
     calcitonin_withheld,
@@ -179,7 +179,10 @@ def _scheduled_days(b: Builder) -> float:
 @step(until=_scheduled_days)
 def _schedule(b: Builder) -> None:
     radiographs = b.defn.schedules.radiograph_days
-    due = [d for d in radiographs.days if b.now >= d and d not in _radiographs_ordered(b)]
+    due = [d for d in radiographs.days if b.now >= d]
+    if due:
+        ordered = _radiographs_ordered(b)
+        due = [d for d in due if d not in ordered]
     # One task per need (vcf-1.2): radiographs that fall due together (after a pause) are one order.
     for group in ([due] if b.safety and due else [[d] for d in due]):
         weeks = " and ".join(f"{d // 7}" for d in group)
@@ -237,21 +240,20 @@ def _gap_checks(b: Builder) -> float:
                more_than_from(b.now, since, r.escalate_after_days.value))
 
 
-@step(PainEvent, ClinicianEvent, until=_gap_checks)
+@step(PainEvent, ClinicianEvent, until=_gap_checks, others=False)
 def _follow_up_gaps(b: Builder) -> None:
     r = b.defn.rules
     if b.now >= r.completion_day.value:
         return
     since = gap_reference_day(b.facts)
-    last_report = latest_pain(b.facts)[0]
-    contact = (f"no pain report since day {since:g}" if since == last_report else
-               f"no pain report since the pathway resumed on day {since:g} (last report day {last_report:g})")
     gaps: tuple[tuple[ActionKind, Rule], ...] = (("outreach_missed_follow_up", r.outreach_after_days),
                                                   ("escalate_lost_to_follow_up", r.escalate_after_days))
     for kind, rule in gaps:
         if more_than(b.now - since, rule.value):
-            b.act(f"{kind}:{since:g}", kind, b.now,
-                  f"{contact[0].upper()}{contact[1:]}: more than {rule.value:g} days.",
+            last_report = latest_pain(b.facts)[0]
+            contact = (f"No pain report since day {since:g}" if since == last_report else
+                       f"No pain report since the pathway resumed on day {since:g} (last report day {last_report:g})")
+            b.act(f"{kind}:{since:g}", kind, b.now, f"{contact}: more than {rule.value:g} days.",
                   basis=(rule,), last_contact_day=round(since, 3))
 
 
@@ -279,12 +281,7 @@ def _dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
     dues: list[Due] = []
     if "start_calcitonin" in facts.taken and "stop_calcitonin" not in facts.taken:
         dues.append(Due(r.calcitonin_stop_day.value, "calcitonin stop"))
-    for d in defn.schedules.radiograph_days.days:
-        dues.append(Due(d, f"radiograph week {d // 7}"))
-    dues.append(Due(r.review_day.value, "12-week review"))
-    for d in defn.schedules.screening_days.days:
-        dues.append(Due(d, f"adjacent-fracture screening day {d}"))
-    dues.append(Due(r.completion_day.value, "pathway completion"))
+    dues += derived(defn, "scheduled_dues", _scheduled_dues)
     since = gap_reference_day(facts)
     dues.append(Due(check_after(since, r.outreach_after_days.value), "missed follow-up check"))
     dues.append(Due(check_after(since, r.escalate_after_days.value), "lost-to-follow-up check"))
@@ -293,7 +290,20 @@ def _dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
             dues.append(Due(check_after(start, r.immobilization_max_days.value), "prolonged immobilization check"))
     if defn.safety is not None:
         dues += _safety_dues(defn, facts)
-    return sorted(dues, key=lambda d: d.day)
+    return sorted(dues, key=_by_day)
+
+
+def _scheduled_dues(defn: PathwayDefinition) -> list[Due]:
+    """The timers every patient has: radiographs, the review, screenings, completion."""
+    r = defn.rules
+    return [*(Due(d, f"radiograph week {d // 7}") for d in defn.schedules.radiograph_days.days),
+            Due(r.review_day.value, "12-week review"),
+            *(Due(d, f"adjacent-fracture screening day {d}") for d in defn.schedules.screening_days.days),
+            Due(r.completion_day.value, "pathway completion")]
+
+
+def _by_day(due: Due) -> float:
+    return due.day
 
 
 def _safety_dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:

@@ -7,7 +7,7 @@ No Temporal, no I/O.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
@@ -140,6 +140,8 @@ class _Views:
 
     def last_change(self, kinds: tuple[type, ...]) -> int:
         """How many observations were indexed when one of these event classes last gained one."""
+        if len(kinds) == 1:
+            return self.changed.get(kinds[0], 0)
         changed, last = self.changed, 0
         for kind in kinds:
             at = changed.get(kind, 0)
@@ -181,6 +183,11 @@ def memoised(*reads: type) -> Callable[[Callable[[PatientFacts], V]], Callable[[
 
         @wraps(derive)
         def view(facts: PatientFacts) -> V:
+            views = facts.views()  # the kept view inline (a fast path of PatientFacts.view)
+            found = views.memo.get(name)
+            if found is not None and found[1] is None and found[0] == views.last_change(reads):
+                kept: V = found[2]
+                return kept
             return facts.view(name, derive, reads=reads)
         return view
     return mark
@@ -229,6 +236,17 @@ def latest_pain(facts: PatientFacts) -> tuple[float, int]:
     return pain_reports(facts)[-1]
 
 
+def first_pain_report(facts: PatientFacts, name: str, matches: Callable[[float, int], bool],
+                      under: object) -> tuple[float, int] | None:
+    """The first pain report after enrollment (by day) for which ``matches(day, nrs)`` holds, kept as
+    ``name`` (``under``: what ``matches`` reads besides the report, e.g. the definition)."""
+    def look(found: list[tuple[float, int]], day: float, event: PainEvent) -> None:
+        if not found and matches(day, event.nrs):
+            found.append((day, event.nrs))
+    found = folded(facts, name, PainEvent, list, look, under=under)
+    return found[0] if found else None
+
+
 @dataclass(frozen=True)
 class PauseState:
     """Whether the schedule is held by a clinician, and since when it last resumed."""
@@ -252,8 +270,12 @@ def pause_state(facts: PatientFacts) -> PauseState:
 
 def decisions_of(facts: PatientFacts, decision: str) -> list[tuple[float, ClinicianEvent]]:
     """Clinician decisions of one kind, by day. Read-only."""
-    return facts.view(f"decisions_of:{decision}",
-                      lambda f: [(d, e) for d, e in f.of(ClinicianEvent) if e.decision == decision],
+    views, name = facts.views(), "decisions_of:" + decision
+    found = views.memo.get(name)
+    if found is not None and found[0] == views.changed.get(ClinicianEvent, 0):
+        kept: list[tuple[float, ClinicianEvent]] = found[2]
+        return kept
+    return facts.view(name, lambda f: [(d, e) for d, e in f.of(ClinicianEvent) if e.decision == decision],
                       reads=(ClinicianEvent,))
 
 
@@ -423,4 +445,5 @@ def neuro_cleared_day(facts: PatientFacts) -> float:
 
 def pain_reports_from(facts: PatientFacts, day: float) -> list[tuple[float, int]]:
     """Pain reports observed on or after ``day`` (the enrollment score counts at day 0)."""
-    return [(d, nrs) for d, nrs in pain_reports(facts) if d >= day]
+    reports = pain_reports(facts)
+    return reports[bisect_left(reports, day, key=_by_day):]

@@ -2,15 +2,16 @@
 
 The definition lives in ``seeds/`` as versioned JSON and is validated here. Changing a threshold
 is an edit of that file, not of code. A patient keeps the definition it was enrolled with: the
-whole definition travels in the workflow's input.
+workflow's input names it by version and digest (:mod:`pathway.releases`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -191,7 +192,6 @@ class PathwayDefinition(_Frozen):
     # Added in vcf-1.2; pathways enrolled on earlier versions keep running without it.
     safety: Safety | None = None
     level_aware: LevelAware | None = None
-
     @model_validator(mode="after")
     def _consistent(self) -> PathwayDefinition:
         later = {kind for kind, block in LATER_KINDS.items() if getattr(self, block) is None}
@@ -225,6 +225,22 @@ class PathwayDefinition(_Frozen):
         """The citation of an action kind; "(verify)" where a rule it rests on is unsourced."""
         verify = " — local default (verify)" if any(rule.verify for rule in basis) else ""
         return f"{self.actions[kind].cite()}{verify} [guideline {self.version}]"
+
+
+# Values computed once per definition (it is immutable), kept with the definition they came from so
+# that its id is never reused while they are.
+_DERIVED: dict[tuple[int, str], tuple[PathwayDefinition, Any]] = {}
+T = TypeVar("T")
+
+
+def derived(defn: PathwayDefinition, name: str, derive: Callable[[PathwayDefinition], T]) -> T:
+    """``derive(defn)``, computed once per definition; read-only."""
+    key = (id(defn), name)
+    found = _DERIVED.get(key)
+    if found is None:
+        found = _DERIVED[key] = (defn, derive(defn))
+    value: T = found[1]
+    return value
 
 
 def _cite(section: str, refs: list[str], verify: bool) -> str:

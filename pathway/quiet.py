@@ -26,30 +26,32 @@ DECISION = "decision"  # the key of the last decision found quiet
 Until = Callable[[Builder], float]
 
 
-def step(*reads: type, until: Until | None = None) -> Callable[[Callable[[Builder], R]], Callable[[Builder], R]]:
+def step(*reads: type, until: Until | None = None,
+         others: bool = True) -> Callable[[Callable[[Builder], R]], Callable[[Builder], R]]:
     """Mark a decision step with the event classes it reads; ``until(b)``, for a step that reads the
     clock, gives the earliest instant after ``b.now`` at which it could propose something without
-    new facts (an earlier instant is always safe: the step is merely run again)."""
+    new facts (an earlier instant is always safe: the step is merely run again). ``others=False``
+    for a step that reads no action or note but its own: another step's being taken cannot change
+    its answer (its own are new only after a decision in which it proposed them)."""
     def mark(run: Callable[[Builder], R]) -> Callable[[Builder], R]:
         name = f"{run.__module__}.{run.__qualname__}"
 
         @wraps(run)
         def quiet_or_run(b: Builder) -> R:
-            decision = b.decision
-            if decision.actions or decision.notes:
+            if b.proposed:
                 return run(b)
-            views = b.views
-            last = views.quiet.get(name)
-            if (last is not None and last[0] == b.actions_seen and last[1] is b.defn and last[2] <= b.now < last[3]
-                    and (last[4] == b.observations_seen or not views.changed_since(last[4], reads))):
+            last = b.quiet.get(name)
+            if (last is not None and last[2] <= b.now < last[3] and last[1] is b.defn
+                    and (not others or last[0] == b.actions_seen)
+                    and (last[4] == b.observations_seen or not b.views.changed_since(last[4], reads))):
                 if last[3] < b.until:
                     b.until = last[3]
                 result: R = last[5]
                 return result
             result = run(b)
-            if not decision.actions and not decision.notes:
+            if not b.proposed:
                 quiet_until = until(b) if until else inf
-                views.quiet[name] = (b.actions_seen, b.defn, b.now, quiet_until, b.observations_seen, result)
+                b.quiet[name] = (b.actions_seen, b.defn, b.now, quiet_until, b.observations_seen, result)
                 if quiet_until < b.until:
                     b.until = quiet_until
             return result
@@ -70,8 +72,8 @@ def remember(b: Builder, until: float) -> Decision:
     """Return the decision, remembering it if it found nothing (see :func:`nothing_new`); ``until``:
     an instant of the decision's own (outside its steps) at which it could answer otherwise."""
     d = b.decision
-    if not d.actions and not d.notes and d.status == "running":
-        b.views.quiet[DECISION] = ((b.views.indexed[1], *b.actions_seen), b.defn, b.now, min(b.until, until))
+    if not b.proposed and d.status == "running":
+        b.quiet[DECISION] = ((b.views.indexed[1], *b.actions_seen), b.defn, b.now, min(b.until, until))
     return d
 
 

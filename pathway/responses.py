@@ -28,6 +28,7 @@ from pathway.facts import (
     bed_bound_spells,
     check_after,
     decisions_of,
+    first_pain_report,
     more_than,
     mri_results,
     neuro_cleared_day,
@@ -58,7 +59,7 @@ REVIEWED_ON_EXIT = ("prescribe_bisphosphonate", "prescribe_first_line_analgesia"
                     "prescribe_opioid_short_course", "prescribe_calcium_vitamin_d")
 
 
-@step(NeuroEvent, MriEvent)
+@step(NeuroEvent, MriEvent, others=False)
 def urgent_safety(b: Builder) -> None:
     mri_pending = not mri_results(b.facts)
     for start in neuro_episodes(b.facts):
@@ -122,7 +123,7 @@ def _open_orders(b: Builder) -> list[dict[str, object]]:
     return rows
 
 
-@step(SideEffectEvent)
+@step(SideEffectEvent, others=False)
 def side_effects(b: Builder) -> None:
     """Each reported side effect reaches a clinician; nothing is stopped automatically."""
     if not b.safety:
@@ -137,43 +138,44 @@ def side_effects(b: Builder) -> None:
                  "Nothing is stopped automatically.", drug=event.drug, effect=event.effect)
 
 
-@step(PainEvent, ClinicianEvent, MriEvent, NeuroEvent, until=lambda b: _offer_expiry(b))
+@step(PainEvent, ClinicianEvent, MriEvent, NeuroEvent, until=lambda b: _offer_expiry(b), others=False)
 def pain_responses(b: Builder) -> None:
     r = b.defn.rules
-    reports = pain_reports(b.facts)
-    lo, hi = r.nerve_block_from_day.value, r.nerve_block_until_day.value
+    lo, hi, severe = r.nerve_block_from_day.value, r.nerve_block_until_day.value, r.severe_pain_nrs.value
     level = b.facts.enrollment.fracture_level
     scope = b.defn.level_aware.nerve_block_scope if b.defn.level_aware else None
     # The first severe report in the window decides the offer (or the note): once done, no other can.
     offered = b.done("offer_nerve_block") or b.done("offer_nerve_block:out_of_scope")
-    for day, nrs in [] if offered else reports[1:]:
-        if lo <= day <= hi and nrs >= r.severe_pain_nrs.value and scope and level not in scope.levels:
+    first = None if offered else first_pain_report(
+        b.facts, "nerve_block_window", lambda day, nrs: lo <= day <= hi and nrs >= severe, under=b.defn)
+    if first is not None:
+        day, nrs = first
+        if scope and level not in scope.levels:
             b.note("offer_nerve_block:out_of_scope", day,
-                   f"Pain NRS {nrs} on day {day:g} >= {r.severe_pain_nrs.value:g} within days {lo:g}–{hi:g} would "
+                   f"Pain NRS {nrs} on day {day:g} >= {severe:g} within days {lo:g}–{hi:g} would "
                    f"call for a nerve-root block offer, but the guideline's evidence covers root blocks for "
                    f"{', '.join(scope.levels)} fractures only: no offer for {level}; the care team decides.",
                    scope.cite())
-            break
-        if lo <= day <= hi and nrs >= r.severe_pain_nrs.value:
+        else:
             b.act("offer_nerve_block", "offer_nerve_block", day,
-                  f"Pain NRS {nrs} on day {day:g} >= {r.severe_pain_nrs.value:g} despite "
+                  f"Pain NRS {nrs} on day {day:g} >= {severe:g} despite "
                   f"first-line analgesia, within days {lo:g}–{hi:g}: a "
-                  f"{b.facts.enrollment.fracture_level} nerve-root block may be considered "
+                  f"{level} nerve-root block may be considered "
                   "(short-term relief, up to ~2 weeks). Needs clinician confirmation"
                   + (f"; the offer expires on day {hi:g} if not confirmed." if b.safety else "."),
-                  basis=(r.severe_pain_nrs,), needs_confirmation=True, level=b.facts.enrollment.fracture_level,
+                  basis=(r.severe_pain_nrs,), needs_confirmation=True, level=level,
                   **({"expires_day": hi} if b.safety else {}))
-            break
     if b.safety and nerve_block_offer_expired(b.defn, b.facts, b.now):
         b.note("offer_nerve_block:expired", check_after(0, hi),
                f"Nerve-block offer not confirmed by day {hi:g}, the end of the acute phase: it has "
                "expired; a later confirmation is refused.", r.nerve_block_until_day.cite())
     if not b.done("refer_physical_therapy"):
-        _physical_therapy(b, reports[1:])
+        _physical_therapy(b)
     for day, nrs, lowest in pain_flares(b.defn, b.facts):
-        if b.done(f"order_adjacent_fracture_screening:flare:{day:g}"):
+        flare = f"order_adjacent_fracture_screening:flare:{day:g}"
+        if b.done(flare):
             continue
-        b.act(f"order_adjacent_fracture_screening:flare:{day:g}", "order_adjacent_fracture_screening",
+        b.act(flare, "order_adjacent_fracture_screening",
               day, f"Pain flare: NRS {nrs} on day {day:g} is >= {r.flare_rise_nrs.value:g} above the "
               f"lowest score {lowest} (<= {r.flare_baseline_max_nrs.value:g}): screen for a new "
               "adjacent-level fracture."
@@ -186,14 +188,15 @@ def _offer_expiry(b: Builder) -> float:
     return more_than_from(b.now, 0, b.defn.rules.nerve_block_until_day.value) if b.safety else inf
 
 
-def _physical_therapy(b: Builder, reports: list[tuple[float, int]]) -> None:
+def _physical_therapy(b: Builder) -> None:
     """PT once acute pain has subsided — from vcf-1.2 only on an osteoporotic MRI and no open
     neurological deficit, and only while pain is still subsided when that hold ends; a note says
     what it waits for."""
     r = b.defn.rules
+    start, limit = r.physical_therapy_from_day.value, r.physical_therapy_pain_nrs.value
     def subsided(report: tuple[float, int]) -> bool:
-        return report[0] >= r.physical_therapy_from_day.value and report[1] <= r.physical_therapy_pain_nrs.value
-    met = next((report for report in reports if subsided(report)), None)
+        return report[0] >= start and report[1] <= limit
+    met = first_pain_report(b.facts, "pain_subsided", lambda day, nrs: day >= start and nrs <= limit, under=b.defn)
     if met is None or b.done("refer_physical_therapy"):
         return
     cite = b.defn.actions["refer_physical_therapy"].cite()
@@ -211,6 +214,7 @@ def _physical_therapy(b: Builder, reports: list[tuple[float, int]]) -> None:
                    "deficit is open (until a neuro report says no deficit).", cite)
             return
         release = max(mri_day, neuro_cleared_day(b.facts))
+        reports = pain_reports(b.facts)[1:]
         before = [report for report in reports if report[0] <= release]
         if day < release and not subsided(before[-1]):
             # The hold ended after pain rose again: PT waits for a report showing it has subsided.
@@ -237,7 +241,7 @@ def nerve_block_offer_expired(defn: PathwayDefinition, facts: PatientFacts, day:
             and more_than(day, defn.rules.nerve_block_until_day.value))
 
 
-@step(RadiographEvent)
+@step(RadiographEvent, others=False)
 def radiograph_findings(b: Builder) -> None:
     r = b.defn.rules
     found = progression(b.defn, b.facts)
@@ -262,7 +266,8 @@ def radiograph_findings(b: Builder) -> None:
 
 
 @step(MobilityEvent, until=lambda b: min((more_than_from(b.now, start, b.defn.rules.immobilization_max_days.value)
-                                         for start, end in bed_bound_spells(b.facts) if end is None), default=inf))
+                                         for start, end in bed_bound_spells(b.facts) if end is None), default=inf),
+      others=False)
 def immobilization(b: Builder) -> None:
     rule = b.defn.rules.immobilization_max_days
     for start, end in bed_bound_spells(b.facts):
@@ -272,9 +277,12 @@ def immobilization(b: Builder) -> None:
                   "immobilization risks deconditioning, bone loss and DVT.", basis=(rule,), bed_bound_since=start)
 
 
-@step(MriEvent, DxaEvent, ClinicianEvent)
+@step(MriEvent, DxaEvent, ClinicianEvent, others=False)
 def results_read(b: Builder) -> None:
     for day, etiology in mri_results(b.facts):
+        if b.done(f"mri:{day:g}:{etiology}") and (etiology != "indeterminate" or not b.safety
+                                                  or b.done(f"request_clinician_review:indeterminate_mri:{day:g}")):
+            continue  # read already (the texts below are built only for what is new)
         b.note(f"mri:{day:g}:{etiology}", day,
                "MRI: osteoporotic fracture confirmed." if etiology == "osteoporotic" else
                "MRI indeterminate: clinician review; pathologic fracture not ruled out.",
@@ -287,6 +295,8 @@ def results_read(b: Builder) -> None:
     limit = b.defn.rules.osteoporosis_t_score.value
     for day, dxa in b.facts.of(DxaEvent):
         t = dxa.t_score
+        if b.done(f"dxa:{day:g}"):
+            continue
         b.note(f"dxa:{day:g}", day,
                f"DXA T-score {t:g} <= {limit:g}: osteoporosis confirmed." if t <= limit else
                f"DXA T-score {t:g} > {limit:g}; treatment stays indicated by the fragility fracture.",

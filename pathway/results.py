@@ -36,25 +36,31 @@ def open_orders(facts: PatientFacts) -> list[OpenOrder]:
     return facts.view("open_orders", _open_orders, of_actions=True, reads=(MriEvent, RadiographEvent, DxaEvent))
 
 
+RESULT_TYPES = tuple(dict.fromkeys(RESULT_EVENT_FOR.values()))
+
+
 def _open_orders(facts: PatientFacts) -> list[OpenOrder]:
-    still_open: list[OpenOrder] = []
     by_result: dict[type, list[tuple[float, str]]] = {}
+    answers = RESULT_EVENT_FOR.get
     for action_id, day in facts.taken.items():
-        answered_by = RESULT_EVENT_FOR.get(action_id.split(":", 1)[0])
+        answered_by = answers(action_id.partition(":")[0])
         if answered_by is not None:
             by_result.setdefault(answered_by, []).append((day, action_id))
-    for result_type in dict.fromkeys(RESULT_EVENT_FOR.values()):
-        refused = facts.noted_ids()
+    if not by_result:
+        return []
+    refused = facts.noted_ids()
+    still_open: list[OpenOrder] = []
+    for result_type in RESULT_TYPES:
         orders = sorted(o for o in by_result.get(result_type, ()) if refusal_note_id(o[1]) not in refused)
-        results = [day for day, _ in facts.of(result_type)]
         waiting: list[tuple[float, str]] = []
-        queue = list(orders)
-        for result_day in results:
-            while queue and queue[0][0] <= result_day:
-                waiting.append(queue.pop(0))
+        queue, next_order = orders, 0
+        for result_day, _ in facts.of(result_type):
+            while next_order < len(queue) and queue[next_order][0] <= result_day:
+                waiting.append(queue[next_order])
+                next_order += 1
             if waiting:
                 waiting.pop(0)
-        still_open += [OpenOrder(a, a.split(":")[0], d) for d, a in waiting + queue]
+        still_open += [OpenOrder(a, a.split(":")[0], d) for d, a in waiting + queue[next_order:]]
     return sorted(still_open, key=lambda o: (o.day, o.action_id))
 
 

@@ -75,7 +75,7 @@ def _review_may_change(b: Builder) -> float:
     return more_than_from(b.now, 0, b.defn.safety.rules.review_hold_until_day.value) if b.defn.safety else inf
 
 
-@step(PainEvent, RadiographEvent, PulmonaryEvent, MriEvent, ClinicianEvent, until=_review_may_change)
+@step(PainEvent, RadiographEvent, PulmonaryEvent, MriEvent, ClinicianEvent, until=_review_may_change, others=False)
 def twelve_week_review(b: Builder) -> None:
     """Hold, decide or revisit the review, as the patient's guideline version says."""
     if b.now < b.defn.rules.review_day.value or b.done("refer_vertebral_augmentation"):
