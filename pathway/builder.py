@@ -39,6 +39,8 @@ class Builder:
 
     def __init__(self, defn: PathwayDefinition, facts: PatientFacts, now: float):
         self.defn, self.facts, self.now = defn, facts, now
+        # Whether this patient's guideline version carries the clinical safety rules (vcf-1.2).
+        self.safety = defn.safety is not None
         self.decision = Decision()
         # Ids proposed in this decision (empty while it is); earlier ones are read from the facts.
         self._taken, self._noted, self.proposed = facts.taken, facts.noted_ids(), set[str]()
@@ -49,11 +51,6 @@ class Builder:
         self.observations_seen = views.indexed[1]
         self.actions_seen = (len(facts.taken), len(facts.noted))
         self.until = inf  # the earliest instant at which a step could answer otherwise (pathway.quiet)
-
-    @property
-    def safety(self) -> bool:
-        """Whether this patient's guideline version carries the clinical safety rules (vcf-1.2)."""
-        return self.defn.safety is not None
 
     def done(self, action_id: str) -> bool:
         """Whether an action or note with this id was already taken or noted."""

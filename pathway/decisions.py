@@ -23,6 +23,7 @@ Conventions:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 from pathway.builder import Builder, Decision, Note
 from pathway.contract import ActionKind, ClinicianEvent, MobilityEvent, PainEvent, PathwayStatus
@@ -176,7 +177,7 @@ def _scheduled_days(b: Builder) -> float:
     return first_after(b.now, *s.radiograph_days.days, *s.screening_days.days)
 
 
-@step(until=_scheduled_days)
+@step(until=_scheduled_days, others=False)  # reads others' flare screenings only once due
 def _schedule(b: Builder) -> None:
     radiographs = b.defn.schedules.radiograph_days
     due = [d for d in radiographs.days if b.now >= d]
@@ -290,7 +291,7 @@ def _dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
             dues.append(Due(check_after(start, r.immobilization_max_days.value), "prolonged immobilization check"))
     if defn.safety is not None:
         dues += _safety_dues(defn, facts)
-    return sorted(dues, key=_by_day)
+    return sorted(dues, key=attrgetter("day"))
 
 
 def _scheduled_dues(defn: PathwayDefinition) -> list[Due]:
@@ -300,10 +301,6 @@ def _scheduled_dues(defn: PathwayDefinition) -> list[Due]:
             Due(r.review_day.value, "12-week review"),
             *(Due(d, f"adjacent-fracture screening day {d}") for d in defn.schedules.screening_days.days),
             Due(r.completion_day.value, "pathway completion")]
-
-
-def _by_day(due: Due) -> float:
-    return due.day
 
 
 def _safety_dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:

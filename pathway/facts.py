@@ -11,6 +11,7 @@ from bisect import bisect_left, insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, PrivateAttr
@@ -113,12 +114,13 @@ class _Views:
     """The observations indexed by event class as they arrive, views memoised over them, the ids
     noted so far as a set, and the steps last found quiet (:mod:`pathway.quiet`)."""
 
-    __slots__ = ("changed", "index", "indexed", "memo", "noted", "noted_seen", "quiet")
+    __slots__ = ("changed", "index", "indexed", "kept", "memo", "noted", "noted_seen", "quiet")
 
     def __init__(self) -> None:
         self.index: dict[type, list[tuple[float, Any]]] = {}
         self.indexed = (0, 0)  # (which list, how many of it)
         self.changed: dict[type, int] = {}  # event class -> how many observations were indexed at its last
+        self.kept: dict[str, Any] = {}  # the views of :func:`kept`, derived as observations arrive
         self.memo: dict[str, tuple[Any, object, Any]] = {}
         self.noted: set[str] = set()
         self.noted_seen = (0, 0)  # (which list, how many of it)
@@ -129,13 +131,20 @@ class _Views:
         which, count = self.indexed
         if count == len(observations) and which == id(observations):
             return self.index
-        if which != id(observations) or count > len(observations):
+        fresh = which != id(observations) or count > len(observations)
+        if fresh:
             self.index, self.changed, self.memo, self.quiet, count = {}, {}, {}, {}, 0
+        arrived: set[type] = set()
         for o in observations[count:]:
             count += 1
-            insort(self.index.setdefault(type(o.event), []), (o.day, o.event), key=_by_day)
-            self.changed[type(o.event)] = count
+            kind = type(o.event)
+            insort(self.index.setdefault(kind, []), (o.day, o.event), key=_by_day)
+            self.changed[kind] = count
+            arrived.add(kind)
         self.indexed = (id(observations), count)
+        for name, reads, derive in _KEPT:  # in the order they are declared: a view may read an earlier one
+            if fresh or not arrived.isdisjoint(reads):
+                self.kept[name] = derive(facts)
         return self.index
 
     def last_change(self, kinds: tuple[type, ...]) -> int:
@@ -171,24 +180,24 @@ class _Views:
         return self.noted
 
 
-def _by_day(row: tuple[float, Any]) -> float:
-    return row[0]
+_by_day = itemgetter(0)  # of a (day, ...) row
 
 
-def memoised(*reads: type) -> Callable[[Callable[[PatientFacts], V]], Callable[[PatientFacts], V]]:
-    """A view of the observations of these event classes, derived once per change of them (results
-    are read-only)."""
+# The views of :func:`kept`, in the order declared: (name, event classes read, derivation).
+_KEPT: list[tuple[str, tuple[type, ...], Callable[[PatientFacts], Any]]] = []
+
+
+def kept(*reads: type) -> Callable[[Callable[[PatientFacts], V]], Callable[[PatientFacts], V]]:
+    """A view of the observations of these event classes, derived again whenever one of them arrives
+    (each is a few observations, so reading it costs a lookup); results are read-only."""
     def mark(derive: Callable[[PatientFacts], V]) -> Callable[[PatientFacts], V]:
         name = derive.__qualname__
+        _KEPT.append((name, reads, derive))
 
         @wraps(derive)
         def view(facts: PatientFacts) -> V:
-            views = facts.views()  # the kept view inline (a fast path of PatientFacts.view)
-            found = views.memo.get(name)
-            if found is not None and found[1] is None and found[0] == views.last_change(reads):
-                kept: V = found[2]
-                return kept
-            return facts.view(name, derive, reads=reads)
+            found: V = facts.views().kept[name]
+            return found
         return view
     return mark
 
@@ -256,7 +265,7 @@ class PauseState:
     last_resumed: float | None
 
 
-@memoised(ClinicianEvent)
+@kept(ClinicianEvent)
 def pause_state(facts: PatientFacts) -> PauseState:
     """Pause and resume decisions, in order."""
     paused, since, resumed = False, None, None
@@ -268,18 +277,21 @@ def pause_state(facts: PatientFacts) -> PauseState:
     return PauseState(paused, since, resumed)
 
 
+@kept(ClinicianEvent)
+def clinician_decisions(facts: PatientFacts) -> dict[str, list[tuple[float, ClinicianEvent]]]:
+    """Clinician decisions by kind, each by day."""
+    found: dict[str, list[tuple[float, ClinicianEvent]]] = {}
+    for day, event in facts.of(ClinicianEvent):
+        found.setdefault(event.decision, []).append((day, event))
+    return found
+
+
 def decisions_of(facts: PatientFacts, decision: str) -> list[tuple[float, ClinicianEvent]]:
     """Clinician decisions of one kind, by day. Read-only."""
-    views, name = facts.views(), "decisions_of:" + decision
-    found = views.memo.get(name)
-    if found is not None and found[0] == views.changed.get(ClinicianEvent, 0):
-        kept: list[tuple[float, ClinicianEvent]] = found[2]
-        return kept
-    return facts.view(name, lambda f: [(d, e) for d, e in f.of(ClinicianEvent) if e.decision == decision],
-                      reads=(ClinicianEvent,))
+    return clinician_decisions(facts).get(decision, [])
 
 
-@memoised(MobilityEvent)
+@kept(MobilityEvent)
 def bed_bound_spells(facts: PatientFacts) -> list[tuple[float, float | None]]:
     """Bed-bound spells as (start day, end day or None while it lasts)."""
     spells: list[tuple[float, float | None]] = []
@@ -295,7 +307,7 @@ def bed_bound_spells(facts: PatientFacts) -> list[tuple[float, float | None]]:
     return spells
 
 
-@memoised(NeuroEvent)
+@kept(NeuroEvent)
 def neuro_episodes(facts: PatientFacts) -> list[float]:
     """Start days of neurological-deficit episodes (the enrollment red flag opens one at day 0)."""
     starts: list[float] = []
@@ -309,7 +321,7 @@ def neuro_episodes(facts: PatientFacts) -> list[float]:
     return starts
 
 
-@memoised(NeuroEvent)
+@kept(NeuroEvent)
 def neuro_deficit_open(facts: PatientFacts) -> bool:
     """Whether the latest neurological information shows a deficit."""
     events = facts.of(NeuroEvent)
@@ -318,14 +330,14 @@ def neuro_deficit_open(facts: PatientFacts) -> bool:
     return "neuro_deficit" in facts.enrollment.red_flags
 
 
-@memoised(PulmonaryEvent)
+@kept(PulmonaryEvent)
 def pulmonary_dysfunction(facts: PatientFacts) -> bool:
     """The latest pulmonary finding."""
     events = facts.of(PulmonaryEvent)
     return bool(events[-1][1].dysfunction) if events else False
 
 
-@memoised(MriEvent)
+@kept(MriEvent)
 def mri_results(facts: PatientFacts) -> list[tuple[float, str]]:
     """MRI etiologies by day."""
     return [(day, event.etiology) for day, event in facts.of(MriEvent)]
@@ -343,7 +355,7 @@ def genant_grade(defn: PathwayDefinition, height_loss_pct: float) -> int:
     return 0
 
 
-@memoised(RadiographEvent)
+@kept(RadiographEvent)
 def latest_height_loss(facts: PatientFacts) -> float:
     """Height loss on the latest image (the enrollment's when no radiograph came)."""
     images = facts.of(RadiographEvent)
@@ -413,7 +425,7 @@ def pain_flares(defn: PathwayDefinition, facts: PatientFacts) -> list[tuple[floa
                   under=defn).flares
 
 
-@memoised(PainEvent, ClinicianEvent)
+@kept(PainEvent, ClinicianEvent)
 def gap_reference_day(facts: PatientFacts) -> float:
     """Start of the current follow-up gap: the last pain report, or the last resume."""
     last_report = latest_pain(facts)[0]
@@ -421,7 +433,7 @@ def gap_reference_day(facts: PatientFacts) -> float:
     return max(last_report, resumed) if resumed is not None else last_report
 
 
-@memoised(MriEvent)
+@kept(MriEvent)
 def osteoporotic_mri_day(facts: PatientFacts) -> float | None:
     """Day of the first MRI result saying osteoporotic, or None while none has."""
     return next((day for day, etiology in mri_results(facts) if etiology == "osteoporotic"), None)
@@ -432,7 +444,7 @@ def presumed(facts: PatientFacts) -> str:
     return "osteoporotic" if osteoporotic_mri_day(facts) is not None else "presumed osteoporotic (MRI pending)"
 
 
-@memoised(NeuroEvent)
+@kept(NeuroEvent)
 def neuro_cleared_day(facts: PatientFacts) -> float:
     """Day a neurological deficit was last reported resolved (0 if there never was one)."""
     cleared, open_ = 0.0, "neuro_deficit" in facts.enrollment.red_flags

@@ -51,14 +51,16 @@ def stop_calcitonin(b: Builder, day: float, why: str) -> None:
               f"Calcitonin stopped on day {day:g}: {why} (short-term use only).", reason=why)
 
 
-@step(until=lambda b: first_after(b.now, b.defn.rules.calcitonin_stop_day.value))
+# Both read an enrollment action besides their own: taken in the first decision, before either is kept quiet.
+@step(until=lambda b: first_after(b.now, b.defn.rules.calcitonin_stop_day.value), others=False)
 def calcitonin_hard_stop(b: Builder) -> None:
     stop = b.defn.rules.calcitonin_stop_day.value
     if b.now >= stop:
         stop_calcitonin(b, b.now, f"{stop:g}-day course complete (hard stop)")
 
 
-@step(until=lambda b: first_after(b.now, b.defn.safety.rules.opioid_review_day.value) if b.defn.safety else inf)
+@step(until=lambda b: first_after(b.now, b.defn.safety.rules.opioid_review_day.value) if b.defn.safety else inf,
+      others=False)
 def opioid_review(b: Builder) -> None:
     """Opioid stewardship: the care team reviews the short course on its review day."""
     if b.defn.safety is None or "prescribe_opioid_short_course" not in b.facts.taken:

@@ -74,7 +74,7 @@ def urgent_safety(b: Builder) -> None:
               priority="urgent", **extra)
 
 
-@step(MriEvent)
+@step(MriEvent, others=False)
 def pathologic_fracture(b: Builder) -> bool:
     for day, etiology in mri_results(b.facts):
         if etiology in ("malignant", "infection"):
