@@ -8,6 +8,7 @@ urgent order (the enrollment MRI with a red flag) is overdue sooner than a routi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 from pathway.contract import DxaEvent, MriEvent, RadiographEvent
 from pathway.facts import PatientFacts, check_after, more_than, neuro_episodes
@@ -61,7 +62,7 @@ def _open_orders(facts: PatientFacts) -> list[OpenOrder]:
             if waiting:
                 waiting.pop(0)
         still_open += [OpenOrder(a, a.split(":")[0], d) for d, a in waiting + queue[next_order:]]
-    return sorted(still_open, key=lambda o: (o.day, o.action_id))
+    return sorted(still_open, key=attrgetter("day", "action_id"))
 
 
 def overdue_limit(defn: PathwayDefinition, facts: PatientFacts, order: OpenOrder) -> tuple[Rule, float] | None:
