@@ -7,19 +7,18 @@ same instants and records what it answers the same way:
 - an event observed on day *d* is judged by :func:`pathway.intake.clinical_rejection`, appended to
   the facts, and decided at *d* — and once more when the workflow's inbox is empty (a refused
   event is decided at too); events on day *d* come before the steps due on day *d*;
-- every instant the workflow arms an alarm for (:func:`pathway.decisions.next_due` and the
-  overdue-result checks of :func:`pathway.results.overdue_checks`, asked after each round) is
-  decided at *t* + 1 s, when the alarm rings ("more than N days" instants are N days + 2 s,
-  ``pathway.facts.check_after``). The workflow never cancels a timer, so an instant that a later
-  report moved (a follow-up check) still rings, and is decided at here too: the decisions have
-  steps that fall due without an instant of their own, and such a wake-up is when they fire;
+- the workflow keeps one alarm, for the earliest instant it is told of
+  (:func:`pathway.decisions.next_due` and the overdue-result checks of
+  :func:`pathway.results.overdue_checks`, asked after each round); an alarm armed earlier and
+  later than a new earliest instant is cancelled, one that a later report made stale (a moved
+  follow-up check) still rings and re-arms. It is decided at *t* + 1 s, when the alarm rings ("more
+  than N days" instants are N days + 2 s, ``pathway.facts.check_after``);
 - after each decide, while the pathway runs, overdue results escalate once each (a note
   ``overdue:ACTION_ID``), as the workflow does from vcf-1.1 on;
 - the clock stops 1.5 s after the horizon, as ``vcf simulate`` reads a scenario.
 
-Work that cannot change an answer is skipped: ``next_due`` and ``overdue_checks`` read the facts
-alone, so they are asked again only after a round that changed the facts, and ``overdue_orders``
-only once an overdue instant has passed. ``--check-temporal`` and the workflow test compare both
+Work that cannot change an answer is skipped: ``overdue_orders`` is asked only once an overdue
+instant has passed. ``--check-temporal`` and the workflow test compare both
 engines action by action.
 """
 
@@ -27,6 +26,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from math import inf
 from typing import Any
 
 from cohort.patients import Patient
@@ -126,32 +126,32 @@ def run_patient(defn: PathwayDefinition, patient: Patient, horizon: float, keep_
                     changed = True
         return changed
 
-    # The workflow's alarms: every due instant it was ever told of rings once, a second after it
-    # (its timers are never cancelled), and each ring is a decide.
-    armed: set[float] = set()
-    rings: list[float] = []
+    # The workflow's one alarm (ONE_ALARM_PATCH): the instant it rings, or None.
+    alarm: float | None = None
     checks: set[float] = set()
 
     def arm(now: float) -> None:
-        for due in next_due(defn, facts, now):
-            if due.day not in armed:
-                armed.add(due.day)
-                heapq.heappush(rings, due.day + SETTLE)
+        nonlocal alarm
+        earliest = min((due.day for due in next_due(defn, facts, now)), default=inf)
         for check in overdue_checks(defn, facts, now):
             if check not in checks:
                 checks.add(check)
                 heapq.heappush(overdue_at, check)
-            if check not in armed:
-                armed.add(check)
-                heapq.heappush(rings, check + SETTLE)
+            earliest = min(earliest, check)
+        if alarm is not None and alarm <= now:
+            alarm = None  # it rang
+        if earliest == inf:
+            return
+        at = earliest + SETTLE
+        if alarm is None or alarm > at:
+            alarm = at  # a later alarm still ahead is cancelled; an earlier one is left to ring and re-arm
 
     now = 0.0
-    changed = round_at(now)
+    round_at(now)
     end = horizon + READ_MARGIN
     while run.status == "running":
-        if changed:  # next_due and overdue_checks read the facts alone: unchanged facts, no new alarm
-            arm(now)
-        ring = rings[0] if rings else end + 1
+        arm(now)
+        ring = alarm if alarm is not None else end + 1
         if queue and queue[0][0] <= ring:
             day, _, event = heapq.heappop(queue)
             if keep_events:
@@ -160,12 +160,12 @@ def run_patient(defn: PathwayDefinition, patient: Patient, horizon: float, keep_
             if reason:  # recorded as refused; the workflow decides all the same once its inbox is empty
                 run.rejected += 1
                 now = day
-                changed = round_at(now)
+                round_at(now)
                 continue
             facts.observations.append(Observation(day=day, event=event))
             if isinstance(event, PainEvent):
                 run.pain.append((day, event.nrs))
-            now, changed = day, True
+            now = day
             # The workflow decides when it applies the event, and once more when its inbox is empty
             # (the second finds nothing unless the first did something).
             if round_at(now) and run.status == "running":
@@ -173,9 +173,8 @@ def run_patient(defn: PathwayDefinition, patient: Patient, horizon: float, keep_
                 if round_at(now):
                     run.second_found += 1
         elif ring <= end:
-            heapq.heappop(rings)
             now = ring
-            changed = round_at(now)
+            round_at(now)
         else:
             break
     return run
