@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from math import inf
 from typing import Any
 
 from cohort.patients import Patient
@@ -126,23 +125,32 @@ def run_patient(defn: PathwayDefinition, patient: Patient, horizon: float, keep_
                     changed = True
         return changed
 
-    # The workflow's one alarm (ONE_ALARM_PATCH): the instant it rings, or None.
+    # The workflow's one alarm (ONE_ALARM_PATCH): the instant it rings, or None. The instants it is
+    # armed from depend on the facts alone (those still ahead are taken), so they are asked again
+    # only after the facts changed.
     alarm: float | None = None
+    ahead: list[float] = []
+    asked: tuple[int, int, int] | None = None
     checks: set[float] = set()
 
     def arm(now: float) -> None:
-        nonlocal alarm
-        earliest = min((due.day for due in next_due(defn, facts, now)), default=inf)
-        for check in overdue_checks(defn, facts, now):
-            if check not in checks:
-                checks.add(check)
-                heapq.heappush(overdue_at, check)
-            earliest = min(earliest, check)
+        nonlocal alarm, ahead, asked
+        state = (len(facts.observations), len(taken), len(noted))
+        if state != asked:
+            asked = state
+            found = overdue_checks(defn, facts, now)
+            for check in found:
+                if check not in checks:
+                    checks.add(check)
+                    heapq.heappush(overdue_at, check)
+            ahead = sorted({*(due.day for due in next_due(defn, facts, now)), *found}, reverse=True)
+        while ahead and ahead[-1] <= now:
+            ahead.pop()
         if alarm is not None and alarm <= now:
             alarm = None  # it rang
-        if earliest == inf:
+        if not ahead:
             return
-        at = earliest + SETTLE
+        at = ahead[-1] + SETTLE
         if alarm is None or alarm > at:
             alarm = at  # a later alarm still ahead is cancelled; an earlier one is left to ring and re-arm
 
