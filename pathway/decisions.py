@@ -22,6 +22,7 @@ Conventions:
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -273,7 +274,7 @@ def next_due(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[D
     """Future instants at which something may come due (the pathway's named timers)."""
     dues = facts.view("next_due", lambda f: _dues(defn, f), under=defn, of_actions=True,
                       reads=(PainEvent, ClinicianEvent, MobilityEvent))
-    return [d for d in dues if d.day > now]
+    return dues[bisect_right(dues, now, key=_DAY):]
 
 
 def _dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
@@ -291,7 +292,10 @@ def _dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
             dues.append(Due(check_after(start, r.immobilization_max_days.value), "prolonged immobilization check"))
     if defn.safety is not None:
         dues += _safety_dues(defn, facts)
-    return sorted(dues, key=attrgetter("day"))
+    return sorted(dues, key=_DAY)
+
+
+_DAY = attrgetter("day")
 
 
 def _scheduled_dues(defn: PathwayDefinition) -> list[Due]:

@@ -114,13 +114,15 @@ class _Views:
     """The observations indexed by event class as they arrive, views memoised over them, the ids
     noted so far as a set, and the steps last found quiet (:mod:`pathway.quiet`)."""
 
-    __slots__ = ("changed", "index", "indexed", "kept", "memo", "noted", "noted_seen", "quiet")
+    __slots__ = ("arrived", "changed", "index", "indexed", "kept", "memo", "noted", "noted_seen", "quiet")
 
     def __init__(self) -> None:
         self.index: dict[type, list[tuple[float, Any]]] = {}
         self.indexed = (0, 0)  # (which list, how many of it)
         self.changed: dict[type, int] = {}  # event class -> how many observations were indexed at its last
         self.kept: dict[str, Any] = {}  # the views of :func:`kept`, derived as observations arrive
+        # The last observations indexed together: how many were indexed before them, their classes.
+        self.arrived: tuple[int, set[type]] = (0, set())
         self.memo: dict[str, tuple[Any, object, Any]] = {}
         self.noted: set[str] = set()
         self.noted_seen = (0, 0)  # (which list, how many of it)
@@ -135,6 +137,7 @@ class _Views:
         if fresh:
             self.index, self.changed, self.memo, self.quiet, count = {}, {}, {}, {}, 0
         arrived: set[type] = set()
+        self.arrived = (count, arrived)
         for o in observations[count:]:
             count += 1
             kind = type(o.event)
@@ -162,6 +165,8 @@ class _Views:
         """Whether one of these event classes gained an observation after the first ``seen``."""
         if self.indexed[1] == seen:
             return False
+        if self.arrived[0] == seen:  # the usual case: since the last decision, the observations just indexed
+            return not self.arrived[1].isdisjoint(kinds)
         changed = self.changed
         for kind in kinds:  # noqa: SIM110 - a generator costs more than the check on this path
             if changed.get(kind, 0) > seen:

@@ -40,18 +40,23 @@ def step(*reads: type, until: Until | None = None,
         def quiet_or_run(b: Builder) -> R:
             if b.proposed:
                 return run(b)
+            # last: [actions and notes seen, definition, quiet from, quiet until, observations seen, answer]
             last = b.quiet.get(name)
             if (last is not None and last[2] <= b.now < last[3] and last[1] is b.defn
-                    and (not others or last[0] == b.actions_seen)
-                    and (last[4] == b.observations_seen or not b.views.changed_since(last[4], reads))):
-                if last[3] < b.until:
-                    b.until = last[3]
-                result: R = last[5]
-                return result
+                    and (not others or last[0] == b.actions_seen)):
+                seen = last[4]
+                if seen == b.observations_seen or (
+                        b.arrived[1].isdisjoint(reads) if seen == b.arrived[0]
+                        else not b.views.changed_since(seen, reads)):
+                    last[4] = b.observations_seen  # still quiet with these: the next check is the short one
+                    if last[3] < b.until:
+                        b.until = last[3]
+                    result: R = last[5]
+                    return result
             result = run(b)
             if not b.proposed:
                 quiet_until = until(b) if until else inf
-                b.quiet[name] = (b.actions_seen, b.defn, b.now, quiet_until, b.observations_seen, result)
+                b.quiet[name] = [b.actions_seen, b.defn, b.now, quiet_until, b.observations_seen, result]
                 if quiet_until < b.until:
                     b.until = quiet_until
             return result
