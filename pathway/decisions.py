@@ -50,7 +50,7 @@ from pathway.medication import (
     opioid_review,
     stop_calcitonin,
 )
-from pathway.quiet import first_after, more_than_from, nothing_new, remember, step
+from pathway.quiet import first_after, more_than_from, nothing_new, remember, step, steps
 from pathway.responses import (
     CANCELLED_ON_EXIT,
     imaging_text,
@@ -83,8 +83,7 @@ def decide(defn: PathwayDefinition, facts: PatientFacts, now: float) -> Decision
         return Decision()
     b = Builder(defn, facts, now)
     _enrollment(b)
-    urgent_safety(b)
-    if pathologic_fracture(b):
+    if _urgent_findings(b):
         b.decision.status = "exited"
         return b.decision
     withdrawals = decisions_of(facts, "withdraw")
@@ -93,13 +92,9 @@ def decide(defn: PathwayDefinition, facts: PatientFacts, now: float) -> Decision
         withdrawal_handover(b, withdrawals[0][0])
         b.decision.status = "withdrawn"
         return b.decision
-    calcitonin_hard_stop(b)
-    opioid_review(b)
+    _medication(b)
     pain_responses(b)
-    side_effects(b)
-    radiograph_findings(b)
-    immobilization(b)
-    results_read(b)
+    _findings(b)
     if not pause_state(facts).paused:
         _schedule(b)
         twelve_week_review(b)
@@ -107,6 +102,29 @@ def decide(defn: PathwayDefinition, facts: PatientFacts, now: float) -> Decision
     if _completed(defn, facts, b):
         b.decision.status = "completed"
     return remember(b, until=first_after(now, defn.rules.completion_day.value))
+
+
+# Steps that mostly stay quiet, checked together (pathway.quiet.steps).
+
+@steps(urgent_safety, pathologic_fracture)
+def _urgent_findings(b: Builder) -> bool:
+    """A neurological deficit, and an MRI showing a pathologic fracture (then the pathway exits)."""
+    urgent_safety(b)
+    return pathologic_fracture(b)
+
+
+@steps(calcitonin_hard_stop, opioid_review)
+def _medication(b: Builder) -> None:
+    calcitonin_hard_stop(b)
+    opioid_review(b)
+
+
+@steps(side_effects, radiograph_findings, immobilization, results_read)
+def _findings(b: Builder) -> None:
+    side_effects(b)
+    radiograph_findings(b)
+    immobilization(b)
+    results_read(b)
 
 
 # --- Enrollment ---------------------------------------------------------------------------

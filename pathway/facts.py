@@ -145,7 +145,9 @@ class _Views:
             self.changed[kind] = count
             arrived.add(kind)
         self.indexed = (id(observations), count)
-        for name, reads, derive in _KEPT:  # in the order they are declared: a view may read an earlier one
+        # In the order they are declared (a view may read an earlier one); one class arriving is the usual case.
+        derived = _KEPT if fresh or len(arrived) != 1 else _KEPT_BY_CLASS.get(next(iter(arrived)), ())
+        for name, reads, derive in derived:
             if fresh or not arrived.isdisjoint(reads):
                 self.kept[name] = derive(facts)
         return self.index
@@ -190,6 +192,7 @@ _by_day = itemgetter(0)  # of a (day, ...) row
 
 # The views of :func:`kept`, in the order declared: (name, event classes read, derivation).
 _KEPT: list[tuple[str, tuple[type, ...], Callable[[PatientFacts], Any]]] = []
+_KEPT_BY_CLASS: dict[type, list[tuple[str, tuple[type, ...], Callable[[PatientFacts], Any]]]] = {}
 
 
 def kept(*reads: type) -> Callable[[Callable[[PatientFacts], V]], Callable[[PatientFacts], V]]:
@@ -198,6 +201,8 @@ def kept(*reads: type) -> Callable[[Callable[[PatientFacts], V]], Callable[[Pati
     def mark(derive: Callable[[PatientFacts], V]) -> Callable[[PatientFacts], V]:
         name = derive.__qualname__
         _KEPT.append((name, reads, derive))
+        for kind in reads:
+            _KEPT_BY_CLASS.setdefault(kind, []).append((name, reads, derive))
 
         @wraps(derive)
         def view(facts: PatientFacts) -> V:

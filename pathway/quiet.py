@@ -24,6 +24,8 @@ from pathway.facts import PatientFacts, more_than
 R = TypeVar("R")
 DECISION = "decision"  # the key of the last decision found quiet
 Until = Callable[[Builder], float]
+# What each marked step reads: its event classes, and whether it reads others' actions and notes.
+_MARKED: dict[Callable[[Builder], object], tuple[tuple[type, ...], bool]] = {}
 
 
 def step(*reads: type, until: Until | None = None,
@@ -34,34 +36,57 @@ def step(*reads: type, until: Until | None = None,
     for a step that reads no action or note but its own: another step's being taken cannot change
     its answer (its own are new only after a decision in which it proposed them)."""
     def mark(run: Callable[[Builder], R]) -> Callable[[Builder], R]:
-        name = f"{run.__module__}.{run.__qualname__}"
-
-        @wraps(run)
-        def quiet_or_run(b: Builder) -> R:
-            if b.proposed:
-                return run(b)
-            # last: [actions and notes seen, definition, quiet from, quiet until, observations seen, answer]
-            last = b.quiet.get(name)
-            if (last is not None and last[2] <= b.now < last[3] and last[1] is b.defn
-                    and (not others or last[0] == b.actions_seen)):
-                seen = last[4]
-                if seen == b.observations_seen or (
-                        b.arrived[1].isdisjoint(reads) if seen == b.arrived[0]
-                        else not b.views.changed_since(seen, reads)):
-                    last[4] = b.observations_seen  # still quiet with these: the next check is the short one
-                    if last[3] < b.until:
-                        b.until = last[3]
-                    result: R = last[5]
-                    return result
-            result = run(b)
-            if not b.proposed:
-                quiet_until = until(b) if until else inf
-                b.quiet[name] = [b.actions_seen, b.defn, b.now, quiet_until, b.observations_seen, result]
-                if quiet_until < b.until:
-                    b.until = quiet_until
-            return result
-        return quiet_or_run
+        return _quiet(run, reads, others, until)
     return mark
+
+
+def steps(*members: Callable[[Builder], object]) -> Callable[[Callable[[Builder], R]], Callable[[Builder], R]]:
+    """Mark a function that runs these steps in turn (and nothing else): it reads what they read and
+    is quiet while all of them are, until the first of their instants — one check for the lot."""
+    reads = tuple(dict.fromkeys(kind for member in members for kind in _MARKED[member][0]))
+    others = any(_MARKED[member][1] for member in members)
+
+    def mark(run: Callable[[Builder], R]) -> Callable[[Builder], R]:
+        return _quiet(run, reads, others, None, group=True)
+    return mark
+
+
+def _quiet(run: Callable[[Builder], R], reads: tuple[type, ...], others: bool, until: Until | None,
+           group: bool = False) -> Callable[[Builder], R]:
+    name = f"{run.__module__}.{run.__qualname__}"
+
+    @wraps(run)
+    def quiet_or_run(b: Builder) -> R:
+        if b.proposed:
+            return run(b)
+        # last: [actions and notes seen, definition, quiet from, quiet until, observations seen, answer]
+        last = b.quiet.get(name)
+        if (last is not None and last[2] <= b.now < last[3] and last[1] is b.defn
+                and (not others or last[0] == b.actions_seen)):
+            seen = last[4]
+            if seen == b.observations_seen or (
+                    b.arrived[1].isdisjoint(reads) if seen == b.arrived[0]
+                    else not b.views.changed_since(seen, reads)):
+                last[4] = b.observations_seen  # still quiet with these: the next check is the short one
+                if last[3] < b.until:
+                    b.until = last[3]
+                result: R = last[5]
+                return result
+        if group:  # the members' instants, each lowering b.until, are the group's
+            before, b.until = b.until, inf
+            result = run(b)
+            quiet_until, b.until = b.until, min(before, b.until)
+        else:
+            result = run(b)
+            quiet_until = until(b) if until and not b.proposed else inf
+            if quiet_until < b.until:
+                b.until = quiet_until
+        if not b.proposed:
+            b.quiet[name] = [b.actions_seen, b.defn, b.now, quiet_until, b.observations_seen, result]
+        return result
+
+    _MARKED[quiet_or_run] = (reads, others)
+    return quiet_or_run
 
 
 def nothing_new(defn: object, facts: PatientFacts, now: float) -> bool:

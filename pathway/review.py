@@ -19,6 +19,7 @@ A clinician's decision to decline augmentation stands in both: no referral after
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import inf
 
 from pathway.builder import Builder
@@ -26,6 +27,7 @@ from pathway.contract import ClinicianEvent, MriEvent, PainEvent, PulmonaryEvent
 from pathway.facts import (
     PatientFacts,
     decisions_of,
+    folded,
     genant_grade,
     latest_height_loss,
     latest_pain,
@@ -178,15 +180,32 @@ def _persistent_pair(defn: PathwayDefinition, facts: PatientFacts) -> tuple[Repo
     threshold = defn.rules.persistent_pain_nrs.value
     apart = defn.safety.rules.later_pain_apart_days.value
     window = defn.rules.review_day.value - defn.safety.rules.review_evidence_window_days.value
-    first: Report | None = None
-    for day, nrs in pain_reports_from(facts, window):
+
+    def report(watch: _PairWatch, day: float, nrs: int) -> None:
+        if watch.pair is not None or day < window:
+            return
         if nrs < threshold:
-            first = None
-        elif first is None:
-            first = (day, nrs)
-        elif day - first[0] >= apart - 1e-9:
-            return first, (day, nrs)
-    return None
+            watch.first = None
+        elif watch.first is None:
+            watch.first = (day, nrs)
+        elif day - watch.first[0] >= apart - 1e-9:
+            watch.pair = (watch.first, (day, nrs))
+
+    def start() -> _PairWatch:
+        watch = _PairWatch()
+        report(watch, 0.0, facts.enrollment.pain_nrs)  # the enrollment score is the report at day 0
+        return watch
+
+    return folded(facts, "persistent_pair", PainEvent, start, lambda w, day, event: report(w, day, event.nrs),
+                  under=defn).pair
+
+
+@dataclass
+class _PairWatch:
+    """Pain reports read so far: the first of the current run at or above the threshold, the pair."""
+
+    first: Report | None = None
+    pair: tuple[Report, Report] | None = None
 
 
 def _refer(b: Builder, criteria: list[str], why: list[str], when: str) -> None:
