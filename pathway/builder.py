@@ -48,7 +48,7 @@ class Builder:
         # observations it holds, and how many actions and notes there are.
         self.views = views = facts.views()
         self.quiet = views.quiet
-        self.observations_seen = views.indexed[1]
+        self.observations_seen = views.count
         self.arrived = views.arrived  # the observations indexed last: from how many, of which classes
         self.actions_seen = (len(facts.taken), len(facts.noted))
         self.until = inf  # the earliest instant at which a step could answer otherwise (pathway.quiet)

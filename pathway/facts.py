@@ -80,7 +80,7 @@ class PatientFacts(BaseModel):
         and the actions and notes; ``under``: and e.g. the definition), kept until one of those
         changes. Read-only."""
         views = self.views()
-        seen: object = views.indexed if reads is None else views.last_change(reads)
+        seen: object = views.count if reads is None else views.last_change(reads)
         version = (seen, len(self.taken), len(self.noted)) if of_actions else seen
         found = views.memo.get(name)
         if found is None or found[0] != version or found[1] is not under:
@@ -93,12 +93,9 @@ class PatientFacts(BaseModel):
 
     def views(self) -> _Views:
         """The index and caches, caught up with the observations (for :mod:`pathway.quiet`)."""
-        private = self.__pydantic_private__  # as in _cache, inline: every view asks
-        assert private is not None
-        views: _Views = private["_views"]
+        views: _Views = self.__pydantic_private__["_views"]  # type: ignore[index]  # inline: every view asks
         observations = self.observations
-        which, count = views.indexed
-        if count != len(observations) or which != id(observations):
+        if views.count != len(observations) or views.source is not observations:
             views.catch_up(self)
         return views
 
@@ -114,11 +111,12 @@ class _Views:
     """The observations indexed by event class as they arrive, views memoised over them, the ids
     noted so far as a set, and the steps last found quiet (:mod:`pathway.quiet`)."""
 
-    __slots__ = ("arrived", "changed", "index", "indexed", "kept", "memo", "noted", "noted_seen", "quiet")
+    __slots__ = ("arrived", "changed", "count", "index", "kept", "memo", "noted", "noted_seen", "quiet", "source")
 
     def __init__(self) -> None:
         self.index: dict[type, list[tuple[float, Any]]] = {}
-        self.indexed = (0, 0)  # (which list, how many of it)
+        self.source: list[Observation] | None = None  # the observations indexed (a new list starts afresh)
+        self.count = 0  # how many of them
         self.changed: dict[type, int] = {}  # event class -> how many observations were indexed at its last
         self.kept: dict[str, Any] = {}  # the views of :func:`kept`, derived as observations arrive
         # The last observations indexed together: how many were indexed before them, their classes.
@@ -129,11 +127,10 @@ class _Views:
         self.quiet: dict[str, Any] = {}
 
     def catch_up(self, facts: PatientFacts) -> dict[type, list[tuple[float, Any]]]:
-        observations = facts.observations
-        which, count = self.indexed
-        if count == len(observations) and which == id(observations):
+        observations, count = facts.observations, self.count
+        if count == len(observations) and self.source is observations:
             return self.index
-        fresh = which != id(observations) or count > len(observations)
+        fresh = self.source is not observations or count > len(observations)
         if fresh:
             self.index, self.changed, self.memo, self.quiet, count = {}, {}, {}, {}, 0
         arrived: set[type] = set()
@@ -144,7 +141,7 @@ class _Views:
             insort(self.index.setdefault(kind, []), (o.day, o.event), key=_by_day)
             self.changed[kind] = count
             arrived.add(kind)
-        self.indexed = (id(observations), count)
+        self.source, self.count = observations, count
         # In the order they are declared (a view may read an earlier one); one class arriving is the usual case.
         derived = _KEPT if fresh or len(arrived) != 1 else _KEPT_BY_CLASS.get(next(iter(arrived)), ())
         for name, reads, derive in derived:
@@ -165,7 +162,7 @@ class _Views:
 
     def changed_since(self, seen: int, kinds: tuple[type, ...]) -> bool:
         """Whether one of these event classes gained an observation after the first ``seen``."""
-        if self.indexed[1] == seen:
+        if self.count == seen:
             return False
         if self.arrived[0] == seen:  # the usual case: since the last decision, the observations just indexed
             return not self.arrived[1].isdisjoint(kinds)

@@ -95,7 +95,7 @@ def nothing_new(defn: object, facts: PatientFacts, now: float) -> bool:
     views = facts.views()
     last = views.quiet.get(DECISION)
     return (last is not None and last[1] is defn and last[2] <= now < last[3]
-            and last[0] == (views.indexed[1], len(facts.taken), len(facts.noted)))
+            and last[0] == (views.count, len(facts.taken), len(facts.noted)))
 
 
 def remember(b: Builder, until: float) -> Decision:
@@ -103,7 +103,7 @@ def remember(b: Builder, until: float) -> Decision:
     an instant of the decision's own (outside its steps) at which it could answer otherwise."""
     d = b.decision
     if not b.proposed and d.status == "running":
-        b.quiet[DECISION] = ((b.views.indexed[1], *b.actions_seen), b.defn, b.now, min(b.until, until))
+        b.quiet[DECISION] = ((b.views.count, *b.actions_seen), b.defn, b.now, min(b.until, until))
     return d
 
 
