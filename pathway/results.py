@@ -8,6 +8,7 @@ urgent order (the enrollment MRI with a red flag) is overdue sooner than a routi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import islice
 from operator import attrgetter
 
 from pathway.contract import DxaEvent, MriEvent, RadiographEvent
@@ -40,13 +41,27 @@ def open_orders(facts: PatientFacts) -> list[OpenOrder]:
 RESULT_TYPES = tuple(dict.fromkeys(RESULT_EVENT_FOR.values()))
 
 
+def _orders_by_result(facts: PatientFacts) -> dict[type, list[tuple[float, str]]]:
+    """The orders that a result answers, by the event class of that result: (day, action id), in the
+    order taken. Actions are only ever added, so the new ones are read each time. Read-only."""
+    memo, taken = facts.views().memo, facts.taken
+    found = memo.get("orders_by_result")
+    by_result: dict[type, list[tuple[float, str]]]
+    read, by_result = found[2] if found is not None and found[0] is taken else (0, {})
+    if read > len(taken):  # not the same actions any more: read them all again
+        read, by_result = 0, {}
+    if read < len(taken):
+        answers = RESULT_EVENT_FOR.get
+        for action_id, day in islice(taken.items(), read, None):
+            answered_by = answers(action_id.partition(":")[0])
+            if answered_by is not None:
+                by_result.setdefault(answered_by, []).append((day, action_id))
+        memo["orders_by_result"] = (taken, None, (len(taken), by_result))
+    return by_result
+
+
 def _open_orders(facts: PatientFacts) -> list[OpenOrder]:
-    by_result: dict[type, list[tuple[float, str]]] = {}
-    answers = RESULT_EVENT_FOR.get
-    for action_id, day in facts.taken.items():
-        answered_by = answers(action_id.partition(":")[0])
-        if answered_by is not None:
-            by_result.setdefault(answered_by, []).append((day, action_id))
+    by_result = _orders_by_result(facts)
     if not by_result:
         return []
     refused = facts.noted_ids()
