@@ -9,6 +9,9 @@ again only then — so a decision after one new pain report re-reads the pain st
 
 Only a quiet answer is reused, and only while the decision being built is still empty (a step
 may read what an earlier step proposed in the same decision): any other call runs the step.
+A step that reads no action or note but its own (``others=False``) stays quiet when other steps'
+are taken. Steps that mostly stay quiet are checked together (:func:`steps`): one check for the
+lot while none of them can answer otherwise.
 """
 
 from __future__ import annotations
