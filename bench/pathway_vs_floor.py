@@ -8,9 +8,11 @@
   patient as fast as they can be sent (events/s), then one more per patient at a steady rate with
   all N open (event-to-order latency p50/p95/p99), worker memory per cached pathway and the
   garbage collector's pauses;
-- the pure core: ``bench/decide_core.py`` (µs per ``decide``, patient-years per second).
+- the pure core: ``bench/decide_core.py`` (µs per ``decide``, patient-years per second);
+- the cohort simulator: ``vcf cohort`` over the default cohort model on every core (patient-years
+  per second, issue 13's target).
 
-Each target of issue 9 is printed with its figure and whether it is met. The machine is shared:
+Each target of issues 9 and 13 is printed with its figure and whether it is met. The machine is shared:
 the load average is printed with the figures.
 
     .venv/bin/python bench/pathway_vs_floor.py [--patients 1000] [--runs 3] [--rate 100] [--json]
@@ -58,6 +60,7 @@ from workflows.starter import start_pathway  # noqa: E402
 
 WORKER = ROOT / "bench" / "bench_worker.py"
 DECIDE_BEFORE_US = 140.0  # µs per decide before the incremental core (issue 9, same machine)
+COHORT_TARGET = 2_000  # patient-years per second on this 2-core machine (issue 13)
 SIDE_EFFECT = {"drug": "calcitonin", "effect": "nausea"}
 
 
@@ -289,12 +292,25 @@ def pure_core(seconds: float) -> dict[str, float]:
     return {"us_per_decide": float(per_call.group(1)), "patient_years_per_s": float(years.group(1))}
 
 
+def cohort(patients: int) -> dict[str, float]:
+    """``vcf cohort`` of ``patients`` synthetic patient-years on every core: patient-years per second."""
+    with tempfile.TemporaryDirectory() as tmp:
+        done = subprocess.run([str(Path(sys.executable).parent / "vcf"), "cohort",
+                               str(ROOT / "seeds" / "cohorts" / "default.json"), "--patients", str(patients),
+                               "--seed", "1", "--out", tmp], capture_output=True, text=True, cwd=ROOT)
+    found = re.search(r"([\d,]+) patient-years per second \(([\d,]+) per CPU-second", done.stderr)
+    if done.returncode != 0 or not found:
+        raise RuntimeError(f"vcf cohort failed or printed something else:\n{done.stderr[-2000:]}")
+    return {"patient_years_per_s": float(found.group(1).replace(",", "")),
+            "per_cpu_s": float(found.group(2).replace(",", "")), "patients": patients}
+
+
 # --- the table ------------------------------------------------------------------------------
 
 
 def figures(ts: dict[str, Any], process: dict[str, float], dev: dict[str, Any], core: dict[str, float],
-            patients: int) -> list[Figure]:
-    """Every figure with its target (issue 9), pathway beside floor."""
+            patients: int, simulated: dict[str, float]) -> list[Figure]:
+    """Every figure with its target (issues 9 and 13), pathway beside floor."""
     floor, path = dev["floor"], dev["pathway"]
 
     def at_most(name: str, unit: str, f: float, p: float, times: float) -> Figure:
@@ -325,6 +341,10 @@ def figures(ts: dict[str, Any], process: dict[str, float], dev: dict[str, Any], 
         Figure("pure core: µs per decide", "µs", None, core["us_per_decide"],
                f"≥ 10x faster than {DECIDE_BEFORE_US:g} µs", core["us_per_decide"] * 10 <= DECIDE_BEFORE_US),
         Figure("pure core: patient-years per second", "/s", None, core["patient_years_per_s"]),
+        Figure(f"cohort: patient-years per second ({simulated['patients']:,.0f}, all cores)", "/s", None,
+               simulated["patient_years_per_s"], f"≥ {COHORT_TARGET:,}",
+               simulated["patient_years_per_s"] >= COHORT_TARGET),
+        Figure("cohort: patient-years per CPU-second", "/s", None, simulated["per_cpu_s"]),
     ]
 
 
@@ -357,17 +377,20 @@ async def main(args: argparse.Namespace) -> None:
         progress("time-skipping, whole processes: done")
         dev = await dev_server(args.patients, args.rate)
         core = pure_core(args.core_seconds)
+        simulated = cohort(args.cohort_patients)
+        progress("cohort: done")
     finally:
         sys.stdout.flush()
         os.dup2(out, 1)
-    rows = figures(ts, process, dev, core, args.patients)
+    rows = figures(ts, process, dev, core, args.patients, simulated)
     context = (f"pathway vs bare-SDK floor, same run: {os.cpu_count()} cores, load average {load:.1f} at start and "
                f"{os.getloadavg()[0]:.1f} at end, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
                f"time-skipping medians of {args.runs} runs; dev server {args.patients} patients, "
                f"steady events at {args.rate:g}/s")
     if args.json:
         print(json.dumps({"context": context, "figures": [{**r.__dict__, "ratio": r.ratio()} for r in rows],
-                          "raw": {"time_skipping": ts, "process": process, "dev_server": dev, "core": core}}, indent=1))
+                          "raw": {"time_skipping": ts, "process": process, "dev_server": dev, "core": core,
+                                  "cohort": simulated}}, indent=1))
     else:
         print(table(rows, context))
 
@@ -379,6 +402,7 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=10.0,
                         help="steady events per second for the latency (below both sides' throughput here)")
     parser.add_argument("--core-seconds", type=float, default=3.0)
+    parser.add_argument("--cohort-patients", type=int, default=10_000, help="synthetic patients for vcf cohort")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     asyncio.run(main(parser.parse_args()))
     sys.stdout.flush()
