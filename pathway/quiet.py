@@ -64,17 +64,16 @@ def _quiet(run: Callable[[Builder], R], reads: tuple[type, ...], others: bool, u
             return run(b)
         # last: [actions and notes seen, definition, quiet from, quiet until, observations seen, answer]
         last = b.quiet.get(name)
-        if (last is not None and last[2] <= b.now < last[3] and last[1] is b.defn
-                and (not others or last[0] == b.actions_seen)):
-            seen = last[4]
-            if seen == b.observations_seen or (
-                    b.arrived[1].isdisjoint(reads) if seen == b.arrived[0]
-                    else not b.views.changed_since(seen, reads)):
-                last[4] = b.observations_seen  # still quiet with these: the next check is the short one
-                if last[3] < b.until:
-                    b.until = last[3]
-                result: R = last[5]
-                return result
+        if last is not None and (  # what it reads first: after an observation, the usual reason to run again
+                (seen := last[4]) == b.observations_seen
+                or (b.arrived[1].isdisjoint(reads) if seen == b.arrived[0]
+                    else not b.views.changed_since(seen, reads))) and (
+                last[2] <= b.now < last[3] and last[1] is b.defn and (not others or last[0] == b.actions_seen)):
+            last[4] = b.observations_seen  # still quiet with these: the next check is the short one
+            if last[3] < b.until:
+                b.until = last[3]
+            result: R = last[5]
+            return result
         if group:  # the members' instants, each lowering b.until, are the group's
             before, b.until = b.until, inf
             result = run(b)
