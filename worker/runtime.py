@@ -38,6 +38,7 @@ from activities.order_book import OrderBook
 from activities.orders import OrderActivities
 from activities.subscriptions import SubscriptionStore
 from pathway.releases import releases
+from worker.collector import keep_full_collections_short
 from worker.settings import Settings, WorkerTuning
 from workflows import patient_pathway
 from workflows.metrics import HISTOGRAM_BUCKETS
@@ -180,6 +181,7 @@ def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, 
     :class:`~temporalio.worker.Worker`'s, e.g. ``graceful_shutdown_timeout``."""
     tuning = tuning or WorkerTuning()
     prepare_process()
+    keep_full_collections_short(tuning.gc_rescan_every)
     delivery = DeliveryActivities(book, SubscriptionStore(book.database), public_url)
     return Worker(
         client,
