@@ -20,8 +20,8 @@ from security.codec import (
     KEY_ID_METADATA,
     EncryptionCodec,
     PayloadDecryptionError,
-    type_adapter,
     data_converter,
+    type_adapter,
 )
 from security.keyring import (
     KEY_BYTES,
@@ -32,8 +32,8 @@ from security.keyring import (
     load_key_ring,
 )
 from tests.helpers import ROOT
-from workflows.models import PathwayOptions
 from worker.settings import Settings
+from workflows.models import PathwayOptions
 
 ENROLLMENT = Enrollment(id="pt-unit-1", fracture_level="T12", height_loss_pct=25, pain_nrs=8)
 REASON = "patient admitted to ward 7 after a fall at home"
