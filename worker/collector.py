@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 _installed: SurvivorFreezer | None = None
+_decided = False
 
 
 class SurvivorFreezer:
@@ -46,10 +47,12 @@ class SurvivorFreezer:
 
 
 def keep_full_collections_short(rescan_every: float) -> SurvivorFreezer | None:
-    """Install the process's :class:`SurvivorFreezer` (once; the first call decides). A
-    ``rescan_every`` of 0 leaves the interpreter's collector as it is."""
-    global _installed
-    if _installed is None and rescan_every > 0:
-        _installed = SurvivorFreezer(rescan_every)
-        gc.callbacks.append(_installed.after_collection)
+    """Install the process's :class:`SurvivorFreezer` (the first call decides, for the process's
+    life). A ``rescan_every`` of 0 leaves the interpreter's collector as it is."""
+    global _installed, _decided
+    if not _decided:
+        _decided = True
+        if rescan_every > 0:
+            _installed = SurvivorFreezer(rescan_every)
+            gc.callbacks.append(_installed.after_collection)
     return _installed

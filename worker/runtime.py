@@ -137,9 +137,9 @@ def prepare_process() -> None:
     generation.
 
     An isolated sandbox (the tests', :func:`sandbox_runner`) imports the workflow module afresh
-    for every pathway it starts. These machines
-    set ``PYTHONDONTWRITEBYTECODE`` and an editable install has no ``.pyc``, so each import
-    compiled the module from source; a private bytecode cache is written once instead.
+    for every pathway it starts. These machines set ``PYTHONDONTWRITEBYTECODE`` and an editable
+    install has no ``.pyc``, so each import compiled the module from source; a private bytecode
+    cache is written once instead.
     ``gc.freeze()`` keeps full collections from re-scanning the modules, seeds and SDK objects
     that live as long as the process (long pauses with many cached pathways otherwise).
     """

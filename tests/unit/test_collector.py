@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from worker.collector import SurvivorFreezer
+from worker.collector import SurvivorFreezer, keep_full_collections_short
 
 
 class Node:
@@ -62,3 +62,9 @@ def test_nothing_is_frozen_by_collections_of_young_generations(freezer):
     gc.collect(0)
     gc.collect(1)
     assert f.frozen == 0 and gc.get_freeze_count() == frozen_before
+
+
+def test_the_test_process_keeps_the_interpreters_collector():
+    # tests/conftest.py decided first (0): a worker built later does not install the freezer.
+    assert keep_full_collections_short(3600) is None
+    assert not any(isinstance(getattr(cb, "__self__", None), SurvivorFreezer) for cb in gc.callbacks)
