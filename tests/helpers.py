@@ -46,11 +46,11 @@ def make_worker(env: WorkflowEnvironment, book: OrderBook, task_queue: str) -> W
                         workflow_runner=sandbox_runner(isolated=True))
 
 
-def replayer() -> Replayer:
+def replayer(*, isolated: bool = True) -> Replayer:
     """A replayer of the patient workflow, configured as the worker is (the workflow module
-    isolated, as in :func:`make_worker`)."""
+    isolated, as in :func:`make_worker`, unless ``isolated`` is False: shared, as in production)."""
     return Replayer(workflows=[PatientPathwayWorkflow], data_converter=TEST_CONVERTER,
-                    workflow_runner=sandbox_runner(isolated=True))
+                    workflow_runner=sandbox_runner(isolated=isolated))
 
 
 def key_ring_env() -> dict[str, str]:
