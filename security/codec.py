@@ -15,15 +15,25 @@ of that id, raises :class:`PayloadDecryptionError` naming the key id.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Sequence
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from google.protobuf.message import DecodeError
+from pydantic import TypeAdapter
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes, PayloadCodec
+from temporalio.contrib.pydantic import PydanticJSONPlainPayloadConverter, pydantic_data_converter
+from temporalio.converter import (
+    CompositePayloadConverter,
+    DataConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    DefaultPayloadConverter,
+    JSONPlainPayloadConverter,
+    PayloadCodec,
+)
 
 from security.keyring import KeyRing
 
@@ -80,8 +90,44 @@ class EncryptionCodec(PayloadCodec):
                                                  "or altered data)") from None
 
 
+@functools.lru_cache(maxsize=1024)
+def type_adapter(type_hint: Any) -> TypeAdapter[Any]:
+    """The pydantic adapter of ``type_hint``, built once per process (a hashable hint)."""
+    return TypeAdapter(type_hint)
+
+
+class _PydanticJSON(PydanticJSONPlainPayloadConverter):
+    """The SDK's pydantic JSON converter with one type adapter per type for the whole process.
+    The SDK caches adapters per converter, and every workflow run has converters of its own: each
+    cached pathway built, and kept, adapters for its input, its signals and its activity results."""
+
+    def from_payload(self, payload: Payload, type_hint: type | None = None) -> Any:
+        """The payload's JSON as ``type_hint`` (any JSON value without one)."""
+        hint = type_hint if type_hint is not None else Any
+        try:
+            adapter = type_adapter(hint)
+        except TypeError:
+            try:
+                hash(hint)
+            except TypeError:  # an unhashable hint: no cache
+                adapter = TypeAdapter(hint)
+            else:
+                raise
+        return adapter.validate_json(payload.data)
+
+
+class PayloadConverter(CompositePayloadConverter):
+    """The SDK's pydantic payload converter, its type adapters shared (:class:`_PydanticJSON`)."""
+
+    def __init__(self) -> None:
+        json = _PydanticJSON()
+        super().__init__(*(json if isinstance(c, JSONPlainPayloadConverter) else c
+                           for c in DefaultPayloadConverter.default_encoding_payload_converters))
+
+
 def data_converter(ring: KeyRing) -> DataConverter:
     """The pydantic data converter, with payloads encrypted by ``ring`` and failure messages and
     stack traces moved into (encrypted) encoded attributes."""
-    return dataclasses.replace(pydantic_data_converter, payload_codec=EncryptionCodec(ring),
+    return dataclasses.replace(pydantic_data_converter, payload_converter_class=PayloadConverter,
+                               payload_codec=EncryptionCodec(ring),
                                failure_converter_class=DefaultFailureConverterWithEncodedAttributes)

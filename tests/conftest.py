@@ -20,8 +20,13 @@ from activities.order_book import OrderBook
 from cli.simulate import start_test_server
 from pathway.guideline import load_definition, released_definitions
 from tests.helpers import DEV_SUGGEST_CONTINUE_AS_NEW, TEST_CONVERTER, TESTS
+from worker.collector import keep_full_collections_short
 from worker.runtime import binary, configure_runtime
 from workflows import search_attributes as sa
+
+# The test process starts and drops many workers: the interpreter's own collector, not one that
+# keeps what survives (worker.collector, for a worker's long-lived cached pathways).
+keep_full_collections_short(0)
 
 LANES = ("unit", "workflow", "integration")
 # The server fixtures a lane may use: none in the unit lane, the time-skipping server in the workflow lane.

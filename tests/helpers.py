@@ -40,14 +40,17 @@ NO_SERVER_FEATURES = PathwayOptions(search_attributes=False, ui_metadata=False)
 
 
 def make_worker(env: WorkflowEnvironment, book: OrderBook, task_queue: str) -> Worker:
-    """A worker whose workflow bugs fail the workflow at once instead of retrying silently."""
-    return build_worker(env.client, book, task_queue, workflow_failure_exception_types=[Exception])
+    """A worker whose workflow bugs fail the workflow at once instead of retrying silently, and
+    whose sandbox imports the workflow module for each run (its restrictions checked)."""
+    return build_worker(env.client, book, task_queue, workflow_failure_exception_types=[Exception],
+                        workflow_runner=sandbox_runner(isolated=True))
 
 
-def replayer() -> Replayer:
-    """A replayer of the patient workflow, configured as the worker is."""
+def replayer(*, isolated: bool = True) -> Replayer:
+    """A replayer of the patient workflow, configured as the worker is (the workflow module
+    isolated, as in :func:`make_worker`, unless ``isolated`` is False: shared, as in production)."""
     return Replayer(workflows=[PatientPathwayWorkflow], data_converter=TEST_CONVERTER,
-                    workflow_runner=sandbox_runner())
+                    workflow_runner=sandbox_runner(isolated=isolated))
 
 
 def key_ring_env() -> dict[str, str]:

@@ -38,6 +38,7 @@ from activities.order_book import OrderBook
 from activities.orders import OrderActivities
 from activities.subscriptions import SubscriptionStore
 from pathway.releases import releases
+from worker.collector import keep_full_collections_short
 from worker.settings import Settings, WorkerTuning
 from workflows import patient_pathway
 from workflows.metrics import HISTOGRAM_BUCKETS
@@ -48,6 +49,11 @@ from workflows.subscription_delivery import SubscriptionDeliveryWorkflow
 # Our own pure modules are deterministic: share them with the sandbox instead of re-importing.
 PASSTHROUGH = ("pydantic", "pydantic_core", "pathway", "activities", "workflows.models", "workflows.search_attributes",
                "workflows.metrics")
+# Workflow modules shared by every pathway a worker runs instead of imported afresh for each: a
+# fresh copy (its code, class and functions) was a third of a cached pathway's memory and of the
+# objects each full garbage collection scans. They keep no module-level state (a unit test checks);
+# the tests run them isolated, so the sandbox still refuses a clock, environment or random call in them.
+SHARED_WORKFLOW_MODULES = ("workflows.patient_pathway",)
 
 
 _runtime_configured = False
@@ -114,9 +120,12 @@ async def connect(settings: Settings, *, data_converter: DataConverter, address:
     return await Client.connect(**temporal_connection(settings), data_converter=data_converter)
 
 
-def sandbox_runner() -> SandboxedWorkflowRunner:
-    """The workflow sandbox, sharing our deterministic modules (for workers and replayers)."""
-    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
+def sandbox_runner(*, isolated: bool = False) -> SandboxedWorkflowRunner:
+    """The workflow sandbox, sharing our deterministic modules (for workers and replayers);
+    ``isolated``: each workflow run imports its workflow module afresh, under the sandbox's
+    restrictions (what the tests run)."""
+    shared = PASSTHROUGH if isolated else PASSTHROUGH + SHARED_WORKFLOW_MODULES
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*shared))
 
 
 _process_prepared = False
@@ -127,9 +136,10 @@ def prepare_process() -> None:
     of the workflow module, and move what start-up made into the garbage collector's permanent
     generation.
 
-    The sandbox imports the workflow module afresh for every pathway it starts. These machines
-    set ``PYTHONDONTWRITEBYTECODE`` and an editable install has no ``.pyc``, so each import
-    compiled the module from source; a private bytecode cache is written once instead.
+    An isolated sandbox (the tests', :func:`sandbox_runner`) imports the workflow module afresh
+    for every pathway it starts. These machines set ``PYTHONDONTWRITEBYTECODE`` and an editable
+    install has no ``.pyc``, so each import compiled the module from source; a private bytecode
+    cache is written once instead.
     ``gc.freeze()`` keeps full collections from re-scanning the modules, seeds and SDK objects
     that live as long as the process (long pauses with many cached pathways otherwise).
     """
@@ -171,6 +181,7 @@ def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, 
     :class:`~temporalio.worker.Worker`'s, e.g. ``graceful_shutdown_timeout``."""
     tuning = tuning or WorkerTuning()
     prepare_process()
+    keep_full_collections_short(tuning.gc_rescan_every)
     delivery = DeliveryActivities(book, SubscriptionStore(book.database), public_url)
     return Worker(
         client,
@@ -178,8 +189,8 @@ def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, 
         workflows=[PatientPathwayWorkflow, SubscriptionDeliveryWorkflow],
         activities=[*OrderActivities(book).all(), *delivery.all()],
         activity_executor=ThreadPoolExecutor(max_workers=tuning.max_concurrent_activities),
-        workflow_runner=sandbox_runner(),
-        **{"max_cached_workflows": tuning.max_cached_workflows,  # options may override (a test's cache of 0)
+        **{"workflow_runner": sandbox_runner(),  # options may override (a test's isolated sandbox, cache of 0)
+           "max_cached_workflows": tuning.max_cached_workflows,
            "max_concurrent_workflow_tasks": tuning.max_concurrent_workflow_tasks,
            "max_concurrent_activities": tuning.max_concurrent_activities,
            "build_id": build_id(), **options},

@@ -83,6 +83,9 @@ VCF_WORKER_CACHED_PATHWAYS 2000                 open pathways a worker keeps in 
                                                 "Measured": memory per cached pathway)
 VCF_WORKER_WORKFLOW_TASKS 100                   workflow tasks a worker runs at once
 VCF_WORKER_ACTIVITIES   8                       order-book activities at once (one thread each)
+VCF_WORKER_GC_RESCAN 3600                       seconds between full garbage collections over
+                                                every cached pathway (:mod:`worker.collector`);
+                                                0: the interpreter's own collector
 ==================  ==========================  ============================================
 
 An empty variable counts as unset.
@@ -114,6 +117,9 @@ class WorkerTuning:
     max_concurrent_workflow_tasks: int = 100
     # One thread per activity slot: the order book is SQLite, whose writes queue anyway.
     max_concurrent_activities: int = 8
+    # Seconds between full garbage collections that scan every cached pathway (worker.collector);
+    # in between, a full collection scans only what is new. 0: the interpreter's own collector.
+    gc_rescan_every: float = 3600.0
 
 
 class Settings(BaseSettings):
@@ -168,6 +174,7 @@ class Settings(BaseSettings):
                                        validation_alias="VCF_WORKER_WORKFLOW_TASKS")
     worker_activities: int = Field(WorkerTuning.max_concurrent_activities, ge=1,
                                    validation_alias="VCF_WORKER_ACTIVITIES")
+    worker_gc_rescan: float = Field(WorkerTuning.gc_rescan_every, ge=0, validation_alias="VCF_WORKER_GC_RESCAN")
 
     @field_validator("jwt_jwks_url")
     @classmethod
@@ -217,10 +224,11 @@ class Settings(BaseSettings):
 
     @property
     def worker_tuning(self) -> WorkerTuning:
-        """The worker's cache size and concurrency."""
+        """The worker's cache size, concurrency and garbage collection."""
         return WorkerTuning(max_cached_workflows=self.worker_cached_pathways,
                             max_concurrent_workflow_tasks=self.worker_workflow_tasks,
-                            max_concurrent_activities=self.worker_activities)
+                            max_concurrent_activities=self.worker_activities,
+                            gc_rescan_every=self.worker_gc_rescan)
 
     @property
     def order_book_path(self) -> Path:

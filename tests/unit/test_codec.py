@@ -15,7 +15,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
 from pathway.contract import Enrollment
-from security.codec import ENCODING, KEY_ID_METADATA, EncryptionCodec, PayloadDecryptionError, data_converter
+from security.codec import (
+    ENCODING,
+    KEY_ID_METADATA,
+    EncryptionCodec,
+    PayloadDecryptionError,
+    data_converter,
+    type_adapter,
+)
 from security.keyring import (
     KEY_BYTES,
     KeyRing,
@@ -26,6 +33,7 @@ from security.keyring import (
 )
 from tests.helpers import ROOT
 from worker.settings import Settings
+from workflows.models import PathwayOptions
 
 ENROLLMENT = Enrollment(id="pt-unit-1", fracture_level="T12", height_loss_pct=25, pain_nrs=8)
 REASON = "patient admitted to ward 7 after a fall at home"
@@ -116,9 +124,21 @@ async def test_failure_messages_and_stack_traces_are_encrypted():
     assert REASON in str(restored)
 
 
-def test_the_converter_keeps_the_pydantic_payload_converter():
-    converter = data_converter(ring("a"))
-    assert converter.payload_converter_class is pydantic_data_converter.payload_converter_class
+def test_the_converter_writes_what_the_pydantic_payload_converter_writes():
+    ours, sdk = data_converter(ring("a")).payload_converter, pydantic_data_converter.payload_converter
+    value = [PathwayOptions(search_attributes=False), {"nrs": 3}, "text", None]
+    assert ours.to_payloads(value) == sdk.to_payloads(value)
+    assert ours.from_payloads(sdk.to_payloads(value), [PathwayOptions, dict, str, type(None)]) == value
+
+
+def test_every_workflow_run_shares_the_type_adapters():
+    # Each run gets converters of its own; the adapter for a type is built once per process.
+    first, second = (data_converter(ring("a")).payload_converter_class() for _ in range(2))
+    payloads = first.to_payloads([PathwayOptions(ui_metadata=False)])
+    assert first.from_payloads(payloads, [PathwayOptions]) == [PathwayOptions(ui_metadata=False)]
+    hits = type_adapter.cache_info().hits
+    assert second.from_payloads(payloads, [PathwayOptions]) == [PathwayOptions(ui_metadata=False)]
+    assert type_adapter.cache_info().hits == hits + 1
 
 
 def ring_json(current: str = "k1", **keys: object) -> str:

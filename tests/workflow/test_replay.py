@@ -24,6 +24,15 @@ async def test_saved_history_replays(path: Path):
     assert result.replay_failure is None, result.replay_failure
 
 
+async def test_saved_histories_replay_with_the_workflow_module_shared_as_workers_run_it():
+    # Production workers share the workflow module between runs (worker.runtime.SHARED_WORKFLOW_MODULES).
+    shared = replayer(isolated=False)
+    for path in SAVED:
+        history = WorkflowHistory.from_json(f"vcf-pathway-{path.stem}", path.read_text())
+        result = await shared.replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, (path.name, result.replay_failure)
+
+
 async def test_saved_histories_exist():
     assert SAVED, "no saved history: run python -m tests.histories.record"
 
