@@ -9,10 +9,10 @@ same instants and records what it answers the same way:
   event is decided at too); events on day *d* come before the steps due on day *d*;
 - the workflow keeps one alarm, for the earliest instant it is told of
   (:func:`pathway.decisions.next_due` and the overdue-result checks of
-  :func:`pathway.results.overdue_checks`, asked after each round); an alarm armed earlier and
-  later than a new earliest instant is cancelled, one that a later report made stale (a moved
-  follow-up check) still rings and re-arms. It is decided at *t* + 1 s, when the alarm rings ("more
-  than N days" instants are N days + 2 s, ``pathway.facts.check_after``);
+  :func:`pathway.results.overdue_checks`, asked after each round): an alarm still ahead is
+  cancelled for an earlier instant, and one that a later report made stale (a moved follow-up
+  check) still rings and re-arms. It is decided at *t* + 1 s, when the alarm rings ("more than N
+  days" instants are N days + 2 s, ``pathway.facts.check_after``);
 - after each decide, while the pathway runs, overdue results escalate once each (a note
   ``overdue:ACTION_ID``), as the workflow does from vcf-1.1 on;
 - the clock stops 1.5 s after the horizon, as ``vcf simulate`` reads a scenario.
