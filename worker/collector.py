@@ -19,6 +19,10 @@ import gc
 import time
 from typing import Any
 
+# A full collection after this many collections of the middle generation (the interpreter's: 10).
+# With the survivors frozen it scans only what came to live since the last one, so half as many
+# between them is half as long a pause, for about the same work in all.
+FULL_EVERY = 5
 _installed: SurvivorFreezer | None = None
 _decided = False
 
@@ -31,6 +35,12 @@ class SurvivorFreezer:
         self._rescanned = time.monotonic()
         self.frozen = 0  # full collections whose survivors were frozen
         self.rescans = 0  # times the survivors were let go, for one full scan
+
+    def install(self) -> None:
+        """Act after every full collection of this process, and make those come every ``FULL_EVERY``."""
+        gc.callbacks.append(self.after_collection)
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, FULL_EVERY)
 
     def after_collection(self, phase: str, info: dict[str, Any]) -> None:
         """``gc.callbacks`` entry: acts when a full collection has just finished."""
@@ -54,5 +64,5 @@ def keep_full_collections_short(rescan_every: float) -> SurvivorFreezer | None:
         _decided = True
         if rescan_every > 0:
             _installed = SurvivorFreezer(rescan_every)
-            gc.callbacks.append(_installed.after_collection)
+            _installed.install()
     return _installed

@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from worker.collector import SurvivorFreezer, keep_full_collections_short
+from worker.collector import FULL_EVERY, SurvivorFreezer, keep_full_collections_short
 
 
 class Node:
@@ -68,3 +68,16 @@ def test_the_test_process_keeps_the_interpreters_collector():
     # tests/conftest.py decided first (0): a worker built later does not install the freezer.
     assert keep_full_collections_short(3600) is None
     assert not any(isinstance(getattr(cb, "__self__", None), SurvivorFreezer) for cb in gc.callbacks)
+
+
+
+def test_installed_it_collects_in_full_twice_as_often():
+    before = gc.get_threshold()
+    f = SurvivorFreezer(3600)
+    try:
+        f.install()
+        assert f.after_collection in gc.callbacks
+        assert gc.get_threshold() == (before[0], before[1], FULL_EVERY) and FULL_EVERY < before[2]
+    finally:
+        gc.callbacks.remove(f.after_collection)
+        gc.set_threshold(*before)
