@@ -39,6 +39,7 @@ from activities.orders import OrderActivities
 from activities.subscriptions import SubscriptionStore
 from pathway.releases import releases
 from worker.collector import keep_full_collections_short
+from worker.sandbox import CompiledSandboxRunner
 from worker.settings import Settings, WorkerTuning
 from workflows import patient_pathway
 from workflows.metrics import HISTOGRAM_BUCKETS
@@ -125,7 +126,7 @@ def sandbox_runner(*, isolated: bool = False) -> SandboxedWorkflowRunner:
     ``isolated``: each workflow run imports its workflow module afresh, under the sandbox's
     restrictions (what the tests run)."""
     shared = PASSTHROUGH if isolated else PASSTHROUGH + SHARED_WORKFLOW_MODULES
-    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*shared))
+    return CompiledSandboxRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*shared))
 
 
 _process_prepared = False
