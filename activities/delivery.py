@@ -12,10 +12,11 @@ the rows stay, and the cursor is in the workflow and in the subscription's row.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import httpx
 from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
@@ -29,7 +30,9 @@ from activities.subscriptions import (
     SubscriptionStore,
     sign,
 )
-from api.fhir_notification import notification
+
+if TYPE_CHECKING:
+    import httpx
 
 POLL_EVERY = 0.2  # seconds between looks at the outbox while a long poll waits
 SEND_TIMEOUT = 10.0  # seconds a receiver has to answer one notification
@@ -75,9 +78,20 @@ class DeliveryActivities:
         self.book = book
         self.subscriptions = subscriptions
         self.public_url = public_url
-        # One client for every delivery: a client of its own per request would load the CA bundle
-        # each time (~200 ms here), and could not keep connections to a receiver open.
-        self.http = httpx.Client(timeout=SEND_TIMEOUT, follow_redirects=False)
+        self._http: httpx.Client | None = None
+        self._http_lock = threading.Lock()
+
+    @property
+    def http(self) -> httpx.Client:
+        """One client for every delivery, made on the first: a client per request would load the CA
+        bundle each time (~200 ms here) and could not keep connections to a receiver open; made at
+        start, it cost every worker (and every ``vcf simulate``) that load."""
+        import httpx
+
+        with self._http_lock:
+            if self._http is None:
+                self._http = httpx.Client(timeout=SEND_TIMEOUT, follow_redirects=False)
+            return self._http
 
     @activity.defn(name="next_changes")
     def next_changes(self, request: ChangesRequest) -> Changes:
@@ -111,6 +125,12 @@ class DeliveryActivities:
             raise ApplicationError("subscription or change: unknown", non_retryable=True, type="UnknownChange")
         order = self.book.get(change.order_id)
         assert order is not None, "a change names an order that exists"
+        # The FHIR models, the API module they live in and the HTTP client load on the first
+        # delivery, not with every worker: a third of its start-up, for subscriptions most runs never have.
+        import httpx
+
+        from api.fhir_notification import notification
+
         sent_at = datetime.now(UTC).isoformat(timespec="milliseconds")
         bundle = notification(self.book, order, change, subscription_id=sub.id, event_number=request.event_number,
                               base_url=self.public_url, sent_at=sent_at)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpx
-
 from worker.settings import Settings
 
 # The API's own "not found" answers; any other 404 (a wrong base URL, another server) is not one.
@@ -46,6 +44,8 @@ class ApiClient:
     """Synchronous calls to the API; every failure is an :class:`ApiFailure`."""
 
     def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 30.0):
+        import httpx  # here, not with the module: ``vcf simulate`` and ``vcf cohort`` never call the API
+
         self.url = (url or Settings().api_url).rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
@@ -60,6 +60,8 @@ class ApiClient:
         if (urlsplit(path).scheme or path.startswith("//")) and _origin(path) != _origin(self.url):
             raise ApiFailure(None, f"refusing to follow a link to another origin ({_origin(path)}): the API "
                                    f"is {_origin(self.url)}, and the token is sent there only")
+        import httpx
+
         try:
             response = self._http.request(method, path, **kwargs)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:

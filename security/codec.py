@@ -31,6 +31,7 @@ from temporalio.converter import (
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
     DefaultPayloadConverter,
+    EncodingPayloadConverter,
     JSONPlainPayloadConverter,
     PayloadCodec,
 )
@@ -116,13 +117,21 @@ class _PydanticJSON(PydanticJSONPlainPayloadConverter):
         return adapter.validate_json(payload.data)
 
 
+@functools.cache
+def _encoding_converters() -> tuple[EncodingPayloadConverter, ...]:
+    """The encoding converters, made once per process: they keep no state of their own."""
+    json = _PydanticJSON()
+    return tuple(json if isinstance(c, JSONPlainPayloadConverter) else c
+                 for c in DefaultPayloadConverter.default_encoding_payload_converters)
+
+
 class PayloadConverter(CompositePayloadConverter):
-    """The SDK's pydantic payload converter, its type adapters shared (:class:`_PydanticJSON`)."""
+    """The SDK's pydantic payload converter, its type adapters shared (:class:`_PydanticJSON`).
+    The SDK makes one for every workflow activation; the pydantic converter inside it is shared,
+    since building one (its JSON serializer) cost more than most activations' own work."""
 
     def __init__(self) -> None:
-        json = _PydanticJSON()
-        super().__init__(*(json if isinstance(c, JSONPlainPayloadConverter) else c
-                           for c in DefaultPayloadConverter.default_encoding_payload_converters))
+        super().__init__(*_encoding_converters())
 
 
 def data_converter(ring: KeyRing) -> DataConverter:
