@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
 
-POOL_SIZE = 10  # connections per process and database; the worker runs 8 activity threads
+POOL_SIZE = 10  # connections per process and database; the worker's 32 activity threads queue for them
 # Seconds a write waits for the database (SQLite's busy wait, PostgreSQL's pool, connection and lock
 # waits): below an order activity's start-to-close timeout (10 s), so a write that cannot get through
 # fails in the worker (logged, retried with backoff) instead of being abandoned by the server
