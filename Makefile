@@ -63,7 +63,7 @@ lint: $(STAMP)
 
 ## bench: the pathway beside a bare-SDK floor of the same shape, one table with every target of
 ##        issue 9 (time-skipping patient-year, dev server with N=1000 patients, pure core);
-##        BENCH_ARGS="--patients 100 --json" to change it
+##        BENCH_ARGS="--patients 100 --json" to change it, "--dev-runs 3" for medians of three dev-server runs
 bench: $(STAMP)
 	$(BIN)/python -m compileall -q -j0 $(PACKAGES)
 	$(BIN)/python bench/pathway_vs_floor.py $(BENCH_ARGS)
