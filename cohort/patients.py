@@ -159,6 +159,10 @@ def _decision(decision: ClinicianDecision, reason: str) -> ClinicianEvent:
     return ClinicianEvent(decision=decision, reason=reason, author=AUTHOR)
 
 
+# Events are frozen and a pain report is its score alone: one per score, shared by every patient.
+PAIN_REPORTS = tuple(PainEvent(nrs=nrs) for nrs in range(11))
+
+
 def draw_patient(model: CohortModel, seed: int, index: int) -> Patient:
     """The ``index``-th patient of the cohort drawn with ``seed`` (the same every time)."""
     rng = Random(f"{seed}/{index}")
@@ -233,7 +237,7 @@ def draw_patient(model: CohortModel, seed: int, index: int) -> Patient:
         if new_day is not None and day >= new_day:
             level_now += rise * math.exp(-(day - new_day) / settle)
         score = max(0, min(10, round(level_now + jitter)))
-        events.append((day, PainEvent(nrs=score)))
+        events.append((day, PAIN_REPORTS[score]))
         patient.pain.append((day, score))
 
     def spell(chance: Chance, start: Continuous, duration: Continuous) -> tuple[float, float] | None:
