@@ -80,12 +80,22 @@ class PatientFacts(BaseModel):
         and the actions and notes; ``under``: and e.g. the definition), kept until one of those
         changes. Read-only."""
         views = self.views()
-        seen: object = views.count if reads is None else views.last_change(reads)
-        version = (seen, len(self.taken), len(self.noted)) if of_actions else seen
+        count = views.count
+        taken, noted = (len(self.taken), len(self.noted)) if of_actions else (0, 0)
+        # [observations seen, under, the view, observations when last checked, actions, notes]
         found = views.memo.get(name)
-        if found is None or found[0] != version or found[1] is not under:
-            found = views.memo[name] = (version, under, derive(self))
-        return found[2]
+        if found is not None and found[1] is under and found[4] == taken and found[5] == noted:
+            if found[3] == count:  # checked with these observations already (e.g. earlier in this round)
+                return found[2]  # type: ignore[no-any-return]
+            seen = count if reads is None else views.last_change(reads)
+            if found[0] == seen:
+                found[3] = count
+                return found[2]  # type: ignore[no-any-return]
+        else:
+            seen = count if reads is None else views.last_change(reads)
+        value = derive(self)
+        views.memo[name] = [seen, under, value, count, taken, noted]
+        return value
 
     def noted_ids(self) -> set[str]:
         """The ids of the decision notes recorded, as a set. Read-only."""
@@ -121,7 +131,7 @@ class _Views:
         self.kept: dict[str, Any] = {}  # the views of :func:`kept`, derived as observations arrive
         # The last observations indexed together: how many were indexed before them, their classes.
         self.arrived: tuple[int, set[type]] = (0, set())
-        self.memo: dict[str, tuple[Any, object, Any]] = {}
+        self.memo: dict[str, Any] = {}  # name -> what the view kept (see PatientFacts.view, folded)
         self.noted: set[str] = set()
         self.noted_seen = (0, 0)  # (which list, how many of it)
         self.quiet: dict[str, Any] = {}
@@ -203,7 +213,12 @@ def kept(*reads: type) -> Callable[[Callable[[PatientFacts], V]], Callable[[Pati
 
         @wraps(derive)
         def view(facts: PatientFacts) -> V:
-            found: V = facts.views().kept[name]
+            # PatientFacts.views inlined: every decision reads a dozen of these.
+            views: _Views = facts.__pydantic_private__["_views"]  # type: ignore[index]
+            observations = facts.observations
+            if views.count != len(observations) or views.source is not observations:
+                views.catch_up(facts)
+            found: V = views.kept[name]
             return found
         return view
     return mark
@@ -233,6 +248,8 @@ def folded(facts: PatientFacts, name: str, kind: type[E], start: Callable[[], V]
     rows = views.index.get(kind, [])
     found = views.memo.get(name)
     count, last, state = found[0] if found is not None and found[1] is under else (0, None, None)
+    if count == len(rows) and state is not None and (not count or rows[count - 1] is last):
+        return state  # nothing new since the last fold (the usual case within a round)
     if state is None or (count and (count > len(rows) or rows[count - 1] is not last)):
         count, state = 0, start()
     for day, event in rows[count:]:
