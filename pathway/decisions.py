@@ -297,20 +297,36 @@ def next_due(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[D
 
 def _dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
     """Every instant the facts set a timer for, past ones included, in order."""
+    # A pain report moves the follow-up checks alone: the other timers are kept as views of what
+    # they read, and joined in the same order as before sorting (ties keep that order).
     r = defn.rules
+    since = gap_reference_day(facts)
+    return sorted([*facts.view("dues:schedule", lambda f: _schedule_dues(defn, f), under=defn, of_actions=True,
+                               reads=()),
+                   Due(check_after(since, r.outreach_after_days.value), "missed follow-up check"),
+                   Due(check_after(since, r.escalate_after_days.value), "lost-to-follow-up check"),
+                   *facts.view("dues:watch", lambda f: _watch_dues(defn, f), under=defn, of_actions=True,
+                               reads=(MobilityEvent, ClinicianEvent))], key=_DAY)
+
+
+def _schedule_dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
+    """The calcitonin stop while it runs, then the timers every patient has."""
     dues: list[Due] = []
     if "start_calcitonin" in facts.taken and "stop_calcitonin" not in facts.taken:
-        dues.append(Due(r.calcitonin_stop_day.value, "calcitonin stop"))
-    dues += derived(defn, "scheduled_dues", _scheduled_dues)
-    since = gap_reference_day(facts)
-    dues.append(Due(check_after(since, r.outreach_after_days.value), "missed follow-up check"))
-    dues.append(Due(check_after(since, r.escalate_after_days.value), "lost-to-follow-up check"))
+        dues.append(Due(defn.rules.calcitonin_stop_day.value, "calcitonin stop"))
+    return dues + derived(defn, "scheduled_dues", _scheduled_dues)
+
+
+def _watch_dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
+    """A bed-bound spell's limit, then the safety rules' timers."""
+    dues: list[Due] = []
     for start, end in bed_bound_spells(facts):
         if end is None:
-            dues.append(Due(check_after(start, r.immobilization_max_days.value), "prolonged immobilization check"))
+            dues.append(Due(check_after(start, defn.rules.immobilization_max_days.value),
+                            "prolonged immobilization check"))
     if defn.safety is not None:
         dues += _safety_dues(defn, facts)
-    return sorted(dues, key=_DAY)
+    return dues
 
 
 _DAY = attrgetter("day")
