@@ -79,22 +79,21 @@ class PatientFacts(BaseModel):
         """A view derived from the observations (``reads``: of these event classes only; ``of_actions``:
         and the actions and notes; ``under``: and e.g. the definition), kept until one of those
         changes. Read-only."""
-        views = self.views()
+        views: _Views = self.__pydantic_private__["_views"]  # type: ignore[index]  # views() inlined: hot
+        observations = self.observations
+        if views.count != len(observations) or views.source is not observations:
+            views.catch_up(self)
         count = views.count
         taken, noted = (len(self.taken), len(self.noted)) if of_actions else (0, 0)
-        # [observations seen, under, the view, observations when last checked, actions, notes]
+        # [under, the view, observations when last found current, actions, notes]: still current while
+        # none of the classes it reads has gained an observation since (the usual check is one set test)
         found = views.memo.get(name)
-        if found is not None and found[1] is under and found[4] == taken and found[5] == noted:
-            if found[3] == count:  # checked with these observations already (e.g. earlier in this round)
-                return found[2]  # type: ignore[no-any-return]
-            seen = count if reads is None else views.last_change(reads)
-            if found[0] == seen:
-                found[3] = count
-                return found[2]  # type: ignore[no-any-return]
-        else:
-            seen = count if reads is None else views.last_change(reads)
+        if found is not None and found[0] is under and found[3] == taken and found[4] == noted and (
+                found[2] == count or (reads is not None and not views.changed_since(found[2], reads))):
+            found[2] = count
+            return found[1]  # type: ignore[no-any-return]
         value = derive(self)
-        views.memo[name] = [seen, under, value, count, taken, noted]
+        views.memo[name] = [under, value, count, taken, noted]
         return value
 
     def noted_ids(self) -> set[str]:
@@ -158,17 +157,6 @@ class _Views:
             if fresh or not arrived.isdisjoint(reads):
                 self.kept[name] = derive(facts)
         return self.index
-
-    def last_change(self, kinds: tuple[type, ...]) -> int:
-        """How many observations were indexed when one of these event classes last gained one."""
-        if len(kinds) == 1:
-            return self.changed.get(kinds[0], 0)
-        changed, last = self.changed, 0
-        for kind in kinds:
-            at = changed.get(kind, 0)
-            if at > last:
-                last = at
-        return last
 
     def changed_since(self, seen: int, kinds: tuple[type, ...]) -> bool:
         """Whether one of these event classes gained an observation after the first ``seen``."""
