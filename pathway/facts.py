@@ -89,7 +89,9 @@ class PatientFacts(BaseModel):
         # none of the classes it reads has gained an observation since (the usual check is one set test)
         found = views.memo.get(name)
         if found is not None and found[0] is under and found[3] == taken and found[4] == noted and (
-                found[2] == count or (reads is not None and not views.changed_since(found[2], reads))):
+                (checked := found[2]) == count or reads is not None and (
+                    views.arrived[1].isdisjoint(reads) if views.arrived[0] == checked  # changed_since, inlined
+                    else not views.changed_since(checked, reads))):
             found[2] = count
             return found[1]  # type: ignore[no-any-return]
         value = derive(self)
@@ -98,7 +100,11 @@ class PatientFacts(BaseModel):
 
     def noted_ids(self) -> set[str]:
         """The ids of the decision notes recorded, as a set. Read-only."""
-        return self._cache().noted_ids(self)
+        views = self._cache()
+        noted = self.noted
+        if views.noted_list is noted and views.noted_count == len(noted):
+            return views.noted  # the usual case: nothing noted since the last read
+        return views.noted_ids(self)
 
     def views(self) -> _Views:
         """The index and caches, caught up with the observations (for :mod:`pathway.quiet`)."""
@@ -120,7 +126,8 @@ class _Views:
     """The observations indexed by event class as they arrive, views memoised over them, the ids
     noted so far as a set, and the steps last found quiet (:mod:`pathway.quiet`)."""
 
-    __slots__ = ("arrived", "changed", "count", "index", "kept", "memo", "noted", "noted_seen", "quiet", "source")
+    __slots__ = ("arrived", "changed", "count", "index", "kept", "memo", "noted", "noted_count", "noted_list",
+                 "quiet", "source")
 
     def __init__(self) -> None:
         self.index: dict[type, list[tuple[float, Any]]] = {}
@@ -132,7 +139,8 @@ class _Views:
         self.arrived: tuple[int, set[type]] = (0, set())
         self.memo: dict[str, Any] = {}  # name -> what the view kept (see PatientFacts.view, folded)
         self.noted: set[str] = set()
-        self.noted_seen = (0, 0)  # (which list, how many of it)
+        self.noted_list: list[str] | None = None  # the notes read into ``noted``, and how many of them
+        self.noted_count = 0
         self.quiet: dict[str, Any] = {}
 
     def catch_up(self, facts: PatientFacts) -> dict[type, list[tuple[float, Any]]]:
@@ -172,17 +180,17 @@ class _Views:
 
     def noted_ids(self, facts: PatientFacts) -> set[str]:
         """The ids of ``facts.noted`` as a set, kept up to date as notes are appended."""
-        noted = facts.noted
-        which, count = self.noted_seen
-        if count != len(noted) or which != id(noted):
-            if which != id(noted) or count > len(noted):
+        noted, count = facts.noted, self.noted_count
+        if count != len(noted) or self.noted_list is not noted:
+            if self.noted_list is not noted or count > len(noted):
                 self.noted, count = set(), 0
             self.noted.update(noted[count:])
-            self.noted_seen = (id(noted), len(noted))
+            self.noted_list, self.noted_count = noted, len(noted)
         return self.noted
 
 
 _by_day = itemgetter(0)  # of a (day, ...) row
+_NO_ROWS: list[tuple[float, Any]] = []  # the rows of a class not observed yet (read-only)
 
 
 # The views of :func:`kept`, in the order declared: (name, event classes read, derivation).
@@ -232,17 +240,24 @@ def folded(facts: PatientFacts, name: str, kind: type[E], start: Callable[[], V]
     event)`` for each observation after ``start()``. Observations that arrive after the last one
     in day order (the usual case) are folded into the kept state; one that lands earlier refolds
     from the start. Read-only."""
-    views = facts.views()
-    rows = views.index.get(kind, [])
+    views: _Views = facts.__pydantic_private__["_views"]  # type: ignore[index]  # views() inlined: hot
+    observations = facts.observations
+    if views.count != len(observations) or views.source is not observations:
+        views.catch_up(facts)
+    rows = views.index.get(kind, _NO_ROWS)
+    # [observations folded, the last of them, the state, under], updated in place
     found = views.memo.get(name)
-    count, last, state = found[0] if found is not None and found[1] is under else (0, None, None)
-    if count == len(rows) and state is not None and (not count or rows[count - 1] is last):
-        return state  # nothing new since the last fold (the usual case within a round)
-    if state is None or (count and (count > len(rows) or rows[count - 1] is not last)):
-        count, state = 0, start()
+    if found is None or found[3] is not under:
+        found = views.memo[name] = [0, None, start(), under]
+    count = found[0]
+    if count == len(rows) and (not count or rows[count - 1] is found[1]):
+        return found[2]  # type: ignore[no-any-return]  # nothing new since the last fold
+    if count and (count > len(rows) or rows[count - 1] is not found[1]):
+        count, found[2] = 0, start()  # one landed earlier in day order: fold again from the start
+    state: V = found[2]
     for day, event in rows[count:]:
         step(state, day, event)
-    views.memo[name] = ((len(rows), rows[-1] if rows else None, state), under, None)
+    found[0], found[1] = len(rows), rows[-1] if rows else None
     return state
 
 
