@@ -290,8 +290,7 @@ def _completed(defn: PathwayDefinition, facts: PatientFacts, b: Builder) -> bool
 
 def next_due(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[Due]:
     """Future instants at which something may come due (the pathway's named timers)."""
-    dues = facts.view("next_due", lambda f: _dues(defn, f), under=defn, of_actions=True,
-                      reads=(PainEvent, ClinicianEvent, MobilityEvent))
+    dues = _dues(defn, facts)
     return dues[bisect_right(dues, now, key=_DAY):]
 
 

@@ -89,9 +89,9 @@ class PatientFacts(BaseModel):
         # none of the classes it reads has gained an observation since (the usual check is one set test)
         found = views.memo.get(name)
         if found is not None and found[0] is under and found[3] == taken and found[4] == noted and (
-                (checked := found[2]) == count or reads is not None and (
+                (checked := found[2]) == count or (reads is not None and (
                     views.arrived[1].isdisjoint(reads) if views.arrived[0] == checked  # changed_since, inlined
-                    else not views.changed_since(checked, reads))):
+                    else not views.changed_since(checked, reads)))):
             found[2] = count
             return found[1]  # type: ignore[no-any-return]
         value = derive(self)
