@@ -100,7 +100,7 @@ class PatientFacts(BaseModel):
 
     def noted_ids(self) -> set[str]:
         """The ids of the decision notes recorded, as a set. Read-only."""
-        views = self._cache()
+        views: _Views = self.__pydantic_private__["_views"]  # type: ignore[index]  # _cache() inlined: hot
         noted = self.noted
         if views.noted_list is noted and views.noted_count == len(noted):
             return views.noted  # the usual case: nothing noted since the last read
