@@ -296,16 +296,20 @@ def next_due(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[D
 
 def _dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
     """Every instant the facts set a timer for, past ones included, in order."""
-    # A pain report moves the follow-up checks alone: the other timers are kept as views of what
+    # A pain report moves the follow-up checks alone: the other timers are kept as a view of what
     # they read, and joined in the same order as before sorting (ties keep that order).
-    r = defn.rules
+    first, outreach_days, escalate_days, then = facts.view(
+        "dues", lambda f: _kept_dues(defn, f), under=defn, of_actions=True, reads=(MobilityEvent, ClinicianEvent))
     since = gap_reference_day(facts)
-    return sorted([*facts.view("dues:schedule", lambda f: _schedule_dues(defn, f), under=defn, of_actions=True,
-                               reads=()),
-                   Due(check_after(since, r.outreach_after_days.value), "missed follow-up check"),
-                   Due(check_after(since, r.escalate_after_days.value), "lost-to-follow-up check"),
-                   *facts.view("dues:watch", lambda f: _watch_dues(defn, f), under=defn, of_actions=True,
-                               reads=(MobilityEvent, ClinicianEvent))], key=_DAY)
+    return sorted([*first, Due(check_after(since, outreach_days), "missed follow-up check"),
+                   Due(check_after(since, escalate_days), "lost-to-follow-up check"), *then], key=_DAY)
+
+
+def _kept_dues(defn: PathwayDefinition, facts: PatientFacts) -> tuple[list[Due], float, float, list[Due]]:
+    """The timers before the follow-up checks, the checks' limits, and the timers after them."""
+    r = defn.rules
+    return _schedule_dues(defn, facts), r.outreach_after_days.value, r.escalate_after_days.value, \
+        _watch_dues(defn, facts)
 
 
 def _schedule_dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
