@@ -263,8 +263,11 @@ def folded(facts: PatientFacts, name: str, kind: type[E], start: Callable[[], V]
 
 def pain_reports(facts: PatientFacts) -> list[tuple[float, int]]:
     """Pain scores by day; the enrollment score is the report at day 0. Read-only."""
-    return folded(facts, "pain_reports", PainEvent, lambda: [(0.0, facts.enrollment.pain_nrs)],
-                  lambda reports, day, event: reports.append((day, event.nrs)))
+    return folded(facts, "pain_reports", PainEvent, lambda: [(0.0, facts.enrollment.pain_nrs)], _add_report)
+
+
+def _add_report(reports: list[tuple[float, int]], day: float, event: PainEvent) -> None:
+    reports.append((day, event.nrs))
 
 
 def latest_pain(facts: PatientFacts) -> tuple[float, int]:
@@ -427,9 +430,12 @@ def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | N
 
 @dataclass
 class _FlareWatch:
-    """Pain reports read so far: the lowest score, whether pain is in a flare, the flares found."""
+    """Pain reports read so far: the lowest score, whether pain is in a flare, the flares found; and
+    the definition's flare rise and baseline limit (read once per fold, not on every look)."""
 
     lowest: int
+    rise: float
+    baseline_max: float
     in_flare: bool = False
     flares: list[tuple[float, int, int]] = field(default_factory=list)
 
@@ -438,18 +444,19 @@ def pain_flares(defn: PathwayDefinition, facts: PatientFacts) -> list[tuple[floa
     """Pain flares as (day, nrs, lowest before it): a rise of >= N points above the lowest
     score since enrollment, once that lowest was low enough. One per flare: a new one needs
     pain to settle back below the flare level first. Read-only."""
-    rise = defn.rules.flare_rise_nrs.value
-    baseline_max = defn.rules.flare_baseline_max_nrs.value
+    def start() -> _FlareWatch:
+        r = defn.rules
+        return _FlareWatch(facts.enrollment.pain_nrs, r.flare_rise_nrs.value, r.flare_baseline_max_nrs.value)
+    return folded(facts, "pain_flares", PainEvent, start, _flare_report, under=defn).flares
 
-    def report(watch: _FlareWatch, day: float, event: PainEvent) -> None:
-        nrs, lowest = event.nrs, watch.lowest
-        flaring = lowest <= baseline_max and nrs >= lowest + rise
-        if flaring and not watch.in_flare:
-            watch.flares.append((day, nrs, lowest))
-        watch.in_flare = flaring
-        watch.lowest = min(lowest, nrs)
-    return folded(facts, "pain_flares", PainEvent, lambda: _FlareWatch(facts.enrollment.pain_nrs), report,
-                  under=defn).flares
+
+def _flare_report(watch: _FlareWatch, day: float, event: PainEvent) -> None:
+    nrs, lowest = event.nrs, watch.lowest
+    flaring = lowest <= watch.baseline_max and nrs >= lowest + watch.rise
+    if flaring and not watch.in_flare:
+        watch.flares.append((day, nrs, lowest))
+    watch.in_flare = flaring
+    watch.lowest = min(lowest, nrs)
 
 
 @kept(PainEvent, ClinicianEvent)
