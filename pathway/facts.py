@@ -72,7 +72,11 @@ class PatientFacts(BaseModel):
 
     def of(self, kind: type[E]) -> list[tuple[float, E]]:
         """Observations of one event class, in day order (arrival order on ties). Read-only."""
-        return self.views().index.get(kind, [])
+        views: _Views = self.__pydantic_private__["_views"]  # type: ignore[index]  # views() inlined: hot
+        observations = self.observations
+        if views.count != len(observations) or views.source is not observations:
+            views.catch_up(self)
+        return views.index.get(kind, _NO_ROWS)
 
     def view(self, name: str, derive: Callable[[PatientFacts], V], under: object = None,
              of_actions: bool = False, reads: tuple[type, ...] | None = None) -> V:
@@ -190,6 +194,7 @@ class _Views:
 
 
 _by_day = itemgetter(0)  # of a (day, ...) row
+_NO_ROWS: list[tuple[float, Any]] = []  # the rows of a class not observed yet (read-only: shared)
 _NO_ROWS: list[tuple[float, Any]] = []  # the rows of a class not observed yet (read-only)
 
 
