@@ -195,7 +195,6 @@ class _Views:
 
 _by_day = itemgetter(0)  # of a (day, ...) row
 _NO_ROWS: list[tuple[float, Any]] = []  # the rows of a class not observed yet (read-only: shared)
-_NO_ROWS: list[tuple[float, Any]] = []  # the rows of a class not observed yet (read-only)
 
 
 # The views of :func:`kept`, in the order declared: (name, event classes read, derivation).
