@@ -308,8 +308,8 @@ def _dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
 def _kept_dues(defn: PathwayDefinition, facts: PatientFacts) -> tuple[list[Due], float, float, list[Due]]:
     """The timers before the follow-up checks, the checks' limits, and the timers after them."""
     r = defn.rules
-    return _schedule_dues(defn, facts), r.outreach_after_days.value, r.escalate_after_days.value, \
-        _watch_dues(defn, facts)
+    return (_schedule_dues(defn, facts), r.outreach_after_days.value, r.escalate_after_days.value,
+            _watch_dues(defn, facts))
 
 
 def _schedule_dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
