@@ -43,7 +43,8 @@ class Builder:
         self.safety = defn.safety is not None
         self.decision = Decision()
         # Ids proposed in this decision (empty while it is); earlier ones are read from the facts.
-        self._taken, self._noted, self.proposed = facts.taken, facts.noted_ids(), set[str]()
+        self._taken, self._noted = facts.taken, facts.noted_ids()
+        self.proposed: set[str] = set()
         # What pathway.quiet compares, read once per decision: the index caught up, how many
         # observations it holds, and how many actions and notes there are.
         self.views = views = facts.views()

@@ -290,27 +290,46 @@ def _completed(defn: PathwayDefinition, facts: PatientFacts, b: Builder) -> bool
 
 def next_due(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[Due]:
     """Future instants at which something may come due (the pathway's named timers)."""
-    dues = facts.view("next_due", lambda f: _dues(defn, f), under=defn, of_actions=True,
-                      reads=(PainEvent, ClinicianEvent, MobilityEvent))
+    dues = _dues(defn, facts)
     return dues[bisect_right(dues, now, key=_DAY):]
 
 
 def _dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
     """Every instant the facts set a timer for, past ones included, in order."""
+    # A pain report moves the follow-up checks alone: the other timers are kept as a view of what
+    # they read, and joined in the same order as before sorting (ties keep that order).
+    first, outreach_days, escalate_days, then = facts.view(
+        "dues", lambda f: _kept_dues(defn, f), under=defn, of_actions=True, reads=(MobilityEvent, ClinicianEvent))
+    since = gap_reference_day(facts)
+    return sorted([*first, Due(check_after(since, outreach_days), "missed follow-up check"),
+                   Due(check_after(since, escalate_days), "lost-to-follow-up check"), *then], key=_DAY)
+
+
+def _kept_dues(defn: PathwayDefinition, facts: PatientFacts) -> tuple[list[Due], float, float, list[Due]]:
+    """The timers before the follow-up checks, the checks' limits, and the timers after them."""
     r = defn.rules
+    return (_schedule_dues(defn, facts), r.outreach_after_days.value, r.escalate_after_days.value,
+            _watch_dues(defn, facts))
+
+
+def _schedule_dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
+    """The calcitonin stop while it runs, then the timers every patient has."""
     dues: list[Due] = []
     if "start_calcitonin" in facts.taken and "stop_calcitonin" not in facts.taken:
-        dues.append(Due(r.calcitonin_stop_day.value, "calcitonin stop"))
-    dues += derived(defn, "scheduled_dues", _scheduled_dues)
-    since = gap_reference_day(facts)
-    dues.append(Due(check_after(since, r.outreach_after_days.value), "missed follow-up check"))
-    dues.append(Due(check_after(since, r.escalate_after_days.value), "lost-to-follow-up check"))
+        dues.append(Due(defn.rules.calcitonin_stop_day.value, "calcitonin stop"))
+    return dues + derived(defn, "scheduled_dues", _scheduled_dues)
+
+
+def _watch_dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
+    """A bed-bound spell's limit, then the safety rules' timers."""
+    dues: list[Due] = []
     for start, end in bed_bound_spells(facts):
         if end is None:
-            dues.append(Due(check_after(start, r.immobilization_max_days.value), "prolonged immobilization check"))
+            dues.append(Due(check_after(start, defn.rules.immobilization_max_days.value),
+                            "prolonged immobilization check"))
     if defn.safety is not None:
         dues += _safety_dues(defn, facts)
-    return sorted(dues, key=_DAY)
+    return dues
 
 
 _DAY = attrgetter("day")

@@ -72,24 +72,43 @@ class PatientFacts(BaseModel):
 
     def of(self, kind: type[E]) -> list[tuple[float, E]]:
         """Observations of one event class, in day order (arrival order on ties). Read-only."""
-        return self.views().index.get(kind, [])
+        views: _Views = self.__pydantic_private__["_views"]  # type: ignore[index]  # views() inlined: hot
+        observations = self.observations
+        if views.count != len(observations) or views.source is not observations:
+            views.catch_up(self)
+        return views.index.get(kind, _NO_ROWS)
 
     def view(self, name: str, derive: Callable[[PatientFacts], V], under: object = None,
              of_actions: bool = False, reads: tuple[type, ...] | None = None) -> V:
         """A view derived from the observations (``reads``: of these event classes only; ``of_actions``:
         and the actions and notes; ``under``: and e.g. the definition), kept until one of those
         changes. Read-only."""
-        views = self.views()
-        seen: object = views.count if reads is None else views.last_change(reads)
-        version = (seen, len(self.taken), len(self.noted)) if of_actions else seen
+        views: _Views = self.__pydantic_private__["_views"]  # type: ignore[index]  # views() inlined: hot
+        observations = self.observations
+        if views.count != len(observations) or views.source is not observations:
+            views.catch_up(self)
+        count = views.count
+        taken, noted = (len(self.taken), len(self.noted)) if of_actions else (0, 0)
+        # [under, the view, observations when last found current, actions, notes]: still current while
+        # none of the classes it reads has gained an observation since (the usual check is one set test)
         found = views.memo.get(name)
-        if found is None or found[0] != version or found[1] is not under:
-            found = views.memo[name] = (version, under, derive(self))
-        return found[2]
+        if found is not None and found[0] is under and found[3] == taken and found[4] == noted and (
+                (checked := found[2]) == count or (reads is not None and (
+                    views.arrived[1].isdisjoint(reads) if views.arrived[0] == checked  # changed_since, inlined
+                    else not views.changed_since(checked, reads)))):
+            found[2] = count
+            return found[1]  # type: ignore[no-any-return]
+        value = derive(self)
+        views.memo[name] = [under, value, count, taken, noted]
+        return value
 
     def noted_ids(self) -> set[str]:
         """The ids of the decision notes recorded, as a set. Read-only."""
-        return self._cache().noted_ids(self)
+        views: _Views = self.__pydantic_private__["_views"]  # type: ignore[index]  # _cache() inlined: hot
+        noted = self.noted
+        if views.noted_list is noted and views.noted_count == len(noted):
+            return views.noted  # the usual case: nothing noted since the last read
+        return views.noted_ids(self)
 
     def views(self) -> _Views:
         """The index and caches, caught up with the observations (for :mod:`pathway.quiet`)."""
@@ -111,7 +130,8 @@ class _Views:
     """The observations indexed by event class as they arrive, views memoised over them, the ids
     noted so far as a set, and the steps last found quiet (:mod:`pathway.quiet`)."""
 
-    __slots__ = ("arrived", "changed", "count", "index", "kept", "memo", "noted", "noted_seen", "quiet", "source")
+    __slots__ = ("arrived", "changed", "count", "index", "kept", "memo", "noted", "noted_count", "noted_list",
+                 "quiet", "source")
 
     def __init__(self) -> None:
         self.index: dict[type, list[tuple[float, Any]]] = {}
@@ -121,9 +141,10 @@ class _Views:
         self.kept: dict[str, Any] = {}  # the views of :func:`kept`, derived as observations arrive
         # The last observations indexed together: how many were indexed before them, their classes.
         self.arrived: tuple[int, set[type]] = (0, set())
-        self.memo: dict[str, tuple[Any, object, Any]] = {}
+        self.memo: dict[str, Any] = {}  # name -> what the view kept (see PatientFacts.view, folded)
         self.noted: set[str] = set()
-        self.noted_seen = (0, 0)  # (which list, how many of it)
+        self.noted_list: list[str] | None = None  # the notes read into ``noted``, and how many of them
+        self.noted_count = 0
         self.quiet: dict[str, Any] = {}
 
     def catch_up(self, facts: PatientFacts) -> dict[type, list[tuple[float, Any]]]:
@@ -149,17 +170,6 @@ class _Views:
                 self.kept[name] = derive(facts)
         return self.index
 
-    def last_change(self, kinds: tuple[type, ...]) -> int:
-        """How many observations were indexed when one of these event classes last gained one."""
-        if len(kinds) == 1:
-            return self.changed.get(kinds[0], 0)
-        changed, last = self.changed, 0
-        for kind in kinds:
-            at = changed.get(kind, 0)
-            if at > last:
-                last = at
-        return last
-
     def changed_since(self, seen: int, kinds: tuple[type, ...]) -> bool:
         """Whether one of these event classes gained an observation after the first ``seen``."""
         if self.count == seen:
@@ -174,17 +184,17 @@ class _Views:
 
     def noted_ids(self, facts: PatientFacts) -> set[str]:
         """The ids of ``facts.noted`` as a set, kept up to date as notes are appended."""
-        noted = facts.noted
-        which, count = self.noted_seen
-        if count != len(noted) or which != id(noted):
-            if which != id(noted) or count > len(noted):
+        noted, count = facts.noted, self.noted_count
+        if count != len(noted) or self.noted_list is not noted:
+            if self.noted_list is not noted or count > len(noted):
                 self.noted, count = set(), 0
             self.noted.update(noted[count:])
-            self.noted_seen = (id(noted), len(noted))
+            self.noted_list, self.noted_count = noted, len(noted)
         return self.noted
 
 
 _by_day = itemgetter(0)  # of a (day, ...) row
+_NO_ROWS: list[tuple[float, Any]] = []  # the rows of a class not observed yet (read-only: shared)
 
 
 # The views of :func:`kept`, in the order declared: (name, event classes read, derivation).
@@ -203,7 +213,12 @@ def kept(*reads: type) -> Callable[[Callable[[PatientFacts], V]], Callable[[Pati
 
         @wraps(derive)
         def view(facts: PatientFacts) -> V:
-            found: V = facts.views().kept[name]
+            # PatientFacts.views inlined: every decision reads a dozen of these.
+            views: _Views = facts.__pydantic_private__["_views"]  # type: ignore[index]
+            observations = facts.observations
+            if views.count != len(observations) or views.source is not observations:
+                views.catch_up(facts)
+            found: V = views.kept[name]
             return found
         return view
     return mark
@@ -229,27 +244,41 @@ def folded(facts: PatientFacts, name: str, kind: type[E], start: Callable[[], V]
     event)`` for each observation after ``start()``. Observations that arrive after the last one
     in day order (the usual case) are folded into the kept state; one that lands earlier refolds
     from the start. Read-only."""
-    views = facts.views()
-    rows = views.index.get(kind, [])
+    views: _Views = facts.__pydantic_private__["_views"]  # type: ignore[index]  # views() inlined: hot
+    observations = facts.observations
+    if views.count != len(observations) or views.source is not observations:
+        views.catch_up(facts)
+    rows = views.index.get(kind, _NO_ROWS)
+    # [observations folded, the last of them, the state, under], updated in place
     found = views.memo.get(name)
-    count, last, state = found[0] if found is not None and found[1] is under else (0, None, None)
-    if state is None or (count and (count > len(rows) or rows[count - 1] is not last)):
-        count, state = 0, start()
+    if found is None or found[3] is not under:
+        found = views.memo[name] = [0, None, start(), under]
+    count = found[0]
+    if count == len(rows) and (not count or rows[count - 1] is found[1]):
+        return found[2]  # type: ignore[no-any-return]  # nothing new since the last fold
+    if count and (count > len(rows) or rows[count - 1] is not found[1]):
+        count, found[2] = 0, start()  # one landed earlier in day order: fold again from the start
+    state: V = found[2]
     for day, event in rows[count:]:
         step(state, day, event)
-    views.memo[name] = ((len(rows), rows[-1] if rows else None, state), under, None)
+    found[0], found[1] = len(rows), rows[-1] if rows else None
     return state
 
 
 def pain_reports(facts: PatientFacts) -> list[tuple[float, int]]:
     """Pain scores by day; the enrollment score is the report at day 0. Read-only."""
-    return folded(facts, "pain_reports", PainEvent, lambda: [(0.0, facts.enrollment.pain_nrs)],
-                  lambda reports, day, event: reports.append((day, event.nrs)))
+    return folded(facts, "pain_reports", PainEvent, lambda: [(0.0, facts.enrollment.pain_nrs)], _add_report)
+
+
+def _add_report(reports: list[tuple[float, int]], day: float, event: PainEvent) -> None:
+    reports.append((day, event.nrs))
 
 
 def latest_pain(facts: PatientFacts) -> tuple[float, int]:
     """The most recent pain report (by observation day)."""
-    return pain_reports(facts)[-1]
+    # The last of pain_reports, read from the index: no fold needed for the last row alone.
+    rows = facts.of(PainEvent)
+    return (rows[-1][0], rows[-1][1].nrs) if rows else (0.0, facts.enrollment.pain_nrs)
 
 
 def first_pain_report(facts: PatientFacts, name: str, matches: Callable[[float, int], bool],
@@ -407,9 +436,12 @@ def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | N
 
 @dataclass
 class _FlareWatch:
-    """Pain reports read so far: the lowest score, whether pain is in a flare, the flares found."""
+    """Pain reports read so far: the lowest score, whether pain is in a flare, the flares found; and
+    the definition's flare rise and baseline limit (read once per fold, not on every look)."""
 
     lowest: int
+    rise: float
+    baseline_max: float
     in_flare: bool = False
     flares: list[tuple[float, int, int]] = field(default_factory=list)
 
@@ -418,18 +450,19 @@ def pain_flares(defn: PathwayDefinition, facts: PatientFacts) -> list[tuple[floa
     """Pain flares as (day, nrs, lowest before it): a rise of >= N points above the lowest
     score since enrollment, once that lowest was low enough. One per flare: a new one needs
     pain to settle back below the flare level first. Read-only."""
-    rise = defn.rules.flare_rise_nrs.value
-    baseline_max = defn.rules.flare_baseline_max_nrs.value
+    def start() -> _FlareWatch:
+        r = defn.rules
+        return _FlareWatch(facts.enrollment.pain_nrs, r.flare_rise_nrs.value, r.flare_baseline_max_nrs.value)
+    return folded(facts, "pain_flares", PainEvent, start, _flare_report, under=defn).flares
 
-    def report(watch: _FlareWatch, day: float, event: PainEvent) -> None:
-        nrs, lowest = event.nrs, watch.lowest
-        flaring = lowest <= baseline_max and nrs >= lowest + rise
-        if flaring and not watch.in_flare:
-            watch.flares.append((day, nrs, lowest))
-        watch.in_flare = flaring
-        watch.lowest = min(lowest, nrs)
-    return folded(facts, "pain_flares", PainEvent, lambda: _FlareWatch(facts.enrollment.pain_nrs), report,
-                  under=defn).flares
+
+def _flare_report(watch: _FlareWatch, day: float, event: PainEvent) -> None:
+    nrs, lowest = event.nrs, watch.lowest
+    flaring = lowest <= watch.baseline_max and nrs >= lowest + watch.rise
+    if flaring and not watch.in_flare:
+        watch.flares.append((day, nrs, lowest))
+    watch.in_flare = flaring
+    watch.lowest = min(lowest, nrs)
 
 
 @kept(PainEvent, ClinicianEvent)

@@ -22,7 +22,7 @@ from math import inf
 from typing import TypeVar
 
 from pathway.builder import Builder, Decision
-from pathway.facts import PatientFacts, more_than
+from pathway.facts import GRACE, PatientFacts
 
 R = TypeVar("R")
 DECISION = "decision"  # the key of the last decision found quiet
@@ -95,9 +95,10 @@ def nothing_new(defn: object, facts: PatientFacts, now: float) -> bool:
     """Whether the last decision found nothing, nothing has changed since, and ``now`` is before the
     earliest instant at which one of its steps could answer otherwise: then this one finds nothing."""
     views = facts.views()
+    # (observations, actions, notes, definition, quiet from, quiet until): what changes most often first
     last = views.quiet.get(DECISION)
-    return (last is not None and last[1] is defn and last[2] <= now < last[3]
-            and last[0] == (views.count, len(facts.taken), len(facts.noted)))
+    return (last is not None and last[0] == views.count and last[1] == len(facts.taken)
+            and last[2] == len(facts.noted) and last[3] is defn and last[4] <= now < last[5])
 
 
 def remember(b: Builder, until: float) -> Decision:
@@ -105,7 +106,7 @@ def remember(b: Builder, until: float) -> Decision:
     an instant of the decision's own (outside its steps) at which it could answer otherwise."""
     d = b.decision
     if not b.proposed and d.status == "running":
-        b.quiet[DECISION] = ((b.views.count, *b.actions_seen), b.defn, b.now, min(b.until, until))
+        b.quiet[DECISION] = (b.observations_seen, *b.actions_seen, b.defn, b.now, min(b.until, until))
     return d
 
 
@@ -121,4 +122,4 @@ def first_after(now: float, *instants: float) -> float:
 def more_than_from(now: float, start: float, days: float) -> float:
     """When "more than ``days`` since ``start``" could first hold, seen at ``now``: ``start + days``
     (at or a little before the instant it does), or infinity once it holds."""
-    return inf if more_than(now - start, days) else start + days
+    return inf if now - start > days + GRACE else start + days  # more_than, inlined: asked every decision

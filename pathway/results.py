@@ -77,7 +77,10 @@ def _open_orders(facts: PatientFacts) -> list[OpenOrder]:
             if waiting:
                 waiting.pop(0)
         still_open += [OpenOrder(a, a.split(":")[0], d) for d, a in waiting + queue[next_order:]]
-    return sorted(still_open, key=attrgetter("day", "action_id"))
+    return sorted(still_open, key=_BY_DAY_AND_ID)
+
+
+_BY_DAY_AND_ID = attrgetter("day", "action_id")
 
 
 def overdue_limit(defn: PathwayDefinition, facts: PatientFacts, order: OpenOrder) -> tuple[Rule, float] | None:
