@@ -117,8 +117,8 @@ class WorkerTuning:
     max_concurrent_workflow_tasks: int = 100
     # One thread per activity slot. The writes themselves go one at a time on SQLite (and share a
     # pool of POOL_SIZE connections on PostgreSQL); the slots keep activities queued in the worker
-    # rather than on the server: with 8, a burst of events ran at 0.64-0.68x the floor's rate,
-    # with 16-100 at 0.76-0.92x (``make bench``'s burst, 500 patients, two runs each).
+    # rather than on the server: with 8, a burst of events ran at 0.64-0.81x the floor's rate
+    # (median 0.67x), with 16-100 at 0.76-0.92x (``make bench``'s burst; README, "Measured").
     max_concurrent_activities: int = 32
     # Seconds between full garbage collections that scan every cached pathway (worker.collector);
     # in between, a full collection scans only what is new. 0: the interpreter's own collector.
