@@ -104,7 +104,8 @@ class PatientFacts(BaseModel):
 
     def noted_ids(self) -> set[str]:
         """The ids of the decision notes recorded, as a set. Read-only."""
-        views: _Views = self.__pydantic_private__["_views"]  # type: ignore[index]  # _cache() inlined: hot
+        # Straight to pydantic's private store: its attribute hook costs more than the lookup.
+        views: _Views = self.__pydantic_private__["_views"]  # type: ignore[index]
         noted = self.noted
         if views.noted_list is noted and views.noted_count == len(noted):
             return views.noted  # the usual case: nothing noted since the last read
@@ -116,13 +117,6 @@ class PatientFacts(BaseModel):
         observations = self.observations
         if views.count != len(observations) or views.source is not observations:
             views.catch_up(self)
-        return views
-
-    def _cache(self) -> _Views:
-        # Straight to pydantic's private store: its attribute hook costs more than the views save.
-        private = self.__pydantic_private__
-        assert private is not None
-        views: _Views = private["_views"]
         return views
 
 
