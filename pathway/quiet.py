@@ -7,10 +7,10 @@ clock reaching the first instant at which one of its thresholds could be passed.
 marks a step with what it reads (and, for a step that reads the clock, that instant), and runs it
 again only then — so a decision after one new pain report re-reads the pain steps alone.
 
-Only a quiet answer is reused, and only while the decision being built is still empty (a step
-may read what an earlier step proposed in the same decision): any other call runs the step.
-A step that reads no action or note but its own (``others=False``) stays quiet when other steps'
-are taken. Steps that mostly stay quiet are checked together (:func:`steps`): one check for the
+Only a quiet answer is reused. A step that reads no action or note but its own (``others=False``)
+stays quiet when other steps' are taken, or proposed earlier in the same decision; any other step
+is reused only while the decision being built is still empty (it may read what an earlier step
+proposed). Steps that mostly stay quiet are checked together (:func:`steps`): one check for the
 lot while none of them can answer otherwise.
 """
 
@@ -60,7 +60,7 @@ def _quiet(run: Callable[[Builder], R], reads: tuple[type, ...], others: bool, u
 
     @wraps(run)
     def quiet_or_run(b: Builder) -> R:
-        if b.proposed:
+        if others and b.proposed:
             return run(b)
         # last: [actions and notes seen, definition, quiet from, quiet until, observations seen, answer]
         last = b.quiet.get(name)
@@ -74,16 +74,17 @@ def _quiet(run: Callable[[Builder], R], reads: tuple[type, ...], others: bool, u
                 b.until = last[3]
             result: R = last[5]
             return result
+        proposed = len(b.proposed)
         if group:  # the members' instants, each lowering b.until, are the group's
             before, b.until = b.until, inf
             result = run(b)
             quiet_until, b.until = b.until, min(before, b.until)
         else:
             result = run(b)
-            quiet_until = until(b) if until and not b.proposed else inf
+            quiet_until = until(b) if until and len(b.proposed) == proposed else inf
             if quiet_until < b.until:
                 b.until = quiet_until
-        if not b.proposed:
+        if len(b.proposed) == proposed:  # quiet: kept until something it reads changes
             b.quiet[name] = [b.actions_seen, b.defn, b.now, quiet_until, b.observations_seen, result]
         return result
 
