@@ -165,7 +165,7 @@ def pain_responses(b: Builder) -> None:
                   + (f"; the offer expires on day {hi:g} if not confirmed." if b.safety else "."),
                   basis=(r.severe_pain_nrs,), needs_confirmation=True, level=level,
                   **({"expires_day": hi} if b.safety else {}))
-    if b.safety and nerve_block_offer_expired(b.defn, b.facts, b.now):
+    if b.safety and not b.done("offer_nerve_block:expired") and nerve_block_offer_expired(b.defn, b.facts, b.now):
         b.note("offer_nerve_block:expired", check_after(0, hi),
                f"Nerve-block offer not confirmed by day {hi:g}, the end of the acute phase: it has "
                "expired; a later confirmation is refused.", r.nerve_block_until_day.cite())
