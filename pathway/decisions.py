@@ -163,12 +163,17 @@ def _enrollment(b: Builder) -> None:
           f"{e.fracture_level} fracture, Genant grade {grade}: a thoracolumbar brace may give "
           "symptomatic relief (evidence inconclusive).", genant_grade=grade)
     b.act("prescribe_calcium_vitamin_d", "prescribe_calcium_vitamin_d", 0,
-          f"{fracture.capitalize()} fracture: calcium and vitamin D supplementation.")
+          f"{_sentence(fracture)} fracture: calcium and vitamin D supplementation.")
     b.act("prescribe_bisphosphonate", "prescribe_bisphosphonate", 0,
-          f"{fracture.capitalize()} fragility fracture: a bisphosphonate (ibandronate) prevents further "
+          f"{_sentence(fracture)} fragility fracture: a bisphosphonate (ibandronate) prevents further "
           "fractures.", drug="ibandronate")
     b.act("order_dxa", "order_dxa", 0, "Osteoporosis management: bone density evaluation (DXA).")
     _enrollment_mri(b)
+
+
+def _sentence(text: str) -> str:
+    """``text`` opening a sentence: its first letter capitalised, the rest as written ("MRI" stays)."""
+    return text[:1].upper() + text[1:]
 
 
 def _enrollment_mri(b: Builder) -> None:
@@ -230,7 +235,7 @@ def _schedule(b: Builder) -> None:
               b.now, f"Scheduled screening for adjacent-level fractures at day {d} "
               f"(~{round(d / 30.4)} months): risk is raised after one VCF."
               + imaging_text(b, "order_adjacent_fracture_screening", b.facts.enrollment.fracture_level),
-              basis=(screenings,), trigger="schedule", scheduled_day=d)
+              basis=(screenings,), trigger="schedule", scheduled_day=d, level=b.facts.enrollment.fracture_level)
 
 
 def _radiographs_ordered(b: Builder) -> set[int]:
@@ -248,8 +253,9 @@ def _recent_flare_screening(b: Builder, scheduled_day: int) -> float | None:
         return None
     window = b.defn.safety.rules.screening_skip_after_flare_days.value
     ordered_on = scheduled_day if b.now - scheduled_day <= GRACE else b.now
-    flares = [day for action_id, day in b.facts.taken.items()
-              if action_id.startswith("order_adjacent_fracture_screening:flare:")]
+    # A flare reported on the scheduled day is ordered in this same decision, before the schedule is read.
+    ordered = [*b.facts.taken.items(), *((a.id, a.day) for a in b.decision.actions)]
+    flares = [day for action_id, day in ordered if action_id.startswith("order_adjacent_fracture_screening:flare:")]
     recent = [day for day in flares if 0 <= ordered_on - day <= window]
     return max(recent) if recent else None
 
