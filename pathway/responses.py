@@ -180,7 +180,8 @@ def pain_responses(b: Builder) -> None:
               f"lowest score {lowest} (<= {r.flare_baseline_max_nrs.value:g}): screen for a new "
               "adjacent-level fracture."
               + imaging_text(b, "order_adjacent_fracture_screening", b.facts.enrollment.fracture_level),
-              basis=(r.flare_rise_nrs, r.flare_baseline_max_nrs), trigger="pain_flare")
+              basis=(r.flare_rise_nrs, r.flare_baseline_max_nrs), trigger="pain_flare",
+              level=b.facts.enrollment.fracture_level)
 
 
 def _offer_expiry(b: Builder) -> float:
@@ -199,7 +200,7 @@ def _physical_therapy(b: Builder) -> None:
     met = first_pain_report(b.facts, "pain_subsided", lambda day, nrs: day >= start and nrs <= limit, under=b.defn)
     if met is None or b.done("refer_physical_therapy"):
         return
-    cite = b.defn.actions["refer_physical_therapy"].cite()
+    cite = b.defn.cite("refer_physical_therapy", (r.physical_therapy_from_day, r.physical_therapy_pain_nrs))
     day, nrs = met
     why = (f"Pain NRS {nrs} on day {day:g} <= {r.physical_therapy_pain_nrs.value:g} "
            f"(from day {r.physical_therapy_from_day.value:g}): acute pain has subsided")

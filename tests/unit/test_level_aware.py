@@ -72,3 +72,15 @@ def test_before_vcf_1_2_any_level_is_offered(definition_v1_1):
     w = Walk(definition_v1_1, fracture_level="T8", pain_nrs=8)
     w.pain(10, 8)
     assert w.of("offer_nerve_block")
+
+
+def test_every_imaging_order_names_the_level_its_codes_are_chosen_by(definition):
+    """The order book picks an order's codes by ``details.level``: screenings carry it too."""
+    w = confirmed(Walk(definition, fracture_level="T8", pain_nrs=3))
+    w.pain(20, 2)
+    w.pain(30, 6)  # a flare: a screening at once
+    w.until(183)
+    imaging = [a for a in w.actions if a.kind in ("order_mri", "order_radiograph", "order_adjacent_fracture_screening")]
+    assert {a.id for a in w.of("order_adjacent_fracture_screening")} == {
+        "order_adjacent_fracture_screening:flare:30", "order_adjacent_fracture_screening:day-182"}
+    assert all(a.details["level"] == "T8" for a in imaging)

@@ -299,6 +299,16 @@ def test_a_screening_within_60_days_after_a_flare_screening_is_skipped(definitio
     assert ("order_adjacent_fracture_screening:day-182:skipped" in note_ids(w)) is skipped
 
 
+def test_a_flare_reported_on_the_scheduled_day_is_the_one_screening(definition):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.pain(20, 2)
+    w.pain(100, 2)
+    w.until(181)
+    w.pain(182, 6)  # the screening falls due in the same decision as the flare's
+    assert [a.id for a in w.of("order_adjacent_fracture_screening")] == ["order_adjacent_fracture_screening:flare:182"]
+    assert "order_adjacent_fracture_screening:day-182:skipped" in note_ids(w)
+
+
 def test_a_skipped_screening_stays_skipped_once_the_flare_window_has_passed(definition):
     w = confirmed(Walk(definition, pain_nrs=6))
     w.pain(20, 2)
@@ -333,7 +343,8 @@ def test_an_urgent_mri_is_overdue_after_3_days_a_routine_one_after_14(definition
 def test_presumed_osteoporotic_until_the_mri_says_so(definition):
     w = Walk(definition, pain_nrs=8)
     for kind in ("prescribe_first_line_analgesia", "prescribe_calcium_vitamin_d", "prescribe_bisphosphonate"):
-        assert "presumed osteoporotic (MRI pending)" in w.of(kind)[0].rationale.lower().replace("mri", "MRI")
+        assert "presumed osteoporotic (MRI pending)" in w.of(kind)[0].rationale.lower().replace("(mri", "(MRI")
+        assert "(MRI pending)" in w.of(kind)[0].rationale  # as written, where the text opens with it too
     w.event(5, type="mri", etiology="osteoporotic")
     w.pain(80, 7)
     w.at(84)

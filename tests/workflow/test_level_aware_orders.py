@@ -20,7 +20,7 @@ async def test_a_thoracic_patients_orders_carry_thoracic_codes(ts_env, order_boo
         await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 8})
         await advance(ts_env, handle, 80)
         await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 7})
-        await advance(ts_env, handle, 85)
+        await advance(ts_env, handle, 183)  # past the day-182 screening
         state = await handle.query(PatientPathwayWorkflow.state)
         await handle.terminate("test done")
     codes = {}
@@ -28,5 +28,6 @@ async def test_a_thoracic_patients_orders_carry_thoracic_codes(ts_env, order_boo
         codes.setdefault(order.kind, [c.code for c in order.codes])
     assert codes["order_mri"] == ["72146"] and codes["order_radiograph"] == ["72070"]
     assert codes["refer_vertebral_augmentation"] == ["22513", "22510"]
+    assert codes["order_adjacent_fracture_screening"] == ["72070", "72100"]  # thoracic and lumbar, at any level
     assert "offer_nerve_block" not in codes
     assert any(n.id == "offer_nerve_block:out_of_scope" for n in state.notes)
