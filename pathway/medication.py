@@ -11,17 +11,18 @@ from pathway.quiet import first_after, step
 
 
 def calcitonin_withheld(b: Builder) -> str:
-    """Why calcitonin is not started (empty if it is)."""
+    """Why calcitonin is not started (empty if it is): every reason that holds, the fracture's age first."""
     e, r = b.facts.enrollment, b.defn.rules
     age, window = e.onset_days_before_enrollment, r.calcitonin_max_fracture_age_days.value
-    if age > window:
-        return (f"fracture {age} days old > {window:g}-day window (benefit is for acute pain only; "
-                "EMA restricts to short-term use)")
     flags = [f for f in e.red_flags if b.defn.safety and f in b.defn.safety.calcitonin_withheld_red_flags]
+    reasons = []
+    if age > window:
+        reasons.append(f"fracture {age} days old > {window:g}-day window (benefit is for acute pain only"
+                       + ("" if flags else "; EMA restricts to short-term use") + ")")
     if flags:
-        return (f"red flag {', '.join(flags)}: the FDA label warns of a malignancy signal with "
-                "calcitonin; EMA restricts it to short-term use")
-    return ""
+        reasons.append(f"red flag {', '.join(flags)}: the FDA label warns of a malignancy signal with "
+                       "calcitonin; EMA restricts it to short-term use")
+    return "; ".join(reasons)
 
 
 def opioid_order(b: Builder) -> None:

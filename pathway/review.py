@@ -110,8 +110,9 @@ def _review_on_current_evidence(b: Builder) -> None:
     if not missing:
         _decide(b, criteria, why, held=b.done(f"{REVIEW}:held"))
         return
-    wanted = " and ".join({"mri_result": "an MRI result saying osteoporotic",
-                           "recent_pain_report": f"a pain report from day {window:g} on"}[m] for m in missing)
+    what = {"mri_result": "MRI result saying osteoporotic", "recent_pain_report": f"pain report from day {window:g} on"}
+    wanted = " and ".join(f"a{'n' if m == 'mri_result' else ''} {what[m]}" for m in missing)
+    lacking = " and no ".join(what[m] for m in missing)
     if more_than(b.now, hold_until):
         b.note(f"{REVIEW}:lapsed", b.now,
                f"12-week review held since day {review_day:g} and still without {wanted} after day "
@@ -120,7 +121,7 @@ def _review_on_current_evidence(b: Builder) -> None:
         return
     mri = _mri_status(b.facts)
     b.review("review_evidence_missing", "review_evidence_missing", b.now,
-             f"12-week review (day {review_day:g}) held: no {wanted} on file ({mri}). A referral is "
+             f"12-week review (day {review_day:g}) held: no {lacking} on file ({mri}). A referral is "
              f"never made on a score from weeks ago; the review is decided when the evidence arrives "
              f"(until day {hold_until:g}).", missing=missing, review_day=review_day, hold_until_day=hold_until)
     b.note(f"{REVIEW}:held", b.now, f"12-week review held: waiting for {wanted}.", s.review_evidence_window_days.cite())

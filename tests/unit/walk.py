@@ -8,6 +8,8 @@ from pathway.decisions import Decision, decide, next_due
 from pathway.facts import Observation, PatientFacts
 from pathway.intake import clinical_rejection
 
+SETTLE = 1 / 86400  # the workflow's alarms ring a second after the instant they wait for
+
 
 def enrollment(**overrides) -> Enrollment:
     """An L2 fracture, 25% height loss, moderate pain, enrolled on the day of the fracture."""
@@ -58,9 +60,10 @@ class Walk:
         return self.event(day, type="clinician", decision=decision, reason="test", author="dr-test")
 
     def until(self, day: float) -> None:
-        """Decide at every due instant up to ``day`` (as the workflow's alarms do), then at ``day``."""
+        """Decide when each alarm rings up to ``day`` — a second after the due instant, as the
+        workflow's alarms do ("more than N days" holds only just after its instant) — then at ``day``."""
         while self.status == "running":
-            dues = [d.day for d in next_due(self.defn, self.facts, self.now) if d.day <= day]
+            dues = [d.day + SETTLE for d in next_due(self.defn, self.facts, self.now) if d.day + SETTLE <= day]
             if not dues:
                 break
             self.at(min(dues))
