@@ -121,7 +121,7 @@ def _review_on_current_evidence(b: Builder) -> None:
         return
     mri = _mri_status(b.facts)
     b.review("review_evidence_missing", "review_evidence_missing", b.now,
-             f"12-week review (day {review_day:g}) held: no {lacking} on file ({mri}). A referral is "
+             f"12-week review (day {review_day:g}) held: no {lacking} ({mri}). A referral is "
              f"never made on a score from weeks ago; the review is decided when the evidence arrives "
              f"(until day {hold_until:g}).", missing=missing, review_day=review_day, hold_until_day=hold_until)
     b.note(f"{REVIEW}:held", b.now, f"12-week review held: waiting for {wanted}.", s.review_evidence_window_days.cite())

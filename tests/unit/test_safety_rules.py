@@ -47,6 +47,7 @@ def test_a_day_0_score_never_refers_and_a_missing_mri_holds_the_review(definitio
     (held,) = reviews(w, "review_evidence_missing")
     assert held.details["missing"] == ["mri_result", "recent_pain_report"]
     assert "MRI not resulted" in held.rationale
+    assert "held: no MRI result saying osteoporotic and no pain report from day 70 on (MRI not resulted)" in held.rationale
     w.until(150)
     assert len(reviews(w, "review_evidence_missing")) == 1  # once per review
 
@@ -154,6 +155,8 @@ def test_pt_waits_for_the_osteoporotic_mri(definition):
     w = Walk(definition, pain_nrs=6)
     w.pain(8, 3)
     assert not w.of("refer_physical_therapy") and "refer_physical_therapy:held:mri" in note_ids(w)
+    (held,) = [n for n in w.notes if n.id == "refer_physical_therapy:held:mri"]
+    assert "(verify)" in held.citation  # the PT rules are local defaults
     w.event(15, type="mri", etiology="osteoporotic")
     (pt,) = w.of("refer_physical_therapy")
     assert pt.day == 15 and "NRS 3 on day 8" in pt.rationale
@@ -258,6 +261,9 @@ def test_no_calcitonin_with_a_cancer_history(definition):
     assert not w.of("start_calcitonin")
     assert "malignancy signal" in w.of("prescribe_first_line_analgesia")[0].rationale
     assert "calcitonin_not_started" in note_ids(w)
+    too_old = Walk(definition, red_flags=["history_of_cancer"], onset_days_before_enrollment=10)
+    (note,) = [n for n in too_old.notes if n.id == "calcitonin_not_started"]
+    assert "10 days old > 5-day window" in note.text and "malignancy signal" in note.text  # every reason
     started = Walk(definition).of("start_calcitonin")[0]
     assert "EMA" in started.rationale and "FDA" in started.rationale
 
