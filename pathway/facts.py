@@ -473,6 +473,20 @@ def osteoporotic_mri_day(facts: PatientFacts) -> float | None:
     return next((day for day, etiology in mri_results(facts) if etiology == "osteoporotic"), None)
 
 
+@kept(MriEvent)
+def standing_osteoporotic_mri_day(facts: PatientFacts) -> float | None:
+    """Day of the MRI result saying osteoporotic that still stands (the safety rules, vcf-1.2): the
+    first of the latest run of such results; None while none has come, or when a later result is
+    indeterminate (PT and referrals wait again for one saying osteoporotic)."""
+    standing = None
+    for day, etiology in mri_results(facts):
+        if etiology != "osteoporotic":
+            standing = None
+        elif standing is None:
+            standing = day
+    return standing
+
+
 def presumed(facts: PatientFacts) -> str:
     """How texts name the fracture: osteoporotic only once an MRI says so."""
     return "osteoporotic" if osteoporotic_mri_day(facts) is not None else "presumed osteoporotic (MRI pending)"

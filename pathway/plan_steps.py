@@ -281,7 +281,8 @@ def _review(defn: PathwayDefinition) -> Step:
             f"{r('resolved_pain_nrs')} reads as resolved.")
     if defn.safety:
         window = r.rule("review_evidence_window_days").value
-        text += (f" Pain counts only from day {review - window:g} on (the last {window:g} days before the review). "
+        text += (f" Pain counts only from day {review - window:g} on (the last {window:g} days before the review; "
+                 "when a pause held the review, before the pathway resumed). "
                  "Without an MRI result saying osteoporotic, or with no criterion met and no pain report since then, "
                  f"the review is held and the care team asked; it is decided when the evidence arrives, until day "
                  f"{r('review_hold_until_day')}.")

@@ -31,12 +31,14 @@ from pathway.facts import (
     genant_grade,
     latest_height_loss,
     latest_pain,
+    memoised_under,
     more_than,
     mri_results,
     osteoporotic_mri_day,
     pain_reports_from,
     progression,
     pulmonary_dysfunction,
+    standing_osteoporotic_mri_day,
 )
 from pathway.guideline import PathwayDefinition, Rule
 from pathway.quiet import more_than_from, step
@@ -96,35 +98,71 @@ def review_held(facts: PatientFacts) -> bool:
     return f"{REVIEW}:held" in noted and f"{REVIEW}:done" not in noted and f"{REVIEW}:lapsed" not in noted
 
 
+@dataclass(frozen=True)
+class ReviewEvidence:
+    """When the 12-week review came due with the schedule running — its day, or the resume when a
+    pause held it — and the day from which pain reports count as current evidence for it."""
+
+    reached: float
+    pain_from: float
+
+
+@memoised_under(ClinicianEvent)
+def review_evidence(defn: PathwayDefinition, facts: PatientFacts) -> ReviewEvidence:
+    """The review's evidence window (vcf-1.2 on): the last days before the review was reached, so that
+    a review a pause held until much later never rests on a score from before the pause."""
+    assert defn.safety is not None
+    reached, paused = defn.rules.review_day.value, False
+    for day, event in facts.of(ClinicianEvent):  # events on a day come before the steps due on it
+        if day > reached and not paused:
+            break  # the review came due while the schedule ran
+        if event.decision == "pause":
+            paused = True
+        elif event.decision == "resume":
+            paused, reached = False, max(reached, day)
+    return ReviewEvidence(reached, reached - defn.safety.rules.review_evidence_window_days.value)
+
+
 def _review_on_current_evidence(b: Builder) -> None:
     assert b.defn.safety is not None
     r, s = b.defn.rules, b.defn.safety.rules
     review_day, hold_until = r.review_day.value, s.review_hold_until_day.value
-    window = review_day - s.review_evidence_window_days.value
+    window = review_evidence(b.defn, b.facts).pain_from
     criteria, why = review_criteria(b.defn, b.facts, pain_from=window)
     missing = []
-    if osteoporotic_mri_day(b.facts) is None:
+    if standing_osteoporotic_mri_day(b.facts) is None:
         missing.append("mri_result")
     if not criteria and not pain_reports_from(b.facts, window):
         missing.append("recent_pain_report")
-    if not missing:
+    late = more_than(b.now, hold_until)  # only a pause keeps a review from being decided or lapsing by then
+    if not missing and not late:
         _decide(b, criteria, why, held=b.done(f"{REVIEW}:held"))
         return
     what = {"mri_result": "MRI result saying osteoporotic", "recent_pain_report": f"pain report from day {window:g} on"}
     wanted = " and ".join(f"a{'n' if m == 'mri_result' else ''} {what[m]}" for m in missing)
     lacking = " and no ".join(what[m] for m in missing)
-    if more_than(b.now, hold_until):
-        b.note(f"{REVIEW}:lapsed", b.now,
-               f"12-week review held since day {review_day:g} and still without {wanted} after day "
-               f"{hold_until:g}: the pathway makes no augmentation referral; the care team decides.",
-               s.review_hold_until_day.cite())
-        return
+    held = b.done(f"{REVIEW}:held")
     mri = _mri_status(b.facts)
-    b.review("review_evidence_missing", "review_evidence_missing", b.now,
-             f"12-week review (day {review_day:g}) held: no {lacking} ({mri}). A referral is "
-             f"never made on a score from weeks ago; the review is decided when the evidence arrives "
-             f"(until day {hold_until:g}).", missing=missing, review_day=review_day, hold_until_day=hold_until)
-    b.note(f"{REVIEW}:held", b.now, f"12-week review held: waiting for {wanted}.", s.review_evidence_window_days.cite())
+    if missing and not (late and held):  # asked once per review, also when a pause kept it past its limit
+        b.review("review_evidence_missing", "review_evidence_missing", b.now,
+                 f"12-week review (day {review_day:g}) held: no {lacking} ({mri}). A referral is "
+                 f"never made on a score from weeks ago; the review is decided when the evidence arrives "
+                 f"(until day {hold_until:g}).", missing=missing, review_day=review_day, hold_until_day=hold_until)
+    if not late:
+        b.note(f"{REVIEW}:held", b.now, f"12-week review held: waiting for {wanted}.",
+               s.review_evidence_window_days.cite())
+        return
+    found = f" ({'; '.join(why) if why else 'no criterion met'})"
+    if held and missing:
+        why_not = f"12-week review held since day {review_day:g} and still without {wanted} after day {hold_until:g}"
+    elif held:
+        why_not = (f"12-week review held since day {review_day:g}; the pathway was paused when its evidence came "
+                   f"and resumed on day {b.now:g}, past day {hold_until:g}{found}")
+    else:
+        why_not = (f"12-week review reached only on day {b.now:g}, when the pathway resumed after a pause, past "
+                   f"day {hold_until:g}" + (f", without {wanted}" if missing else found))
+    b.note(f"{REVIEW}:lapsed", b.now, f"{why_not}: the pathway makes no augmentation referral; the care team decides.",
+           s.review_hold_until_day.cite())
 
 
 def _decide(b: Builder, criteria: list[str], why: list[str], held: bool) -> None:
@@ -166,7 +204,7 @@ def _criteria_after_review(b: Builder) -> None:
                       f"{d2 - d1:g} days apart (>= {s.later_pain_apart_days.value:g}), none below "
                       f"{r.persistent_pain_nrs.value:g} between"))
     found = sorted(f for f in found if f[0] <= limit)
-    if found and osteoporotic_mri_day(b.facts) is not None:
+    if found and standing_osteoporotic_mri_day(b.facts) is not None:
         _refer(b, [c for _, c, _ in found], [w for _, _, w in found],
                f"Criterion met after the 12-week review (day {found[0][0]:g}, within day {limit:g})")
 
@@ -180,7 +218,8 @@ def _persistent_pair(defn: PathwayDefinition, facts: PatientFacts) -> tuple[Repo
     assert defn.safety is not None
     threshold = defn.rules.persistent_pain_nrs.value
     apart = defn.safety.rules.later_pain_apart_days.value
-    window = defn.rules.review_day.value - defn.safety.rules.review_evidence_window_days.value
+    evidence = review_evidence(defn, facts)
+    window = evidence.pain_from
 
     def report(watch: _PairWatch, day: float, nrs: int) -> None:
         if watch.pair is not None or day < window:
@@ -198,7 +237,7 @@ def _persistent_pair(defn: PathwayDefinition, facts: PatientFacts) -> tuple[Repo
         return watch
 
     return folded(facts, "persistent_pair", PainEvent, start, lambda w, day, event: report(w, day, event.nrs),
-                  under=defn).pair
+                  under=evidence).pair  # kept per window (a pause may move it)
 
 
 @dataclass
@@ -223,7 +262,7 @@ def _refer(b: Builder, criteria: list[str], why: list[str], when: str) -> None:
     deformity = progression(b.defn, b.facts)
     if deformity and "kyphosis" in deformity.reason:
         basis += (r.kyphosis_progression_deg,)
-    mri_day = osteoporotic_mri_day(b.facts)
+    mri_day = (standing_osteoporotic_mri_day if b.safety else osteoporotic_mri_day)(b.facts)
     level = b.facts.enrollment.fracture_level
     region = b.defn.region("refer_vertebral_augmentation", level)
     codes = " / ".join(f"CPT {c.code}" for c in b.defn.order_for("refer_vertebral_augmentation", level)[1] if c.code)

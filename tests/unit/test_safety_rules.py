@@ -88,6 +88,45 @@ def test_a_held_review_sets_a_timer_for_its_limit(definition):
     assert "held review limit" in [d.label for d in next_due(definition, w.facts, 84)]
 
 
+def test_a_review_a_pause_held_counts_pain_only_from_the_days_before_it_resumed(definition):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.pain(60, 5)
+    w.pain(75, 7)  # current at day 84, but the review waits for the pause to end
+    w.clinician(76, "pause")
+    w.clinician(150, "resume")
+    assert not w.of("refer_vertebral_augmentation")  # a score from weeks ago never refers
+    (held,) = reviews(w, "review_evidence_missing")
+    assert held.day == 150 and held.details["missing"] == ["recent_pain_report"]
+    assert "pain report from day 136 on" in held.rationale
+    w.pain(151, 7)
+    (ref,) = w.of("refer_vertebral_augmentation")
+    assert ref.day == 151 and ref.details["latest_pain_nrs"] == 7
+
+
+def test_a_pause_short_of_the_review_leaves_its_window_at_day_70(definition):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.clinician(40, "pause")
+    w.clinician(50, "resume")
+    w.pain(70, 7)
+    w.until(84.01)
+    assert w.of("refer_vertebral_augmentation")[0].day == 84
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_a_review_a_pause_kept_past_day_182_refers_no_one(definition, missing):
+    w = Walk(definition, pain_nrs=6) if missing else confirmed(Walk(definition, pain_nrs=6))
+    w.pain(70, 3)
+    w.clinician(80, "pause")
+    w.pain(199, 7)
+    w.clinician(200, "resume")
+    assert not w.of("refer_vertebral_augmentation") and "twelve_week_review:lapsed" in note_ids(w)
+    (lapsed,) = [n for n in w.notes if n.id == "twelve_week_review:lapsed"]
+    assert "reached only on day 200" in lapsed.text and "past day 182" in lapsed.text
+    assert len(reviews(w, "review_evidence_missing")) == missing  # the care team is asked once, if anything is missing
+    w.until(300)
+    assert not w.of("refer_vertebral_augmentation")
+
+
 # --- §2 Criteria found after the review ------------------------------------------------------------
 
 @pytest.mark.parametrize("second, referred", [(113.9, False), (114, True)])
@@ -181,6 +220,20 @@ def test_an_indeterminate_mri_requests_review_and_holds_pt_and_augmentation(defi
     w.at(84)
     assert not w.of("refer_physical_therapy") and not w.of("refer_vertebral_augmentation")
     assert reviews(w, "review_evidence_missing")[0].details["missing"] == ["mri_result"]
+
+
+def test_an_indeterminate_mri_after_an_osteoporotic_one_holds_again_until_one_says_osteoporotic(definition):
+    w = confirmed(Walk(definition, pain_nrs=6), day=3)
+    w.event(5, type="mri", etiology="indeterminate")
+    w.pain(10, 3)
+    assert not w.of("refer_physical_therapy") and "refer_physical_therapy:held:mri" in note_ids(w)
+    w.pain(80, 8)
+    w.until(84)
+    assert not w.of("refer_vertebral_augmentation")
+    assert reviews(w, "review_evidence_missing")[0].details["missing"] == ["mri_result"]
+    w.event(90, type="mri", etiology="osteoporotic")
+    (ref,) = w.of("refer_vertebral_augmentation")
+    assert ref.day == 90 and "MRI on day 90: osteoporotic" in ref.rationale
 
 
 # --- §5 A neurological deficit makes the MRI urgent --------------------------------------------------
