@@ -47,7 +47,8 @@ def test_a_day_0_score_never_refers_and_a_missing_mri_holds_the_review(definitio
     (held,) = reviews(w, "review_evidence_missing")
     assert held.details["missing"] == ["mri_result", "recent_pain_report"]
     assert "MRI not resulted" in held.rationale
-    assert "held: no MRI result saying osteoporotic and no pain report from day 70 on (MRI not resulted)" in held.rationale
+    assert ("held: no MRI result saying osteoporotic and no pain report from day 70 on (MRI not resulted)"
+            in held.rationale)
     w.until(150)
     assert len(reviews(w, "review_evidence_missing")) == 1  # once per review
 
