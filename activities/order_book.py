@@ -33,6 +33,7 @@ from activities.order_model import OPEN, Order, OrderStatus, RequestResource
 from activities.task_model import ORDER_STATUS_AFTER, TASK_STATUS_OF_ORDER, TaskStatus, illegal_transition
 
 PATHWAY = "pathway"  # who changed an order when the order book did it (a result, a cancellation)
+URGENT = "urgent"  # the priority an order is expedited to (FHIR request-priority)
 
 MIGRATIONS: list[list[Step]] = [
     [  # 1: the order book as first released (a SQLite file from then already has it: IF NOT EXISTS)
@@ -145,6 +146,20 @@ class OrderBook(Store):
                 return False
             row = db.execute("SELECT patient_id FROM orders WHERE id = ?", (order_id,)).fetchone()
             _change(db, order_id, row["patient_id"], TASK_STATUS_OF_ORDER[status], status, by, reason)
+            return True
+
+    def expedite(self, workflow_id: str, action_id: str, reason: str) -> bool:
+        """Make one pathway's open order urgent (its task gains a version saying why); False if it is
+        not open or already urgent — so a retry or replay changes nothing."""
+        with self._lock, self.database.transaction() as db:
+            row = db.execute("SELECT id, patient_id FROM orders WHERE workflow_id = ? AND action_id = ?"
+                             " AND status = ? AND priority <> ?", (workflow_id, action_id, OPEN, URGENT)).fetchone()
+            if row is None:
+                return False
+            db.execute("UPDATE orders SET priority = ?, updated_at = ? WHERE id = ?", (URGENT, utc_now(), row["id"]))
+            task = _task(db, row["id"])
+            assert task is not None
+            _change(db, row["id"], row["patient_id"], task.status, OPEN, PATHWAY, reason, task.business_status)
             return True
 
     def close_open(self, workflow_id: str, kinds: builtins.list[str], status: OrderStatus, reason: str,

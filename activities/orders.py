@@ -143,6 +143,8 @@ class OrderActivities:
                 details=action.details, codes=[c.model_dump() for c in request.codes])
             if action.kind == "stop_calcitonin":
                 self.book.close_open(request.workflow_id, ["start_calcitonin"], "stopped", action.rationale)
+            if action.details.get("expedite_mri"):  # a deficit reported while the enrollment MRI is pending
+                self.book.expedite(request.workflow_id, "order_mri", f"urgent: {action.kind} on day {action.day:g}")
         except IntegrityError as exc:
             raise ApplicationError(f"order: {exc}", non_retryable=True, type="InvalidOrder") from exc
         activity.logger.info("order placed" if created else "order already placed",

@@ -142,3 +142,22 @@ async def test_imaging_order_without_result_escalates_once(ts_env, order_book, t
         orders = {o.action_id: o.status for o in order_book.list(workflow_id=handle.id)}
         assert orders["order_mri"] == "completed" and orders["order_radiograph:day-14"] == "completed"
         await handle.terminate("test done")
+
+
+async def test_a_deficit_reported_later_makes_the_pending_mri_order_urgent(ts_env, order_book, task_queue):
+    """Safety rule 5: a neurological deficit makes the enrollment MRI urgent — the order itself, not
+    only the overdue clock."""
+    async with make_worker(ts_env, order_book, task_queue):
+        handle = await start_pathway(ts_env.client, enrollment("pt-wf-neuro"), task_queue=task_queue,
+                                     options=NO_SERVER_FEATURES)
+        await advance(ts_env, handle, 4)
+        mri = next(o for o in order_book.list(workflow_id=handle.id) if o.action_id == "order_mri")
+        assert mri.priority == "routine"
+        await handle.signal(PatientPathwayWorkflow.neuro, {"deficit": True})
+        await advance(ts_env, handle, 5)
+        await handle.terminate("test done")
+    orders = {o.action_id: o for o in order_book.list(workflow_id=handle.id)}
+    assert orders["order_mri"].priority == "urgent" and orders["order_mri"].status == "active"
+    assert orders["refer_urgent_spine_surgery:4"].details["expedite_mri"] is True
+    change = order_book.task_history(orders["order_mri"].id)[-1]
+    assert change.note == "urgent: refer_urgent_spine_surgery on day 4" and change.version == 2
