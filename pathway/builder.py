@@ -34,6 +34,17 @@ class Decision:
     status: PathwayStatus = "running"
 
 
+# The guideline step each reason for a clinician review is about (its citation names that section first).
+REVIEWED_STEP: dict[str, ActionKind] = {
+    "review_evidence_missing": "refer_vertebral_augmentation",  # If Pain Persists After 3 Months
+    "indeterminate_mri": "order_mri",  # Ruling out pathologic fracture
+    "withdrawal_handover": "order_radiograph",  # Monitoring and Follow-up: the open orders
+    "pathologic_exit_medications": "refer_pathologic_fracture_workup",
+    "opioid_review": "prescribe_opioid_short_course",  # Pain Control
+    "side_effect": "prescribe_first_line_analgesia",  # Pain Control: the drugs it names side effects of
+}
+
+
 class Builder:
     """Collects new actions and notes for one decision, skipping those already taken or noted."""
 
@@ -61,17 +72,27 @@ class Builder:
     def act(self, action_id: str, kind: ActionKind, day: float, rationale: str,
             basis: tuple[Rule | Schedule, ...] = (), **details: Any) -> None:
         """Propose an action unless its id was taken; ``basis`` names the rules it rests on."""
-        if self.done(action_id):
-            return
+        if not self.done(action_id):
+            self._propose(action_id, kind, day, rationale, self.defn.cite(kind, basis), details)
+
+    def _propose(self, action_id: str, kind: ActionKind, day: float, rationale: str, citation: str,
+                 details: dict[str, Any]) -> None:
         self.proposed.add(action_id)
-        self.decision.actions.append(Action(
-            id=action_id, day=round(day, 3), kind=kind, rationale=rationale,
-            citation=self.defn.cite(kind, basis), details=details))
+        self.decision.actions.append(Action(id=action_id, day=round(day, 3), kind=kind, rationale=rationale,
+                                            citation=citation, details=details))
 
     def review(self, action_id: str, reason: str, day: float, rationale: str, **details: Any) -> None:
-        """Ask the care team to look at something (``request_clinician_review``)."""
-        self.act(f"request_clinician_review:{action_id}", "request_clinician_review", day, rationale,
-                 reason=reason, **details)
+        """Ask the care team to look at something (``request_clinician_review``); the citation names the
+        guideline section of the step it is about, then the safety rules that ask for it."""
+        review_id = f"request_clinician_review:{action_id}"
+        if self.done(review_id):
+            return
+        citation = self.defn.cite("request_clinician_review")
+        about = REVIEWED_STEP.get(reason)
+        if about is not None:
+            asks = self.defn.actions["request_clinician_review"].section
+            citation = f"{self.defn.actions[about].cite()}; {asks} [guideline {self.defn.version}]"
+        self._propose(review_id, "request_clinician_review", day, rationale, citation, {"reason": reason, **details})
 
     def note(self, note_id: str, day: float, text: str, citation: str = "") -> None:
         """Record a decision note unless its id was noted."""

@@ -477,3 +477,18 @@ def test_the_handover_lists_orders_not_advice_or_tasks(definition):
     assert {"order_mri", "order_dxa", "prescribe_bisphosphonate", "prescribe_opioid_short_course"} <= kinds
     assert not {"advise_early_mobilization", "offer_brace", "offer_nerve_block", "request_clinician_review",
                 "start_calcitonin", "stop_calcitonin"} & kinds
+
+
+def test_a_clinician_review_cites_the_guideline_section_it_is_about(definition):
+    from pathway.builder import REVIEWED_STEP
+    from pathway.plan_steps import REVIEW_REASONS
+
+    assert set(REVIEWED_STEP) == set(REVIEW_REASONS)  # every reason has its section
+    w = Walk(definition, pain_nrs=8)  # the opioid course, reviewed on day 7
+    w.event(5, type="mri", etiology="indeterminate")
+    w.until(8)
+    (opioid,) = reviews(w, "opioid_review")
+    assert opioid.citation.startswith("Guideline: Initial Management / Pain Control; Safety rules")
+    (mri,) = reviews(w, "indeterminate_mri")
+    assert mri.citation.startswith("Guideline: Important Clinical Pitfalls / Ruling out pathologic fracture (ref. 3);")
+    assert opioid.citation.endswith(f"[guideline {definition.version}]")
