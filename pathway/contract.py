@@ -254,6 +254,9 @@ def safe_location(loc: Any) -> tuple[list[str], bool]:
 def safe_message(err: Any) -> str:
     """A pydantic error's message, unless it quotes the submitted text (then a fixed one)."""
     message, given = str(err["msg"]), err.get("input")
+    expected = err.get("ctx", {}).get("expected") if err.get("type") in ("literal_error", "enum") else None
+    if expected:  # the allowed values, never the submitted one (which may be among their letters)
+        return f"Input should be {expected}"
     if isinstance(given, str) and len(given) >= 3 and given in message:
         return "invalid value"
     return message

@@ -105,6 +105,17 @@ def test_enrollment_names_every_bad_field():
     assert sorted(fields_of(errors)) == ["fracture_level", "pain_nrs"]
 
 
+@pytest.mark.parametrize("patch, line", [
+    ({"red_flags": ["cancer"]}, "red_flags.0: Input should be 'history_of_cancer', 'fever_or_infection', "
+                                "'neuro_deficit' or 'unexplained_weight_loss'"),
+    ({"fracture_level": "L"}, "fracture_level: Input should be 'T1', "),
+])  # fmt: skip
+def test_a_value_outside_the_vocabulary_is_answered_with_the_allowed_values(patch, line):
+    """Even when the value sent is part of an allowed one (the message never quotes what was sent)."""
+    (error,) = errors_of(parse_enrollment, {**PATIENT, **patch})
+    assert error.startswith(line)
+
+
 def test_enrollment_body_must_be_an_object():
     assert fields_of(errors_of(parse_enrollment, [PATIENT])) == ["body"]
 
