@@ -310,14 +310,33 @@ def parse_enrollment(raw: Any) -> Enrollment:
 
 
 def parse_scenario(raw: Any) -> Scenario:
-    """Validate a whole scenario file, events included, before anything runs."""
+    """Validate a whole scenario file, events included, before anything runs; every error is
+    reported at once (an invalid patient does not hide the events' errors)."""
     try:
-        scenario = Scenario.model_validate(raw)
+        scenario: Scenario | None = Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise ContractError(describe(exc)) from None
+        scenario, errors = None, describe(exc)
+    else:
+        errors = []
+    if scenario is not None:
+        events, until_day = scenario.events, scenario.until_day
+    else:  # the events as sent, where they are a list of objects (their own errors are already named)
+        sent = raw.get("events") if isinstance(raw, dict) else None
+        events = [e for e in sent if isinstance(e, dict)] if isinstance(sent, list) and \
+            all(isinstance(e, dict) for e in sent) else []
+        until = raw.get("until_day") if isinstance(raw, dict) else None
+        until_day = float(until) if isinstance(until, (int, float)) and not isinstance(until, bool) else None
+    errors += _event_errors(events, until_day)
+    if errors or scenario is None:
+        raise ContractError(errors)
+    return scenario
+
+
+def _event_errors(events: list[dict[str, Any]], until_day: float | None) -> list[str]:
+    """What is wrong with a scenario's events: each one's fields, and their days (in order, by until_day)."""
     errors: list[str] = []
     last_day = 0.0
-    for i, raw_event in enumerate(scenario.events):
+    for i, raw_event in enumerate(events):
         where = f"events[{i}]."
         try:
             day = ScenarioEvent.model_validate(raw_event).day
@@ -328,13 +347,11 @@ def parse_scenario(raw: Any) -> Scenario:
             errors.append(f"{where}observed_at: not allowed in a scenario (the day sets it)")
         if day < last_day:
             errors.append(f"{where}day: {day:g} comes before the previous event's day {last_day:g}")
-        if day > scenario.until_day:
-            errors.append(f"{where}day: {day:g} is after until_day {scenario.until_day:g}")
+        if until_day is not None and day > until_day:
+            errors.append(f"{where}day: {day:g} is after until_day {until_day:g}")
         last_day = max(last_day, day)
         try:
             _event_adapter.validate_python({k: v for k, v in raw_event.items() if k not in ("day", "observed_at")})
         except ValidationError as exc:
             errors += describe(exc, where)
-    if errors:
-        raise ContractError(errors)
-    return scenario
+    return errors

@@ -287,6 +287,12 @@ def test_scenario_reports_every_bad_event():
     assert sorted(fields_of(errors)) == ["events[0].nrs", "events[1].day", "events[1].t_score"]
 
 
+def test_a_bad_patient_does_not_hide_the_events_errors():
+    errors = errors_of(parse_scenario, scenario(patient={**PATIENT, "pain_nrs": 11}, until_day=10, events=[
+        {"day": 5, "type": "pain", "nrs": -2}, {"day": 12, "type": "pain", "nrs": 3}]))
+    assert sorted(fields_of(errors)) == ["events[0].nrs", "events[1].day", "patient.pain_nrs"]
+
+
 @pytest.mark.parametrize("patch, field", [
     ({"patient": {**PATIENT, "pain_nrs": 11}}, "patient.pain_nrs"),
     ({"patient": {**PATIENT, "mrn": "12345"}}, "patient.mrn"),
