@@ -318,6 +318,7 @@ def parse_scenario(raw: Any) -> Scenario:
         scenario, errors = None, describe(exc)
     else:
         errors = []
+    until_day: float | None
     if scenario is not None:
         events, until_day = scenario.events, scenario.until_day
     else:  # the events as sent, where they are a list of objects (their own errors are already named)
