@@ -11,7 +11,7 @@ from math import inf
 from typing import Any
 
 from pathway.contract import Action, ActionKind, PathwayStatus
-from pathway.facts import PatientFacts
+from pathway.facts import PatientFacts, osteoporotic_mri_day, standing_osteoporotic_mri_day
 from pathway.guideline import PathwayDefinition, Rule, Schedule
 
 
@@ -34,6 +34,15 @@ class Decision:
     status: PathwayStatus = "running"
 
 
+# The decisions' revision within a guideline version. A running pathway keeps the revision it started
+# its run with (the workflow guards the change with a patch), so what it decided replays as it was.
+#   1: as first released.
+#   2: an indeterminate MRI after an osteoporotic one holds PT and referrals again; the review's pain
+#      window follows a pause that held it, and a review a pause kept past its limit refers no one; a
+#      flare reported on a scheduled screening's day is that day's one screening.
+REVISION = 2
+
+
 # The guideline step each reason for a clinician review is about (its citation names that section first).
 REVIEWED_STEP: dict[str, ActionKind] = {
     "review_evidence_missing": "refer_vertebral_augmentation",  # If Pain Persists After 3 Months
@@ -48,8 +57,8 @@ REVIEWED_STEP: dict[str, ActionKind] = {
 class Builder:
     """Collects new actions and notes for one decision, skipping those already taken or noted."""
 
-    def __init__(self, defn: PathwayDefinition, facts: PatientFacts, now: float):
-        self.defn, self.facts, self.now = defn, facts, now
+    def __init__(self, defn: PathwayDefinition, facts: PatientFacts, now: float, revision: int = REVISION):
+        self.defn, self.facts, self.now, self.revision = defn, facts, now, revision
         # Whether this patient's guideline version carries the clinical safety rules (vcf-1.2).
         self.safety = defn.safety is not None
         self.decision = Decision()
@@ -64,6 +73,11 @@ class Builder:
         self.arrived = views.arrived  # the observations indexed last: from how many, of which classes
         self.actions_seen = (len(facts.taken), len(facts.noted))
         self.until = inf  # the earliest instant at which a step could answer otherwise (pathway.quiet)
+
+    def osteoporotic_mri(self) -> float | None:
+        """Day of the MRI result saying osteoporotic that PT and referrals rest on (from revision 2: the
+        latest result must say so), or None."""
+        return (standing_osteoporotic_mri_day if self.revision >= 2 else osteoporotic_mri_day)(self.facts)
 
     def done(self, action_id: str) -> bool:
         """Whether an action or note with this id was already taken or noted."""

@@ -26,7 +26,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from operator import attrgetter
 
-from pathway.builder import Builder, Decision, Note
+from pathway.builder import REVISION, Builder, Decision, Note
 from pathway.contract import ActionKind, ClinicianEvent, MobilityEvent, PainEvent, PathwayStatus
 from pathway.facts import (
     GRACE,
@@ -65,7 +65,7 @@ from pathway.responses import (
 )
 from pathway.review import REVIEW, review_criteria, review_held, twelve_week_review
 
-__all__ = ["CANCELLED_ON_EXIT", "REVIEW", "Decision", "Due", "Note", "decide", "escalation_state",
+__all__ = ["CANCELLED_ON_EXIT", "REVIEW", "REVISION", "Decision", "Due", "Note", "decide", "escalation_state",
            "next_due", "next_scheduled_step", "phase", "review_criteria"]
 
 
@@ -77,11 +77,12 @@ class Due:
     label: str
 
 
-def decide(defn: PathwayDefinition, facts: PatientFacts, now: float) -> Decision:
-    """Everything the guideline calls for at pathway day ``now`` that has not been done yet."""
+def decide(defn: PathwayDefinition, facts: PatientFacts, now: float, revision: int = REVISION) -> Decision:
+    """Everything the guideline calls for at pathway day ``now`` that has not been done yet (by the
+    decisions' ``revision``, :data:`pathway.builder.REVISION`; one facts object is decided by one)."""
     if nothing_new(defn, facts, now):
         return Decision()
-    b = Builder(defn, facts, now)
+    b = Builder(defn, facts, now, revision)
     _enrollment(b)
     if _urgent_findings(b):
         b.decision.status = "exited"
@@ -254,7 +255,7 @@ def _recent_flare_screening(b: Builder, scheduled_day: int) -> float | None:
     window = b.defn.safety.rules.screening_skip_after_flare_days.value
     ordered_on = scheduled_day if b.now - scheduled_day <= GRACE else b.now
     # A flare reported on the scheduled day is ordered in this same decision, before the schedule is read.
-    ordered = [*b.facts.taken.items(), *((a.id, a.day) for a in b.decision.actions)]
+    ordered = [*b.facts.taken.items(), *(((a.id, a.day) for a in b.decision.actions) if b.revision >= 2 else ())]
     flares = [day for action_id, day in ordered if action_id.startswith("order_adjacent_fracture_screening:flare:")]
     recent = [day for day in flares if 0 <= ordered_on - day <= window]
     return max(recent) if recent else None

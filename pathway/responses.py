@@ -37,7 +37,6 @@ from pathway.facts import (
     pain_flares,
     pain_reports,
     progression,
-    standing_osteoporotic_mri_day,
 )
 from pathway.guideline import PathwayDefinition
 from pathway.medication import stop_calcitonin
@@ -205,7 +204,7 @@ def _physical_therapy(b: Builder) -> None:
     why = (f"Pain NRS {nrs} on day {day:g} <= {r.physical_therapy_pain_nrs.value:g} "
            f"(from day {r.physical_therapy_from_day.value:g}): acute pain has subsided")
     if b.safety:
-        mri_day = standing_osteoporotic_mri_day(b.facts)
+        mri_day = b.osteoporotic_mri()
         if mri_day is None:
             b.note("refer_physical_therapy:held:mri", day, f"{why}, but PT is held until an MRI result "
                    "says osteoporotic (pathologic fracture not yet ruled out).", cite)

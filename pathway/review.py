@@ -38,9 +38,8 @@ from pathway.facts import (
     pain_reports_from,
     progression,
     pulmonary_dysfunction,
-    standing_osteoporotic_mri_day,
 )
-from pathway.guideline import PathwayDefinition, Rule
+from pathway.guideline import PathwayDefinition, Rule, derived
 from pathway.quiet import more_than_from, step
 
 REVIEW = "twelve_week_review"
@@ -123,19 +122,33 @@ def review_evidence(defn: PathwayDefinition, facts: PatientFacts) -> ReviewEvide
     return ReviewEvidence(reached, reached - defn.safety.rules.review_evidence_window_days.value)
 
 
+def _evidence_window(b: Builder) -> ReviewEvidence:
+    """The review's evidence window as the decisions' revision reads it (before revision 2: from the
+    review's own day, whatever held it)."""
+    if b.revision >= 2:
+        return review_evidence(b.defn, b.facts)
+    return derived(b.defn, "review_evidence_at_its_day", _at_review_day)
+
+
+def _at_review_day(defn: PathwayDefinition) -> ReviewEvidence:
+    assert defn.safety is not None
+    day = defn.rules.review_day.value
+    return ReviewEvidence(day, day - defn.safety.rules.review_evidence_window_days.value)
+
+
 def _review_on_current_evidence(b: Builder) -> None:
     assert b.defn.safety is not None
     r, s = b.defn.rules, b.defn.safety.rules
     review_day, hold_until = r.review_day.value, s.review_hold_until_day.value
-    window = review_evidence(b.defn, b.facts).pain_from
+    window = _evidence_window(b).pain_from
     criteria, why = review_criteria(b.defn, b.facts, pain_from=window)
     missing = []
-    if standing_osteoporotic_mri_day(b.facts) is None:
+    if b.osteoporotic_mri() is None:
         missing.append("mri_result")
     if not criteria and not pain_reports_from(b.facts, window):
         missing.append("recent_pain_report")
     late = more_than(b.now, hold_until)  # only a pause keeps a review from being decided or lapsing by then
-    if not missing and not late:
+    if not missing and not (late and b.revision >= 2):
         _decide(b, criteria, why, held=b.done(f"{REVIEW}:held"))
         return
     what = {"mri_result": "MRI result saying osteoporotic", "recent_pain_report": f"pain report from day {window:g} on"}
@@ -143,7 +156,7 @@ def _review_on_current_evidence(b: Builder) -> None:
     lacking = " and no ".join(what[m] for m in missing)
     held = b.done(f"{REVIEW}:held")
     mri = _mri_status(b.facts)
-    if missing and not (late and held):  # asked once per review, also when a pause kept it past its limit
+    if missing and not (late and (held or b.revision < 2)):  # asked once per review, also when a pause kept it late
         b.review("review_evidence_missing", "review_evidence_missing", b.now,
                  f"12-week review (day {review_day:g}) held: no {lacking} ({mri}). A referral is "
                  f"never made on a score from weeks ago; the review is decided when the evidence arrives "
@@ -197,14 +210,14 @@ def _criteria_after_review(b: Builder) -> None:
     if pulmonary and pulmonary[-1][1].dysfunction:
         day = pulmonary[-1][0]
         found.append((day, "pulmonary_dysfunction", f"pulmonary dysfunction reported on day {day:g}"))
-    pair = _persistent_pair(b.defn, b.facts)
+    pair = _persistent_pair(b.defn, b.facts, _evidence_window(b))
     if pair:
         (d1, n1), (d2, n2) = pair
         found.append((d2, "persistent_pain", f"pain NRS {n1} on day {d1:g} and NRS {n2} on day {d2:g}, "
                       f"{d2 - d1:g} days apart (>= {s.later_pain_apart_days.value:g}), none below "
                       f"{r.persistent_pain_nrs.value:g} between"))
     found = sorted(f for f in found if f[0] <= limit)
-    if found and standing_osteoporotic_mri_day(b.facts) is not None:
+    if found and b.osteoporotic_mri() is not None:
         _refer(b, [c for _, c, _ in found], [w for _, _, w in found],
                f"Criterion met after the 12-week review (day {found[0][0]:g}, within day {limit:g})")
 
@@ -212,13 +225,13 @@ def _criteria_after_review(b: Builder) -> None:
 Report = tuple[float, int]
 
 
-def _persistent_pair(defn: PathwayDefinition, facts: PatientFacts) -> tuple[Report, Report] | None:
+def _persistent_pair(defn: PathwayDefinition, facts: PatientFacts,
+                     evidence: ReviewEvidence) -> tuple[Report, Report] | None:
     """The first two reports at or above the persistent-pain threshold, far enough apart, with
     none below it between (counted from the review's evidence window)."""
     assert defn.safety is not None
     threshold = defn.rules.persistent_pain_nrs.value
     apart = defn.safety.rules.later_pain_apart_days.value
-    evidence = review_evidence(defn, facts)
     window = evidence.pain_from
 
     def report(watch: _PairWatch, day: float, nrs: int) -> None:
@@ -262,7 +275,7 @@ def _refer(b: Builder, criteria: list[str], why: list[str], when: str) -> None:
     deformity = progression(b.defn, b.facts)
     if deformity and "kyphosis" in deformity.reason:
         basis += (r.kyphosis_progression_deg,)
-    mri_day = (standing_osteoporotic_mri_day if b.safety else osteoporotic_mri_day)(b.facts)
+    mri_day = b.osteoporotic_mri() if b.safety else osteoporotic_mri_day(b.facts)
     level = b.facts.enrollment.fracture_level
     region = b.defn.region("refer_vertebral_augmentation", level)
     codes = " / ".join(f"CPT {c.code}" for c in b.defn.order_for("refer_vertebral_augmentation", level)[1] if c.code)

@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         ResultRequest,
     )
     from pathway.contract import EVENT_TYPES, Action, Event, PathwayStatus
-    from pathway.decisions import Due, decide, escalation_state, next_due, next_scheduled_step, phase
+    from pathway.decisions import REVISION, Due, decide, escalation_state, next_due, next_scheduled_step, phase
     from pathway.facts import Observation, PatientFacts, latest_pain, pause_state
     from pathway.intake import Admission, InboxItem, admit, clinical_rejection, day_of
     from pathway.releases import UnknownGuideline
@@ -67,6 +67,8 @@ OVERDUE_RESULTS_PATCH = "overdue-result-escalation"
 ONE_ALARM_PATCH = "one-alarm"
 # Performance release: a decision step's result, orders and escalations in one activity call.
 BATCHED_ORDERS_PATCH = "batched-orders"
+# Safety fixes (pathway.builder.REVISION 2): decisions that may place fewer or other orders than before.
+DECISIONS_REVISION_PATCH = "decisions-revision-2"
 
 
 @dataclass
@@ -190,7 +192,8 @@ class PatientPathwayWorkflow:
     async def _decide_and_act(self, result: ResultRequest | None = None) -> list[Action]:
         """Decide at this instant and write what was decided (with ``result``, the result that
         came in, when the step's writes are batched)."""
-        decision = decide(self._defn, self._s.facts, self._day())
+        revision = REVISION if workflow.patched(DECISIONS_REVISION_PATCH) else 1
+        decision = decide(self._defn, self._s.facts, self._day(), revision)
         for note in decision.notes:
             self._s.facts.noted.append(note.id)
             self._record("note", note.text, {"id": note.id, "citation": note.citation}, day=note.day)

@@ -1,4 +1,4 @@
-"""Record workflow histories for the replay tests: ``python -m tests.histories.record NAME``.
+"""Record workflow histories for the replay tests: ``python -m tests.histories.record NAME [STORY]``.
 
 Run it before a change to the workflow's command sequence, commit the JSON, and the replay test
 proves the changed code still replays the pathways already running (guard with
@@ -45,17 +45,27 @@ STORY = [
     (120, "neuro", {"deficit": False}),
 ]
 
+# Decisions that revision 2 changes where a step then places no order (pathway.builder.REVISION):
+# PT on an indeterminate MRI after an osteoporotic one. Recorded before that revision.
+INDETERMINATE_MRI = [
+    (1, "mri", {"etiology": "osteoporotic"}),
+    (3, "mri", {"etiology": "indeterminate"}),
+    (10, "pain", {"nrs": 3}),
+]
+STORIES = {"story": (STORY, 130, 8), "indeterminate_mri": (INDETERMINATE_MRI, 12, 6)}
 
-async def record_story(env: WorkflowEnvironment, patient_id: str) -> str:
-    """Run the story to day 130 and return the history as JSON."""
+
+async def record_story(env: WorkflowEnvironment, patient_id: str, story: str = "story") -> str:
+    """Run a story (the default touches every handler) to its last day and return the history as JSON."""
+    events, until_day, pain_nrs = STORIES[story]
     book = OrderBook(Path("/tmp") / f"record-{uuid.uuid4()}.db")
     task_queue = f"record-{uuid.uuid4()}"
     async with make_worker(env, book, task_queue):
         handle = await start_pathway(env.client, Enrollment(id=patient_id, fracture_level="L2", height_loss_pct=25,
-                                                            pain_nrs=8), task_queue=task_queue,
+                                                            pain_nrs=pain_nrs), task_queue=task_queue,
                                      options=PathwayOptions(search_attributes=False, ui_metadata=False))
         enrolled_at = (await handle.query(PatientPathwayWorkflow.state)).enrolled_at
-        for day, how, payload in STORY:
+        for day, how, payload in events:
             delta = enrolled_at + timedelta(days=day) - await env.get_current_time()
             if delta > timedelta(0):
                 await env.sleep(delta)
@@ -63,21 +73,22 @@ async def record_story(env: WorkflowEnvironment, patient_id: str) -> str:
                 await handle.execute_update(PatientPathwayWorkflow.submit_event, payload)
             else:
                 await handle.signal(how, payload)
-        await env.sleep(enrolled_at + timedelta(days=130) - await env.get_current_time())
+        await env.sleep(enrolled_at + timedelta(days=until_day) - await env.get_current_time())
         await handle.query(PatientPathwayWorkflow.state)
         history = await handle.fetch_history()
         await handle.terminate("recorded")
     return history.to_json()
 
 
-async def _main(name: str) -> None:
+async def _main(name: str, story: str) -> None:
     env = await start_test_server(TEST_CONVERTER)
     try:
-        text = await record_story(env, f"pt-history-{name}")
+        text = await record_story(env, f"pt-history-{name}", story)
         (HERE / f"{name}.json").write_text(json.dumps(json.loads(text), indent=1) + "\n")
     finally:
         await env.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(_main(sys.argv[1] if len(sys.argv) > 1 else "pathway_v1"))
+    name = sys.argv[1] if len(sys.argv) > 1 else "pathway_v1"
+    asyncio.run(_main(name, sys.argv[2] if len(sys.argv) > 2 else "story"))

@@ -492,3 +492,35 @@ def test_a_clinician_review_cites_the_guideline_section_it_is_about(definition):
     (mri,) = reviews(w, "indeterminate_mri")
     assert mri.citation.startswith("Guideline: Important Clinical Pitfalls / Ruling out pathologic fracture (ref. 3);")
     assert opioid.citation.endswith(f"[guideline {definition.version}]")
+
+
+# --- Revision 1: pathways that started their run before the fixes keep the decisions they replay with ---
+
+def test_revision_1_keeps_the_first_osteoporotic_mri(definition):
+    w = confirmed(Walk(definition, revision=1, pain_nrs=6), day=3)
+    w.event(5, type="mri", etiology="indeterminate")
+    w.pain(10, 3)
+    assert w.of("refer_physical_therapy")[0].day == 10
+
+
+def test_revision_1_counts_pain_from_day_70_whatever_held_the_review(definition):
+    w = confirmed(Walk(definition, revision=1, pain_nrs=6))
+    w.pain(75, 7)
+    w.clinician(76, "pause")
+    w.clinician(150, "resume")
+    assert w.of("refer_vertebral_augmentation")[0].day == 150
+    late = confirmed(Walk(definition, revision=1, pain_nrs=6))
+    late.pain(70, 3)
+    late.clinician(80, "pause")
+    late.pain(199, 7)
+    late.clinician(200, "resume")
+    assert late.of("refer_vertebral_augmentation")[0].day == 200
+
+
+def test_revision_1_orders_both_screenings_on_a_flare_on_the_scheduled_day(definition):
+    w = confirmed(Walk(definition, revision=1, pain_nrs=6))
+    w.pain(20, 2)
+    w.pain(100, 2)
+    w.until(181)
+    w.pain(182, 6)
+    assert len(w.of("order_adjacent_fracture_screening")) == 2

@@ -4,7 +4,7 @@ record what was taken and noted, add observations, decide again later."""
 from __future__ import annotations
 
 from pathway.contract import Action, Enrollment, parse_event
-from pathway.decisions import Decision, decide, next_due
+from pathway.decisions import REVISION, Decision, decide, next_due
 from pathway.facts import Observation, PatientFacts
 from pathway.intake import clinical_rejection
 
@@ -21,8 +21,8 @@ def enrollment(**overrides) -> Enrollment:
 class Walk:
     """The workflow loop, by hand: events at their day, then whatever is due."""
 
-    def __init__(self, definition, **enroll):
-        self.defn = definition
+    def __init__(self, definition, revision: int = REVISION, **enroll):
+        self.defn, self.revision = definition, revision
         self.facts = PatientFacts(enrollment=enrollment(**enroll))
         self.actions: list[Action] = []
         self.notes = []
@@ -33,7 +33,7 @@ class Walk:
 
     def at(self, now: float) -> Decision:
         """Decide at ``now`` and record the result as the workflow does."""
-        decision = decide(self.defn, self.facts, now)
+        decision = decide(self.defn, self.facts, now, self.revision)
         self.now = now
         for action in decision.actions:
             self.facts.taken[action.id] = action.day

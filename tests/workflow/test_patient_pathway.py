@@ -161,3 +161,26 @@ async def test_a_deficit_reported_later_makes_the_pending_mri_order_urgent(ts_en
     assert orders["refer_urgent_spine_surgery:4"].details["expedite_mri"] is True
     change = order_book.task_history(orders["order_mri"].id)[-1]
     assert change.note == "urgent: refer_urgent_spine_surgery on day 4" and change.version == 2
+
+
+async def test_a_new_pathway_decides_by_the_latest_revision(ts_env, order_book, task_queue):
+    """A pathway started now records the decisions-revision patch and holds PT when an indeterminate
+    MRI follows an osteoporotic one (the replay tests keep the first revision for older histories)."""
+    async with make_worker(ts_env, order_book, task_queue):
+        handle = await start_pathway(ts_env.client, enrollment("pt-wf-revision", pain_nrs=6), task_queue=task_queue,
+                                     options=NO_SERVER_FEATURES)
+        await advance(ts_env, handle, 1)
+        await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "osteoporotic"})
+        await advance(ts_env, handle, 3)
+        await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "indeterminate"})
+        await advance(ts_env, handle, 10)
+        await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 3})
+        await advance(ts_env, handle, 11)
+        state = await handle.query(PatientPathwayWorkflow.state)
+        history = await handle.fetch_history()
+        await handle.terminate("test done")
+    assert "refer_physical_therapy" not in [a.kind for a in state.actions]
+    assert "refer_physical_therapy:held:mri" in [n.id for n in state.notes]
+    markers = [e.marker_recorded_event_attributes for e in history.events
+               if e.HasField("marker_recorded_event_attributes")]
+    assert any(b"decisions-revision-2" in m.SerializeToString() for m in markers), markers
