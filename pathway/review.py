@@ -140,7 +140,8 @@ def _review_on_current_evidence(b: Builder) -> None:
     assert b.defn.safety is not None
     r, s = b.defn.rules, b.defn.safety.rules
     review_day, hold_until = r.review_day.value, s.review_hold_until_day.value
-    window = _evidence_window(b).pain_from
+    evidence = _evidence_window(b)
+    window = evidence.pain_from
     criteria, why = review_criteria(b.defn, b.facts, pain_from=window)
     missing = []
     if b.osteoporotic_mri() is None:
@@ -167,9 +168,10 @@ def _review_on_current_evidence(b: Builder) -> None:
         return
     found = f" ({'; '.join(why) if why else 'no criterion met'})"
     if held and missing:
-        why_not = f"12-week review held since day {review_day:g} and still without {wanted} after day {hold_until:g}"
+        why_not = (f"12-week review held since day {evidence.reached:g} and still without {wanted} after day "
+                   f"{hold_until:g}")
     elif held:
-        why_not = (f"12-week review held since day {review_day:g}; the pathway was paused when its evidence came "
+        why_not = (f"12-week review held since day {evidence.reached:g}; the pathway was paused when its evidence came "
                    f"and resumed on day {b.now:g}, past day {hold_until:g}{found}")
     else:
         why_not = (f"12-week review reached only on day {b.now:g}, when the pathway resumed after a pause, past "
