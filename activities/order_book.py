@@ -7,7 +7,9 @@ with the id it was given. An order's id is random (:func:`new_order_id`), so tha
 patient's id and the guideline tells nothing about the ids of its orders; rows written before
 ids were random keep the ids they have.
 Orders are closed-loop: ``active`` until fulfilled by a result, acknowledged, or cancelled
-(the :class:`~activities.order_model.Order` model and its statuses).
+(the :class:`~activities.order_model.Order` model and its statuses); a result, once in, is
+acknowledged in turn (request, result, acknowledgement), and a result still fulfils an order
+acknowledged before it came.
 
 Every order also has a fulfilment Task (:mod:`activities.task_model`). Each change of an order —
 placed, its status or its task's status moved — is one row of ``order_changes``, written in the
@@ -162,23 +164,45 @@ class OrderBook(Store):
             _change(db, row["id"], row["patient_id"], task.status, OPEN, PATHWAY, reason, task.business_status)
             return True
 
-    def close_open(self, workflow_id: str, kinds: builtins.list[str], status: OrderStatus, reason: str,
-                   *, oldest_first: bool = False, limit: int | None = None) -> builtins.list[str]:
-        """Close the open orders of some kinds for one pathway (at most ``limit``); return their ids.
+    def acknowledge_result(self, order_id: str, note: str, *, by: str) -> bool:
+        """Close the loop of an order its result completed: it becomes ``acknowledged`` (its task stays
+        completed and gains a version with ``note``). False unless the order is completed."""
+        with self._lock, self.database.transaction() as db:
+            row = db.execute("SELECT patient_id, status_reason FROM orders WHERE id = ? AND status = ?",
+                             (order_id, "completed")).fetchone()
+            if row is None:
+                return False
+            reason = f"{row['status_reason']}; {note}" if row["status_reason"] else note
+            db.execute("UPDATE orders SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
+                       ("acknowledged", reason, utc_now(), order_id))
+            task = _task(db, order_id)
+            assert task is not None
+            _change(db, order_id, row["patient_id"], task.status, "acknowledged", by, note, task.business_status)
+            return True
 
-        Each update closes its order only if it is still open: a concurrent writer (another
+    def close_open(self, workflow_id: str, kinds: builtins.list[str], status: OrderStatus, reason: str,
+                   *, oldest_first: bool = False, limit: int | None = None,
+                   awaiting_result: bool = False) -> builtins.list[str]:
+        """Close the open orders of some kinds for one pathway (at most ``limit``); return their ids.
+        ``awaiting_result``: an order a care team acknowledged before its result came counts as open
+        (a result still fulfils it).
+
+        Each update closes its order only if it is still as read: a concurrent writer (another
         worker, on PostgreSQL) that closed it first makes this one take the next, never the same.
         """
         marks = ",".join("?" * len(kinds))
-        query = (f"SELECT id, patient_id FROM orders WHERE workflow_id = ? AND status = ? AND kind IN ({marks})"
-                 f" ORDER BY day {'ASC' if oldest_first else 'DESC'}, created_at")
+        # Acknowledged without a result: its task was never completed (a result completes it).
+        waiting = (" OR (status = 'acknowledged' AND NOT EXISTS (SELECT 1 FROM order_changes c"
+                   " WHERE c.order_id = orders.id AND c.task_status = 'completed'))") if awaiting_result else ""
+        query = (f"SELECT id, patient_id, status FROM orders WHERE workflow_id = ? AND (status = ?{waiting})"
+                 f" AND kind IN ({marks}) ORDER BY day {'ASC' if oldest_first else 'DESC'}, created_at")
         closed: builtins.list[str] = []
         with self._lock, self.database.transaction() as db:
             for row in db.execute(query, (workflow_id, OPEN, *kinds)).fetchall():
                 if limit and len(closed) >= limit:
                     break
                 cur = db.execute("UPDATE orders SET status = ?, status_reason = ?, updated_at = ?"
-                                 " WHERE id = ? AND status = ?", (status, reason, utc_now(), row["id"], OPEN))
+                                 " WHERE id = ? AND status = ?", (status, reason, utc_now(), row["id"], row["status"]))
                 if cur.rowcount == 1:
                     closed.append(row["id"])
                     _change(db, row["id"], row["patient_id"], TASK_STATUS_OF_ORDER[status], status, PATHWAY, reason)

@@ -193,7 +193,7 @@ class OrderActivities:
         reason = f"{request.event_type} result on day {request.day:g} [{request.result_key}]"
         done = [o.id for o in self.book.list(workflow_id=request.workflow_id) if o.status_reason == reason]
         ids = done or self.book.close_open(request.workflow_id, kinds, "completed", reason,
-                                           oldest_first=True, limit=1)
+                                           oldest_first=True, limit=1, awaiting_result=True)
         activity.logger.info("result recorded", extra={"event_type": request.event_type, "fulfilled": len(ids)})
         return ids
 

@@ -45,7 +45,7 @@ def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: st
     reason = f"{event.type} result after the pathway ended, day {day:g} [{result_key}]"
     done = [o.id for o in book.list(workflow_id=workflow_id) if o.status_reason == reason]
     fulfilled = done or book.close_open(workflow_id, ORDERS_ANSWERED_BY[event.type], "completed", reason,
-                                        oldest_first=True, limit=1)
+                                        oldest_first=True, limit=1, awaiting_result=True)
     if not fulfilled or not (isinstance(event, MriEvent) and event.etiology in PATHOLOGIC):
         return ResultAfterEnd(fulfilled)
     etiology = event.etiology

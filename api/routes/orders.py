@@ -107,7 +107,8 @@ async def get_order(request: Request, order_id: str, book: OrderBookDep) -> Fhir
     return FhirJSONResponse(await order_resource(book, order))
 
 
-@router.post("/{order_id}/acknowledge", operation_id="acknowledge_order", summary="Acknowledge (close) an open order",
+@router.post("/{order_id}/acknowledge", operation_id="acknowledge_order",
+             summary="Acknowledge an open order, or its result",
              response_description="The order's FHIR resource, now acknowledged",
              response_model=OrderResource, response_class=FhirJSONResponse,
              responses={200: links("", **ORDER_LINKS), **errors(401, 403, 404, 409, 413, 422)},
@@ -115,14 +116,21 @@ async def get_order(request: Request, order_id: str, book: OrderBookDep) -> Fhir
              dependencies=[requires("orders:write")])
 async def acknowledge(request: Request, order_id: str, body: JsonBody, book: OrderBookDep,
                       caller: CallerDep) -> FhirJSONResponse:
-    """Close an active order as ``acknowledged`` (optional reason and author); 409 if it is
-    already closed. Its Task becomes ``accepted``. Answers the order's resource as it now is."""
+    """Acknowledge an order (optional reason and author): an active one is closed as ``acknowledged``
+    (its Task becomes ``accepted``; a result that comes later still fulfils it); one its result
+    completed is acknowledged in turn, closing the loop (request, result, acknowledgement; its Task
+    stays ``completed``). 409 for any other. Answers the order's resource as it now is."""
     note = status_note(acknowledgement(body))
     order = await require_order(book, order_id)
     audit_subject(request, order.patient_id)
-    if order.status != OPEN or not await in_thread(book.set_status, order_id, "acknowledged", note,
-                                                         by=caller.name):
+    if order.status == OPEN:
+        done = await in_thread(book.set_status, order_id, "acknowledged", note, by=caller.name)
+    else:
+        done = order.status == "completed" and await in_thread(book.acknowledge_result, order_id, note,
+                                                                by=caller.name)
+    if not done:
         current = (await require_order(book, order_id)).status
         raise ApiError(409, "order already closed",
-                       [f"order: status is {current}; only active orders can be acknowledged"])
+                       [f"order: status is {current}; only an active order, or one its result completed, "
+                        "can be acknowledged"])
     return FhirJSONResponse(await order_resource(book, await require_order(book, order_id)))

@@ -95,6 +95,23 @@ def test_concurrent_results_each_fulfil_a_different_order(database: Database):
     assert {o.status for o in books[0].list()} == {"completed"}
 
 
+def test_a_result_fulfils_an_order_acknowledged_before_it_and_its_own_acknowledgement_follows(database: Database):
+    book = OrderBook(database)
+    place(book, 2, patient="pt-ack")  # two open DXA orders, days 0.25 and 1.25
+    first, second = sorted(book.list(patient_id="pt-ack"), key=lambda o: o.day)
+    assert book.set_status(first.id, "acknowledged", "acknowledged by dr-1", by="dr-1")
+    assert not book.acknowledge_result(second.id, "too early", by="dr-1")  # no result yet
+    fulfilled = book.close_open("wf-pt-ack", ["order_dxa"], "completed", "dxa result", oldest_first=True, limit=1,
+                                awaiting_result=True)
+    assert fulfilled == [first.id]  # the oldest, though acknowledged before its result
+    assert book.acknowledge_result(first.id, "acknowledged by dr-2: reviewed", by="dr-2")
+    assert not book.acknowledge_result(first.id, "again", by="dr-2")
+    again = book.close_open("wf-pt-ack", ["order_dxa"], "completed", "dxa result 2", oldest_first=True, limit=1,
+                            awaiting_result=True)
+    assert again == [second.id]  # a resulted and acknowledged order is never fulfilled twice
+    assert book.task(first.id).status == "completed" and book.get(first.id).status == "acknowledged"
+
+
 def test_migrations_are_recorded_and_applied_once(database: Database):
     for _ in range(2):  # opening again applies nothing
         OrderBook(database), Registry(database), AuditTrail(database)

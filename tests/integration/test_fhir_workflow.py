@@ -304,6 +304,44 @@ async def test_acknowledge_accepts_the_task(hooks):
     assert task["status"] == "accepted"
 
 
+async def _order_status_is(book: OrderBook, order_id: str, status: str) -> bool:
+    return book.get(order_id).status == status
+
+
+async def test_a_result_is_acknowledged_in_turn_closing_the_loop(hooks):
+    """Request, result, acknowledgement (clinical-reference §5)."""
+    _, book, http, _ = hooks
+    patient_id = await enroll(http)
+    order = await _mri_order(http, patient_id)
+    r = await http.post(f"/v1/patients/{patient_id}/events", json={"type": "mri", "etiology": "osteoporotic"})
+    assert r.status_code == 202
+    await eventually(lambda: _order_status_is(book, order["id"], "completed"))
+    r = await http.post(f"/v1/orders/{order['id']}/acknowledge", json={"reason": "result reviewed", "author": "dr-1"})
+    assert r.status_code == 200 and r.json()["status"] == "completed"  # the ServiceRequest: done, now acknowledged
+    assert r.json()["meta"]["tag"][0]["code"] == "acknowledged"
+    acknowledged = book.get(order["id"])
+    assert acknowledged.status == "acknowledged"
+    assert "acknowledged by dr-1: result reviewed" in acknowledged.status_reason
+    task = (await http.get(f"/v1/fhir/Task/{task_id_of(order['id'])}")).json()
+    assert task["status"] == "completed" and task["meta"]["versionId"] == "3"  # placed, resulted, acknowledged
+    again = await http.post(f"/v1/orders/{order['id']}/acknowledge")
+    assert again.status_code == 409 and "status is acknowledged" in again.text
+
+
+async def test_a_result_still_fulfils_an_order_acknowledged_before_it(hooks):
+    _, book, http, _ = hooks
+    patient_id = await enroll(http)
+    order = await _mri_order(http, patient_id)
+    assert (await http.post(f"/v1/orders/{order['id']}/acknowledge")).status_code == 200
+    assert book.get(order["id"]).status == "acknowledged"
+    r = await http.post(f"/v1/patients/{patient_id}/events", json={"type": "mri", "etiology": "osteoporotic"})
+    assert r.status_code == 202
+    await eventually(lambda: _order_status_is(book, order["id"], "completed"))
+    task = (await http.get(f"/v1/fhir/Task/{task_id_of(order['id'])}")).json()
+    assert task["status"] == "completed"
+    assert (await http.post(f"/v1/orders/{order['id']}/acknowledge")).status_code == 200  # and the result in turn
+
+
 async def test_a_rejected_imaging_task_alerts_the_care_team_once_and_stops_its_overdue_clock(hooks):
     env, book, http, _ = hooks
     patient_id = await enroll(http)
