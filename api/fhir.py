@@ -21,11 +21,25 @@ SNOMED = "http://snomed.info/sct"
 
 # What the orders are for (docs/clinical-decisions.md#codes); the pathologic work-up carries its own code.
 # The fracture is a compression fracture from the start; it is osteoporotic (ICD-10-CM M80.08XA) only
-# once an MRI says so, until then presumed (the CarePlan's condition is provisional).
+# once an MRI says so, until then presumed (the CarePlan's condition is provisional), and pathologic
+# once an MRI says malignant (M84.58XA) or infection.
 COMPRESSION_FRACTURE = {"system": SNOMED, "code": "42942008", "display": "Compression fracture of vertebral column"}
 OSTEOPOROTIC_FRACTURE = {"system": ICD10CM, "code": "M80.08XA",
                          "display": "Age-related osteoporosis with current pathological fracture, vertebra(e), "
-                                    "initial encounter"}
+                                    "initial encounter for fracture"}
+NEOPLASTIC_FRACTURE = {"system": ICD10CM, "code": "M84.58XA",
+                       "display": "Pathological fracture in neoplastic disease, vertebrae, "
+                                  "initial encounter for fracture"}
+# The condition the CarePlan addresses, by what the latest MRI result said (None: no result yet):
+# its text, its codings beside the compression fracture's, and whether it is confirmed.
+_CONDITION: dict[str | None, tuple[str, list[dict[str, str]], bool]] = {
+    None: ("Vertebral compression fracture, presumed osteoporotic (MRI pending)", [], False),
+    "osteoporotic": ("Osteoporotic vertebral compression fracture", [OSTEOPOROTIC_FRACTURE], True),
+    "indeterminate": ("Vertebral compression fracture, MRI indeterminate: pathologic fracture not ruled out", [],
+                      False),
+    "malignant": ("Pathologic vertebral compression fracture, malignant on MRI", [NEOPLASTIC_FRACTURE], True),
+    "infection": ("Pathologic vertebral compression fracture, infection on MRI", [], True),
+}
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 _CAREPLAN_STATUS = {"running": "active", "paused": "on-hold", "completed": "completed",
                     "withdrawn": "revoked", "exited": "revoked"}
@@ -53,13 +67,13 @@ def care_plan_id(patient_id: str) -> str:
 
 
 def care_plan(*, patient_id: str, status: str, title: str, guideline_version: str, enrolled_at: str | None,
-              orders: list[Order], notes: list[str], osteoporotic: bool) -> dict[str, Any]:
+              orders: list[Order], notes: list[str], mri: str | None) -> dict[str, Any]:
     """The pathway as a validated CarePlan (FHIR JSON): one activity per order, each referencing
     its request resource, and the guideline version it instantiates (a PlanDefinition).
-    ``osteoporotic``: an MRI said so (else the condition is provisional: presumed osteoporotic)."""
+    ``mri``: what the latest MRI result said (None: none yet; the condition is then provisional,
+    presumed osteoporotic)."""
     defn = definition_of(guideline_version)
-    fracture = "Osteoporotic vertebral compression fracture" if osteoporotic else \
-        "Vertebral compression fracture, presumed osteoporotic (MRI pending)"
+    fracture, codings, confirmed = _CONDITION.get(mri, _CONDITION[None])
     activities = [{"reference": {"reference": f"{o.resource}/{o.id}", "display": o.title}} for o in orders]
     body: dict[str, Any] = {
         "resourceType": "CarePlan", "id": care_plan_id(patient_id),
@@ -68,10 +82,9 @@ def care_plan(*, patient_id: str, status: str, title: str, guideline_version: st
         "subject": {"reference": f"Patient/{patient_id}"},
         # The condition the plan addresses, carried inside it (there is no Condition endpoint).
         "contained": [{"resourceType": "Condition", "id": "vcf", "subject": {"reference": f"Patient/{patient_id}"},
-                       "code": {"coding": [OSTEOPOROTIC_FRACTURE, COMPRESSION_FRACTURE] if osteoporotic
-                                else [COMPRESSION_FRACTURE], "text": fracture},
+                       "code": {"coding": [*codings, COMPRESSION_FRACTURE], "text": fracture},
                        "verificationStatus": {"coding": [{"system": VERIFICATION,
-                                                          "code": "confirmed" if osteoporotic else "provisional"}]}}],
+                                                          "code": "confirmed" if confirmed else "provisional"}]}}],
         "addresses": [{"reference": "#vcf"}],
         "note": [{"text": n} for n in notes] or None,
         "instantiatesCanonical": [canonical(defn)] if defn else None,

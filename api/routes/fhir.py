@@ -87,10 +87,13 @@ async def get_care_plan(patient: EnrolledPatient, pathways: PathwaysDep, book: O
     status = "paused" if state.paused and state.status == "running" else state.status
     decisions = state.notes or []
     notes = [f"Day {n.day:g}: {n.text}" for n in decisions] + state.source_notes
-    osteoporotic = any(n.id.startswith("mri:") and n.id.endswith(":osteoporotic") for n in decisions)
+    # What the latest MRI said: its result note (mri:DAY:ETIOLOGY), or the pathologic exit's work-up.
+    read = [n.id.rsplit(":", 1)[1] for n in sorted(decisions, key=lambda n: n.day) if n.id.startswith("mri:")]
+    workup = next((o for o in orders if o.kind == "refer_pathologic_fracture_workup"), None)
+    mri = workup.details.get("etiology") if workup else (read[-1] if read else None)
     return FhirJSONResponse(fhir.care_plan(
         patient_id=patient.patient_id, status=status, title=definition.title, guideline_version=state.guideline_version,
-        enrolled_at=state.enrolled_at, orders=orders, notes=notes, osteoporotic=osteoporotic))
+        enrolled_at=state.enrolled_at, orders=orders, notes=notes, mri=mri))
 
 
 @router.get("/v1/fhir/{resource_type}/{resource_id}", operation_id="read_resource",

@@ -128,3 +128,25 @@ async def test_a_thoracic_patients_orders_name_their_region(stack):
     [mri] = [e["resource"] for e in bundle["entry"] if e["resource"].get("code", {}).get("text", "").startswith("MRI")]
     assert [c["code"] for c in mri["code"]["coding"]] == ["72146"]
     assert "thoracic" in mri["instantiatesCanonical"][0]
+
+
+@pytest.mark.parametrize("etiology, text, codes, status", [
+    ("malignant", "Pathologic vertebral compression fracture, malignant on MRI", ["M84.58XA", "42942008"], "confirmed"),
+    ("indeterminate", "Vertebral compression fracture, MRI indeterminate: pathologic fracture not ruled out",
+     ["42942008"], "provisional"),
+])  # fmt: skip
+async def test_the_care_plans_condition_follows_what_the_mri_said(stack, etiology, text, codes, status):
+    patient = await enroll(stack.http)
+    mri = {"type": "mri", "etiology": etiology}
+    assert (await stack.http.post(f"/v1/patients/{patient}/events", json=mri)).status_code == 202
+
+    async def read() -> dict | None:
+        state = (await stack.http.get(f"/v1/patients/{patient}")).json()
+        return state if state["status"] == "exited" or any(n["id"].startswith("mri:") for n in state["notes"] or []) \
+            else None
+
+    await eventually(read)
+    [condition] = (await stack.http.get(f"/v1/patients/{patient}/CarePlan")).json()["contained"]
+    assert condition["code"]["text"] == text and "MRI pending" not in condition["code"]["text"]
+    assert [c["code"] for c in condition["code"]["coding"]] == codes
+    assert condition["verificationStatus"]["coding"][0]["code"] == status
