@@ -37,11 +37,12 @@ async def in_listing_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> 
     return await asyncio.get_running_loop().run_in_executor(_LISTINGS, functools.partial(fn, *args, **kwargs))
 
 
-async def require_enrolled(registry: Registry, patient_id: str) -> EnrollmentRecord:
-    """The patient's enrollment; 404 unless the pathway was started here."""
+async def require_enrolled(registry: Registry, patient_id: str, field: str = "patient") -> EnrollmentRecord:
+    """The patient's enrollment; 404 unless the pathway was started here (``field``: where the
+    request named the patient)."""
     record = await in_thread(registry.get, patient_id)
     if record is None or record.started_at is None:
-        raise ApiError(404, "unknown patient", ["patient: not enrolled (POST /v1/patients first)"])
+        raise ApiError(404, "unknown patient", [f"{field}: not enrolled (POST /v1/patients first)"])
     return record
 
 

@@ -66,7 +66,7 @@ async def post_observation(request: Request, caller: CallerDep, body: JsonBody, 
     outside the profile in the schema are refused (422 naming them)."""
     patient_id, event, id_field = observation_event(required(body))
     audit_subject(request, patient_id)
-    patient = await require_enrolled(registry, patient_id)
+    patient = await require_enrolled(registry, patient_id, "subject.reference")
     answer = await accept_event(registry, pathways, book, patient, event, id_field, submitted_by=caller.name)
     audit_subject(request, patient_id, answer.event_id)
     response.status_code = 200 if answer.duplicate else 202

@@ -57,7 +57,7 @@ async def post_diagnostic_report(request: Request, caller: CallerDep, body: Json
     raw = required(body)
     patient_id, order_id = report_target(raw)
     audit_subject(request, patient_id)
-    patient = await require_enrolled(registry, patient_id)
+    patient = await require_enrolled(registry, patient_id, "subject.reference")
     order = await in_thread(book.get, order_id)
     if order is None or order.patient_id != patient_id:
         raise ApiError(404, "unknown order", ["basedOn[0].reference: no such order of this patient"])

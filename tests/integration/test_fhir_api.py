@@ -103,6 +103,7 @@ async def test_invalid_observations_are_422_naming_the_field(stack, change, fiel
 async def test_observation_for_an_unknown_patient_is_404(stack):
     r = await stack.http.post("/v1/fhir/Observation", json=observation(new_patient_id(), valueInteger=3))
     assert r.status_code == 404
+    assert r.json()["detail"] == ["subject.reference: not enrolled (POST /v1/patients first)"]  # the element sent
 
 
 async def test_orders_bundle_round_trips_with_the_reference_codes(stack):
