@@ -147,9 +147,10 @@ def refusal_note_id(action_id: str) -> str:
     return REFUSAL_NOTE + action_id
 
 
-def refusal_alert(kind: str, status: str, reason: str, day: float) -> RefusalAlert | None:
+def refusal_alert(kind: str, status: str, reason: str, day: float, title: str = "") -> RefusalAlert | None:
     """Whether a rejected or failed order needs the care team: an imaging order (its result will
-    not come) or a referral (the patient will not be seen) does; anything else is only recorded."""
+    not come) or a referral (the patient will not be seen) does; anything else is only recorded.
+    ``title``: the order's name in the clinic's words (its kind where there is none)."""
     if status not in ("rejected", "failed"):
         return None
     if kind in RESULT_EVENT_FOR:
@@ -161,7 +162,8 @@ def refusal_alert(kind: str, status: str, reason: str, day: float) -> RefusalAle
     else:
         return None
     why = f" ({reason})" if reason else ""
+    name = title or kind
     return RefusalAlert(
-        title=f"Order {status}: {kind}",
-        rationale=(f"The {what} {kind} was {status} by its performer on day {day:g}{why}: {consequence}. "
+        title=f"Order {status}: {name}",
+        rationale=(f"The {what} \"{name}\" was {status} by its performer on day {day:g}{why}: {consequence}. "
                    "The care team re-orders it elsewhere or decides otherwise."))

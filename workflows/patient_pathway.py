@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         RefusalRequest,
         ResultRequest,
     )
-    from pathway.contract import EVENT_TYPES, Action, Event, PathwayStatus
+    from pathway.contract import EVENT_TYPES, Action, ActionKind, Event, PathwayStatus
     from pathway.decisions import REVISION, Due, decide, escalation_state, next_due, next_scheduled_step, phase
     from pathway.facts import Observation, PatientFacts, latest_pain, pause_state
     from pathway.intake import Admission, InboxItem, admit, clinical_rejection, day_of
@@ -264,7 +264,8 @@ class PatientPathwayWorkflow:
         if note_id in self._s.facts.noted or refusal.action_id not in self._s.facts.taken:
             return
         day = round(self._day(), 3)
-        alert = refusal_alert(refusal.kind, refusal.status, refusal.reason, day)
+        spec = self._defn.actions.get(cast(ActionKind, refusal.kind))
+        alert = refusal_alert(refusal.kind, refusal.status, refusal.reason, day, spec.title if spec else "")
         text = alert.rationale if alert else f"Order {refusal.kind} was {refusal.status} by its performer."
         self._s.facts.noted.append(note_id)
         self._record("note", text, {"id": note_id, "citation": alert.citation if alert else ""}, day=day)

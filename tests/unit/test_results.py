@@ -67,3 +67,6 @@ def test_what_a_refusal_tells_the_care_team():
     assert referral is not None and "will not be seen" in referral.rationale
     assert refusal_alert("prescribe_first_line_analgesia", "rejected", "", 1) is None
     assert refusal_alert("order_mri", "cancelled", "", 1) is None
+    named = refusal_alert("order_dxa", "failed", "scanner down", 4, title="Bone density scan (DXA)")
+    assert named is not None and named.title == "Order failed: Bone density scan (DXA)"
+    assert '"Bone density scan (DXA)" was failed' in named.rationale and "order_dxa" not in named.rationale
