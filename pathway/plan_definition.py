@@ -46,6 +46,7 @@ REVIEW_REASON_SYSTEM = f"{BASE}/CodeSystem/review-reason"
 RULE_EXTENSION = f"{BASE}/StructureDefinition/pathway-rule"
 UCUM = "http://unitsofmeasure.org"
 SNOMED = "http://snomed.info/sct"
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 _SYSTEMS = {"kind": ACTION_KIND_SYSTEM, "reason": REVIEW_REASON_SYSTEM}
 # Priorities the decisions give an order kind (pathway/decisions.py); order_mri varies (urgent
 # with a red flag), so its definition names none. Every other kind goes out routine.
@@ -168,8 +169,8 @@ def _activity(defn: PathwayDefinition, v: Variant, current: bool) -> dict[str, A
         bounds = _course_days(defn, v.kind)
         if bounds is not None:
             body["dosage"] = [{"text": v.title, "timing": {"repeat": {"boundsDuration": _duration(bounds)}}}]
-    else:
-        body["code"] = _concept(v.title, v.codes)
+    else:  # what is requested: a diagnosis code (the work-up's ICD-10-CM) is a reason, not the request
+        body["code"] = _concept(v.title, [c for c in v.codes if c.system != ICD10CM])
     return body
 
 

@@ -229,6 +229,9 @@ def test_activity_definitions_say_what_the_order_goes_out_as():
     assert days(calcitonin["dosage"][0]["timing"]["repeat"]["boundsDuration"]) == 28
     assert ads["stop-calcitonin"]["doNotPerform"] is True
     assert ads["refer-pathologic-fracture-workup"]["priority"] == "urgent"
+    # A diagnosis is the work-up's reason, not what it requests (as on its ServiceRequests).
+    workup = ads["refer-pathologic-fracture-workup"]
+    assert workup["code"] == {"text": defn.actions["refer_pathologic_fracture_workup"].title}
     assert ads["refer-urgent-spine-surgery"]["priority"] == "urgent"
     assert "priority" not in ads["order-mri-lumbar-spine"] and ads["order-dxa"]["priority"] == "routine"
     assert "intent" not in ads["outreach-missed-follow-up"]  # R4 CommunicationRequest has no intent
