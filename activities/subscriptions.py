@@ -43,6 +43,9 @@ MIGRATIONS: list[list[Step]] = [
             updated_at      TEXT NOT NULL
         )""",
     ],
+    [  # 2: the subscriber's own reason (FHIR Subscription.reason), kept as sent
+        "ALTER TABLE subscriptions ADD COLUMN reason TEXT",
+    ],
 ]
 """The subscriptions' schema, one list of steps per version: add new versions at the end."""
 SubscriptionStatus = Literal["requested", "active", "error", "off"]
@@ -79,6 +82,7 @@ class Subscription:
     event_count: int
     created_at: str
     updated_at: str
+    reason: str | None = None  # as the subscriber gave it (None: a subscription from before it was kept)
 
     def matches(self, resource: str, patient_id: str) -> bool:
         """Whether a change of an order (its request resource type, its patient) is for this
@@ -127,7 +131,8 @@ class SubscriptionStore(Store):
     name = "subscriptions"
     migrations = MIGRATIONS
 
-    def create(self, *, criteria: str, endpoint: str, headers: list[str], secret: str) -> Subscription:
+    def create(self, *, criteria: str, endpoint: str, headers: list[str], secret: str,
+               reason: str | None = None) -> Subscription:
         """Store a new subscription, ``requested`` until its delivery starts; it delivers changes
         from the time it is created on."""
         resource, patient_id = parse_criteria(criteria)
@@ -135,10 +140,10 @@ class SubscriptionStore(Store):
         with self.database.transaction() as db:
             start = db.execute("SELECT COALESCE(MAX(seq), 0) AS seq FROM order_changes").fetchone()["seq"]
             db.execute("INSERT INTO subscriptions (id, criteria, resource, patient_id, endpoint, headers, secret,"
-                       " status, error, delivered_seq, event_count, created_at, updated_at)"
-                       " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       " status, error, delivered_seq, event_count, created_at, updated_at, reason)"
+                       " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        (sub_id, criteria, resource, patient_id, endpoint, json.dumps(headers), secret, "requested",
-                        None, start, 0, now, now))
+                        None, start, 0, now, now, reason))
         found = self.get(sub_id)
         assert found is not None
         return found

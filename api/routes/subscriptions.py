@@ -45,6 +45,7 @@ from workflows.subscription_delivery import DeliveryInput, SubscriptionDeliveryW
 log = logging.getLogger("api")
 router = APIRouter(tags=["subscriptions"], dependencies=[AUTHENTICATED, requires("subscriptions:write")])
 EVENTS_EXTENSION = f"{BASE}/StructureDefinition/subscription-events-delivered"
+DEFAULT_REASON = "Order changes pushed by the VCF pathway"
 ELEMENTS = ("resourceType", "id", "status", "reason", "criteria", "channel", "extension", "end", "contact", "error")
 CHANNEL_ELEMENTS = ("type", "endpoint", "payload", "header")
 SUBSCRIPTION_EXAMPLE = {
@@ -78,7 +79,7 @@ def resource(sub: Subscription, base_url: str) -> dict[str, Any]:
     """A subscription as FHIR R4 JSON (its secret left out)."""
     body: dict[str, Any] = {
         "resourceType": "Subscription", "id": sub.id, "meta": {"lastUpdated": sub.updated_at},
-        "status": sub.status, "reason": "Order changes pushed by the VCF pathway", "criteria": sub.criteria,
+        "status": sub.status, "reason": sub.reason or DEFAULT_REASON, "criteria": sub.criteria,
         "channel": {"type": "rest-hook", "endpoint": sub.endpoint, "payload": FHIR_JSON,
                     **({"header": sub.headers} if sub.headers else {})},
         "extension": [{"url": EVENTS_EXTENSION, "valueInteger": sub.event_count}],
@@ -118,6 +119,15 @@ def _headers(value: Any) -> list[str]:
             raise _invalid(f"channel.header[{i}]: expected 'Name: value' (printable ASCII)")
         if header.split(":", 1)[0].strip().lower() in RESERVED_HEADERS:
             raise _invalid(f"channel.header[{i}]: this header is set by the delivery itself")
+    return value
+
+
+def _reason(value: Any) -> str | None:
+    """Why the subscriber subscribes (FHIR's required ``reason``; left out, the pathway's own words)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > 500:
+        raise _invalid("reason: expected text (1-500 characters)")
     return value
 
 
@@ -167,7 +177,7 @@ async def create_subscription(request: Request, body: JsonBody, base: BaseUrl,
     if patient_id:
         audit_subject(request, patient_id)
     sub = await in_thread(settings.store.create, criteria=raw["criteria"], endpoint=endpoint, headers=headers,
-                          secret=secret)
+                          secret=secret, reason=_reason(raw.get("reason")))
     try:
         await pathways.client.start_workflow(
             SubscriptionDeliveryWorkflow.run,

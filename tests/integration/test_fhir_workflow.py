@@ -55,6 +55,7 @@ async def subscribe(http, receiver: Receiver, patient_id: str) -> dict[str, Any]
     assert r.status_code == 201, r.text
     sub = r.json()
     assert "secret" not in r.text and SECRET not in r.text
+    assert sub["reason"] == "test"  # the subscriber's own reason, kept as sent
     await eventually(lambda: _status_is(http, sub["id"], "active"))
     return sub
 
@@ -205,6 +206,8 @@ async def test_a_subscription_in_error_resumes_where_it_stopped_when_reactivated
     ({"channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1/x", "header": ["X-VCF-Signature: t=1"]}},
      "channel.header[0]"),
     ({"topic": "x"}, "topic"),
+    ({"reason": "  "}, "reason"),
+    ({"reason": 7}, "reason"),
 ])
 async def test_bad_subscriptions_are_refused_naming_the_element(hooks, change, element):
     """And an endpoint on a host that is not allowed is 403 (no delivery leaves loopback in tests)."""
