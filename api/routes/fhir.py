@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from activities.order_model import REQUEST_RESOURCES
+from activities.results_after_end import AFTER_END_KIND
 from api import fhir
 from api.bodies import required
 from api.deps import (
@@ -87,10 +88,13 @@ async def get_care_plan(patient: EnrolledPatient, pathways: PathwaysDep, book: O
     status = "paused" if state.paused and state.status == "running" else state.status
     decisions = state.notes or []
     notes = [f"Day {n.day:g}: {n.text}" for n in decisions] + state.source_notes
-    # What the latest MRI said: its result note (mri:DAY:ETIOLOGY), or the pathologic exit's work-up.
+    # What the latest MRI said: a pathologic one after the pathway ended (its urgent task), the
+    # pathologic exit's work-up, or its result note (mri:DAY:ETIOLOGY).
     read = [n.id.rsplit(":", 1)[1] for n in sorted(decisions, key=lambda n: n.day) if n.id.startswith("mri:")]
-    workup = next((o for o in orders if o.kind == "refer_pathologic_fracture_workup"), None)
-    mri = workup.details.get("etiology") if workup else (read[-1] if read else None)
+    found = [o for o in orders if o.kind in (AFTER_END_KIND, "refer_pathologic_fracture_workup")
+             and o.details.get("etiology")]
+    mri = max(found, key=lambda o: (o.kind == AFTER_END_KIND, o.day)).details["etiology"] if found else \
+        (read[-1] if read else None)
     return FhirJSONResponse(fhir.care_plan(
         patient_id=patient.patient_id, status=status, title=definition.title, guideline_version=state.guideline_version,
         enrolled_at=state.enrolled_at, orders=orders, notes=notes, mri=mri))

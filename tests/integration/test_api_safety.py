@@ -99,6 +99,8 @@ async def test_after_withdrawal_a_malignant_mri_fulfils_its_order_and_raises_an_
     again = await stack.http.post(f"/v1/patients/{patient}/events", json=mri)  # the same result again: once
     assert again.status_code == 200 and again.json()["duplicate"] is True
     assert len(await _orders_of(stack, patient, "escalate_result_after_end")) == 1
+    [condition] = (await stack.http.get(f"/v1/patients/{patient}/CarePlan")).json()["contained"]
+    assert condition["code"]["text"] == "Pathologic vertebral compression fracture, malignant on MRI"
     # A second MRI finds no open MRI order: 409, naming why.
     r = await stack.http.post(f"/v1/patients/{patient}/events", json={"type": "mri", "etiology": "osteoporotic"})
     assert r.status_code == 409 and any("no open mri order" in d for d in r.json()["detail"])
