@@ -93,6 +93,6 @@ def apply(defn: PathwayDefinition, texts: list[str]) -> tuple[PathwayDefinition,
     try:
         return PathwayDefinition.model_validate(data), changes
     except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"].removeprefix(
-            "Value error, ") for e in exc.errors())
+        reasons = "; ".join((f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "")
+                            + e["msg"].removeprefix("Value error, ") for e in exc.errors())
         raise WhatIfError(f"{label(changes)}: the guideline refuses it: {reasons}") from None

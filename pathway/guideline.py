@@ -52,10 +52,27 @@ class _Sourced(_Frozen):
 
 
 class Rule(_Sourced):
-    """One threshold or timing, with where it comes from."""
+    """One threshold or timing, with where it comes from; its value within what its unit allows."""
 
     value: float
     unit: str
+
+    @model_validator(mode="after")
+    def _within_its_scale(self) -> Rule:
+        for start, low, high in _SCALES:
+            if self.unit.startswith(start):
+                if not low <= self.value <= high:
+                    raise ValueError(f"value: {self.value:g} is outside {low:g} to {high:g}, the range of {self.unit}")
+                break
+        return self
+
+
+# What a rule's unit allows (the contract's ranges: NRS 0-10, T-score -6 to 4, kyphosis 0-90 degrees,
+# height loss 0-100%, pathway days 0-730), by how the unit starts.
+_SCALES: tuple[tuple[str, float, float], ...] = (
+    ("NRS", 0, 10), ("T-score", -6, 4), ("degrees", 0, 90), ("% height loss", 0, 100), ("grade", 0, 3),
+    ("fraction", 0, 10), ("day", 0, 730),
+)
 
 
 class Schedule(_Sourced):

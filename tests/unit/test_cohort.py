@@ -190,6 +190,10 @@ def test_set_changes_any_rule_through_the_definitions_own_validation(definition)
     ("outreach_after_days=40", "outreach_after_days=40: the guideline refuses it: rules: outreach must come before "
                                "escalation"),
     ("screening_days=182,400", "screening_days=182,400: the guideline refuses it"),
+    ("review_day=-5", "rules.review_day: value: -5 is outside 0 to 730, the range of day"),
+    ("persistent_pain_nrs=60", "rules.persistent_pain_nrs: value: 60 is outside 0 to 10, the range of NRS >="),
+    ("osteoporosis_t_score=-9", "rules.osteoporosis_t_score: value: -9 is outside -6 to 4"),
+    ("result_overdue_urgent_days=-1", "safety.rules.result_overdue_urgent_days: value: -1 is outside 0 to 730"),
 ])
 def test_a_bad_change_is_a_clear_error_naming_it(definition, text, says):
     with pytest.raises(WhatIfError) as caught:
