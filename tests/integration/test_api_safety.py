@@ -122,6 +122,15 @@ async def test_the_guideline_is_published_as_fhir(stack):
     ActivityDefinition.model_validate(copy.deepcopy(activity))
     assert (await stack.http.get("/v1/fhir/PlanDefinition/nope")).status_code == 404
     assert (await stack.http.get("/v1/fhir/ActivityDefinition/nope")).status_code == 404
+    # A canonical (an order's instantiatesCanonical) resolves by search, pinned to its version or not.
+    found = (await stack.http.get("/v1/fhir/ActivityDefinition", params={"url": first})).json()
+    assert found["resourceType"] == "Bundle" and [e["resource"] for e in found["entry"]] == [activity]
+    every = (await stack.http.get("/v1/fhir/ActivityDefinition", params={"url": url})).json()
+    assert activity in [e["resource"] for e in every["entry"]] and every["total"] >= 1
+    unpinned = (await stack.http.get("/v1/fhir/ActivityDefinition", params={"url": url, "version": version})).json()
+    assert [e["resource"] for e in unpinned["entry"]] == [activity]
+    missing = await stack.http.get("/v1/fhir/ActivityDefinition")
+    assert missing.status_code == 422 and missing.json()["detail"] == ["query.url: Field required"]
 
 
 async def test_a_thoracic_patients_orders_name_their_region(stack):
