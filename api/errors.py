@@ -102,11 +102,22 @@ class CatchAll:
                 log.warning("database unavailable", extra={"error_type": type(exc).__name__})
                 answer = error_response(503, "the database is unavailable; retry later", [DATABASE_DETAIL],
                                         {"Retry-After": "1"})
+            elif temporal_never_reached(exc):
+                log.warning("temporal unavailable", extra={"error_type": type(exc).__name__})
+                answer = error_response(503, "the workflow service is unavailable; retry later",
+                                        ["temporal: UNAVAILABLE"], {"Retry-After": "1"})
             else:
                 log.error("unhandled error", extra={"error_type": type(exc).__name__})
                 answer = JSONResponse(INTERNAL_ERROR, status_code=500)
             if not started:  # otherwise the answer is half sent; the connection just ends
                 await answer(scope, receive, send)
+
+
+def temporal_never_reached(exc: BaseException) -> bool:
+    """Whether ``exc`` is the API's lazy Temporal client failing its first connection (the server
+    was down when the API started, and still is); an RPC error once connected is answered where
+    the call is made."""
+    return isinstance(exc, RuntimeError) and str(exc).startswith("Failed client connect")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -72,7 +72,8 @@ async def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, limits:
 async def _main() -> None:
     settings = Settings()
     secure_data_dir(settings.data_dir)
-    client = await connect(settings, data_converter=data_converter(configured_key_ring(settings)))
+    # Lazily: an API started before Temporal answers /readyz (and Temporal's calls) with 503 until it is up.
+    client = await connect(settings, data_converter=data_converter(configured_key_ring(settings)), lazy=True)
     app = create_app(client=client, order_book=OrderBook(settings.database), tokens=load_tokens(settings),
                      keys_file=settings.api_keys_path, jwt=jwt_verifier(settings), public_url=settings.public_url,
                      max_in_flight=settings.api_max_in_flight,

@@ -111,14 +111,17 @@ def temporal_connection(settings: Settings) -> ClientConnectConfig:
     return config
 
 
-async def connect(settings: Settings, *, data_converter: DataConverter, address: str | None = None) -> Client:
+async def connect(settings: Settings, *, data_converter: DataConverter, address: str | None = None,
+                  lazy: bool = False) -> Client:
     """A client of the Temporal server that ``settings`` (and the environment configuration)
     name, with ``data_converter`` (built by :func:`security.codec.data_converter`). ``address``:
-    a local server of our own (``make run``), reached without a profile, API key or TLS."""
+    a local server of our own (``make run``), reached without a profile, API key or TLS.
+    ``lazy``: connect on the first call (the API starts, and answers 503, while the server is down)."""
     configure_runtime()
     if address is not None:
-        return await Client.connect(address, namespace=settings.temporal_namespace, data_converter=data_converter)
-    return await Client.connect(**temporal_connection(settings), data_converter=data_converter)
+        return await Client.connect(address, namespace=settings.temporal_namespace, data_converter=data_converter,
+                                    lazy=lazy)
+    return await Client.connect(**temporal_connection(settings), data_converter=data_converter, lazy=lazy)
 
 
 def sandbox_runner(*, isolated: bool = False) -> SandboxedWorkflowRunner:
