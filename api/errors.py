@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
-from starlette.routing import Match, Route
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from activities.database import is_unavailable
@@ -56,14 +56,17 @@ def field_errors(errors: Iterable[dict[str, Any]], whole: str = "body") -> list[
     return list(dict.fromkeys(lines))
 
 
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def allowed_methods(request: Request) -> str:
     """Every method some route takes at this path: Starlette's own ``Allow`` names only the first
-    route whose path matches (a resource read and updated by two routes would lose one)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
-            methods |= route.methods or set()
-    return ", ".join(sorted(methods))
+    route whose path matches (a resource read and updated by two routes would lose one). Each
+    method is tried against the routes as the router matches them (included routers too)."""
+    routes = request.app.router.routes
+    allowed = [method for method in HTTP_METHODS
+               if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)]
+    return ", ".join(allowed)
 
 
 def database_unavailable(exc: BaseException) -> bool:
@@ -145,9 +148,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         messages = {404: "not found", 405: "method not allowed"}
+        # What was wrong, without repeating the path (it may hold a patient id).
+        details = {404: ["path: no such endpoint (GET /openapi.json lists them)"],
+                   405: [f"method: {request.method} is not one this path takes"]}
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             headers = {**(headers or {}), "Allow": allowed_methods(request)}
-        return error_response(exc.status_code, messages.get(exc.status_code, str(exc.detail)), [], headers)
+        return error_response(exc.status_code, messages.get(exc.status_code, str(exc.detail)),
+                              details.get(exc.status_code, []), headers)
 
     app.add_middleware(CatchAll)

@@ -198,6 +198,17 @@ async def test_timeline(stack):
     assert (await stack.http.get(f"/v1/patients/{new_patient_id()}/timeline")).status_code == 404
 
 
+async def test_an_unknown_path_or_method_is_answered_in_the_one_error_shape(stack):
+    patient = new_patient_id()
+    r = await stack.http.get(f"/v1/nowhere/{patient}")
+    assert r.status_code == 404 and r.json() == {"error": "not found", "detail": [
+        "path: no such endpoint (GET /openapi.json lists them)"]}
+    assert patient not in r.text  # the path is not repeated: it may hold a patient id
+    r = await stack.http.delete("/v1/orders")
+    assert r.status_code == 405 and r.json()["detail"] == ["method: DELETE is not one this path takes"]
+    assert "GET" in r.headers["allow"]
+
+
 async def test_orders_and_acknowledgement(stack):
     patient = await enroll(stack.http)
     await wait_for_orders(stack.http, patient, {"order_dxa", "offer_brace"})
