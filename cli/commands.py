@@ -172,7 +172,9 @@ def _status(api: ApiClient, args: argparse.Namespace) -> int:
     pain = s.get("latest_pain")
     review = s.get("next_review")
     print(table(["field", "value"], [
-        ["patient", s["patient_id"]], ["status", s["status"]], ["phase", s.get("phase")],
+        ["patient", s["patient_id"]],
+        ["status", s["status"] + (" (paused: the schedule is held)" if s.get("paused") else "")],
+        ["phase", s.get("phase")],
         ["pathway day", _fmt_day(s.get("day"))], ["guideline", s.get("guideline_version")],
         ["latest pain", f"NRS {pain['nrs']} (day {_fmt_day(pain['day'])})" if pain else "unknown"],
         ["escalation", s.get("escalation_state")],

@@ -75,6 +75,14 @@ async def test_enroll_event_status_timeline_orders(api_url):
     await eventually(pain_applied)
     code, out, _ = await vcf(api_url, "status", patient)
     assert code == 0 and "latest pain" in out and "NRS 6" in out and "pending orders" in out
+    assert "paused" not in out
+    code, _, _ = await vcf(api_url, "event", patient, "clinician", "decision=pause", "reason=admitted", "author=dr-c")
+    assert code == 0
+
+    async def paused():
+        code, out, _ = await vcf(api_url, "status", patient)
+        return code == 0 and "running (paused: the schedule is held)" in out
+    await eventually(paused)
 
     code, out, _ = await vcf(api_url, "timeline", patient)
     assert code == 0 and "enrolled" in out and "pain: nrs=6" in out
