@@ -14,10 +14,7 @@ from fhir.resources.R4B.careplan import CarePlan
 
 from activities.order_model import Order
 from pathway.guideline import PathwayDefinition, released_definitions
-from pathway.plan_definition import canonical
-
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-SNOMED = "http://snomed.info/sct"
+from pathway.plan_definition import ICD10CM, SNOMED, canonical
 
 # What the orders are for (docs/clinical-decisions.md#codes); the pathologic work-up carries its own code.
 # The fracture is a compression fracture from the start; it is osteoporotic (ICD-10-CM M80.08XA) only

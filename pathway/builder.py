@@ -99,14 +99,10 @@ class Builder:
         """Ask the care team to look at something (``request_clinician_review``); the citation names the
         guideline section of the step it is about, then the safety rules that ask for it."""
         review_id = f"request_clinician_review:{action_id}"
-        if self.done(review_id):
-            return
-        citation = self.defn.cite("request_clinician_review")
-        about = REVIEWED_STEP.get(reason)
-        if about is not None:
-            asks = self.defn.actions["request_clinician_review"].section
-            citation = f"{self.defn.actions[about].cite()}; {asks} [guideline {self.defn.version}]"
-        self._propose(review_id, "request_clinician_review", day, rationale, citation, {"reason": reason, **details})
+        if not self.done(review_id):
+            citation = self.defn.cite("request_clinician_review", about=REVIEWED_STEP.get(reason))
+            self._propose(review_id, "request_clinician_review", day, rationale, citation,
+                          {"reason": reason, **details})
 
     def note(self, note_id: str, day: float, text: str, citation: str = "") -> None:
         """Record a decision note unless its id was noted."""

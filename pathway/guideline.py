@@ -238,10 +238,12 @@ class PathwayDefinition(_Frozen):
         row = self.level_aware.order_for(kind, level) if self.level_aware else None
         return row.region if row else None
 
-    def cite(self, kind: ActionKind, basis: tuple[_Sourced, ...] = ()) -> str:
-        """The citation of an action kind; "(verify)" where a rule it rests on is unsourced."""
+    def cite(self, kind: ActionKind, basis: tuple[_Sourced, ...] = (), about: ActionKind | None = None) -> str:
+        """The citation of an action kind; "(verify)" where a rule it rests on is unsourced; ``about``:
+        the step it concerns, whose guideline section comes first (a clinician review's)."""
         verify = " — local default (verify)" if any(rule.verify for rule in basis) else ""
-        return f"{self.actions[kind].cite()}{verify} [guideline {self.version}]"
+        cited = f"{self.actions[about].cite()}; {self.actions[kind].section}" if about else self.actions[kind].cite()
+        return f"{cited}{verify} [guideline {self.version}]"
 
 
 # Values computed once per definition (it is immutable), kept with the definition they came from so
