@@ -18,6 +18,7 @@ def test_the_short_drill_loses_nothing_doubles_nothing_and_leaves_nothing_stuck(
     run = subprocess.run([sys.executable, "-m", "drill", "--short", "--out", str(out)], cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     print(run.stdout)
+    assert (out / "result.json").exists(), ("the drill wrote no result", run.returncode, run.stderr[-5000:])
     result = json.loads((out / "result.json").read_text())
     assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
     assert result["passed"] is True
