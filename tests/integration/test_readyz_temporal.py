@@ -4,7 +4,6 @@ the server is up, the same app is ready (its client connects on the first call).
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import pytest
@@ -13,19 +12,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.order_book import OrderBook
 from api.app import create_app
-from tests.helpers import TEST_CONVERTER, eventually
+from tests.helpers import TEST_CONVERTER, eventually, free_port
 from tests.integration.api_support import TOKEN, enrollment, http_client
 from worker.runtime import binary
 from workflows import search_attributes as sa
 from workflows.models import workflow_id_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_an_api_started_before_temporal_answers_503_then_serves_once_it_is_up(tmp_path):
