@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -29,11 +30,21 @@ from worker.dev_server import DevServer
 WORKER_COUNT = 2
 
 
+# Below Linux's ephemeral range (32768-60999): a port the kernel gives out for outgoing connections
+# can be taken by one between our choosing it and a server binding it.
+_PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing is bound to right now, outside the range outgoing connections use."""
+    while True:
+        port = random.choice(_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use: another
+            return port
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -18,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from activities.order_book import OrderBook
+from drill.processes import free_port as free_port  # the tests start servers on loopback too
 from pathway.contract import Enrollment
 from security.codec import data_converter
 from security.keyring import KeyRing
@@ -103,13 +103,6 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0)
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
         await asyncio.sleep(0.1)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scenario_files() -> list[Path]:

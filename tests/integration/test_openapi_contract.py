@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import sys
 import time
 import uuid
@@ -25,6 +24,7 @@ import pytest_asyncio
 from activities.order_book import OrderBook
 from api.app import create_app
 from api.main import serve
+from drill.processes import free_port
 from worker.runtime import build_worker
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -34,12 +34,6 @@ ST = str(Path(sys.executable).parent / "st")
 TOKEN = "st-" + uuid.uuid4().hex
 SEED = 11
 MAX_EXAMPLES = 75  # per operation in each phase (stateful: schemathesis.toml); a few thousand requests in all
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _until(request, timeout: float = 30.0) -> httpx.Response:
@@ -77,7 +71,7 @@ async def api_url(dev_env, tmp_path):
     and one enrolled patient."""
     book = OrderBook(tmp_path / "orders.db")
     task_queue = f"st-{uuid.uuid4()}"
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     app = create_app(client=dev_env.client, order_book=book, tokens={TOKEN}, task_queue=task_queue, query_timeout=1.0,
                      public_url=url, subscription_hosts=["loopback"])  # no delivery leaves loopback in tests
