@@ -110,3 +110,8 @@ class Builder:
             return
         self.proposed.add(note_id)
         self.decision.notes.append(Note(note_id, round(day, 3), text, citation))
+
+
+def sentence(text: str) -> str:
+    """``text`` opening a sentence: its first letter capitalised, the rest as written ("MRI" stays)."""
+    return text[:1].upper() + text[1:]

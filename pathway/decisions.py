@@ -26,7 +26,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from operator import attrgetter
 
-from pathway.builder import REVISION, Builder, Decision, Note
+from pathway.builder import REVISION, Builder, Decision, Note, sentence
 from pathway.contract import ActionKind, ClinicianEvent, MobilityEvent, PainEvent, PathwayStatus
 from pathway.facts import (
     GRACE,
@@ -164,17 +164,12 @@ def _enrollment(b: Builder) -> None:
           f"{e.fracture_level} fracture, Genant grade {grade}: a thoracolumbar brace may give "
           "symptomatic relief (evidence inconclusive).", genant_grade=grade)
     b.act("prescribe_calcium_vitamin_d", "prescribe_calcium_vitamin_d", 0,
-          f"{_sentence(fracture)} fracture: calcium and vitamin D supplementation.")
+          f"{sentence(fracture)} fracture: calcium and vitamin D supplementation.")
     b.act("prescribe_bisphosphonate", "prescribe_bisphosphonate", 0,
-          f"{_sentence(fracture)} fragility fracture: a bisphosphonate (ibandronate) prevents further "
+          f"{sentence(fracture)} fragility fracture: a bisphosphonate (ibandronate) prevents further "
           "fractures.", drug="ibandronate")
     b.act("order_dxa", "order_dxa", 0, "Osteoporosis management: bone density evaluation (DXA).")
     _enrollment_mri(b)
-
-
-def _sentence(text: str) -> str:
-    """``text`` opening a sentence: its first letter capitalised, the rest as written ("MRI" stays)."""
-    return text[:1].upper() + text[1:]
 
 
 def _enrollment_mri(b: Builder) -> None:

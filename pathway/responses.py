@@ -11,7 +11,7 @@ from __future__ import annotations
 from math import inf
 from typing import Any, cast
 
-from pathway.builder import Builder
+from pathway.builder import Builder, sentence
 from pathway.contract import (
     ActionKind,
     ClinicianEvent,
@@ -288,10 +288,7 @@ def results_read(b: Builder) -> None:
                "MRI indeterminate: clinician review; pathologic fracture not ruled out.",
                b.defn.actions["order_mri"].cite())
         if etiology == "indeterminate" and b.safety:
-            b.review(f"indeterminate_mri:{day:g}", "indeterminate_mri", day,
-                     f"MRI on day {day:g} is indeterminate: a pathologic fracture is not ruled out. PT and "
-                     "any augmentation referral stay held until an MRI result says osteoporotic.",
-                     mri_day=day)
+            _indeterminate_mri_review(b, day)
     limit = b.defn.rules.osteoporosis_t_score.value
     for day, dxa in b.facts.of(DxaEvent):
         t = dxa.t_score
@@ -303,6 +300,29 @@ def results_read(b: Builder) -> None:
                b.defn.rules.osteoporosis_t_score.cite())
     for day, _ in decisions_of(b.facts, "confirm_nerve_block"):
         b.note(f"nerve_block_confirmed:{day:g}", day, "Nerve-root block confirmed by a clinician.")
+
+
+# The referrals an indeterminate MRI holds: (action kind, as named when placed, as named when held).
+_HELD_REFERRALS = (("refer_physical_therapy", "PT", "PT"),
+                   ("refer_vertebral_augmentation", "the augmentation referral", "any augmentation referral"))
+
+
+def _indeterminate_mri_review(b: Builder, day: float) -> None:
+    """Ask a clinician to look at an indeterminate MRI. Referrals made on an earlier MRI saying
+    osteoporotic are named: they are open orders, and the clinician decides whether they go ahead."""
+    taken = b.facts.taken
+    placed = [(kind, name, taken[kind]) for kind, name, _ in _HELD_REFERRALS if kind in taken]
+    held = [name for kind, _, name in _HELD_REFERRALS if kind not in taken]
+    text = f"MRI on day {day:g} is indeterminate: a pathologic fracture is not ruled out."
+    if placed:
+        text += (" Already referred on an earlier MRI saying osteoporotic: "
+                 + " and ".join(f"{name} (day {when:g})" for _, name, when in placed)
+                 + f"; review whether {'they go' if len(placed) > 1 else 'it goes'} ahead.")
+    if held:
+        text += f" {sentence(' and '.join(held))} {'stay' if len(held) > 1 else 'stays'} held until an MRI result " \
+                "says osteoporotic."
+    b.review(f"indeterminate_mri:{day:g}", "indeterminate_mri", day, text, mri_day=day,
+             **({"referred": [kind for kind, _, _ in placed]} if placed else {}))
 
 
 def imaging_text(b: Builder, kind: ActionKind, level: str) -> str:

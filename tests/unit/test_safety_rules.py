@@ -237,6 +237,29 @@ def test_an_indeterminate_mri_after_an_osteoporotic_one_holds_again_until_one_sa
     assert ref.day == 90 and "MRI on day 90: osteoporotic" in ref.rationale
 
 
+def test_an_indeterminate_mri_names_the_referrals_already_made_on_an_earlier_osteoporotic_one(definition):
+    w = confirmed(Walk(definition, pain_nrs=6), day=3)
+    w.pain(25, 3)
+    w.pain(80, 7)
+    w.until(84)
+    assert w.of("refer_physical_therapy") and w.of("refer_vertebral_augmentation")
+    w.event(90, type="mri", etiology="indeterminate")
+    (review,) = reviews(w, "indeterminate_mri")
+    assert "PT (day 25) and the augmentation referral (day 84); review whether they go ahead" in review.rationale
+    assert "held" not in review.rationale
+    assert review.details["referred"] == ["refer_physical_therapy", "refer_vertebral_augmentation"]
+
+
+def test_an_indeterminate_mri_after_pt_names_pt_and_holds_the_augmentation_referral(definition):
+    w = confirmed(Walk(definition, pain_nrs=6), day=3)
+    w.pain(25, 3)
+    w.event(40, type="mri", etiology="indeterminate")
+    (review,) = reviews(w, "indeterminate_mri")
+    assert "PT (day 25); review whether it goes ahead" in review.rationale
+    assert "Any augmentation referral stays held until an MRI result says osteoporotic." in review.rationale
+    assert review.details["referred"] == ["refer_physical_therapy"]
+
+
 # --- §5 A neurological deficit makes the MRI urgent --------------------------------------------------
 
 def test_a_later_deficit_asks_to_expedite_the_pending_mri(definition):
