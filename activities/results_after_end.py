@@ -1,9 +1,10 @@
 """Results that arrive after a pathway has ended (withdrawn, completed, exited).
 
 The workflow is closed, but the care team still owns the pathway's open orders: an imaging or
-DXA result fulfils the oldest open order it answers, and an MRI saying malignant or infection
-raises an urgent care-team task, so a result never reaches no one. Used by the HTTP API and by
-``vcf simulate``; idempotent per result key.
+DXA result fulfils the oldest open order it answers; an MRI saying malignant or infection raises an
+urgent care-team task, and a radiograph naming a new fracture level (the 12-month screening's result,
+say) a routine one — so a result never reaches no one. Used by the HTTP API and by ``vcf simulate``;
+idempotent per result key.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from activities.order_book import OrderBook
 from activities.orders import ORDERS_ANSWERED_BY
-from pathway.contract import Event, MriEvent
+from pathway.contract import Event, MriEvent, RadiographEvent
 
 AFTER_END_KIND = "escalate_result_after_end"
 PATHOLOGIC = ("malignant", "infection")
@@ -24,12 +25,13 @@ class ResultAfterEnd:
 
     fulfilled: list[str]
     escalation: str | None = None
+    priority: str = "urgent"  # the task's
 
     def summary(self, event: Event, status: str) -> str:
         """One line for a timeline note or a receipt."""
         text = f"{event.type} result after the pathway ended ({status}): fulfils order {', '.join(self.fulfilled)}"
         if self.escalation:
-            text += f"; urgent care-team task {self.escalation} raised"
+            text += f"; {self.priority} care-team task {self.escalation} raised"
         return text + "."
 
 
@@ -39,24 +41,43 @@ def takes_result_after_end(event: Event) -> bool:
 
 
 def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: str, event: Event, day: float,
-                            result_key: str, status: str) -> ResultAfterEnd:
-    """Fulfil the oldest open order the result answers; escalate a pathologic MRI. Nothing is
-    fulfilled (an empty ``fulfilled``) when no open order answers the result."""
+                            result_key: str, status: str, enrolled_level: str | None = None) -> ResultAfterEnd:
+    """Fulfil the oldest open order the result answers; raise a care-team task for a pathologic MRI
+    or a new fracture level (one other than ``enrolled_level``). Nothing is fulfilled (an empty
+    ``fulfilled``) when no open order answers the result."""
     reason = f"{event.type} result after the pathway ended, day {day:g} [{result_key}]"
     done = [o.id for o in book.list(workflow_id=workflow_id) if o.status_reason == reason]
     fulfilled = done or book.close_open(workflow_id, ORDERS_ANSWERED_BY[event.type], "completed", reason,
                                         oldest_first=True, limit=1, awaiting_result=True)
-    if not fulfilled or not (isinstance(event, MriEvent) and event.etiology in PATHOLOGIC):
+    task = _care_team_task(event, day, status, enrolled_level) if fulfilled else None
+    if task is None:
         return ResultAfterEnd(fulfilled)
-    etiology = event.etiology
-    task, _ = book.place(
+    title, rationale, citation, priority, details = task
+    placed, _ = book.place(
         idempotency_key=f"{workflow_id}/after-end:{result_key}", patient_id=patient_id, workflow_id=workflow_id,
-        action_id=f"after-end:{result_key}", kind=AFTER_END_KIND, resource="Task", priority="urgent", day=day,
-        title=f"Urgent: MRI after the pathway ended shows a {etiology} (pathologic) fracture",
-        rationale=(f"MRI on day {day:g}, after the pathway ended ({status}), shows a {etiology} fracture: the "
-                   "care team arranges the pathologic work-up (oncology or infectious disease, spine surgery) "
-                   "and reviews the medications."),
-        citation="Guideline: Important Clinical Pitfalls / Ruling out pathologic fracture (ref. 3); "
-                 "safety rules: withdrawal hands over",
-        details={"order_id": fulfilled[0], "etiology": etiology, "pathway_status": status}, codes=[])
-    return ResultAfterEnd(fulfilled, task.id)
+        action_id=f"after-end:{result_key}", kind=AFTER_END_KIND, resource="Task", priority=priority, day=day,
+        title=title, rationale=rationale, citation=citation,
+        details={"order_id": fulfilled[0], **details, "pathway_status": status}, codes=[])
+    return ResultAfterEnd(fulfilled, placed.id, priority)
+
+
+def _care_team_task(event: Event, day: float, status: str,
+                    enrolled_level: str | None) -> tuple[str, str, str, str, dict[str, str]] | None:
+    """The task a result after the end calls for (title, rationale, citation, priority, details), or None."""
+    if isinstance(event, MriEvent) and event.etiology in PATHOLOGIC:
+        etiology = event.etiology
+        return (f"Urgent: MRI after the pathway ended shows a {etiology} (pathologic) fracture",
+                f"MRI on day {day:g}, after the pathway ended ({status}), shows a {etiology} fracture: the care "
+                "team arranges the pathologic work-up (oncology or infectious disease, spine surgery) and reviews "
+                "the medications.",
+                "Guideline: Important Clinical Pitfalls / Ruling out pathologic fracture (ref. 3); "
+                "safety rules: withdrawal hands over", "urgent", {"etiology": etiology})
+    new = event.new_fracture_level if isinstance(event, RadiographEvent) else None
+    if new and new != enrolled_level:
+        return (f"Radiograph after the pathway ended shows a new vertebral fracture at {new}",
+                f"Radiograph on day {day:g}, after the pathway ended ({status}), shows a new fracture at {new}"
+                + (f" (enrolled: {enrolled_level})" if enrolled_level else "")
+                + ": the care team arranges an MRI of the new level and reviews the osteoporosis treatment.",
+                "Guideline: Monitoring and Follow-up / Monitoring for adjacent level fractures; "
+                "safety rules: withdrawal hands over", "routine", {"new_fracture_level": new})
+    return None

@@ -75,12 +75,13 @@ class EnrollmentAnswer(BaseModel):
 
 
 class ResultAfterEndAnswer(BaseModel):
-    """A result that reached a pathway after its end: the open order it fulfilled, and the urgent
-    care-team task a pathologic MRI raised."""
+    """A result that reached a pathway after its end: the open order it fulfilled, and the
+    care-team task it raised (a pathologic MRI, a new fracture level)."""
 
     pathway_status: str
     fulfilled_orders: list[str]
-    escalation_task: str | None = Field(description="The urgent care-team task (a malignant or infection MRI).")
+    escalation_task: str | None = Field(description="The care-team task raised: urgent for a malignant or infection "
+                                                    "MRI, routine for a radiograph naming a new fracture level.")
     summary: str
 
 

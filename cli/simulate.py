@@ -88,7 +88,8 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
                     # As the API does: a result still fulfils the ended pathway's open order.
                     done = record_result_after_end(
                         book, workflow_id=handle.id, patient_id=scenario.patient.id, event=event, day=day,
-                        result_key=f"scenario-{seq}", status=status) if takes_result_after_end(event) else None
+                        result_key=f"scenario-{seq}", status=status, enrolled_level=scenario.patient.fracture_level,
+                    ) if takes_result_after_end(event) else None
                     if done and done.fulfilled:
                         after_end.append(DecisionNote(day=day, id=f"after_end:{event.type}:{day:g}",
                                                       text=done.summary(event, status)))

@@ -40,7 +40,8 @@ async def post_event(request: Request, caller: CallerDep, patient: EnrolledPatie
     event_id already accepted with the same event; 409 if the pathway has ended or the event_id
     was used for a different event. After the end, a result (mri, radiograph, dxa) still
     fulfils the open order it answers (``after_end``; an MRI saying malignant or infection raises
-    an urgent care-team task); another event, or a result no open order waits for, answers 409.
+    an urgent care-team task, a radiograph naming a new fracture level a routine one); another
+    event, or a result no open order waits for, answers 409.
 
     Scopes: ``pathways:write``; a ``clinician`` event (a decision) needs ``decisions:write``
     instead (403 naming the scope lacking). Who sent it is kept with its event id and in the

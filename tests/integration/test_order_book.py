@@ -12,8 +12,9 @@ from temporalio.testing import ActivityEnvironment
 from activities.database import Database, IntegrityError
 from activities.order_book import OrderBook
 from activities.orders import OrderActivities, OrderBatch, OrderRequest, OverdueRequest, ResultRequest
+from activities.results_after_end import AFTER_END_KIND, record_result_after_end
 from activities.subscriptions import SubscriptionStore
-from pathway.contract import Action
+from pathway.contract import Action, parse_event
 
 
 def request(action_id: str, kind: str = "order_radiograph", day: float = 14.0) -> OrderRequest:
@@ -167,3 +168,24 @@ def test_a_batch_refuses_an_invalid_order_alone_and_keeps_the_step_order(order_b
     assert "missing id" in receipt.refused["order_dxa"]
     status = {o.action_id: o.status for o in order_book.list()}
     assert status == {"order_mri:day-0": "completed", "order_radiograph:day-14": "active"}
+
+
+def test_a_new_fracture_level_on_a_result_after_the_end_raises_a_routine_task_once(order_book: OrderBook):
+    activities, env = OrderActivities(order_book), ActivityEnvironment()
+    screening = request("order_adjacent_fracture_screening:day-365", kind="order_adjacent_fracture_screening", day=365)
+    placed = env.run(activities.place_order, screening)
+    after = {"workflow_id": "vcf-pathway-pt-ob", "patient_id": "pt-ob", "day": 370.0, "status": "completed",
+             "enrolled_level": "L2"}
+    image = parse_event({"type": "radiograph", "height_loss_pct": 27, "new_fracture_level": "L3"})
+    done = record_result_after_end(order_book, event=image, result_key="r1", **after)
+    again = record_result_after_end(order_book, event=image, result_key="r1", **after)
+    assert done == again and done.fulfilled == [placed.order_id] and done.priority == "routine"
+    (task,) = [o for o in order_book.list() if o.kind == AFTER_END_KIND]
+    assert task.id == done.escalation and task.priority == "routine" and task.details["new_fracture_level"] == "L3"
+    assert "MRI of the new level" in task.rationale and "routine care-team task" in done.summary(image, "completed")
+    # The enrolled level again, or no level: the order is fulfilled and no task is raised.
+    env.run(activities.place_order, request("order_radiograph:day-400", day=400))
+    same = parse_event({"type": "radiograph", "height_loss_pct": 27, "new_fracture_level": "L2"})
+    quiet = record_result_after_end(order_book, event=same, result_key="r2", **after)
+    assert quiet.fulfilled and quiet.escalation is None
+    assert [o.kind for o in order_book.list()].count(AFTER_END_KIND) == 1
