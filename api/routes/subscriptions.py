@@ -11,6 +11,7 @@ subscriptions needs the ``subscriptions:write`` scope.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import logging
 import re
@@ -235,17 +236,25 @@ async def read_subscription(request: Request, subscription_id: str, base: BaseUr
 async def update_subscription(request: Request, subscription_id: str, body: JsonBody, base: BaseUrl,
                               pathways: PathwaysDep) -> FhirJSONResponse:
     """Only ``status`` changes (``active`` or ``requested`` re-activates, ``off`` holds); criteria,
-    endpoint and headers, if given, must be as they are (create a new subscription to change them)."""
+    reason, endpoint, headers and the secret, if given, must be as they are (create a new
+    subscription to change them)."""
     sub = await _require(request, subscription_id)
     raw = required(body)
     channel = _check_elements(raw)
     if raw.get("id", sub.id) != sub.id:
         raise _invalid("id: not this subscription's")
+    reason = sub.reason or DEFAULT_REASON
     for name, now, given in (("criteria", sub.criteria, raw.get("criteria", sub.criteria)),
+                             ("reason", reason, raw.get("reason", reason)),
                              ("channel.endpoint", sub.endpoint, channel.get("endpoint", sub.endpoint)),
                              ("channel.header", sub.headers, channel.get("header", sub.headers))):
         if given != now:
             raise _invalid(f"{name}: cannot change; create a new subscription")
+    secrets = [e.get("valueString") for e in raw.get("extension") or [] if isinstance(e, dict)
+               and e.get("url") == SECRET_EXTENSION]
+    if any(not isinstance(given, str) or not hmac.compare_digest(given.encode(), sub.secret.encode())
+           for given in secrets):  # a changed secret would go unused: say so rather than answer 200
+        raise _invalid("extension: the shared secret cannot change; create a new subscription")
     status = {"active": "active", "requested": "active", "off": "off"}.get(str(raw.get("status")))
     if status is None:
         raise _invalid("status: expected active (or requested) to re-activate, or off")

@@ -183,9 +183,17 @@ async def test_a_subscription_in_error_resumes_where_it_stopped_when_reactivated
     r = await strict.put(f"/v1/fhir/Subscription/{sub['id']}", json={**subscription(
         receiver.url.replace(str(receiver.port), "1"), sub["criteria"]), "status": "active"})
     assert r.status_code == 422 and "channel.endpoint" in r.text  # only the status may change
+    for changed, element in ((subscription(receiver.url, sub["criteria"], "another-secret-of-enough-length"),
+                              "extension: the shared secret cannot change"),
+                             ({**subscription(receiver.url, sub["criteria"]), "reason": "another"}, "reason: cannot")):
+        r = await strict.put(f"/v1/fhir/Subscription/{sub['id']}", json={**changed, "status": "active"})
+        assert r.status_code == 422 and element in r.text, r.text  # never a 200 that changes nothing
+    assert (await strict.get(f"/v1/fhir/Subscription/{sub['id']}")).json()["status"] == "error"
     r = await strict.put(f"/v1/fhir/Subscription/{sub['id']}", json={"resourceType": "Subscription",
                          "status": "active", "channel": {"type": "rest-hook"}})
     assert r.status_code == 200, r.text
+    same = {**subscription(receiver.url, sub["criteria"]), "status": "active"}  # everything as it is: fine
+    assert (await strict.put(f"/v1/fhir/Subscription/{sub['id']}", json=same)).status_code == 200
     expected = changes_of(book, patient_id)
     await eventually(lambda: asyncio.sleep(0, len(receiver.by_event_number()) >= len(expected)), timeout=60)
     assert_signed_in_order_once(receiver, expected)
