@@ -40,6 +40,8 @@ async def accept_event(registry: Registry, pathways: Pathways, book: OrderBook, 
     """
     patient_id = patient.patient_id
     event_id = event.event_id or f"api-{uuid.uuid4().hex}"
+    if event.observed_at is not None:  # one instant, one form: a retry written in another zone is the same event
+        event = event.model_copy(update={"observed_at": event.observed_at.astimezone(UTC)})
     payload = event.model_dump(mode="json", exclude_none=True) | {"event_id": event_id}
     answer = EventAnswer(accepted=True, patient_id=patient_id, event_id=event_id, type=event.type,
                          state_url=f"/v1/patients/{patient_id}", duplicate=False)

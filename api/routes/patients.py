@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
@@ -62,7 +64,7 @@ async def enroll(request: Request, body: JsonBody, response: Response, registry:
         raise ApiError(422, "invalid enrollment", [
             "id: differs only by letter case from an enrolled patient's id "
             "(ids are case-sensitive; use the enrolled id or another)"]) from None
-    if record.body != data:
+    if record.body != data and not _same_enrollment(record.enrollment, json.loads(data)):
         raise ApiError(409, "patient already enrolled with different data",
                        ["id: already enrolled; the enrollment cannot be changed (send events instead)"])
     started = False
@@ -105,3 +107,10 @@ async def get_timeline(patient: EnrolledPatient, pathways: PathwaysDep, book: Or
     entries = await pathways.timeline(patient.patient_id)
     orders = [] if entries is not None else await in_thread(book.list, patient_id=patient.patient_id)
     return timeline_body(patient, entries, orders, pathways.query_timeout.total_seconds())
+
+
+def _same_enrollment(kept: dict[str, Any], sent: dict[str, Any]) -> bool:
+    """Whether two enrollments say the same: red flags are a set (their order says nothing)."""
+    def flags(body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "red_flags": sorted(body.get("red_flags") or [])}
+    return flags(kept) == flags(sent)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sqlite3
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -75,6 +76,14 @@ async def test_enrollment_is_idempotent_and_conflicts_are_refused(stack):
     del same["red_flags"]
     r = await stack.http.post("/v1/patients", json=same)
     assert r.status_code == 200 and r.json()["created"] is False
+    # Red flags are a set: listed in another order, the enrollment is the same.
+    flagged = new_patient_id()
+    flags = ["history_of_cancer", "fever_or_infection"]
+    assert (await stack.http.post("/v1/patients", json=enrollment(flagged, red_flags=flags))).status_code == 201
+    r = await stack.http.post("/v1/patients", json=enrollment(flagged, red_flags=flags[::-1]))
+    assert r.status_code == 200 and r.json()["created"] is False, r.text
+    r = await stack.http.post("/v1/patients", json=enrollment(flagged, red_flags=flags[:1]))
+    assert r.status_code == 409
     r = await stack.http.post("/v1/patients", json=enrollment(patient, pain_nrs=3))
     assert r.status_code == 409
     _names(r, "id")
@@ -107,12 +116,21 @@ async def test_events_are_accepted_once_and_applied_once(stack):
     assert r.status_code == 202 and r.json()["duplicate"] is False
     r = await stack.http.post(f"/v1/patients/{patient}/events", json=event)
     assert r.status_code == 200 and r.json()["duplicate"] is True
+    # One instant written in two time zones is one event: its retry is a duplicate.
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    timed = {"type": "pain", "nrs": 6, "event_id": "p-tz", "observed_at": at.isoformat().replace("+00:00", "Z")}
+    assert (await stack.http.post(f"/v1/patients/{patient}/events", json=timed)).status_code == 202
+    elsewhere = {**timed, "observed_at": at.astimezone(timezone(timedelta(hours=1))).isoformat()}
+    r = await stack.http.post(f"/v1/patients/{patient}/events", json=elsewhere)
+    assert r.status_code == 200 and r.json()["duplicate"] is True, r.text
+    later = {**timed, "observed_at": (at + timedelta(seconds=1)).isoformat()}
+    assert (await stack.http.post(f"/v1/patients/{patient}/events", json=later)).status_code == 409
     # Without an event_id the API gives one, and answers with it.
     r = await stack.http.post(f"/v1/patients/{patient}/events", json={"type": "mobility", "bed_bound": False})
     assert r.status_code == 202
     generated = r.json()["event_id"]
-    await eventually(lambda: _has(stack, patient, {"p-1", generated}))
-    assert sorted(await applied_event_ids(stack.env, patient)) == sorted(["p-1", generated])
+    await eventually(lambda: _has(stack, patient, {"p-1", "p-tz", generated}))
+    assert sorted(await applied_event_ids(stack.env, patient)) == sorted(["p-1", "p-tz", generated])
     state = (await stack.http.get(f"/v1/patients/{patient}")).json()
     assert state["live"] is True and state["latest_pain"]["nrs"] == 6
 
