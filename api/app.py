@@ -9,6 +9,7 @@ carry the route template, status and timing only: no ids from the path, no bodie
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -46,6 +47,7 @@ from api.routes import (
     tasks,
 )
 from api.routes.subscriptions import SubscriptionSettings
+from pathway.contract import PATIENT_ID_PATTERN
 from pathway.guideline import PathwayDefinition, load_definition
 from worker.settings import public_base_url
 from workflows.models import TASK_QUEUE
@@ -127,9 +129,10 @@ UNAUTHENTICATED = "(unauthenticated)"
 
 
 async def audit_requests(request: Request, call_next):
-    """An audit record for each /v1 request that concerns a patient (named in the path, or by the
-    route: :func:`api.deps.audit_subject`), written before the answer leaves. A request that
-    names no patient (a listing across patients, a guideline read) is not recorded here."""
+    """An audit record for each /v1 request that concerns a patient (named in the path, by the
+    route: :func:`api.deps.audit_subject`, or by a ``patient`` query parameter), written before
+    the answer leaves — refused ones too. A request that names no patient (a listing across
+    patients, a guideline read) is not recorded here."""
     status = 500
     try:
         response = await call_next(request)
@@ -138,11 +141,30 @@ async def audit_requests(request: Request, call_next):
     finally:
         route = getattr(request.scope.get("route"), "path", "")
         state = request.scope.get("state", {})
-        patient_id = state.get("audit_patient") or request.scope.get("path_params", {}).get("patient_id")
+        patient_id = state.get("audit_patient") or request.scope.get("path_params", {}).get("patient_id") \
+            or _queried_patient(request)
         if route.startswith("/v1/") and isinstance(patient_id, str) and patient_id:
             caller = state.get("caller")
             await in_thread(request.app.state.services.audit.append,
-                            credential=caller.name if caller else UNAUTHENTICATED, patient_id=patient_id,
+                            credential=caller.name if caller else await _credential(request), patient_id=patient_id,
                             method=request.method, route=route,
                             action="read" if request.method in ("GET", "HEAD") else "write", status=status,
                             event_id=state.get("audit_event_id"))
+
+
+def _queried_patient(request: Request) -> str | None:
+    """The patient a ``patient`` query parameter names (an audit trail or order search), if it is an id."""
+    value = request.query_params.get("patient")
+    return value if value and len(value) <= 64 and re.match(PATIENT_ID_PATTERN, value) else None
+
+
+async def _credential(request: Request) -> str:
+    """Who sent a request that no route authenticated (a 405, a refusal before the route's own
+    check): the bearer token's name if it is valid."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token or len(request.headers.getlist("authorization")) > 1:
+        return UNAUTHENTICATED
+    try:
+        return (await request.app.state.services.auth.authenticate(token)).name
+    except Exception:  # noqa: BLE001 - an invalid token, or an identity provider away: the record still goes in
+        return UNAUTHENTICATED

@@ -123,6 +123,15 @@ class ObservationIn(_Element):
     note: list[ObservationNote] = Field(None)
 
 
+def named_patient(raw: Any) -> str | None:
+    """The patient a FHIR resource's ``subject.reference`` names, read before anything else is
+    judged (so that a refused resource is audited too); None if it names none."""
+    subject = raw.get("subject") if isinstance(raw, dict) else None
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    match = re.fullmatch(PATIENT_REFERENCE, reference) if isinstance(reference, str) else None
+    return match.group(1) if match else None
+
+
 # --- In: Observation -> contract event --------------------------------------------------------
 
 def observation_event(raw: Any) -> tuple[str, Event, str]:

@@ -24,8 +24,8 @@ RedFlag = Literal["history_of_cancer", "fever_or_infection", "neuro_deficit", "u
 
 # 1-64 of [A-Za-z0-9._-], but never "." or "..": a URL normaliser would turn those into another path.
 # Ids are case-sensitive; the API refuses an id that differs from an enrolled one only by case.
-PatientId = Annotated[str, Field(min_length=1, max_length=64,
-                                 pattern=r"^([A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)$")]
+PATIENT_ID_PATTERN = r"^([A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)$"
+PatientId = Annotated[str, Field(min_length=1, max_length=64, pattern=PATIENT_ID_PATTERN)]
 Nrs = Annotated[int, Field(ge=0, le=10, strict=True)]
 # Numbers are strict: "25" or true is refused, never quietly read as 25 or 1.
 Percent = Annotated[float, Field(ge=0, le=100, strict=True)]

@@ -29,7 +29,7 @@ from api.deps import (
 from api.errors import ApiError
 from api.event_intake import accept_event
 from api.fhir_models import FHIR_JSON, CarePlan, OrderResource
-from api.fhir_observation import observation_event
+from api.fhir_observation import named_patient, observation_event
 from api.models import EventAnswer
 from api.openapi import errors, links, request_body
 from api.readouts import state_body
@@ -65,7 +65,11 @@ async def post_observation(request: Request, caller: CallerDep, body: JsonBody, 
     (``valueQuantity.value`` -6..4) a ``dxa`` event; ``Observation.id`` (or its first
     identifier's value) is the event id, ``effectiveDateTime`` the time observed. Elements
     outside the profile in the schema are refused (422 naming them)."""
-    patient_id, event, id_field = observation_event(required(body))
+    raw = required(body)
+    named = named_patient(raw)
+    if named:
+        audit_subject(request, named)
+    patient_id, event, id_field = observation_event(raw)
     audit_subject(request, patient_id)
     patient = await require_enrolled(registry, patient_id, "subject.reference")
     answer = await accept_event(registry, pathways, book, patient, event, id_field, submitted_by=caller.name)

@@ -10,6 +10,7 @@ from api.errors import ApiError
 from api.event_intake import accept_event
 from api.fhir_codesystems import HEIGHT_LOSS, KYPHOSIS, MRI_ETIOLOGY, RADIOGRAPH_MEASURE, code_system, code_system_ids
 from api.fhir_models import FHIR_JSON
+from api.fhir_observation import named_patient
 from api.fhir_report import report_event, report_kind_matches, report_target
 from api.models import EventAnswer
 from api.openapi import errors, links, request_body
@@ -55,6 +56,9 @@ async def post_diagnostic_report(request: Request, caller: CallerDep, body: Json
     event; ``basedOn`` must name an imaging order of the same patient that such a report answers.
     From there it is the contract's event: a malignant or infective MRI exits the pathway."""
     raw = required(body)
+    named = named_patient(raw)
+    if named:
+        audit_subject(request, named)
     patient_id, order_id = report_target(raw)
     audit_subject(request, patient_id)
     patient = await require_enrolled(registry, patient_id, "subject.reference")

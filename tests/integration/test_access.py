@@ -103,6 +103,13 @@ async def test_scopes_revocation_and_audit(stack, tmp_path, monkeypatch, capsys)
         forbidden(await r_http.post(f"/v1/orders/{order_id}/acknowledge", json={}), "orders:write")
         r = await a_http.post(f"/v1/orders/{order_id}/acknowledge", json={})
         assert r.status_code == 200, r.text
+        # refused requests that name the patient are recorded too: a FHIR body refused whole, a scope
+        # refused before the route looks anything up, a method the route has not
+        pain_11 = {"resourceType": "Observation", "status": "final", "subject": {"reference": f"Patient/{patient}"},
+                   "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]}, "valueInteger": 11}
+        assert (await w_http.post("/v1/fhir/Observation", json=pain_11)).status_code == 422
+        forbidden(await w_http.get("/v1/orders", params={"patient": patient}), "pathways:read")
+        assert (await static.delete(f"/v1/patients/{patient}")).status_code == 405
         # the sender of each event is kept with its event id claim
         assert stack.app.state.services.registry.submitted_by(patient, "p-1") == "writer"
         assert stack.app.state.services.registry.submitted_by(patient, "c-1") == "dr-key"
@@ -128,8 +135,15 @@ async def test_scopes_revocation_and_audit(stack, tmp_path, monkeypatch, capsys)
         # no clinical values in the trail
         text = json.dumps(r.json())
         assert "family meeting" not in text and "dr-1" not in text
-        # the static token holds every scope
-        assert (await static.get("/v1/audit", params={"patient": patient})).status_code == 200
+        assert ("writer", "POST /v1/fhir/Observation", "E", "HTTP 422") in seen
+        assert ("writer", "GET /v1/orders", "R", "HTTP 403") in seen
+        assert ("reader", "GET /v1/audit", "R", "HTTP 403") in seen
+        assert ("token", "DELETE /v1/patients/{patient_id}", "E", "HTTP 405") in seen
+        # the static token holds every scope; reading the trail is itself recorded
+        r = await static.get("/v1/audit", params={"patient": patient})
+        assert r.status_code == 200
+        assert {"GET /v1/audit"} == {e["resource"]["entity"][0]["detail"][0]["valueString"] for e in r.json()["entry"]
+                                     if e["resource"]["agent"][0]["who"]["display"] == "auditor"}
 
         # a revoked key is refused at once (401)
         code, _ = vcf_token(data_dir, monkeypatch, capsys, "revoke", "reader")
