@@ -20,6 +20,7 @@ client gone (:mod:`api.errors` logs it as such).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +32,18 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from worker.settings import Settings
 
 log = logging.getLogger("api")
-_TOO_LARGE_TEXT = b"request head (line and headers) too large"
-TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
-             b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_TOO_LARGE_TEXT), _TOO_LARGE_TEXT))
+
+
+def _refusal(status: bytes, error: str, detail: str) -> bytes:
+    """A whole answer, in the API's one error shape, for a request refused before it reached the app."""
+    body = json.dumps({"error": error, "detail": [detail]}).encode()
+    return (b"HTTP/1.1 %s\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
+            % (status, len(body), body))
+
+
+TOO_LARGE = _refusal(b"431 Request Header Fields Too Large", "request head too large",
+                     "headers: the request line and headers are too large")
+MALFORMED = _refusal(b"400 Bad Request", "bad request", "request: not a valid HTTP/1.1 request")
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,12 @@ class GuardedH11(H11Protocol):
             self.transport.write(TOO_LARGE)
             self.transport.close()
         return True
+
+    def send_400_response(self, msg: str) -> None:
+        """A request h11 cannot read: 400 in the one error shape, then close."""
+        if not self.transport.is_closing():
+            self.transport.write(MALFORMED)
+            self.transport.close()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -5,6 +5,7 @@ keeps its token to the API's own origin. A real uvicorn (``api.main.serve``) wit
 from __future__ import annotations
 
 import asyncio
+import json
 import contextlib
 import logging
 import socket
@@ -236,5 +237,18 @@ async def test_a_request_head_larger_than_the_limit_is_refused(api):
     answer = await asyncio.wait_for(reader.read(), 10)
     writer.close()
     assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1]) == {
+        "error": "request head too large", "detail": ["headers: the request line and headers are too large"]}
     async with httpx.AsyncClient(base_url=api) as http:  # a head within the limit, as ever
         assert (await http.get("/healthz", headers={"X-Big": "a" * 8000})).status_code == 200
+
+
+async def test_a_request_that_is_not_http_gets_the_one_error_shape(api):
+    reader, writer = await asyncio.open_connection("127.0.0.1", _port(api))
+    writer.write(b"GARBAGE\r\n\r\n")
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 400") and b"content-type: application/json" in head, answer[:200]
+    assert json.loads(body) == {"error": "bad request", "detail": ["request: not a valid HTTP/1.1 request"]}
