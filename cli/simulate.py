@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.order_book import OrderBook
 from activities.results_after_end import record_result_after_end, takes_result_after_end
-from pathway.contract import Scenario
+from pathway.contract import Event, Scenario
 from pathway.guideline import PathwayDefinition, load_definition
 from security.codec import data_converter
 from security.keyring import KeyRing, configured_key_ring
@@ -76,7 +76,13 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
             enrolled_at = state.enrolled_at
             rejected: list[dict[str, Any]] = []
             after_end: list[DecisionNote] = []
+            sent: dict[str, tuple[float, Event]] = {}  # event id -> the event first sent under it, and its day
             for seq, (day, event) in enumerate(scenario.timed_events()):
+                if event.event_id is not None and sent.setdefault(event.event_id, (day, event)) != (day, event):
+                    # As the API answers 409: the id is bound to its first event; this one is not applied.
+                    rejected.append({"day": day, "event_type": event.type, "event_id": event.event_id,
+                                     "reason": "event_id: already used for a different event"})
+                    continue
                 observed_at = enrolled_at + timedelta(days=day)
                 await _advance_to(env, observed_at)
                 payload = event.model_copy(update={"observed_at": observed_at}).model_dump(
