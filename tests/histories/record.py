@@ -52,7 +52,18 @@ INDETERMINATE_MRI = [
     (3, "mri", {"etiology": "indeterminate"}),
     (10, "pain", {"nrs": 3}),
 ]
-STORIES = {"story": (STORY, 130, 8), "indeterminate_mri": (INDETERMINATE_MRI, 12, 6)}
+# Decisions that revision 3 changes: a severe report in the nerve-block window that arrives after it
+# closed, a result observed days before it arrives, a decline after the referral. Recorded before it.
+LATE_EVIDENCE = [
+    (1, "mri", {"etiology": "osteoporotic"}),
+    (20, "pain", {"nrs": 5}),
+    (50, "pain", {"nrs": 8, "observed_day": 30}),
+    (52, "radiograph", {"height_loss_pct": 25, "observed_day": 43}),
+    (80, "pain", {"nrs": 7}),
+    (90, "clinician", {"decision": "decline_augmentation", "reason": "prefers conservative care", "author": "dr-r"}),
+]
+STORIES = {"story": (STORY, 130, 8), "indeterminate_mri": (INDETERMINATE_MRI, 12, 6),
+           "late_evidence": (LATE_EVIDENCE, 95, 6)}
 
 
 async def record_story(env: WorkflowEnvironment, patient_id: str, story: str = "story") -> str:
@@ -69,6 +80,9 @@ async def record_story(env: WorkflowEnvironment, patient_id: str, story: str = "
             delta = enrolled_at + timedelta(days=day) - await env.get_current_time()
             if delta > timedelta(0):
                 await env.sleep(delta)
+            if "observed_day" in payload:  # a report that arrives after the day it was observed
+                payload = {**{k: v for k, v in payload.items() if k != "observed_day"},
+                           "observed_at": (enrolled_at + timedelta(days=payload["observed_day"])).isoformat()}
             if how == "update":
                 await handle.execute_update(PatientPathwayWorkflow.submit_event, payload)
             else:
