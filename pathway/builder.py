@@ -40,7 +40,10 @@ class Decision:
 #   2: an indeterminate MRI after an osteoporotic one holds PT and referrals again; the review's pain
 #      window follows a pause that held it, and a review a pause kept past its limit refers no one; a
 #      flare reported on a scheduled screening's day is that day's one screening.
-REVISION = 2
+#   3: evidence that arrives after the day it was observed: an action is dated when it is taken (never
+#      before), and a severe report in the nerve-block window that arrives after the window closed makes
+#      no offer; a radiograph result is noted as read; a decline after the augmentation referral is refused.
+REVISION = 3
 
 
 # The guideline step each reason for a clinician review is about (its citation names that section first).
@@ -73,6 +76,9 @@ class Builder:
         self.arrived = views.arrived  # the observations indexed last: from how many, of which classes
         self.actions_seen = (len(facts.taken), len(facts.noted))
         self.until = inf  # the earliest instant at which a step could answer otherwise (pathway.quiet)
+        # An action or note is dated when it is decided, not on the earlier day of late evidence
+        # (revision 3); enrollment actions are the enrollment's, at day 0 (decisions._enrollment lowers this).
+        self.earliest_day = now if revision >= 3 else -inf
 
     def osteoporotic_mri(self) -> float | None:
         """Day of the MRI result saying osteoporotic that PT and referrals rest on (from revision 2: the
@@ -92,6 +98,7 @@ class Builder:
     def _propose(self, action_id: str, kind: ActionKind, day: float, rationale: str, citation: str,
                  details: dict[str, Any]) -> None:
         self.proposed.add(action_id)
+        day = max(day, self.earliest_day)
         self.decision.actions.append(Action(id=action_id, day=round(day, 3), kind=kind, rationale=rationale,
                                             citation=citation, details=details))
 
@@ -109,7 +116,7 @@ class Builder:
         if self.done(note_id):
             return
         self.proposed.add(note_id)
-        self.decision.notes.append(Note(note_id, round(day, 3), text, citation))
+        self.decision.notes.append(Note(note_id, round(max(day, self.earliest_day), 3), text, citation))
 
 
 def sentence(text: str) -> str:

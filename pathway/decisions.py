@@ -133,6 +133,12 @@ def _findings(b: Builder) -> None:
 def _enrollment(b: Builder) -> None:
     if b.done("prescribe_first_line_analgesia"):
         return  # every enrollment action comes with the first decision
+    earliest, b.earliest_day = b.earliest_day, 0  # enrollment actions are recorded at day 0
+    _enrollment_actions(b)
+    b.earliest_day = earliest
+
+
+def _enrollment_actions(b: Builder) -> None:
     e, r = b.facts.enrollment, b.defn.rules
     grade = genant_grade(b.defn, e.height_loss_pct)
     fracture = presumed(b.facts)

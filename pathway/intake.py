@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from pathway.builder import REVISION
 from pathway.contract import ClinicianEvent, ContractError, Event, MriEvent, PathwayStatus, parse_event
 from pathway.facts import PatientFacts, decisions_of, more_than, mri_results, pause_state
 from pathway.guideline import PathwayDefinition
@@ -74,16 +75,19 @@ def admit(payload: Any, *, status: PathwayStatus, seen_event_ids: list[str], enr
     return Admission(event=event, day=max(0.0, day_of(min(at, now), enrolled_at)))
 
 
-def clinical_rejection(defn: PathwayDefinition, facts: PatientFacts, event: Event, day: float) -> str | None:
-    """Why a well-formed event observed on pathway day ``day`` cannot apply now, or None."""
+def clinical_rejection(defn: PathwayDefinition, facts: PatientFacts, event: Event, day: float,
+                       revision: int = REVISION) -> str | None:
+    """Why a well-formed event observed on pathway day ``day`` cannot apply now, or None (by the
+    decisions' ``revision``, :data:`pathway.builder.REVISION`)."""
     if isinstance(event, ClinicianEvent):
-        return _decision_rejection(defn, facts, event, day)
+        return _decision_rejection(defn, facts, event, day, revision)
     if isinstance(event, MriEvent) and any(e in ("malignant", "infection") for _, e in mri_results(facts)):
         return "etiology: the pathway already exited on a pathologic MRI"
     return None
 
 
-def _decision_rejection(defn: PathwayDefinition, facts: PatientFacts, event: ClinicianEvent, day: float) -> str | None:
+def _decision_rejection(defn: PathwayDefinition, facts: PatientFacts, event: ClinicianEvent, day: float,
+                        revision: int) -> str | None:
     decision, paused = event.decision, pause_state(facts).paused
     if decision == "pause" and paused:
         return "decision: the pathway is already paused"
@@ -100,6 +104,11 @@ def _decision_rejection(defn: PathwayDefinition, facts: PatientFacts, event: Cli
                     "without confirmation")
     if decision == "decline_augmentation" and decisions_of(facts, "decline_augmentation"):
         return "decision: augmentation is already declined"
+    referred = facts.taken.get("refer_vertebral_augmentation")
+    if decision == "decline_augmentation" and referred is not None and revision >= 3:
+        # Too late to decline by decision: the referral is an order the care team withdraws.
+        return (f"decision: the augmentation referral was already made on day {referred:g}; it is an open "
+                "order: the care team cancels it")
     return None
 
 

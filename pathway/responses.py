@@ -144,12 +144,18 @@ def pain_responses(b: Builder) -> None:
     level = b.facts.enrollment.fracture_level
     scope = b.defn.level_aware.nerve_block_scope if b.defn.level_aware else None
     # The first severe report in the window decides the offer (or the note): once done, no other can.
-    offered = b.done("offer_nerve_block") or b.done("offer_nerve_block:out_of_scope")
+    offered = b.done("offer_nerve_block") or b.done("offer_nerve_block:out_of_scope") \
+        or b.done("offer_nerve_block:reported_late")
     first = None if offered else first_pain_report(
         b.facts, "nerve_block_window", lambda day, nrs: lo <= day <= hi and nrs >= severe, under=b.defn)
     if first is not None:
         day, nrs = first
-        if scope and level not in scope.levels:
+        if b.revision >= 3 and b.safety and more_than(b.now, hi):
+            b.note("offer_nerve_block:reported_late", b.now,
+                   f"Pain NRS {nrs} on day {day:g} >= {severe:g} within days {lo:g}–{hi:g} was reported on day "
+                   f"{round(b.now, 1):g}, after the acute phase ended: no nerve-root block offer (it would expire "
+                   "at once); the care team decides.", r.nerve_block_until_day.cite())
+        elif scope and level not in scope.levels:
             b.note("offer_nerve_block:out_of_scope", day,
                    f"Pain NRS {nrs} on day {day:g} >= {severe:g} within days {lo:g}–{hi:g} would "
                    f"call for a nerve-root block offer, but the guideline's evidence covers root blocks for "
@@ -263,6 +269,13 @@ def radiograph_findings(b: Builder) -> None:
                   f"New fracture level {new} on day {day:g}: MRI to characterise it."
                   + imaging_text(b, "order_mri", new),
                   priority="routine", level=new)
+        if b.revision >= 3 and not b.done(f"radiograph:{day:g}"):  # every result is read, flagged or not
+            b.note(f"radiograph:{day:g}", day,
+                   f"Radiograph read: height loss {image.height_loss_pct:g}%"
+                   + (f", kyphosis {image.kyphosis_deg:g}°" if image.kyphosis_deg is not None else "")
+                   + (f", new fracture at {new}" if new and new != level else "")
+                   + ("; progressive deformity flagged." if found and found.day == day else "."),
+                   b.defn.cite("order_radiograph"))
 
 
 @step(MobilityEvent, until=lambda b: min((more_than_from(b.now, start, b.defn.rules.immobilization_max_days.value)

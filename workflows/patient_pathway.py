@@ -69,6 +69,8 @@ ONE_ALARM_PATCH = "one-alarm"
 BATCHED_ORDERS_PATCH = "batched-orders"
 # Safety fixes (pathway.builder.REVISION 2): decisions that may place fewer or other orders than before.
 DECISIONS_REVISION_PATCH = "decisions-revision-2"
+# Late evidence (pathway.builder.REVISION 3): no nerve-block offer after its window, a late decline refused.
+DECISIONS_REVISION_3_PATCH = "decisions-revision-3"
 
 
 @dataclass
@@ -112,6 +114,7 @@ class PatientPathwayWorkflow:
         self._metrics = PathwayMetrics(workflow.metric_meter(), EVENT_TYPES)
         self._arrived: dict[int, datetime] = {}
         self._applying_since: datetime | None = None
+        self._revision: int | None = None  # the decisions' revision of this run (see _decisions_revision)
 
     # --- Run loop ---------------------------------------------------------------------------
 
@@ -171,7 +174,7 @@ class PatientPathwayWorkflow:
     async def _apply(self, item: InboxItem) -> None:
         event, day = item.parsed(), item.day
         arrived = self._arrived.pop(item.seq, None)  # None for events carried over a continue-as-new
-        reason = clinical_rejection(self._defn, self._s.facts, event, day)
+        reason = clinical_rejection(self._defn, self._s.facts, event, day, self._decisions_revision())
         if reason:
             self._settle(item.seq, self._reject(reason, item.event, cause="clinical_conflict"))
             return
@@ -192,8 +195,7 @@ class PatientPathwayWorkflow:
     async def _decide_and_act(self, result: ResultRequest | None = None) -> list[Action]:
         """Decide at this instant and write what was decided (with ``result``, the result that
         came in, when the step's writes are batched)."""
-        revision = REVISION if workflow.patched(DECISIONS_REVISION_PATCH) else 1
-        decision = decide(self._defn, self._s.facts, self._day(), revision)
+        decision = decide(self._defn, self._s.facts, self._day(), self._decisions_revision())
         for note in decision.notes:
             self._s.facts.noted.append(note.id)
             self._record("note", note.text, {"id": note.id, "citation": note.citation}, day=note.day)
@@ -208,6 +210,14 @@ class PatientPathwayWorkflow:
             for overdue in overdue_orders(self._defn, self._s.facts, self._day()):
                 await self._escalate_overdue(overdue)
         return decision.actions
+
+    def _decisions_revision(self) -> int:
+        """The decisions' revision this run decides by (pathway.builder.REVISION): a run that started
+        before a revision keeps the one it started with, until its next continue-as-new."""
+        if self._revision is None:
+            self._revision = 3 if workflow.patched(DECISIONS_REVISION_3_PATCH) else \
+                2 if workflow.patched(DECISIONS_REVISION_PATCH) else 1
+        return self._revision
 
     async def _act_in_one_step(self, actions: list[Action], status: PathwayStatus,
                                result: ResultRequest | None) -> None:
@@ -479,7 +489,10 @@ class PatientPathwayWorkflow:
         admitted = self._admit(payload)
         reason = admitted.reason
         if reason is None and admitted.event is not None and not admitted.duplicate:
-            reason = clinical_rejection(self._defn, self._s.facts, admitted.event, admitted.day)
+            # A validator adds no command: before this run's first decision, judge by the current revision
+            # (the event is judged again when it is applied).
+            reason = clinical_rejection(self._defn, self._s.facts, admitted.event, admitted.day,
+                                        self._revision or REVISION)
         if reason:
             raise ApplicationError(reason, type="InvalidEvent")
 

@@ -5,8 +5,8 @@ keeps its token to the API's own origin. A real uvicorn (``api.main.serve``) wit
 from __future__ import annotations
 
 import asyncio
-import json
 import contextlib
+import json
 import logging
 import socket
 import time

@@ -43,15 +43,16 @@ class Walk:
         self.status = decision.status
         return decision
 
-    def event(self, day: float, **raw) -> Decision | None:
-        """Apply one event at ``day`` (refused events are kept in ``rejected``), then decide."""
+    def event(self, day: float, arrives: float | None = None, **raw) -> Decision | None:
+        """Apply one event observed at ``day`` (refused events are kept in ``rejected``), then decide
+        when it arrives (``arrives``: later, for a report that comes after the day it was observed)."""
         event = parse_event(raw)
-        reason = clinical_rejection(self.defn, self.facts, event, day)
+        reason = clinical_rejection(self.defn, self.facts, event, day, self.revision)
         if reason:
             self.rejected.append(reason)
             return None
         self.facts.observations.append(Observation(day=day, event=event))
-        return self.at(day)
+        return self.at(day if arrives is None else arrives)
 
     def pain(self, day: float, nrs: int) -> Decision | None:
         return self.event(day, type="pain", nrs=nrs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
@@ -164,8 +165,9 @@ async def test_a_deficit_reported_later_makes_the_pending_mri_order_urgent(ts_en
 
 
 async def test_a_new_pathway_decides_by_the_latest_revision(ts_env, order_book, task_queue):
-    """A pathway started now records the decisions-revision patch and holds PT when an indeterminate
-    MRI follows an osteoporotic one (the replay tests keep the first revision for older histories)."""
+    """A pathway started now records the latest decisions-revision patch, holds PT when an indeterminate
+    MRI follows an osteoporotic one (revision 2) and dates a film's flag on the day it arrives, not the
+    day it was taken (revision 3); the replay tests keep earlier revisions for older histories."""
     async with make_worker(ts_env, order_book, task_queue):
         handle = await start_pathway(ts_env.client, enrollment("pt-wf-revision", pain_nrs=6), task_queue=task_queue,
                                      options=NO_SERVER_FEATURES)
@@ -175,12 +177,20 @@ async def test_a_new_pathway_decides_by_the_latest_revision(ts_env, order_book, 
         await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "indeterminate"})
         await advance(ts_env, handle, 10)
         await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 3})
-        await advance(ts_env, handle, 11)
+        await advance(ts_env, handle, 17)
+        enrolled_at = (await handle.query(PatientPathwayWorkflow.state)).enrolled_at
+        taken = (enrolled_at + timedelta(days=15)).isoformat()  # reported two days after it was taken
+        await handle.signal(PatientPathwayWorkflow.radiograph,
+                            {"height_loss_pct": 25, "new_fracture_level": "L3", "observed_at": taken})
+        await advance(ts_env, handle, 18)
         state = await handle.query(PatientPathwayWorkflow.state)
         history = await handle.fetch_history()
         await handle.terminate("test done")
     assert "refer_physical_therapy" not in [a.kind for a in state.actions]
     assert "refer_physical_therapy:held:mri" in [n.id for n in state.notes]
+    (flag,) = [a for a in state.actions if a.kind == "flag_new_vertebral_fracture"]
+    assert flag.day == 17 and "Radiograph on day 15 shows a new fracture at L3" in flag.rationale
+    assert "radiograph:15" in [n.id for n in state.notes]
     markers = [e.marker_recorded_event_attributes for e in history.events
                if e.HasField("marker_recorded_event_attributes")]
-    assert any(b"decisions-revision-2" in m.SerializeToString() for m in markers), markers
+    assert any(b"decisions-revision-3" in m.SerializeToString() for m in markers), markers
