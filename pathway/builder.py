@@ -41,8 +41,9 @@ class Decision:
 #      window follows a pause that held it, and a review a pause kept past its limit refers no one; a
 #      flare reported on a scheduled screening's day is that day's one screening.
 #   3: evidence that arrives after the day it was observed: an action is dated when it is taken (never
-#      before), and a severe report in the nerve-block window that arrives after the window closed makes
-#      no offer; a radiograph result is noted as read; a decline after the augmentation referral is refused.
+#      before), a severe report in the nerve-block window that arrives after the window closed makes no
+#      offer, and a subsided report older than one that is not refers no one to PT; a radiograph result
+#      is noted as read; a decline after the augmentation referral is refused.
 REVISION = 3
 
 

@@ -235,6 +235,12 @@ def _physical_therapy(b: Builder) -> None:
                    "subsided")
         day = max(day, release)
         why += f"; MRI says osteoporotic (day {mri_day:g})"
+    latest = pain_reports(b.facts)[-1]
+    if b.revision >= 3 and latest[0] > met[0] and not subsided(latest):
+        # The report PT rests on arrived after a later one that is not subsided: pain has not subsided now.
+        b.note("refer_physical_therapy:held:pain", b.now, f"{why}, but the latest report, NRS {latest[1]} on day "
+               f"{latest[0]:g}, is above {limit:g}: PT when a report shows it has subsided.", cite)
+        return
     b.act("refer_physical_therapy", "refer_physical_therapy", day,
           f"{why}; start core strengthening and posture work.",
           basis=(r.physical_therapy_from_day, r.physical_therapy_pain_nrs), focus=["core strengthening", "posture"])

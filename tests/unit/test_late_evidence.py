@@ -100,3 +100,18 @@ def test_every_radiograph_result_is_read_in_a_note(definition):
     old = confirmed(Walk(definition, revision=2))
     old.event(15, type="radiograph", height_loss_pct=25)
     assert not [n for n in old.notes if n.id.startswith("radiograph:")]
+
+
+def test_a_late_subsided_score_refers_to_pt_only_if_pain_has_not_risen_since(definition):
+    w = confirmed(Walk(definition))
+    w.pain(20, 6)
+    w.event(9, arrives=30, type="pain", nrs=3)  # subsided on day 9, but 6 on day 20
+    assert not w.of("refer_physical_therapy")
+    (held,) = [n for n in w.notes if n.id == "refer_physical_therapy:held:pain"]
+    assert held.day == 30 and "the latest report, NRS 6 on day 20, is above 4" in held.text
+    w.pain(35, 3)
+    assert [a.day for a in w.of("refer_physical_therapy")] == [35]
+    old = confirmed(Walk(definition, revision=2))
+    old.pain(20, 6)
+    old.event(9, arrives=30, type="pain", nrs=3)
+    assert [a.day for a in old.of("refer_physical_therapy")] == [9]
