@@ -67,8 +67,13 @@ def urgent_safety(b: Builder) -> None:
                  else f"Neurological deficit reported on day {start:g}")
         expedite = b.safety and mri_pending and not at_enrollment
         extra: dict[str, Any] = {"expedite_mri": True} if expedite else {}
+        if b.done(f"refer_urgent_spine_surgery:{start:g}"):
+            continue  # referred (the text below is built only for what is new)
+        # A deficit reported late may already have a later report saying it cleared: the referral says so.
+        cleared = next((day for day, event in b.facts.of(NeuroEvent) if day > start and not event.deficit), None)
         b.act(f"refer_urgent_spine_surgery:{start:g}", "refer_urgent_spine_surgery", start,
               f"{cause}: urgent spine-surgery referral; the pathway goes on."
+              + (f" A report on day {cleared:g} says no deficit: evaluate the episode." if cleared is not None else "")
               + (" Expedite the pending MRI: it is urgent now." if expedite else ""),
               priority="urgent", **extra)
 

@@ -115,3 +115,13 @@ def test_a_late_subsided_score_refers_to_pt_only_if_pain_has_not_risen_since(def
     old.pain(20, 6)
     old.event(9, arrives=30, type="pain", nrs=3)
     assert [a.day for a in old.of("refer_physical_therapy")] == [9]
+
+
+def test_a_deficit_reported_after_a_later_report_said_none_is_referred_naming_both(definition):
+    w = Walk(definition)
+    w.event(10, type="neuro", deficit=False)
+    w.event(3, arrives=12, type="neuro", deficit=True)
+    (referral,) = w.of("refer_urgent_spine_surgery")
+    assert referral.day == 12 and referral.id == "refer_urgent_spine_surgery:3"
+    assert "Neurological deficit reported on day 3" in referral.rationale
+    assert "A report on day 10 says no deficit: evaluate the episode." in referral.rationale
