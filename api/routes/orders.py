@@ -56,7 +56,7 @@ async def list_orders(
     one page at a time (read page by page from the database), with a ``next`` link while more
     remain."""
     if status is not None and status not in ORDER_STATUSES:
-        raise ApiError(422, "invalid query", [f"status: expected one of {', '.join(ORDER_STATUSES)}"])
+        raise ApiError(422, "invalid request", [f"query.status: expected one of {', '.join(ORDER_STATUSES)}"])
     if patient:
         audit_subject(request, patient)
     query = {k: v for k, v in (("patient", patient), ("status", status)) if v is not None}

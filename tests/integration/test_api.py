@@ -250,7 +250,7 @@ async def test_orders_and_acknowledgement(stack):
     assert [e["resource"]["id"] for e in acked["entry"]] == [order_id]
     r = await stack.http.get("/v1/orders", params={"status": "pending"})
     assert r.status_code == 422
-    _names(r, "status")
+    _names(r, "query.status")  # as every query error names its parameter
     assert (await stack.http.get(f"/v1/orders/{order_id}")).status_code == 200
     assert (await stack.http.get("/v1/orders/ord-nope")).status_code == 404
 
