@@ -290,7 +290,13 @@ def describe(exc: ValidationError, prefix: str = "") -> list[str]:
             field = prefix + "type"
             message = f"missing; expected one of {', '.join(EVENT_TYPES)}"
         lines.append(f"{field}: {message}")
-    return list(dict.fromkeys(lines))
+    lines = list(dict.fromkeys(lines))
+    if len(lines) > MAX_ERRORS:  # a body of thousands of unknown keys is told so in a few lines, not thousands
+        lines = [*lines[:MAX_ERRORS], f"body: and {len(lines) - MAX_ERRORS} more errors"]
+    return lines
+
+
+MAX_ERRORS = 10  # error lines in one answer or refusal
 
 
 def parse_event(raw: Any) -> Event:

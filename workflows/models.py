@@ -60,6 +60,11 @@ class Rejection(BaseModel):
     event_id: str | None = None
 
 
+# Refused events kept in the state (and its timeline): a flood of malformed signals must not grow it
+# past what continue-as-new can carry. Older refusals are counted; each was logged and counted as it came.
+MAX_REJECTIONS_KEPT = 100
+
+
 class TaskRefusal(BaseModel):
     """An order whose task its performer rejected or failed (the API's ``task_refused`` signal)."""
 
@@ -80,7 +85,8 @@ class CarriedState(BaseModel):
     facts: PatientFacts
     actions: list[Action] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
-    rejected: list[Rejection] = Field(default_factory=list)
+    rejected: list[Rejection] = Field(default_factory=list, description=f"the last {MAX_REJECTIONS_KEPT} refusals")
+    rejected_dropped: int = Field(0, description="refused events older than those kept (counted, not kept)")
     seen_event_ids: list[str] = Field(default_factory=list)
     orders: dict[str, str] = Field(default_factory=dict, description="action id -> order id in the order book")
     inbox: list[InboxItem] = Field(default_factory=list)
@@ -159,6 +165,7 @@ class PathwayState(BaseModel):
     actions: list[Action]
     orders: dict[str, str] = Field(description="action id -> order id in the order book")
     rejected: list[Rejection]
+    rejected_dropped: int = Field(0, description=f"refused events before the last {MAX_REJECTIONS_KEPT} (not kept)")
     notes: list[DecisionNote] = Field(default_factory=list)
     history_length: int = 0
 

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.metrics import PathwayMetrics, RejectionReason
     from workflows.models import (
+        MAX_REJECTIONS_KEPT,
         CarriedState,
         EventReceipt,
         LatestPain,
@@ -55,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineKind,
     )
 
+MAX_REASON = 500  # characters of a refusal's reason kept (the sender's error lines are capped too)
 # Alarms ring a second after a due instant, so an event landing exactly then is applied first.
 SETTLE = timedelta(seconds=1)
 ORDER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -397,10 +399,18 @@ class PatientPathwayWorkflow:
         event_type = event_type or (str(body.get("type"))[:40] if body.get("type") else None)
         self._metrics.event_rejected(cause, event_type)
         event_id = str(body["event_id"])[:128] if body.get("event_id") is not None else None
+        reason = reason if len(reason) <= MAX_REASON else reason[:MAX_REASON - 1] + "…"
         rejection = Rejection(day=round(self._day(), 3), reason=reason, event_type=event_type, event_id=event_id)
         self._s.rejected.append(rejection)
         self._record("rejected", f"Rejected {event_type or 'event'}: {reason}", rejection.model_dump(mode="json"))
-        workflow.logger.warning("event rejected", extra={"event_type": event_type})
+        if len(self._s.rejected) > MAX_REJECTIONS_KEPT:  # the oldest kept refusal goes, from both records
+            self._s.rejected.pop(0)
+            self._s.rejected_dropped += 1
+            oldest = next(i for i, t in enumerate(self._s.timeline) if t.entry == "rejected")
+            del self._s.timeline[oldest]
+        # A type the contract does not know is the sender's text: logged as "unknown" (it may hold anything).
+        workflow.logger.warning("event rejected", extra={"event_type": event_type if event_type in EVENT_TYPES
+                                                         else "unknown"})
         return EventReceipt(accepted=False, event_id=event_id, day=rejection.day, reason=reason)
 
     def _settle(self, seq: int, receipt: EventReceipt) -> None:
@@ -509,7 +519,8 @@ class PatientPathwayWorkflow:
             fracture_level=self._s.facts.enrollment.fracture_level, latest_pain=now.latest_pain,
             escalation_state=now.escalation, next_review_day=now.review, next_review_at=self._at(now.review),
             next_step=now.upcoming[0].label if now.upcoming else None,
-            actions=self._s.actions, orders=self._s.orders, rejected=self._s.rejected, notes=self._s.notes(),
+            actions=self._s.actions, orders=self._s.orders, rejected=self._s.rejected,
+            rejected_dropped=self._s.rejected_dropped, notes=self._s.notes(),
             history_length=workflow.info().get_current_history_length())
 
     @workflow.query

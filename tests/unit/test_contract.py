@@ -9,6 +9,7 @@ from pathway.contract import (
     ACTION_KINDS,
     EVENT_TYPES,
     FRACTURE_LEVELS,
+    MAX_ERRORS,
     ContractError,
     parse_enrollment,
     parse_event,
@@ -314,3 +315,9 @@ def test_scenario_required_fields(field):
 def test_scenario_events_default_to_none():
     raw = {k: v for k, v in scenario().items() if k != "events"}
     assert parse_scenario(raw).timed_events() == []
+
+
+def test_thousands_of_unknown_keys_are_refused_in_a_few_lines():
+    with pytest.raises(ContractError) as refused:
+        parse_event({"type": "pain", "nrs": 3, **{f"k{i}": 0 for i in range(2000)}})
+    assert len(refused.value.errors) == MAX_ERRORS + 1 and refused.value.errors[-1] == "body: and 1990 more errors"

@@ -31,6 +31,7 @@ async def test_workflow_and_activity_logs_are_json_with_ids_and_no_free_text(ts_
             await handle.signal(PatientPathwayWorkflow.clinician,
                                 {"decision": "pause", "reason": "Reason-Marker", "author": "Dr Author-Marker"})
             await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 99})
+            await handle.signal(PatientPathwayWorkflow.event, {"type": "Type-Marker MRN 884412", "nrs": 4})
             await advance(ts_env, handle, 1)
             await handle.terminate("test done")
     finally:
@@ -43,5 +44,6 @@ async def test_workflow_and_activity_logs_are_json_with_ids_and_no_free_text(ts_
     actions = [line for line in ours if line["event"] in ("action taken", "order placed")]
     assert actions and all(line.get("action_kind") for line in actions)
     assert any(line["event"] == "event rejected" and line.get("level") == "warning" for line in ours)
-    for marker in ("Dizzy-Zebra-Marker", "Reason-Marker", "Author-Marker"):
+    assert any(line["event"] == "event rejected" and line.get("event_type") == "unknown" for line in ours)
+    for marker in ("Dizzy-Zebra-Marker", "Reason-Marker", "Author-Marker", "Type-Marker"):
         assert marker not in text

@@ -10,6 +10,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from pathway.contract import ACTION_KINDS
 from tests.helpers import NO_SERVER_FEATURES, advance, enrollment, make_worker
+from workflows.models import MAX_REJECTIONS_KEPT
 from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
 
@@ -43,6 +44,27 @@ async def test_malformed_signal_is_recorded_and_the_pathway_goes_on(ts_env, orde
         assert state.latest_pain.nrs == 3 and state.latest_pain.day == 8
         assert "refer_physical_therapy" in await kinds(handle)
         await handle.terminate("test done")
+
+
+async def test_a_flood_of_malformed_signals_keeps_the_state_bounded(ts_env, order_book, task_queue):
+    """Thousands of unknown keys are refused in a few lines; beyond the last 100 refusals the state
+    keeps a count, so continue-as-new can always carry it; the pathway goes on."""
+    async with make_worker(ts_env, order_book, task_queue):
+        handle = await start_pathway(ts_env.client, enrollment("pt-wf-flood"), task_queue=task_queue,
+                                     options=NO_SERVER_FEATURES)
+        wide = {"type": "pain", "nrs": 3, **{f"k{i}": 0 for i in range(2000)}}
+        await handle.signal(PatientPathwayWorkflow.event, wide)
+        for i in range(MAX_REJECTIONS_KEPT + 20):
+            await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 11, "event_id": f"bad-{i}"})
+        await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 5})
+        await advance(ts_env, handle, 1)
+        state = await handle.query(PatientPathwayWorkflow.state)
+        timeline = await handle.query(PatientPathwayWorkflow.timeline)
+        await handle.terminate("test done")
+    assert len(state.rejected) == MAX_REJECTIONS_KEPT and state.rejected_dropped == 21
+    assert state.rejected[-1].event_id == f"bad-{MAX_REJECTIONS_KEPT + 19}"  # the newest are the ones kept
+    assert len([t for t in timeline if t.entry == "rejected"]) == MAX_REJECTIONS_KEPT
+    assert state.latest_pain.nrs == 5 and state.status == "running"
 
 
 async def test_update_validator_rejects_with_the_field_and_accepts_with_actions(ts_env, order_book, task_queue):
