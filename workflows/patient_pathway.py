@@ -73,6 +73,8 @@ BATCHED_ORDERS_PATCH = "batched-orders"
 DECISIONS_REVISION_PATCH = "decisions-revision-2"
 # Late evidence (pathway.builder.REVISION 3): no nerve-block offer after its window, a late decline refused.
 DECISIONS_REVISION_3_PATCH = "decisions-revision-3"
+# An event refused when applied leaves its event id free (before: a re-send was answered as a duplicate).
+FREE_REFUSED_IDS_PATCH = "free-refused-event-ids"
 
 
 @dataclass
@@ -179,6 +181,8 @@ class PatientPathwayWorkflow:
         reason = clinical_rejection(self._defn, self._s.facts, event, day, self._decisions_revision())
         if reason:
             self._settle(item.seq, self._reject(reason, item.event, cause="clinical_conflict"))
+            if event.event_id is not None and workflow.patched(FREE_REFUSED_IDS_PATCH):
+                self._s.seen_event_ids.remove(event.event_id)  # refused: sent again, it is judged again
             return
         self._s.facts.observations.append(Observation(day=day, event=event))
         self._record("event", _describe(event), event.model_dump(mode="json", exclude_none=True), day=day)

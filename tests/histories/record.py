@@ -62,8 +62,17 @@ LATE_EVIDENCE = [
     (80, "pain", {"nrs": 7}),
     (90, "clinician", {"decision": "decline_augmentation", "reason": "prefers conservative care", "author": "dr-r"}),
 ]
+# A decision refused when applied, then sent again under its event id (from free-refused-event-ids on,
+# judged again; before, answered as a duplicate). Recorded before that patch.
+PAUSE = {"decision": "pause", "reason": "admitted", "author": "dr-r"}
+REFUSED_THEN_RESENT = [
+    (2, "clinician", {**PAUSE, "event_id": "c-1"}),
+    (3, "clinician", {**PAUSE, "event_id": "c-2"}),  # already paused: refused
+    (4, "clinician", {**PAUSE, "decision": "resume", "event_id": "c-3"}),
+    (5, "clinician", {**PAUSE, "event_id": "c-2"}),
+]
 STORIES = {"story": (STORY, 130, 8), "indeterminate_mri": (INDETERMINATE_MRI, 12, 6),
-           "late_evidence": (LATE_EVIDENCE, 95, 6)}
+           "late_evidence": (LATE_EVIDENCE, 95, 6), "refused_then_resent": (REFUSED_THEN_RESENT, 20, 6)}
 
 
 async def record_story(env: WorkflowEnvironment, patient_id: str, story: str = "story") -> str:

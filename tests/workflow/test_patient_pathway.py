@@ -89,6 +89,24 @@ async def test_update_validator_rejects_with_the_field_and_accepts_with_actions(
         await handle.terminate("test done")
 
 
+async def test_an_event_refused_when_applied_is_judged_again_when_sent_again(ts_env, order_book, task_queue):
+    """A refused event leaves its event id free: sent again once it makes sense, it is applied."""
+    pause = {"type": "clinician", "decision": "pause", "reason": "ward", "author": "dr-a"}
+    async with make_worker(ts_env, order_book, task_queue):
+        handle = await start_pathway(ts_env.client, enrollment("pt-wf-resent"), task_queue=task_queue,
+                                     options=NO_SERVER_FEATURES)
+        await handle.execute_update(PatientPathwayWorkflow.submit_event, {**pause, "event_id": "c-1"})
+        await handle.signal(PatientPathwayWorkflow.clinician, {**pause, "event_id": "c-2"})  # already paused
+        await advance(ts_env, handle, 1)
+        await handle.execute_update(PatientPathwayWorkflow.submit_event,
+                                    {**pause, "decision": "resume", "event_id": "c-3"})
+        again = await handle.execute_update(PatientPathwayWorkflow.submit_event, {**pause, "event_id": "c-2"})
+        state = await handle.query(PatientPathwayWorkflow.state)
+        await handle.terminate("test done")
+    assert [r.event_id for r in state.rejected] == ["c-2"] and "already paused" in state.rejected[0].reason
+    assert again.accepted and not again.duplicate and state.paused
+
+
 async def test_clinician_decisions_are_recorded_with_author_and_reason(ts_env, order_book, task_queue):
     async with make_worker(ts_env, order_book, task_queue):
         handle = await start_pathway(ts_env.client, enrollment("pt-wf-03"), task_queue=task_queue,
