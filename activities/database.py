@@ -128,6 +128,25 @@ class Database(ABC):
                 self._holder.session = None
 
     @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside a transaction of this thread: a block whose writes are undone alone if it raises,
+        the transaction going on (PostgreSQL aborts a whole transaction at a failed statement
+        otherwise). Outside one, a transaction of its own."""
+        held = self._held_session()
+        if held is None:
+            with self.transaction():
+                yield
+            return
+        held.execute("SAVEPOINT block")
+        try:
+            yield
+        except BaseException:
+            held.execute("ROLLBACK TO SAVEPOINT block")
+            held.execute("RELEASE SAVEPOINT block")
+            raise
+        held.execute("RELEASE SAVEPOINT block")
+
+    @contextmanager
     def read(self) -> Iterator[Session]:
         """A context giving a :class:`Session` for reads (inside a transaction of this thread, its
         session: what it wrote so far is seen)."""

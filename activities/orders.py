@@ -165,7 +165,8 @@ class OrderActivities:
             for request in batch.orders:
                 action = request.action
                 try:
-                    receipt.placed[action.id] = self.place_order(request).order_id
+                    with self.book.database.savepoint():  # a refused order undoes its own writes only
+                        receipt.placed[action.id] = self.place_order(request).order_id
                 except ApplicationError as exc:
                     receipt.refused[action.id or action.kind] = str(exc)
                     continue

@@ -189,3 +189,30 @@ def test_a_new_fracture_level_on_a_result_after_the_end_raises_a_routine_task_on
     quiet = record_result_after_end(order_book, event=same, result_key="r2", **after)
     assert quiet.fulfilled and quiet.escalation is None
     assert [o.kind for o in order_book.list()].count(AFTER_END_KIND) == 1
+
+
+def test_an_order_the_database_refuses_mid_batch_is_refused_alone(order_book: OrderBook):
+    """A constraint broken by one order of a step (here a trigger) undoes that order's writes only: on
+    PostgreSQL a failed statement would otherwise abort the whole step's transaction."""
+    with order_book.database.transaction() as db:
+        if order_book.database.dialect == "sqlite":
+            db.execute("CREATE TRIGGER refuse_title BEFORE INSERT ON orders WHEN NEW.title = 'refused here'"
+                       " BEGIN SELECT RAISE(ABORT, 'refused by a constraint'); END")
+        else:
+            db.execute("CREATE FUNCTION refuse_title() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                       " IF NEW.title = 'refused here' THEN RAISE EXCEPTION 'refused by a constraint'; END IF;"
+                       " RETURN NEW; END $$")
+            db.execute("CREATE TRIGGER refuse_title BEFORE INSERT ON orders FOR EACH ROW"
+                       " EXECUTE FUNCTION refuse_title()")
+    activities, env = OrderActivities(order_book), ActivityEnvironment()
+    env.run(activities.place_order, request("order_mri:day-0", kind="order_mri", day=0))
+    refused = request("order_dxa", kind="order_dxa").model_copy(update={"title": "refused here"})
+    batch = OrderBatch(workflow_id="vcf-pathway-pt-ob", orders=[request("order_radiograph:day-14"), refused,
+                                                                request("order_radiograph:day-42", day=42)],
+                       result=ResultRequest(workflow_id="vcf-pathway-pt-ob", event_type="mri", day=3, result_key="e-1"))
+    receipt = env.run(activities.place_orders, batch)
+    assert list(receipt.placed) == ["order_radiograph:day-14", "order_radiograph:day-42"]
+    assert "refused by a constraint" in receipt.refused["order_dxa"]
+    status = {o.action_id: o.status for o in order_book.list()}
+    assert status == {"order_mri:day-0": "completed", "order_radiograph:day-14": "active",
+                      "order_radiograph:day-42": "active"}
