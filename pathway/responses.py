@@ -41,7 +41,7 @@ from pathway.facts import (
 from pathway.guideline import PathwayDefinition
 from pathway.medication import stop_calcitonin
 from pathway.quiet import more_than_from, step
-from pathway.results import RESULT_EVENT_FOR, open_orders
+from pathway.results import RESULT_EVENT_FOR, OpenOrder, open_orders
 
 # Pending work cancelled when the fracture proves pathologic.
 CANCELLED_ON_EXIT = (
@@ -183,7 +183,14 @@ def pain_responses(b: Builder) -> None:
         _physical_therapy(b)
     for day, nrs, lowest in pain_flares(b.defn, b.facts):
         flare = f"order_adjacent_fracture_screening:flare:{day:g}"
-        if b.done(flare):
+        if b.done(flare) or b.done(f"{flare}:covered"):
+            continue
+        waiting = _screening_waiting(b) if b.revision >= 3 else None
+        if waiting is not None:  # one task per need: the screening just ordered images the same regions
+            b.note(f"{flare}:covered", b.now,
+                   f"Pain flare: NRS {nrs} on day {day:g} is >= {r.flare_rise_nrs.value:g} above the lowest score "
+                   f"{lowest}, but the adjacent-fracture screening ordered on day {waiting.day:g} still waits for its "
+                   "result: no second screening.", b.defn.cite("order_adjacent_fracture_screening"))
             continue
         b.act(flare, "order_adjacent_fracture_screening",
               day, f"Pain flare: NRS {nrs} on day {day:g} is >= {r.flare_rise_nrs.value:g} above the "
@@ -192,6 +199,14 @@ def pain_responses(b: Builder) -> None:
               + imaging_text(b, "order_adjacent_fracture_screening", b.facts.enrollment.fracture_level),
               basis=(r.flare_rise_nrs, r.flare_baseline_max_nrs), trigger="pain_flare",
               level=b.facts.enrollment.fracture_level)
+
+
+def _screening_waiting(b: Builder) -> OpenOrder | None:
+    """An adjacent-fracture screening ordered within the last day that still waits for its result, if
+    any (revision 3): a flare hours after the scheduled screening was ordered is that screening's need."""
+    waiting = [o for o in open_orders(b.facts)
+               if o.kind == "order_adjacent_fracture_screening" and b.now - o.day < 1]
+    return waiting[-1] if waiting else None
 
 
 def _offer_expiry(b: Builder) -> float:

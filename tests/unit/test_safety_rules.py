@@ -392,6 +392,25 @@ def test_a_flare_reported_on_the_scheduled_day_is_the_one_screening(definition):
     assert "order_adjacent_fracture_screening:day-182:skipped" in note_ids(w)
 
 
+@pytest.mark.parametrize("revision, flare_day, screenings", [
+    (3, 182.125, ["day-182"]),  # three hours after the scheduled screening was ordered: that one covers it
+    (3, 184, ["day-182", "flare:184"]),  # two days after: a screening of its own
+    (2, 182.125, ["day-182", "flare:182.125"]),
+])  # fmt: skip
+def test_a_flare_just_after_the_scheduled_screening_is_covered_by_it(definition, revision, flare_day, screenings):
+    w = confirmed(Walk(definition, pain_nrs=6, revision=revision))
+    w.pain(20, 2)
+    w.pain(100, 2)
+    w.until(182.1)
+    w.pain(flare_day, 6)
+    prefix = "order_adjacent_fracture_screening:"
+    assert [a.id.removeprefix(prefix) for a in w.of("order_adjacent_fracture_screening")] == screenings
+    covered = [n for n in w.notes if n.id == f"{prefix}flare:{flare_day:g}:covered"]
+    assert bool(covered) is (screenings == ["day-182"])
+    if covered:
+        assert "ordered on day 182 still waits for its result: no second screening" in covered[0].text
+
+
 def test_a_skipped_screening_stays_skipped_once_the_flare_window_has_passed(definition):
     w = confirmed(Walk(definition, pain_nrs=6))
     w.pain(20, 2)
