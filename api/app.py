@@ -155,7 +155,7 @@ async def audit_requests(request: Request, call_next):
 def _queried_patient(request: Request) -> str | None:
     """The patient a ``patient`` query parameter names (an audit trail or order search), if it is an id."""
     value = request.query_params.get("patient")
-    return value if value and len(value) <= 64 and re.match(PATIENT_ID_PATTERN, value) else None
+    return value if value and len(value) <= 64 and re.fullmatch(PATIENT_ID_PATTERN, value) else None
 
 
 async def _credential(request: Request) -> str:

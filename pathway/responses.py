@@ -62,13 +62,13 @@ REVIEWED_ON_EXIT = ("prescribe_bisphosphonate", "prescribe_first_line_analgesia"
 def urgent_safety(b: Builder) -> None:
     mri_pending = not mri_results(b.facts)
     for start in neuro_episodes(b.facts):
+        if b.done(f"refer_urgent_spine_surgery:{start:g}"):
+            continue  # referred (the text below is built only for what is new)
         at_enrollment = start == 0 and "neuro_deficit" in b.facts.enrollment.red_flags
         cause = ("Neuro_deficit red flag at enrollment" if at_enrollment
                  else f"Neurological deficit reported on day {start:g}")
         expedite = b.safety and mri_pending and not at_enrollment
         extra: dict[str, Any] = {"expedite_mri": True} if expedite else {}
-        if b.done(f"refer_urgent_spine_surgery:{start:g}"):
-            continue  # referred (the text below is built only for what is new)
         # A deficit reported late may already have a later report saying it cleared: the referral says so.
         cleared = next((day for day, event in b.facts.of(NeuroEvent) if day > start and not event.deficit), None)
         b.act(f"refer_urgent_spine_surgery:{start:g}", "refer_urgent_spine_surgery", start,

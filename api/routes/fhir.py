@@ -66,11 +66,10 @@ async def post_observation(request: Request, caller: CallerDep, body: JsonBody, 
     identifier's value) is the event id, ``effectiveDateTime`` the time observed. Elements
     outside the profile in the schema are refused (422 naming them)."""
     raw = required(body)
-    named = named_patient(raw)
+    named = named_patient(raw)  # audited before the rest is judged: a refused Observation is recorded too
     if named:
         audit_subject(request, named)
     patient_id, event, id_field = observation_event(raw)
-    audit_subject(request, patient_id)
     patient = await require_enrolled(registry, patient_id, "subject.reference")
     answer = await accept_event(registry, pathways, book, patient, event, id_field, submitted_by=caller.name)
     audit_subject(request, patient_id, answer.event_id)

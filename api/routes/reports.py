@@ -56,11 +56,10 @@ async def post_diagnostic_report(request: Request, caller: CallerDep, body: Json
     event; ``basedOn`` must name an imaging order of the same patient that such a report answers.
     From there it is the contract's event: a malignant or infective MRI exits the pathway."""
     raw = required(body)
-    named = named_patient(raw)
+    named = named_patient(raw)  # audited before the rest is judged: a refused report is recorded too
     if named:
         audit_subject(request, named)
     patient_id, order_id = report_target(raw)
-    audit_subject(request, patient_id)
     patient = await require_enrolled(registry, patient_id, "subject.reference")
     order = await in_thread(book.get, order_id)
     if order is None or order.patient_id != patient_id:
