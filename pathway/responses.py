@@ -169,8 +169,8 @@ def pain_responses(b: Builder) -> None:
         else:
             b.act("offer_nerve_block", "offer_nerve_block", day,
                   f"Pain NRS {nrs} on day {day:g} >= {severe:g} despite "
-                  f"first-line analgesia, within days {lo:g}–{hi:g}: a "
-                  f"{level} nerve-root block may be considered "
+                  f"first-line analgesia, within days {lo:g}–{hi:g}: {'an' if level.startswith('L') else 'a'} "
+                  f"{level} nerve-root block may be considered "  # "an L2" (el), "a T12" (tee)
                   "(short-term relief, up to ~2 weeks). Needs clinician confirmation"
                   + (f"; the offer expires on day {hi:g} if not confirmed." if b.safety else "."),
                   basis=(r.severe_pain_nrs,), needs_confirmation=True, level=level,
