@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from activities.order_book import OrderBook
 from activities.orders import ORDERS_ANSWERED_BY
 from pathway.contract import Event, MriEvent, RadiographEvent
+from pathway.responses import pathologic_finding
 
 AFTER_END_KIND = "escalate_result_after_end"
 PATHOLOGIC = ("malignant", "infection")
@@ -65,9 +66,9 @@ def _care_team_task(event: Event, day: float, status: str,
                     enrolled_level: str | None) -> tuple[str, str, str, str, dict[str, str]] | None:
     """The task a result after the end calls for (title, rationale, citation, priority, details), or None."""
     if isinstance(event, MriEvent) and event.etiology in PATHOLOGIC:
-        etiology = event.etiology
-        return (f"Urgent: MRI after the pathway ended shows a {etiology} (pathologic) fracture",
-                f"MRI on day {day:g}, after the pathway ended ({status}), shows a {etiology} fracture: the care "
+        etiology, finding = event.etiology, pathologic_finding(event.etiology)
+        return (f"Urgent: MRI after the pathway ended shows {finding}",
+                f"MRI on day {day:g}, after the pathway ended ({status}), shows {finding}: the care "
                 "team arranges the pathologic work-up (oncology or infectious disease, spine surgery) and reviews "
                 "the medications.",
                 "Guideline: Important Clinical Pitfalls / Ruling out pathologic fracture (ref. 3); "

@@ -78,6 +78,11 @@ def urgent_safety(b: Builder) -> None:
               priority="urgent", **extra)
 
 
+def pathologic_finding(etiology: str) -> str:
+    """What an MRI saying ``malignant`` or ``infection`` shows, in words ("an infective (pathologic) fracture")."""
+    return f"{'an infective' if etiology == 'infection' else 'a ' + etiology} (pathologic) fracture"
+
+
 @step(MriEvent, others=False)
 def pathologic_fracture(b: Builder) -> bool:
     for day, etiology in mri_results(b.facts):
@@ -85,7 +90,7 @@ def pathologic_fracture(b: Builder) -> bool:
             specialty = "oncology" if etiology == "malignant" else "infectious_disease"
             stop_calcitonin(b, day, "pathologic fracture")
             b.act("refer_pathologic_fracture_workup", "refer_pathologic_fracture_workup", day,
-                  f"MRI on day {day:g} shows a {etiology} (pathologic) fracture: leave the "
+                  f"MRI on day {day:g} shows {pathologic_finding(etiology)}: leave the "
                   "osteoporotic pathway, cancel pending radiographs, referrals and screening.",
                   priority="urgent", etiology=etiology,
                   refer_to=[specialty, "spine_surgery"], cancels=list(CANCELLED_ON_EXIT))

@@ -598,7 +598,8 @@ def test_pathologic_mri_exits_the_pathway(definition, etiology, specialty):
     stop, ref, review = w.actions[-3:]
     assert review.details["reason"] == "pathologic_exit_medications" and review.day == 16
     assert stop.day == 16 and "pathologic fracture" in stop.rationale
-    assert ref.day == 16 and f"{etiology} (pathologic)" in ref.rationale
+    finding = {"malignant": "a malignant", "infection": "an infective"}[etiology]
+    assert ref.day == 16 and f"MRI on day 16 shows {finding} (pathologic) fracture" in ref.rationale
     assert ref.details["priority"] == "urgent" and ref.details["refer_to"] == [specialty, "spine_surgery"]
     assert {"order_radiograph", "refer_vertebral_augmentation", "refer_physical_therapy"} <= set(ref.details["cancels"])
     assert "Ruling out pathologic fracture" in ref.citation
