@@ -65,7 +65,7 @@ def urgent_safety(b: Builder) -> None:
         if b.done(f"refer_urgent_spine_surgery:{start:g}"):
             continue  # referred (the text below is built only for what is new)
         at_enrollment = start == 0 and "neuro_deficit" in b.facts.enrollment.red_flags
-        cause = ("Neuro_deficit red flag at enrollment" if at_enrollment
+        cause = ("The neuro_deficit red flag at enrollment" if at_enrollment
                  else f"Neurological deficit reported on day {start:g}")
         expedite = b.safety and mri_pending and not at_enrollment
         extra: dict[str, Any] = {"expedite_mri": True} if expedite else {}

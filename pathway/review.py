@@ -154,6 +154,7 @@ def _review_on_current_evidence(b: Builder) -> None:
         return
     what = {"mri_result": "MRI result saying osteoporotic", "recent_pain_report": f"pain report from day {window:g} on"}
     wanted = " and ".join(f"a{'n' if m == 'mri_result' else ''} {what[m]}" for m in missing)
+    lacked = " or ".join(f"a{'n' if m == 'mri_result' else ''} {what[m]}" for m in missing)  # "without ... or ..."
     lacking = " and no ".join(what[m] for m in missing)
     held = b.done(f"{REVIEW}:held")
     mri = _mri_status(b.facts)
@@ -168,14 +169,14 @@ def _review_on_current_evidence(b: Builder) -> None:
         return
     found = f" ({'; '.join(why) if why else 'no criterion met'})"
     if held and missing:
-        why_not = (f"12-week review held since day {evidence.reached:g} and still without {wanted} after day "
+        why_not = (f"12-week review held since day {evidence.reached:g} and still without {lacked} after day "
                    f"{hold_until:g}")
     elif held:
         why_not = (f"12-week review held since day {evidence.reached:g}; the pathway was paused when its evidence came "
                    f"and resumed on day {b.now:g}, past day {hold_until:g}{found}")
     else:
         why_not = (f"12-week review reached only on day {b.now:g}, when the pathway resumed after a pause, past "
-                   f"day {hold_until:g}" + (f", without {wanted}" if missing else found))
+                   f"day {hold_until:g}" + (f", without {lacked}" if missing else found))
     b.note(f"{REVIEW}:lapsed", b.now, f"{why_not}: the pathway makes no augmentation referral; the care team decides.",
            s.review_hold_until_day.cite())
 
@@ -193,7 +194,7 @@ def _review_note(b: Builder, why: list[str], when: str) -> None:
     r = b.defn.rules
     nrs = latest_pain(b.facts)[1]
     b.note(f"{REVIEW}:done", b.now, f"{when}: " + (
-        "; ".join(why) if why else
+        "; ".join(why) + "." if why else
         f"no criterion met (latest pain NRS {nrs}"
         + (f" <= {r.resolved_pain_nrs.value:g}: resolved" if nrs <= r.resolved_pain_nrs.value else "")
         + "); continue conservative care."), r.review_day.cite())
