@@ -43,7 +43,7 @@ class Decision:
 #   3: evidence that arrives after the day it was observed: an action is dated when it is taken (never
 #      before), a severe report in the nerve-block window that arrives after the window closed makes no
 #      offer, and a subsided report older than one that is not refers no one to PT; a radiograph result
-#      is noted as read; a decline after the augmentation referral is refused; a flare within a day of a
+#      is noted as read; a decline after the augmentation referral is refused; a flare on the day of a
 #      screening order still waiting for its result orders no second one.
 REVISION = 3
 

@@ -8,7 +8,7 @@ per cause. A pause does not hold these: new clinical information is always answe
 
 from __future__ import annotations
 
-from math import inf
+from math import floor, inf
 from typing import Any, cast
 
 from pathway.builder import Builder, sentence
@@ -207,10 +207,10 @@ def pain_responses(b: Builder) -> None:
 
 
 def _screening_waiting(b: Builder) -> OpenOrder | None:
-    """An adjacent-fracture screening ordered within the last day that still waits for its result, if
-    any (revision 3): a flare hours after the scheduled screening was ordered is that screening's need."""
+    """An adjacent-fracture screening ordered on this pathway day that still waits for its result, if any
+    (revision 3): a flare hours after the scheduled screening was ordered is that screening's need."""
     waiting = [o for o in open_orders(b.facts)
-               if o.kind == "order_adjacent_fracture_screening" and b.now - o.day < 1]
+               if o.kind == "order_adjacent_fracture_screening" and floor(o.day) == floor(b.now)]
     return waiting[-1] if waiting else None
 
 

@@ -394,7 +394,7 @@ def test_a_flare_reported_on_the_scheduled_day_is_the_one_screening(definition):
 
 @pytest.mark.parametrize("revision, flare_day, screenings", [
     (3, 182.125, ["day-182"]),  # three hours after the scheduled screening was ordered: that one covers it
-    (3, 184, ["day-182", "flare:184"]),  # two days after: a screening of its own
+    (3, 183, ["day-182", "flare:183"]),  # the next day: a screening of its own
     (2, 182.125, ["day-182", "flare:182.125"]),
 ])  # fmt: skip
 def test_a_flare_just_after_the_scheduled_screening_is_covered_by_it(definition, revision, flare_day, screenings):
