@@ -10,6 +10,7 @@ idempotent per result key.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from activities.order_book import OrderBook
 from activities.orders import ORDERS_ANSWERED_BY
@@ -53,21 +54,27 @@ def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: st
     task = _care_team_task(event, day, status, enrolled_level) if fulfilled else None
     if task is None:
         return ResultAfterEnd(fulfilled)
-    title, rationale, citation, priority, details = task
     placed, _ = book.place(
         idempotency_key=f"{workflow_id}/after-end:{result_key}", patient_id=patient_id, workflow_id=workflow_id,
-        action_id=f"after-end:{result_key}", kind=AFTER_END_KIND, resource="Task", priority=priority, day=day,
-        title=title, rationale=rationale, citation=citation,
-        details={"order_id": fulfilled[0], **details, "pathway_status": status}, codes=[])
-    return ResultAfterEnd(fulfilled, placed.id, priority)
+        action_id=f"after-end:{result_key}", kind=AFTER_END_KIND, resource="Task", priority=task.priority, day=day,
+        title=task.title, rationale=task.rationale, citation=task.citation,
+        details={"order_id": fulfilled[0], **task.details, "pathway_status": status}, codes=[])
+    return ResultAfterEnd(fulfilled, placed.id, task.priority)
 
 
-def _care_team_task(event: Event, day: float, status: str,
-                    enrolled_level: str | None) -> tuple[str, str, str, str, dict[str, str]] | None:
-    """The task a result after the end calls for (title, rationale, citation, priority, details), or None."""
+class _CareTeamTask(NamedTuple):
+    title: str
+    rationale: str
+    citation: str
+    priority: str
+    details: dict[str, str]
+
+
+def _care_team_task(event: Event, day: float, status: str, enrolled_level: str | None) -> _CareTeamTask | None:
+    """The task a result after the end calls for, or None."""
     if isinstance(event, MriEvent) and event.etiology in PATHOLOGIC:
         etiology, finding = event.etiology, pathologic_finding(event.etiology)
-        return (f"Urgent: MRI after the pathway ended shows {finding}",
+        return _CareTeamTask(f"Urgent: MRI after the pathway ended shows {finding}",
                 f"MRI on day {day:g}, after the pathway ended ({status}), shows {finding}: the care "
                 "team arranges the pathologic work-up (oncology or infectious disease, spine surgery) and reviews "
                 "the medications.",
@@ -75,7 +82,7 @@ def _care_team_task(event: Event, day: float, status: str,
                 "safety rules: withdrawal hands over", "urgent", {"etiology": etiology})
     new = event.new_fracture_level if isinstance(event, RadiographEvent) else None
     if new and new != enrolled_level:
-        return (f"Radiograph after the pathway ended shows a new vertebral fracture at {new}",
+        return _CareTeamTask(f"Radiograph after the pathway ended shows a new vertebral fracture at {new}",
                 f"Radiograph on day {day:g}, after the pathway ended ({status}), shows a new fracture at {new}"
                 + (f" (enrolled: {enrolled_level})" if enrolled_level else "")
                 + ": the care team arranges an MRI of the new level and reviews the osteoporosis treatment.",

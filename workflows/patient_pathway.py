@@ -71,7 +71,7 @@ ONE_ALARM_PATCH = "one-alarm"
 BATCHED_ORDERS_PATCH = "batched-orders"
 # Safety fixes (pathway.builder.REVISION 2): decisions that may place fewer or other orders than before.
 DECISIONS_REVISION_PATCH = "decisions-revision-2"
-# Late evidence (pathway.builder.REVISION 3): no nerve-block offer after its window, a late decline refused.
+# Late evidence and one task per need (pathway.builder.REVISION 3): what it lists may order less or refuse more.
 DECISIONS_REVISION_3_PATCH = "decisions-revision-3"
 # An event refused when applied leaves its event id free (before: a re-send was answered as a duplicate).
 FREE_REFUSED_IDS_PATCH = "free-refused-event-ids"
