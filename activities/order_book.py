@@ -84,6 +84,12 @@ MIGRATIONS: list[list[Step]] = [
 PagePosition = tuple[float, str, str]
 
 
+# An order a care team acknowledged before its result came: its task was never completed (a result
+# completes it), so it still waits for the result.
+_ACKNOWLEDGED_WITHOUT_RESULT = ("(status = 'acknowledged' AND NOT EXISTS (SELECT 1 FROM order_changes c"
+                                " WHERE c.order_id = orders.id AND c.task_status = 'completed'))")
+
+
 def new_order_id() -> str:
     """A fresh, unguessable order id (80 random bits; no PHI in it). The idempotency key, not the
     id, says whether an order exists already: see :meth:`OrderBook.place`."""
@@ -191,9 +197,7 @@ class OrderBook(Store):
         worker, on PostgreSQL) that closed it first makes this one take the next, never the same.
         """
         marks = ",".join("?" * len(kinds))
-        # Acknowledged without a result: its task was never completed (a result completes it).
-        waiting = (" OR (status = 'acknowledged' AND NOT EXISTS (SELECT 1 FROM order_changes c"
-                   " WHERE c.order_id = orders.id AND c.task_status = 'completed'))") if awaiting_result else ""
+        waiting = f" OR {_ACKNOWLEDGED_WITHOUT_RESULT}" if awaiting_result else ""
         query = (f"SELECT id, patient_id, status FROM orders WHERE workflow_id = ? AND (status = ?{waiting})"
                  f" AND kind IN ({marks}) ORDER BY day {'ASC' if oldest_first else 'DESC'}, created_at")
         closed: builtins.list[str] = []
@@ -207,6 +211,14 @@ class OrderBook(Store):
                     closed.append(row["id"])
                     _change(db, row["id"], row["patient_id"], TASK_STATUS_OF_ORDER[status], status, PATHWAY, reason)
         return closed
+
+    def awaits_result(self, order_id: str) -> bool:
+        """Whether the order is still waiting for its result: open, or acknowledged before it came
+        (a result, a cancellation or the performer's refusal closes it)."""
+        with self.database.read() as db:
+            row = db.execute(f"SELECT 1 FROM orders WHERE id = ? AND (status = ? OR {_ACKNOWLEDGED_WITHOUT_RESULT})",
+                             (order_id, OPEN)).fetchone()
+        return row is not None
 
     def get(self, order_id: str) -> Order | None:
         """One order by id."""

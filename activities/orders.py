@@ -16,8 +16,8 @@ from activities.order_book import OrderBook
 from activities.order_model import OrderStatus, RequestResource
 from pathway.contract import ACTION_KINDS, Action
 from pathway.guideline import Code
-from pathway.results import RESULT_EVENT_FOR
-from workflows.metrics import ORDERS_WRITTEN
+from pathway.results import RESULT_EVENT_FOR, overdue_note_id
+from workflows.metrics import ORDERS_WRITTEN, OVERDUE_ESCALATION
 
 
 def _orders_answered_by() -> dict[str, list[str]]:
@@ -208,7 +208,7 @@ class OrderActivities:
         about = {"order_id": target.id} if target else {}
         order, created = self.book.place(
             idempotency_key=key, patient_id=request.patient_id, workflow_id=request.workflow_id,
-            action_id=f"overdue:{request.order_action_id}", kind="escalate_overdue_result", resource="Task",
+            action_id=overdue_note_id(request.order_action_id), kind=OVERDUE_ESCALATION, resource="Task",
             priority="urgent", day=request.day, title=f"Result overdue: {request.order_kind}",
             rationale=request.rationale, citation=request.citation,
             details={**about, "order_action_id": request.order_action_id, "order_day": request.order_day},
@@ -216,6 +216,18 @@ class OrderActivities:
         activity.logger.info("overdue result escalated", extra={"action_kind": request.order_kind})
         _count_written("escalate_overdue_result", created)
         return OrderReceipt(order_id=order.id, status=order.status, created=created)
+
+    @activity.defn(name="escalate_overdue_result_after_end")
+    def escalate_overdue_result_after_end(self, request: OverdueRequest) -> OrderReceipt | None:
+        """After the pathway ended: escalate as :meth:`escalate_overdue_result` does, unless the order
+        no longer waits for its result (it came through the API, the order was cancelled, or its
+        performer refused it): then None, and nothing is written."""
+        order = self.book.get_by_key(f"{request.workflow_id}/{request.order_action_id}")
+        if order is not None and not self.book.awaits_result(order.id):
+            activity.logger.info("result came after the end: nothing to escalate",
+                                 extra={"action_kind": request.order_kind})
+            return None
+        return self.escalate_overdue_result(request)
 
     @activity.defn(name="alert_refused_task")
     def alert_refused_task(self, request: RefusalRequest) -> OrderReceipt:
@@ -233,4 +245,4 @@ class OrderActivities:
     def all(self) -> list:
         """The activity callables, for the worker."""
         return [self.place_order, self.place_orders, self.cancel_open_orders, self.record_result,
-                self.escalate_overdue_result, self.alert_refused_task]
+                self.escalate_overdue_result, self.escalate_overdue_result_after_end, self.alert_refused_task]

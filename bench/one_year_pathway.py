@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from activities.order_book import OrderBook
 from cli.simulate import start_test_server
 from pathway.contract import Enrollment
-from worker.runtime import build_worker
+from worker.runtime import ephemeral_worker
 from workflows.models import PathwayOptions
 from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
@@ -42,7 +42,7 @@ SCHEDULE: list[tuple[float, str, dict[str, Any]]] = [
 
 async def one_year(env, book: OrderBook, run: int) -> tuple[float, int, int, str]:
     task_queue = f"bench-{uuid.uuid4()}"
-    async with build_worker(env.client, book, task_queue):
+    async with ephemeral_worker(env.client, book, task_queue):
         began = time.perf_counter()
         handle = await start_pathway(env.client, Enrollment(id=f"pt-bench-{run}", fracture_level="L2",
                                                             height_loss_pct=25, pain_nrs=8),

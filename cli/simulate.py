@@ -25,8 +25,9 @@ from pathway.contract import Event, Scenario
 from pathway.guideline import PathwayDefinition, load_definition
 from security.codec import data_converter
 from security.keyring import KeyRing, configured_key_ring
-from worker.runtime import binary, build_worker, configure_runtime
+from worker.runtime import binary, configure_runtime, ephemeral_worker
 from worker.settings import Settings
+from workflows.metrics import OVERDUE_ESCALATION
 from workflows.models import DecisionNote, PathwayInput, PathwayOptions, PathwayState, workflow_id_for
 from workflows.patient_pathway import PatientPathwayWorkflow
 
@@ -65,7 +66,7 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
     task_queue = f"simulate-{uuid.uuid4()}"
     with tempfile.TemporaryDirectory() as tmp:
         book = OrderBook(Path(tmp) / "orders.db")
-        async with build_worker(env.client, book, task_queue, workflow_failure_exception_types=[Exception]):
+        async with ephemeral_worker(env.client, book, task_queue, workflow_failure_exception_types=[Exception]):
             handle = await env.client.start_workflow(
                 PatientPathwayWorkflow.run,
                 PathwayInput.keeping(definition, enrollment=scenario.patient,
@@ -104,6 +105,7 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
                                      "reason": f"the pathway has ended ({status})", "error": err.message})
             await _advance_to(env, enrolled_at + timedelta(days=scenario.until_day) + READ_MARGIN)
             state = await handle.query(PatientPathwayWorkflow.state)
+            after_end += _escalated_after_end(book, handle.id, state.notes)
             events = await history_events(env.client, handle)
             if state.status == "running":
                 await handle.terminate("scenario finished")
@@ -115,9 +117,18 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
         "guideline_version": state.guideline_version,
         "actions": [a.model_dump(mode="json") for a in state.actions],
         "rejected": [r.model_dump(mode="json") for r in state.rejected] + rejected,
-        "notes": [n.model_dump(mode="json") for n in [*state.notes, *after_end]],
+        "notes": [n.model_dump(mode="json") for n in [*state.notes, *sorted(after_end, key=lambda n: n.day)]],
         "history_events": events,
     }
+
+
+def _escalated_after_end(book: OrderBook, workflow_id: str, notes: list[DecisionNote]) -> list[DecisionNote]:
+    """Overdue results the watch after completion escalated (:mod:`workflows.open_orders_watch`), as
+    the notes the pathway records for those it escalated itself."""
+    noted = {n.id for n in notes}
+    return [DecisionNote(day=o.day, id=o.action_id, text=o.rationale, citation=o.citation)
+            for o in book.list(workflow_id=workflow_id)
+            if o.kind == OVERDUE_ESCALATION and o.action_id not in noted]
 
 
 async def history_events(client: Client, handle: WorkflowHandle) -> int:

@@ -99,7 +99,8 @@ def overdue_limit(defn: PathwayDefinition, facts: PatientFacts, order: OpenOrder
 
 @dataclass(frozen=True)
 class Overdue:
-    """An open order past its limit: the limit it broke and the day its clock started."""
+    """An open order past its limit (or, watched after the end, that will be): the limit and the day
+    its clock started."""
 
     order: OpenOrder
     rule: Rule
@@ -114,6 +115,30 @@ def overdue_orders(defn: PathwayDefinition, facts: PatientFacts, now: float) -> 
         if limit is not None and more_than(now - limit[1], limit[0].value):
             found.append(Overdue(order, *limit))
     return found
+
+
+def watched_after_completion(defn: PathwayDefinition, facts: PatientFacts) -> list[Overdue]:
+    """Orders still waiting for their result when the pathway completes, not escalated yet, each
+    with the limit its result will break (:func:`result_due_day`): the 12-month screening, ordered
+    on the day the pathway completes, is always one. Nobody would hear of a result that never
+    comes, so they are watched after the end (escalated then if still without one)."""
+    noted = facts.noted_ids()
+    watched = []
+    for order in open_orders(facts):
+        limit = overdue_limit(defn, facts, order)
+        if limit is not None and overdue_note_id(order.action_id) not in noted:
+            watched.append(Overdue(order, *limit))
+    return watched
+
+
+def result_due_day(overdue: Overdue) -> float:
+    """The instant at which an open order's result is overdue (more than its limit since its clock started)."""
+    return check_after(overdue.since, overdue.rule.value)
+
+
+def overdue_note_id(action_id: str) -> str:
+    """The decision note that records an order's overdue result, escalated (once per order)."""
+    return f"overdue:{action_id}"
 
 
 def overdue_checks(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[float]:

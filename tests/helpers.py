@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from drill.processes import free_port as free_port  # the tests start servers on
 from pathway.contract import Enrollment
 from security.codec import data_converter
 from security.keyring import KeyRing
-from worker.runtime import build_worker, sandbox_runner
+from worker.runtime import ephemeral_worker, sandbox_runner
 from workflows.models import PathwayOptions
 from workflows.patient_pathway import PatientPathwayWorkflow
 
@@ -39,11 +40,11 @@ DEV_SUGGEST_CONTINUE_AS_NEW = 120
 NO_SERVER_FEATURES = PathwayOptions(search_attributes=False, ui_metadata=False)
 
 
-def make_worker(env: WorkflowEnvironment, book: OrderBook, task_queue: str) -> Worker:
+def make_worker(env: WorkflowEnvironment, book: OrderBook, task_queue: str) -> AbstractAsyncContextManager[Worker]:
     """A worker whose workflow bugs fail the workflow at once instead of retrying silently, and
     whose sandbox imports the workflow module for each run (its restrictions checked)."""
-    return build_worker(env.client, book, task_queue, workflow_failure_exception_types=[Exception],
-                        workflow_runner=sandbox_runner(isolated=True))
+    return ephemeral_worker(env.client, book, task_queue, workflow_failure_exception_types=[Exception],
+                            workflow_runner=sandbox_runner(isolated=True))
 
 
 def replayer(*, isolated: bool = True) -> Replayer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import hashlib
@@ -13,7 +14,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 import workflows
+from activities.after_completion import AfterCompletionActivities
 from activities.delivery import DeliveryActivities
 from activities.order_book import OrderBook
 from activities.orders import OrderActivities
@@ -44,6 +46,7 @@ from worker.settings import Settings, WorkerTuning
 from workflows import patient_pathway
 from workflows.metrics import HISTOGRAM_BUCKETS
 from workflows.models import TASK_QUEUE
+from workflows.open_orders_watch import OpenOrdersWatchWorkflow
 from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.subscription_delivery import SubscriptionDeliveryWorkflow
 
@@ -54,7 +57,7 @@ PASSTHROUGH = ("pydantic", "pydantic_core", "pathway", "activities", "workflows.
 # fresh copy (its code, class and functions) was a third of a cached pathway's memory and of the
 # objects each full garbage collection scans. They keep no module-level state (a unit test checks);
 # the tests run them isolated, so the sandbox still refuses a clock, environment or random call in them.
-SHARED_WORKFLOW_MODULES = ("workflows.patient_pathway",)
+SHARED_WORKFLOW_MODULES = ("workflows.patient_pathway", "workflows.open_orders_watch", "workflows.order_book_calls")
 
 
 _runtime_configured = False
@@ -179,7 +182,7 @@ def build_id() -> str:
 
 def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, *,
                  public_url: str = "http://127.0.0.1:8000/", tuning: WorkerTuning | None = None,
-                 **options: Any) -> Worker:
+                 after_completion: AfterCompletionActivities | None = None, **options: Any) -> Worker:
     """A worker for the patient pathway and its order-book activities, and for the subscription
     deliveries (their notifications link to the API at ``public_url``); ``options``: more of
     :class:`~temporalio.worker.Worker`'s, e.g. ``graceful_shutdown_timeout``."""
@@ -190,8 +193,9 @@ def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, 
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PatientPathwayWorkflow, SubscriptionDeliveryWorkflow],
-        activities=[*OrderActivities(book).all(), *delivery.all()],
+        workflows=[PatientPathwayWorkflow, OpenOrdersWatchWorkflow, SubscriptionDeliveryWorkflow],
+        activities=[*OrderActivities(book).all(),
+                    *(after_completion or AfterCompletionActivities(client, task_queue)).all(), *delivery.all()],
         activity_executor=ThreadPoolExecutor(max_workers=tuning.max_concurrent_activities),
         **{"workflow_runner": sandbox_runner(),  # options may override (a test's isolated sandbox, cache of 0)
            "max_cached_workflows": tuning.max_cached_workflows,
@@ -199,6 +203,19 @@ def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, 
            "max_concurrent_activities": tuning.max_concurrent_activities,
            "build_id": build_id(), **options},
     )
+
+
+@contextlib.asynccontextmanager
+async def ephemeral_worker(client: Client, book: OrderBook, task_queue: str, **options: Any) -> AsyncIterator[Worker]:
+    """A worker (:func:`build_worker`) for a run that ends with it — a scenario, a test, a benchmark on
+    the time-skipping server: the watches its completed pathways started and that still wait are
+    ended with it (:meth:`AfterCompletionActivities.end_unfinished`)."""
+    watches = AfterCompletionActivities(client, task_queue)
+    try:
+        async with build_worker(client, book, task_queue, after_completion=watches, **options) as worker:
+            yield worker
+    finally:
+        await watches.end_unfinished("the run that started it has ended")
 
 
 def run_until_signalled(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:

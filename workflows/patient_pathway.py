@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
+    from activities.after_completion import AfterCompletionActivities
     from activities.orders import (
         BatchReceipt,
         CancelRequest,
@@ -39,7 +39,16 @@ with workflow.unsafe.imports_passed_through():
     from pathway.facts import Observation, PatientFacts, latest_pain, pause_state
     from pathway.intake import Admission, InboxItem, admit, clinical_rejection, day_of
     from pathway.releases import UnknownGuideline
-    from pathway.results import Overdue, overdue_checks, overdue_orders, refusal_alert, refusal_note_id
+    from pathway.results import (
+        Overdue,
+        overdue_checks,
+        overdue_note_id,
+        overdue_orders,
+        refusal_alert,
+        refusal_note_id,
+        result_due_day,
+        watched_after_completion,
+    )
     from workflows import search_attributes as sa
     from workflows.metrics import PathwayMetrics, RejectionReason
     from workflows.models import (
@@ -55,13 +64,10 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
         TimelineKind,
     )
+    from workflows.open_orders_watch import OpenOrdersWatchInput, WatchedResult
+    from workflows.order_book_calls import SETTLE, call_order_book
 
 MAX_REASON = 500  # characters of a refusal's reason kept (the sender's error lines are capped too)
-# Alarms ring a second after a due instant, so an event landing exactly then is applied first.
-SETTLE = timedelta(seconds=1)
-ORDER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                          maximum_interval=timedelta(minutes=5))
-ORDER_TIMEOUT = timedelta(seconds=10)  # an order write is one SQLite insert
 RESULT_EVENTS = ("mri", "radiograph", "dxa")
 # vcf-1.1: overdue imaging results escalate to the care team (adds timers and activities).
 OVERDUE_RESULTS_PATCH = "overdue-result-escalation"
@@ -75,6 +81,8 @@ DECISIONS_REVISION_PATCH = "decisions-revision-2"
 DECISIONS_REVISION_3_PATCH = "decisions-revision-3"
 # An event refused when applied leaves its event id free (before: a re-send was answered as a duplicate).
 FREE_REFUSED_IDS_PATCH = "free-refused-event-ids"
+# Results still awaited when the pathway completes are watched after the end (an activity starts the watch).
+WATCH_OPEN_ORDERS_PATCH = "watch-open-orders-after-completion"
 
 
 @dataclass
@@ -147,6 +155,9 @@ class PatientPathwayWorkflow:
                 continue
             self._arm_alarms()
             await workflow.wait_condition(lambda: bool(self._s.inbox) or bool(self._s.refusals) or self._alarm_rang)
+        watched = watched_after_completion(self._defn, self._s.facts) if self._s.status == "completed" else []
+        if watched and workflow.patched(WATCH_OPEN_ORDERS_PATCH):
+            await self._watch_after_completion(watched)
         self._record("ended", f"Pathway {self._s.status}", {"status": self._s.status})
         workflow.logger.info("pathway ended", extra={"status": self._s.status})
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -189,7 +200,7 @@ class PatientPathwayWorkflow:
         result = ResultRequest(workflow_id=workflow.info().workflow_id, event_type=event.type, day=day,
                                result_key=f"event-{item.seq}") if event.type in RESULT_EVENTS else None
         if result is not None and not workflow.patched(BATCHED_ORDERS_PATCH):
-            await self._activity(OrderActivities.record_result, result, event.type)
+            await call_order_book(OrderActivities.record_result, result, event.type)
             result = None
         self._applying_since = arrived
         try:
@@ -244,7 +255,7 @@ class PatientPathwayWorkflow:
             batch.overdue = [request for _, request in escalations]
         receipt: BatchReceipt | None = None
         if batch.result or batch.orders or batch.overdue:
-            receipt = await self._activity(OrderActivities.place_orders, batch, "order batch")
+            receipt = await call_order_book(OrderActivities.place_orders, batch, "order batch")
         for action in actions:
             self._ordered(action, receipt.placed.get(action.id) if receipt else None)
             self._taken(action)
@@ -253,15 +264,31 @@ class PatientPathwayWorkflow:
         if status != "running":
             self._s.status = status
 
-    def _overdue_request(self, overdue: Overdue) -> tuple[str, OverdueRequest]:
+    def _overdue_request(self, overdue: Overdue, due_day: float | None = None) -> tuple[str, OverdueRequest]:
+        """The escalation of an overdue result: now, or (``due_day``) by the watch after completion."""
         order, rule = overdue.order, overdue.rule
+        ended = f" (the pathway completed on day {self._day():.0f})" if due_day is not None else ""
         text = (f"No result for {order.kind} placed on day {order.day:g}"
                 + (f" (urgent since day {overdue.since:g})" if overdue.since != order.day else "")
-                + f": more than {rule.value:g} days. Escalated to the care team.")
-        return f"overdue:{order.action_id}", OverdueRequest(
+                + f": more than {rule.value:g} days{ended}. Escalated to the care team.")
+        return overdue_note_id(order.action_id), OverdueRequest(
             workflow_id=workflow.info().workflow_id, patient_id=self._s.facts.enrollment.id,
-            order_action_id=order.action_id, order_kind=order.kind, order_day=order.day, day=round(self._day(), 3),
-            rationale=text, citation=rule.cite())
+            order_action_id=order.action_id, order_kind=order.kind, order_day=order.day,
+            day=round(self._day() if due_day is None else due_day, 3), rationale=text, citation=rule.cite())
+
+    async def _watch_after_completion(self, watched: list[Overdue]) -> None:
+        """Hand the results still missing at completion to a watch that outlives the pathway
+        (:mod:`workflows.open_orders_watch`), and note what it waits for."""
+        due = [(result_due_day(overdue), overdue) for overdue in watched]
+        listing = "; ".join(f"{o.order.action_id} (ordered on day {o.order.day:g}, overdue after day {day:.0f})"
+                            for day, o in due)
+        self._record("note", f"Still without a result at completion: {listing}. The care team is told of each "
+                     "result that has not come by then.", {"id": "results_awaited_at_completion",
+                                                           "citation": watched[0].rule.cite()})
+        await call_order_book(AfterCompletionActivities.start_open_orders_watch, OpenOrdersWatchInput(
+            enrolled_at=self._s.enrolled_at, ui_metadata=self._options.ui_metadata,
+            watched=[WatchedResult(due_day=day, escalation=self._overdue_request(o, day)[1]) for day, o in due]),
+            "open orders watch")
 
     async def _escalate_overdue(self, overdue: Overdue) -> None:
         """One overdue result, one activity call (pathways started before BATCHED_ORDERS_PATCH)."""
@@ -271,7 +298,7 @@ class PatientPathwayWorkflow:
         self._s.facts.noted.append(note_id)
         self._metrics.result_overdue(overdue.order.kind)
         self._record("note", request.rationale, {"id": note_id, "citation": request.citation}, day=request.day)
-        await self._activity(OrderActivities.escalate_overdue_result, request, overdue.order.kind)
+        await call_order_book(OrderActivities.escalate_overdue_result, request, overdue.order.kind)
 
     async def _act_on_refusal(self, refusal: TaskRefusal) -> None:
         """An order's task was rejected or failed: note it once (its overdue clock stops) and, if
@@ -286,7 +313,7 @@ class PatientPathwayWorkflow:
         self._s.facts.noted.append(note_id)
         self._record("note", text, {"id": note_id, "citation": alert.citation if alert else ""}, day=day)
         if alert is not None:
-            await self._activity(OrderActivities.alert_refused_task, RefusalRequest(
+            await call_order_book(OrderActivities.alert_refused_task, RefusalRequest(
                 workflow_id=workflow.info().workflow_id, patient_id=self._s.facts.enrollment.id,
                 order_id=refusal.order_id, order_action_id=refusal.action_id, task_status=refusal.status, day=day,
                 title=alert.title, rationale=alert.rationale, citation=alert.citation), refusal.kind)
@@ -316,22 +343,13 @@ class PatientPathwayWorkflow:
     async def _place(self, action: Action) -> None:
         """One order, one activity call (pathways started before BATCHED_ORDERS_PATCH)."""
         self._s.facts.taken[action.id] = action.day
-        receipt = await self._activity(OrderActivities.place_order, self._order_request(action), action.kind)
+        receipt = await call_order_book(OrderActivities.place_order, self._order_request(action), action.kind)
         self._ordered(action, receipt.order_id if receipt is not None else None)
         self._taken(action)
         if action.details.get("cancels"):
-            await self._activity(OrderActivities.cancel_open_orders, CancelRequest(
+            await call_order_book(OrderActivities.cancel_open_orders, CancelRequest(
                 workflow_id=workflow.info().workflow_id, kinds=action.details["cancels"],
                 reason=f"{action.kind} on day {action.day:g}"), action.kind)
-
-    async def _activity(self, method: Any, request: Any, kind: str) -> Any:
-        """Run an order-book activity; a permanent failure is logged, never fatal to the pathway."""
-        try:
-            return await workflow.execute_activity_method(
-                method, request, start_to_close_timeout=ORDER_TIMEOUT, retry_policy=ORDER_RETRY)
-        except ActivityError as err:
-            workflow.logger.error("order book activity failed", extra={"action_kind": kind, "error": str(err.cause)})
-            return None
 
     # --- Timers --------------------------------------------------------------------------------
 

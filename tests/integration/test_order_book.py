@@ -97,6 +97,37 @@ def test_an_overdue_task_points_at_its_order_found_by_key(order_book: OrderBook)
     assert env.run(activities.escalate_overdue_result, overdue).order_id == task.order_id  # once
 
 
+def test_after_completion_only_a_result_still_awaited_is_escalated(order_book: OrderBook):
+    env, activities = ActivityEnvironment(), OrderActivities(order_book)
+
+    def screening(day: int) -> str:
+        action_id = f"order_adjacent_fracture_screening:day-{day}"
+        env.run(activities.place_order, request(action_id, kind="order_adjacent_fracture_screening", day=day))
+        return action_id
+
+    def after_end(action_id: str):
+        return env.run(activities.escalate_overdue_result_after_end, OverdueRequest(
+            workflow_id="vcf-pathway-pt-ob", patient_id="pt-ob", order_action_id=action_id,
+            order_kind="order_adjacent_fracture_screening", order_day=365, day=379, rationale="r", citation="c"))
+
+    fulfilled, missing, refused, acknowledged = screening(365), screening(366), screening(367), screening(368)
+    by_action = {o.action_id: o.id for o in order_book.list()}
+    record_result_after_end(order_book, workflow_id="vcf-pathway-pt-ob", patient_id="pt-ob", day=370,
+                            event=parse_event({"type": "radiograph", "height_loss_pct": 25}), result_key="r1",
+                            status="completed")  # fulfils the oldest: day 365's
+    for move in ("received", "rejected"):
+        assert order_book.move_task(by_action[refused], move, if_version=None, by="imaging").outcome == "moved"
+    order_book.set_status(by_action[acknowledged], "acknowledged", "seen by the care team")
+    assert [order_book.awaits_result(by_action[a]) for a in (fulfilled, missing, refused, acknowledged)] == \
+        [False, True, False, True]
+    assert after_end(fulfilled) is None and after_end(refused) is None
+    task = after_end(missing)
+    assert task is not None and after_end(missing).order_id == task.order_id  # once
+    assert after_end(acknowledged) is not None  # acknowledged before its result: still awaited
+    escalated = {o.details["order_action_id"] for o in order_book.list() if o.kind == "escalate_overdue_result"}
+    assert escalated == {missing, acknowledged}
+
+
 def test_orders_in_an_existing_database_keep_their_ids(database: Database):
     legacy = "ord-" + hashlib.sha256(b"wf/a").hexdigest()[:20]  # how ids were made before they were random
     OrderBook(database)

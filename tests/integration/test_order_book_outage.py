@@ -16,7 +16,8 @@ import pytest
 from activities.database import BUSY_TIMEOUT
 from activities.order_book import OrderBook
 from tests.helpers import enrollment, eventually, make_worker
-from workflows.patient_pathway import ORDER_TIMEOUT, PatientPathwayWorkflow
+from workflows.order_book_calls import ORDER_TIMEOUT
+from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
 
 HELD = 8.0  # seconds: longer than an order write waits for the lock, shorter than the activity's timeout

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathway.contract import Enrollment, parse_event
 from pathway.facts import GRACE, Observation, PatientFacts
-from pathway.results import open_orders, overdue_checks, overdue_orders, refusal_alert, refusal_note_id
+from pathway.results import (
+    open_orders,
+    overdue_checks,
+    overdue_note_id,
+    overdue_orders,
+    refusal_alert,
+    refusal_note_id,
+    result_due_day,
+    watched_after_completion,
+)
 
 
 def facts(taken: dict[str, float], results: list[tuple[float, dict]]) -> PatientFacts:
@@ -70,3 +79,22 @@ def test_what_a_refusal_tells_the_care_team():
     named = refusal_alert("order_dxa", "failed", "scanner down", 4, title="Bone density scan (DXA)")
     assert named is not None and named.title == "Order failed: Bone density scan (DXA)"
     assert '"Bone density scan (DXA)" was failed' in named.rationale and "order_dxa" not in named.rationale
+
+
+def test_at_completion_the_results_still_awaited_and_not_escalated_are_watched(definition):
+    f = facts({"order_mri": 0, "order_dxa": 0, "order_adjacent_fracture_screening:day-182": 182,
+               "order_adjacent_fracture_screening:day-365": 365, "order_radiograph:day-14": 14},
+              [(3, {"type": "mri", "etiology": "osteoporotic"})])
+    f.noted += [overdue_note_id("order_dxa"), refusal_note_id("order_radiograph:day-14")]
+    watched = watched_after_completion(definition, f)
+    # The DXA was escalated already and the refused film waits for nothing: the screenings are left.
+    assert [w.order.action_id for w in watched] == ["order_adjacent_fracture_screening:day-182",
+                                                    "order_adjacent_fracture_screening:day-365"]
+    assert [result_due_day(w) for w in watched] == [182 + 14 + GRACE, 365 + 14 + GRACE]
+
+
+def test_an_urgent_mri_still_awaited_at_completion_is_due_sooner(definition):
+    f = PatientFacts(enrollment=Enrollment(id="pt-r", fracture_level="L2", height_loss_pct=25, pain_nrs=8,
+                                           red_flags=["history_of_cancer"]), taken={"order_mri": 0})
+    (watched,) = watched_after_completion(definition, f)
+    assert watched.rule.value == 3 and result_due_day(watched) == 3 + GRACE

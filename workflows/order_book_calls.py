@@ -1,0 +1,28 @@
+"""How the workflows call the order book's activities: one timeout and retry policy, and a
+permanent failure logged, never fatal to the workflow that asked."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+# Alarms ring a second after a due instant, so an event landing exactly then is applied first.
+SETTLE = timedelta(seconds=1)
+ORDER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(minutes=5))
+ORDER_TIMEOUT = timedelta(seconds=10)  # an order write is one SQLite insert
+
+
+async def call_order_book(method: Any, request: Any, kind: str) -> Any:
+    """Run an order-book activity (retried while the book is unavailable); a permanent failure is
+    logged with the order's ``kind`` and answers None."""
+    try:
+        return await workflow.execute_activity_method(
+            method, request, start_to_close_timeout=ORDER_TIMEOUT, retry_policy=ORDER_RETRY)
+    except ActivityError as err:
+        workflow.logger.error("order book activity failed", extra={"action_kind": kind, "error": str(err.cause)})
+        return None
