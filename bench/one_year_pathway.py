@@ -42,7 +42,7 @@ SCHEDULE: list[tuple[float, str, dict[str, Any]]] = [
 
 async def one_year(env, book: OrderBook, run: int) -> tuple[float, int, int, str]:
     task_queue = f"bench-{uuid.uuid4()}"
-    async with ephemeral_worker(env.client, book, task_queue):
+    async with ephemeral_worker(env, book, task_queue):
         began = time.perf_counter()
         handle = await start_pathway(env.client, Enrollment(id=f"pt-bench-{run}", fracture_level="L2",
                                                             height_loss_pct=25, pain_nrs=8),

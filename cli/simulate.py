@@ -66,7 +66,7 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
     task_queue = f"simulate-{uuid.uuid4()}"
     with tempfile.TemporaryDirectory() as tmp:
         book = OrderBook(Path(tmp) / "orders.db")
-        async with ephemeral_worker(env.client, book, task_queue, workflow_failure_exception_types=[Exception]):
+        async with ephemeral_worker(env, book, task_queue, workflow_failure_exception_types=[Exception]):
             handle = await env.client.start_workflow(
                 PatientPathwayWorkflow.run,
                 PathwayInput.keeping(definition, enrollment=scenario.patient,

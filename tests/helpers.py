@@ -43,7 +43,7 @@ NO_SERVER_FEATURES = PathwayOptions(search_attributes=False, ui_metadata=False)
 def make_worker(env: WorkflowEnvironment, book: OrderBook, task_queue: str) -> AbstractAsyncContextManager[Worker]:
     """A worker whose workflow bugs fail the workflow at once instead of retrying silently, and
     whose sandbox imports the workflow module for each run (its restrictions checked)."""
-    return ephemeral_worker(env.client, book, task_queue, workflow_failure_exception_types=[Exception],
+    return ephemeral_worker(env, book, task_queue, workflow_failure_exception_types=[Exception],
                             workflow_runner=sandbox_runner(isolated=True))
 
 

@@ -30,6 +30,7 @@ from temporalio.runtime import (
     TelemetryConfig,
     TelemetryFilter,
 )
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -206,16 +207,17 @@ def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, 
 
 
 @contextlib.asynccontextmanager
-async def ephemeral_worker(client: Client, book: OrderBook, task_queue: str, **options: Any) -> AsyncIterator[Worker]:
-    """A worker (:func:`build_worker`) for a run that ends with it — a scenario, a test, a benchmark on
-    the time-skipping server: the watches its completed pathways started and that still wait are
-    ended with it (:meth:`AfterCompletionActivities.end_unfinished`)."""
-    watches = AfterCompletionActivities(client, task_queue)
-    try:
-        async with build_worker(client, book, task_queue, after_completion=watches, **options) as worker:
+async def ephemeral_worker(env: WorkflowEnvironment, book: OrderBook, task_queue: str,
+                           **options: Any) -> AsyncIterator[Worker]:
+    """A worker (:func:`build_worker`) on ``env``'s server for a run that ends with it — a scenario, a
+    test, a benchmark on the time-skipping server: the watches its completed pathways started are
+    run out before it stops (:meth:`AfterCompletionActivities.run_out`)."""
+    watches = AfterCompletionActivities(env.client, task_queue)
+    async with build_worker(env.client, book, task_queue, after_completion=watches, **options) as worker:
+        try:
             yield worker
-    finally:
-        await watches.end_unfinished("the run that started it has ended")
+        finally:  # while the worker still runs: it carries the watches to their end
+            await watches.run_out(env)
 
 
 def run_until_signalled(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
