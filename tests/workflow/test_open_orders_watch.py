@@ -4,10 +4,12 @@ on the day the pathway completes, still reaches the care team if its result neve
 from __future__ import annotations
 
 import pytest
+from temporalio.worker import Replayer
 
 from activities.results_after_end import record_result_after_end
 from pathway.contract import parse_event
-from tests.helpers import NO_SERVER_FEATURES, advance, enrollment, make_worker
+from tests.helpers import NO_SERVER_FEATURES, TEST_CONVERTER, advance, enrollment, make_worker
+from worker.runtime import sandbox_runner
 from workflows.open_orders_watch import OpenOrdersWatchWorkflow, watch_workflow_id
 from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
@@ -51,6 +53,10 @@ async def test_a_screening_result_that_never_comes_is_escalated_after_completion
         assert "the pathway completed on day 365" in task.rationale and "(verify)" in task.citation
         screening = next(o for o in order_book.list(workflow_id=handle.id) if o.action_id == SCREENING)
         assert task.details["order_id"] == screening.id and screening.status == "active"
+        # The watch's own history replays (its code is deterministic, as the pathway's is).
+        replayer = Replayer(workflows=[OpenOrdersWatchWorkflow], data_converter=TEST_CONVERTER,
+                            workflow_runner=sandbox_runner(isolated=True))
+        await replayer.replay_workflow(await watch.fetch_history())
 
 
 async def test_a_screening_result_after_completion_leaves_nothing_to_escalate(ts_env, order_book, task_queue):
