@@ -26,6 +26,7 @@ from pathway.results import overdue_checks, overdue_orders
 RESULTS = {3: {"type": "mri", "etiology": "osteoporotic"}, 10: {"type": "dxa", "t_score": -2.7},
            15: {"type": "radiograph", "height_loss_pct": 26}, 43: {"type": "radiograph", "height_loss_pct": 27},
            85: {"type": "radiograph", "height_loss_pct": 27}, 183: {"type": "radiograph", "height_loss_pct": 27}}
+SETTLE = 1 / 86400  # the workflow's alarms ring a second after the instant they wait for
 EVENTS = sorted({**{d: {"type": "pain", "nrs": max(1, 8 - d // 20)} for d in range(7, 365, 7)}, **RESULTS}.items())
 
 
@@ -51,7 +52,7 @@ def patient_year(defn: PathwayDefinition, clock: list[float]) -> int:
         nonlocal now
         status = "running"
         while status == "running":
-            dues = [d.day for d in next_due(defn, facts, now) if d.day <= day]
+            dues = [d.day + SETTLE for d in next_due(defn, facts, now) if d.day + SETTLE <= day]
             if not dues:
                 break
             now = min(dues)

@@ -11,7 +11,7 @@ from math import inf
 from typing import Any
 
 from pathway.contract import Action, ActionKind, PathwayStatus
-from pathway.facts import PatientFacts, osteoporotic_mri_day, standing_osteoporotic_mri_day
+from pathway.facts import SAME_INSTANT, PatientFacts, osteoporotic_mri_day, standing_osteoporotic_mri_day
 from pathway.guideline import PathwayDefinition, Rule, Schedule
 
 
@@ -45,7 +45,9 @@ class Decision:
 #      offer, and a subsided report older than one that is not refers no one to PT; a radiograph result
 #      is noted as read; a decline after the augmentation referral is refused; a flare on the day of a
 #      screening order still waiting for its result orders no second one.
-REVISION = 3
+#   4: a step scheduled for an instant (a radiograph, the review, a screening, the calcitonin stop, the opioid
+#      review, completion) is due once that instant has passed, so every event observed at it comes first.
+REVISION = 4
 
 
 # The guideline step each reason for a clinician review is about (its citation names that section first).
@@ -81,6 +83,22 @@ class Builder:
         # An action or note is dated when it is decided, not on the earlier day of late evidence
         # (revision 3); enrollment actions are the enrollment's, at day 0 (decisions._enrollment lowers this).
         self.earliest_day = now if revision >= 3 else -inf
+
+    def reached(self, day: float) -> bool:
+        """Whether a step scheduled for ``day`` is due now: from revision 4, only once its instant has
+        passed (by more than :data:`pathway.facts.SAME_INSTANT`; its alarm rings a second after it), so
+        every event observed at that instant — a scenario's events of that day — comes first; before,
+        as soon as the instant came."""
+        return self.now > day + SAME_INSTANT if self.revision >= 4 else self.now >= day
+
+    def next_instant(self, *days: float) -> float:
+        """The earliest of ``days`` not yet :meth:`reached` (infinity if none): when a step scheduled
+        for one of them could first answer otherwise (for :mod:`pathway.quiet`)."""
+        first = inf
+        for day in days:
+            if not self.reached(day) and day < first:
+                first = day  # at or a little before the instant it is reached: always safe
+        return first
 
     def osteoporotic_mri(self) -> float | None:
         """Day of the MRI result saying osteoporotic that PT and referrals rest on (from revision 2: the

@@ -22,7 +22,7 @@ Conventions:
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -30,6 +30,7 @@ from pathway.builder import REVISION, Builder, Decision, Note, sentence
 from pathway.contract import ActionKind, ClinicianEvent, MobilityEvent, PainEvent, PathwayStatus
 from pathway.facts import (
     GRACE,
+    SAME_INSTANT,
     PatientFacts,
     bed_bound_spells,
     check_after,
@@ -50,7 +51,7 @@ from pathway.medication import (
     opioid_review,
     stop_calcitonin,
 )
-from pathway.quiet import first_after, more_than_from, nothing_new, remember, step, steps
+from pathway.quiet import more_than_from, nothing_new, remember, step, steps
 from pathway.responses import (
     CANCELLED_ON_EXIT,
     imaging_text,
@@ -102,7 +103,7 @@ def decide(defn: PathwayDefinition, facts: PatientFacts, now: float, revision: i
         _follow_up_gaps(b)
     if _completed(defn, facts, b):
         b.decision.status = "completed"
-    return remember(b, until=first_after(now, defn.rules.completion_day.value))
+    return remember(b, until=b.next_instant(defn.rules.completion_day.value))
 
 
 # Steps that mostly stay quiet, checked together (pathway.quiet.steps).
@@ -200,13 +201,13 @@ def _enrollment_mri(b: Builder) -> None:
 
 def _scheduled_days(b: Builder) -> float:
     s = b.defn.schedules
-    return first_after(b.now, *s.radiograph_days.days, *s.screening_days.days)
+    return b.next_instant(*s.radiograph_days.days, *s.screening_days.days)
 
 
 @step(until=_scheduled_days, others=False)  # reads others' flare screenings only once due
 def _schedule(b: Builder) -> None:
     radiographs = b.defn.schedules.radiograph_days
-    due = [d for d in radiographs.days if b.now >= d]
+    due = [d for d in radiographs.days if b.reached(d)]
     if due:
         ordered = _radiographs_ordered(b)
         due = [d for d in due if d not in ordered]
@@ -223,7 +224,7 @@ def _schedule(b: Builder) -> None:
               **({"scheduled_days": group} if len(group) > 1 else {}))
     screenings = b.defn.schedules.screening_days
     for d in screenings.days:
-        if b.now < d or b.done(f"order_adjacent_fracture_screening:day-{d}:skipped"):
+        if not b.reached(d) or b.done(f"order_adjacent_fracture_screening:day-{d}:skipped"):
             continue  # not due yet, or skipped once and for all
         flare = _recent_flare_screening(b, d)
         if flare is not None:
@@ -264,14 +265,14 @@ def _recent_flare_screening(b: Builder, scheduled_day: int) -> float | None:
 
 def _gap_checks(b: Builder) -> float:
     r, since = b.defn.rules, gap_reference_day(b.facts)
-    return min(first_after(b.now, r.completion_day.value), more_than_from(b.now, since, r.outreach_after_days.value),
+    return min(b.next_instant(r.completion_day.value), more_than_from(b.now, since, r.outreach_after_days.value),
                more_than_from(b.now, since, r.escalate_after_days.value))
 
 
 @step(PainEvent, ClinicianEvent, until=_gap_checks, others=False)
 def _follow_up_gaps(b: Builder) -> None:
     r = b.defn.rules
-    if b.now >= r.completion_day.value:
+    if b.reached(r.completion_day.value):
         return
     since = gap_reference_day(b.facts)
     gaps: tuple[tuple[ActionKind, Rule], ...] = (("outreach_missed_follow_up", r.outreach_after_days),
@@ -286,7 +287,7 @@ def _follow_up_gaps(b: Builder) -> None:
 
 
 def _completed(defn: PathwayDefinition, facts: PatientFacts, b: Builder) -> bool:
-    if b.now < defn.rules.completion_day.value:
+    if not b.reached(defn.rules.completion_day.value):
         return False
     done = set(facts.taken) | set(facts.noted) | {a.id for a in b.decision.actions} | {n.id for n in b.decision.notes}
     screening = "order_adjacent_fracture_screening:day-{}"
@@ -296,9 +297,12 @@ def _completed(defn: PathwayDefinition, facts: PatientFacts, b: Builder) -> bool
 
 # --- Checks on incoming events, the clock, and status views -----------------------------------
 
-def next_due(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[Due]:
-    """Future instants at which something may come due (the pathway's named timers)."""
+def next_due(defn: PathwayDefinition, facts: PatientFacts, now: float, revision: int = REVISION) -> list[Due]:
+    """Future instants at which something may come due (the pathway's named timers); from revision 4
+    also one ``now`` is at, since a step is due only once its instant has passed (:meth:`Builder.reached`)."""
     dues = _dues(defn, facts)
+    if revision >= 4:
+        return dues[bisect_left(dues, now - SAME_INSTANT, key=_DAY):]
     return dues[bisect_right(dues, now, key=_DAY):]
 
 

@@ -35,6 +35,12 @@ from pathway.guideline import PathwayDefinition
 GRACE = 2 / 86400
 
 
+# From decisions revision 4 a step scheduled for an instant waits until it has passed; an event decided
+# within half a second of that instant is at it (the workflow decides an event a few milliseconds after it
+# was sent; the step's alarm rings a second after the instant).
+SAME_INSTANT = 0.5 / 86400
+
+
 def more_than(elapsed: float, days: float) -> bool:
     """Whether ``elapsed`` days are more than ``days`` (at the pathway's two-second resolution)."""
     return elapsed > days + GRACE

@@ -7,7 +7,7 @@ from math import inf
 
 from pathway.builder import Builder
 from pathway.facts import latest_pain
-from pathway.quiet import first_after, step
+from pathway.quiet import step
 
 
 def calcitonin_withheld(b: Builder) -> str:
@@ -53,21 +53,21 @@ def stop_calcitonin(b: Builder, day: float, why: str) -> None:
 
 
 # Both read an enrollment action besides their own: taken in the first decision, before either is kept quiet.
-@step(until=lambda b: first_after(b.now, b.defn.rules.calcitonin_stop_day.value), others=False)
+@step(until=lambda b: b.next_instant(b.defn.rules.calcitonin_stop_day.value), others=False)
 def calcitonin_hard_stop(b: Builder) -> None:
     stop = b.defn.rules.calcitonin_stop_day.value
-    if b.now >= stop:
+    if b.reached(stop):
         stop_calcitonin(b, b.now, f"{stop:g}-day course complete (hard stop)")
 
 
-@step(until=lambda b: first_after(b.now, b.defn.safety.rules.opioid_review_day.value) if b.defn.safety else inf,
+@step(until=lambda b: b.next_instant(b.defn.safety.rules.opioid_review_day.value) if b.defn.safety else inf,
       others=False)
 def opioid_review(b: Builder) -> None:
     """Opioid stewardship: the care team reviews the short course on its review day."""
     if b.defn.safety is None or "prescribe_opioid_short_course" not in b.facts.taken:
         return
     s = b.defn.safety.rules
-    if b.now >= s.opioid_review_day.value:
+    if b.reached(s.opioid_review_day.value):
         b.review("opioid_review", "opioid_review", b.now,
                  f"Opioid short course started on day 0: review on day {s.opioid_review_day.value:g} — "
                  f"continue only if still needed, stop by day {s.opioid_stop_by_day.value:g}; check sedation, "

@@ -111,15 +111,6 @@ def remember(b: Builder, until: float) -> Decision:
     return d
 
 
-def first_after(now: float, *instants: float) -> float:
-    """The earliest of ``instants`` after ``now`` (infinity if none is)."""
-    first = inf
-    for t in instants:
-        if now < t < first:
-            first = t
-    return first
-
-
 def more_than_from(now: float, start: float, days: float) -> float:
     """When "more than ``days`` since ``start``" could first hold, seen at ``now``: ``start + days``
     (at or a little before the instant it does), or infinity once it holds."""

@@ -73,7 +73,7 @@ def review_criteria(defn: PathwayDefinition, facts: PatientFacts,
 def _review_may_change(b: Builder) -> float:
     """The review's instants: its day, then (vcf-1.2 on) the limit of a held review."""
     review_day = b.defn.rules.review_day.value
-    if b.now < review_day:
+    if not b.reached(review_day):
         return review_day
     return more_than_from(b.now, 0, b.defn.safety.rules.review_hold_until_day.value) if b.defn.safety else inf
 
@@ -81,7 +81,7 @@ def _review_may_change(b: Builder) -> float:
 @step(PainEvent, RadiographEvent, PulmonaryEvent, MriEvent, ClinicianEvent, until=_review_may_change, others=False)
 def twelve_week_review(b: Builder) -> None:
     """Hold, decide or revisit the review, as the patient's guideline version says."""
-    if b.now < b.defn.rules.review_day.value or b.done("refer_vertebral_augmentation"):
+    if not b.reached(b.defn.rules.review_day.value) or b.done("refer_vertebral_augmentation"):
         return
     if b.defn.safety is None:
         _review_before_safety_rules(b)

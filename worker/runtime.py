@@ -58,7 +58,7 @@ PASSTHROUGH = ("pydantic", "pydantic_core", "pathway", "activities", "workflows.
 # fresh copy (its code, class and functions) was a third of a cached pathway's memory and of the
 # objects each full garbage collection scans. They keep no module-level state (a unit test checks);
 # the tests run them isolated, so the sandbox still refuses a clock, environment or random call in them.
-SHARED_WORKFLOW_MODULES = ("workflows.patient_pathway", "workflows.open_orders_watch", "workflows.order_book_calls")
+SHARED_WORKFLOW_MODULES = ("workflows.patient_pathway", "workflows.open_orders_watch", "workflows.activity_calls")
 
 
 _runtime_configured = False

@@ -17,7 +17,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities, OverdueRequest
-    from workflows.order_book_calls import SETTLE, call_order_book
+    from workflows.activity_calls import SETTLE, call_activity
 
 
 def watch_workflow_id(pathway_workflow_id: str) -> str:
@@ -54,7 +54,7 @@ class OpenOrdersWatchWorkflow:
             if wait > timedelta(0):
                 await workflow.sleep(wait, summary=f"{request.order_kind} result due"
                                      if input.ui_metadata else None)
-            receipt = await call_order_book(OrderActivities.escalate_overdue_result_after_end, request,
+            receipt = await call_activity(OrderActivities.escalate_overdue_result_after_end, request,
                                             request.order_kind)
             if receipt is not None:
                 escalated.append(request.order_action_id)

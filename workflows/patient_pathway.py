@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         watched_after_completion,
     )
     from workflows import search_attributes as sa
+    from workflows.activity_calls import SETTLE, call_activity
     from workflows.metrics import PathwayMetrics, RejectionReason
     from workflows.models import (
         MAX_REJECTIONS_KEPT,
@@ -65,7 +66,6 @@ with workflow.unsafe.imports_passed_through():
         TimelineKind,
     )
     from workflows.open_orders_watch import OpenOrdersWatchInput, WatchedResult
-    from workflows.order_book_calls import SETTLE, call_order_book
 
 MAX_REASON = 500  # characters of a refusal's reason kept (the sender's error lines are capped too)
 RESULT_EVENTS = ("mri", "radiograph", "dxa")
@@ -79,6 +79,9 @@ BATCHED_ORDERS_PATCH = "batched-orders"
 DECISIONS_REVISION_PATCH = "decisions-revision-2"
 # Late evidence and one task per need (pathway.builder.REVISION 3): what it lists may order less or refuse more.
 DECISIONS_REVISION_3_PATCH = "decisions-revision-3"
+# Steps scheduled for an instant wait until it has passed (pathway.builder.REVISION 4): events observed at
+# that instant come first, which may hold, order or end at other times than before.
+DECISIONS_REVISION_4_PATCH = "decisions-revision-4"
 # An event refused when applied leaves its event id free (before: a re-send was answered as a duplicate).
 FREE_REFUSED_IDS_PATCH = "free-refused-event-ids"
 # Results still awaited when the pathway completes are watched after the end (an activity starts the watch).
@@ -200,7 +203,7 @@ class PatientPathwayWorkflow:
         result = ResultRequest(workflow_id=workflow.info().workflow_id, event_type=event.type, day=day,
                                result_key=f"event-{item.seq}") if event.type in RESULT_EVENTS else None
         if result is not None and not workflow.patched(BATCHED_ORDERS_PATCH):
-            await call_order_book(OrderActivities.record_result, result, event.type)
+            await call_activity(OrderActivities.record_result, result, event.type)
             result = None
         self._applying_since = arrived
         try:
@@ -232,7 +235,8 @@ class PatientPathwayWorkflow:
         """The decisions' revision this run decides by (pathway.builder.REVISION): a run that started
         before a revision keeps the one it started with, until its next continue-as-new."""
         if self._revision is None:
-            self._revision = 3 if workflow.patched(DECISIONS_REVISION_3_PATCH) else \
+            self._revision = 4 if workflow.patched(DECISIONS_REVISION_4_PATCH) else \
+                3 if workflow.patched(DECISIONS_REVISION_3_PATCH) else \
                 2 if workflow.patched(DECISIONS_REVISION_PATCH) else 1
         return self._revision
 
@@ -255,7 +259,7 @@ class PatientPathwayWorkflow:
             batch.overdue = [request for _, request in escalations]
         receipt: BatchReceipt | None = None
         if batch.result or batch.orders or batch.overdue:
-            receipt = await call_order_book(OrderActivities.place_orders, batch, "order batch")
+            receipt = await call_activity(OrderActivities.place_orders, batch, "order batch")
         for action in actions:
             self._ordered(action, receipt.placed.get(action.id) if receipt else None)
             self._taken(action)
@@ -285,7 +289,7 @@ class PatientPathwayWorkflow:
         self._record("note", f"Still without a result at completion: {listing}. The care team is told of each "
                      "result that has not come by then.", {"id": "results_awaited_at_completion",
                                                            "citation": watched[0].rule.cite()})
-        await call_order_book(AfterCompletionActivities.start_open_orders_watch, OpenOrdersWatchInput(
+        await call_activity(AfterCompletionActivities.start_open_orders_watch, OpenOrdersWatchInput(
             enrolled_at=self._s.enrolled_at, ui_metadata=self._options.ui_metadata,
             watched=[WatchedResult(due_day=day, escalation=self._overdue_request(o, day)[1]) for day, o in due]),
             "open orders watch")
@@ -298,7 +302,7 @@ class PatientPathwayWorkflow:
         self._s.facts.noted.append(note_id)
         self._metrics.result_overdue(overdue.order.kind)
         self._record("note", request.rationale, {"id": note_id, "citation": request.citation}, day=request.day)
-        await call_order_book(OrderActivities.escalate_overdue_result, request, overdue.order.kind)
+        await call_activity(OrderActivities.escalate_overdue_result, request, overdue.order.kind)
 
     async def _act_on_refusal(self, refusal: TaskRefusal) -> None:
         """An order's task was rejected or failed: note it once (its overdue clock stops) and, if
@@ -313,7 +317,7 @@ class PatientPathwayWorkflow:
         self._s.facts.noted.append(note_id)
         self._record("note", text, {"id": note_id, "citation": alert.citation if alert else ""}, day=day)
         if alert is not None:
-            await call_order_book(OrderActivities.alert_refused_task, RefusalRequest(
+            await call_activity(OrderActivities.alert_refused_task, RefusalRequest(
                 workflow_id=workflow.info().workflow_id, patient_id=self._s.facts.enrollment.id,
                 order_id=refusal.order_id, order_action_id=refusal.action_id, task_status=refusal.status, day=day,
                 title=alert.title, rationale=alert.rationale, citation=alert.citation), refusal.kind)
@@ -343,11 +347,11 @@ class PatientPathwayWorkflow:
     async def _place(self, action: Action) -> None:
         """One order, one activity call (pathways started before BATCHED_ORDERS_PATCH)."""
         self._s.facts.taken[action.id] = action.day
-        receipt = await call_order_book(OrderActivities.place_order, self._order_request(action), action.kind)
+        receipt = await call_activity(OrderActivities.place_order, self._order_request(action), action.kind)
         self._ordered(action, receipt.order_id if receipt is not None else None)
         self._taken(action)
         if action.details.get("cancels"):
-            await call_order_book(OrderActivities.cancel_open_orders, CancelRequest(
+            await call_activity(OrderActivities.cancel_open_orders, CancelRequest(
                 workflow_id=workflow.info().workflow_id, kinds=action.details["cancels"],
                 reason=f"{action.kind} on day {action.day:g}"), action.kind)
 
@@ -355,7 +359,7 @@ class PatientPathwayWorkflow:
 
     def _arm_alarms(self) -> None:
         dues: dict[float, list[str]] = {}
-        for due in next_due(self._defn, self._s.facts, self._day()):
+        for due in next_due(self._defn, self._s.facts, self._day(), self._decisions_revision()):
             dues.setdefault(due.day, []).append(due.label)
         if workflow.patched(OVERDUE_RESULTS_PATCH):
             for day in overdue_checks(self._defn, self._s.facts, self._day()):
@@ -590,7 +594,7 @@ class PatientPathwayWorkflow:
             review=next_scheduled_step(self._defn, day) if running else None,
             escalation=escalation_state(self._s.facts, day),
             latest_pain=LatestPain(nrs=nrs, day=round(pain_day, 3)),
-            upcoming=next_due(self._defn, self._s.facts, day) if running else [])
+            upcoming=next_due(self._defn, self._s.facts, day, self._revision or REVISION) if running else [])
 
     # --- Helpers -------------------------------------------------------------------------------
 

@@ -84,9 +84,16 @@ COMPLETED = [
     (190, "radiograph", {"height_loss_pct": 26}),
 ]
 COMPLETED.sort(key=lambda event: event[0])
+# Events observed at the instant a step is scheduled for (from revision 4 they come before it: the
+# review sees the MRI and the report of its day). Recorded before that revision.
+SAME_INSTANT = [
+    (10, "pain", {"nrs": 6}),
+    (84, "mri", {"etiology": "osteoporotic"}),
+    (84, "pain", {"nrs": 6}),
+]
 STORIES = {"story": (STORY, 130, 8), "indeterminate_mri": (INDETERMINATE_MRI, 12, 6),
            "late_evidence": (LATE_EVIDENCE, 95, 6), "refused_then_resent": (REFUSED_THEN_RESENT, 20, 6),
-           "completed": (COMPLETED, 366, 6)}
+           "completed": (COMPLETED, 366, 6), "same_instant": (SAME_INSTANT, 90, 6)}
 
 
 async def record_story(env: WorkflowEnvironment, patient_id: str, story: str = "story") -> str:

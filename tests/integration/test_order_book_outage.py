@@ -16,7 +16,7 @@ import pytest
 from activities.database import BUSY_TIMEOUT
 from activities.order_book import OrderBook
 from tests.helpers import enrollment, eventually, make_worker
-from workflows.order_book_calls import ORDER_TIMEOUT
+from workflows.activity_calls import ORDER_TIMEOUT
 from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
 

@@ -88,7 +88,7 @@ def test_calcitonin_only_for_a_fracture_at_most_5_days_old(definition, age, star
 @pytest.mark.parametrize("now, stopped", [(27.9, False), (28, True), (40, True)])
 def test_calcitonin_hard_stop_at_day_28(definition, now, stopped):
     w = Walk(definition)
-    w.at(now)
+    w.alarm(now)
     found = w.of("stop_calcitonin")
     assert bool(found) is stopped
     if stopped:
@@ -201,9 +201,9 @@ def test_physical_therapy_on_the_first_qualifying_report_only(definition):
 @pytest.mark.parametrize("due, week", [(14, 2), (42, 6), (84, 12)])
 def test_radiographs_at_weeks_2_6_12(definition, due, week):
     w = Walk(definition)
-    w.at(due - 0.1)
+    w.alarm(due - 0.1)
     assert not [a for a in w.of("order_radiograph") if a.details["scheduled_day"] == due]
-    w.at(due)
+    w.alarm(due)
     (order,) = [a for a in w.of("order_radiograph") if a.details["scheduled_day"] == due]
     assert order.details["week"] == week and f"week {week}" in order.rationale
     assert "Monitoring and Follow-up" in order.citation
@@ -212,9 +212,9 @@ def test_radiographs_at_weeks_2_6_12(definition, due, week):
 @pytest.mark.parametrize("due", [182, 365])
 def test_adjacent_fracture_screening_at_6_and_12_months(definition, due):
     w = Walk(definition)
-    w.at(due - 0.1)
+    w.alarm(due - 0.1)
     assert not [a for a in w.of("order_adjacent_fracture_screening") if a.details.get("scheduled_day") == due]
-    w.at(due)
+    w.alarm(due)
     (order,) = [a for a in w.of("order_adjacent_fracture_screening") if a.details.get("scheduled_day") == due]
     assert order.details["trigger"] == "schedule" and f"day {due}" in order.rationale
     assert "adjacent level fractures" in order.citation
@@ -226,7 +226,7 @@ def test_adjacent_fracture_screening_at_6_and_12_months(definition, due):
 def test_persistent_pain_at_the_review(definition, latest, referred):
     w = confirmed(Walk(definition, pain_nrs=8))
     w.pain(70, latest)
-    w.at(84)
+    w.alarm(84)
     found = w.of("refer_vertebral_augmentation")
     assert bool(found) is referred
     if referred:
@@ -261,7 +261,7 @@ def test_pulmonary_dysfunction_is_a_referral_criterion(definition):
     w = confirmed(Walk(definition, pain_nrs=8, height_loss_pct=22))
     w.event(50, type="pulmonary", dysfunction=True)
     w.pain(80, 2)
-    w.at(84)
+    w.alarm(84)
     (ref,) = w.of("refer_vertebral_augmentation")
     assert ref.details["criteria"] == ["pulmonary_dysfunction"]
     assert ref.details["suggested_procedure"] == "vertebroplasty"
@@ -280,7 +280,7 @@ def test_declined_augmentation_is_not_referred(definition):
     w = confirmed(Walk(definition, pain_nrs=8))
     w.clinician(60, "decline_augmentation")
     w.pain(80, 8)
-    w.at(84)
+    w.alarm(84)
     assert not w.of("refer_vertebral_augmentation")
     assert any(n.id == "twelve_week_review:declined" for n in w.notes)
     w.clinician(90, "decline_augmentation")
@@ -312,7 +312,7 @@ def test_genant_grade_boundaries(definition, pct, grade):
 def test_suggested_procedure_follows_the_grade(definition, pct, grade, procedure):
     w = confirmed(Walk(definition, pain_nrs=7, height_loss_pct=pct))
     w.pain(80, 6)
-    w.at(84)
+    w.alarm(84)
     (ref,) = w.of("refer_vertebral_augmentation")
     assert ref.details["suggested_procedure"] == procedure and ref.details["genant_grade"] == grade
     assert procedure.replace("balloon_", "balloon ") in ref.rationale
@@ -323,7 +323,7 @@ def test_progressive_deformity_suggests_kyphoplasty_whatever_the_grade(definitio
     w = confirmed(Walk(definition, pain_nrs=7, height_loss_pct=15))
     w.event(42, type="radiograph", height_loss_pct=18)
     w.pain(80, 2)
-    w.at(84)
+    w.alarm(84)
     (ref,) = w.of("refer_vertebral_augmentation")
     assert ref.details["criteria"] == ["spinal_deformity"] and ref.details["genant_grade"] == 0
     assert ref.details["suggested_procedure"] == "balloon_kyphoplasty"
@@ -333,7 +333,7 @@ def test_the_grade_comes_from_the_latest_image(definition):
     w = confirmed(Walk(definition, pain_nrs=7, height_loss_pct=24))
     w.event(42, type="radiograph", height_loss_pct=25)
     w.pain(80, 6)
-    w.at(84)
+    w.alarm(84)
     (ref,) = w.of("refer_vertebral_augmentation")
     assert ref.details["genant_grade"] == 2 and ref.details["suggested_procedure"] == "balloon_kyphoplasty"
     assert ref.details["criteria"] == ["persistent_pain"]
@@ -549,7 +549,7 @@ def test_before_vcf_1_2_a_red_flag_holds_the_referral_until_mri_says_osteoporoti
     definition = definition_v1_1
     w = Walk(definition, pain_nrs=8, red_flags=["history_of_cancer"])
     w.pain(80, 7)
-    w.at(84)
+    w.alarm(84)
     assert not w.of("refer_vertebral_augmentation")
     (held,) = [n for n in w.notes if n.id == "twelve_week_review:held"]
     assert "history_of_cancer" in held.text
@@ -563,7 +563,7 @@ def test_before_vcf_1_2_a_red_flag_holds_the_referral_until_mri_says_osteoporoti
 def test_before_vcf_1_2_without_red_flags_the_referral_needs_no_mri(definition_v1_1):
     w = Walk(definition_v1_1, pain_nrs=8, red_flags=["neuro_deficit"])
     w.pain(80, 7)
-    w.at(84)
+    w.alarm(84)
     assert [a.day for a in w.of("refer_vertebral_augmentation")] == [84]
 
 
@@ -619,7 +619,7 @@ def test_pathologic_exit_without_calcitonin_stops_nothing(definition):
 
 def test_pathologic_exit_after_day_28_does_not_stop_calcitonin_twice(definition):
     w = Walk(definition)
-    w.at(28)
+    w.alarm(28)
     w.event(40, type="mri", etiology="infection")
     assert [a.day for a in w.of("stop_calcitonin")] == [28]
 
@@ -699,9 +699,9 @@ def test_completion_at_day_365_after_the_12_month_screening(definition):
     w = Walk(definition, pain_nrs=8)
     for day in range(10, 360, 12):
         w.pain(day, 3)
-    w.at(364.9)
+    w.alarm(364.9)
     assert w.status == "running"
-    w.at(365)
+    w.alarm(365)
     assert w.status == "completed" and phase(definition, w.status, 365) == "completed"
     assert w.kinds()[-1] == "order_adjacent_fracture_screening"
 

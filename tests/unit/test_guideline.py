@@ -13,6 +13,7 @@ from pathway.contract import ACTION_KINDS, Enrollment, parse_event
 from pathway.decisions import decide
 from pathway.facts import Observation, PatientFacts
 from pathway.guideline import CURRENT_DEFINITION, SEEDS_DIR, load_definition
+from tests.unit.walk import SETTLE
 
 SEED = SEEDS_DIR / CURRENT_DEFINITION
 GUIDELINE = SEEDS_DIR / "guideline_000_2ff3434920028676.txt"
@@ -32,11 +33,12 @@ def write(tmp_path, data) -> str:
 
 
 def kinds_at(defn, now: float, events=(), **enroll) -> list[str]:
-    """Action kinds decided at ``now`` over a fresh patient's facts (one decision pass)."""
+    """Action kinds decided when the alarm for ``now`` rings, a second after it, over a fresh
+    patient's facts (one decision pass)."""
     patient = {"id": "pt-g01", "fracture_level": "L2", "height_loss_pct": 25, "pain_nrs": 6, **enroll}
     facts = PatientFacts(enrollment=Enrollment.model_validate(patient),
                          observations=[Observation(day=d, event=parse_event(e)) for d, e in events])
-    return [a.kind for a in decide(defn, facts, now).actions]
+    return [a.kind for a in decide(defn, facts, now + SETTLE).actions]
 
 
 def test_the_seed_loads(definition, raw):

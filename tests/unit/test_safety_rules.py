@@ -32,7 +32,7 @@ def note_ids(w: Walk) -> list[str]:
 def test_persistent_pain_counts_only_a_report_from_day_70(definition, report_day, referred):
     w = confirmed(Walk(definition, pain_nrs=8))
     w.pain(report_day, 7)
-    w.at(84)
+    w.alarm(84)
     assert bool(w.of("refer_vertebral_augmentation")) is referred
     if not referred:
         (held,) = reviews(w, "review_evidence_missing")
@@ -56,7 +56,7 @@ def test_a_day_0_score_never_refers_and_a_missing_mri_holds_the_review(definitio
 def test_an_mri_alone_missing_holds_even_with_current_pain(definition):
     w = Walk(definition, pain_nrs=8)
     w.pain(80, 8)
-    w.at(84)
+    w.alarm(84)
     (held,) = reviews(w, "review_evidence_missing")
     assert held.details["missing"] == ["mri_result"] and not w.of("refer_vertebral_augmentation")
     w.event(95, type="mri", etiology="osteoporotic")
@@ -67,7 +67,7 @@ def test_an_mri_alone_missing_holds_even_with_current_pain(definition):
 def test_another_criterion_needs_no_recent_pain_report(definition):
     w = confirmed(Walk(definition, pain_nrs=8))
     w.event(50, type="pulmonary", dysfunction=True)
-    w.at(84)
+    w.alarm(84)
     (ref,) = w.of("refer_vertebral_augmentation")
     assert ref.details["criteria"] == ["pulmonary_dysfunction"] and not reviews(w, "review_evidence_missing")
 
@@ -134,7 +134,7 @@ def test_a_review_a_pause_kept_past_day_182_refers_no_one(definition, missing):
 def test_two_persistent_reports_14_days_apart_refer_after_the_review(definition, second, referred):
     w = confirmed(Walk(definition, pain_nrs=6))
     w.pain(80, 3)
-    w.at(84)
+    w.alarm(84)
     assert not w.of("refer_vertebral_augmentation")
     w.pain(100, 6)
     w.pain(second, 5)
@@ -148,7 +148,7 @@ def test_two_persistent_reports_14_days_apart_refer_after_the_review(definition,
 def test_a_report_below_the_threshold_between_restarts_the_count(definition):
     w = confirmed(Walk(definition, pain_nrs=6))
     w.pain(80, 3)
-    w.at(84)
+    w.alarm(84)
     w.pain(100, 6)
     w.pain(107, 4)
     w.pain(115, 6)
@@ -218,7 +218,7 @@ def test_an_indeterminate_mri_requests_review_and_holds_pt_and_augmentation(defi
     assert review.day == 6 and "not ruled out" in review.rationale
     w.pain(10, 3)
     w.pain(80, 8)
-    w.at(84)
+    w.alarm(84)
     assert not w.of("refer_physical_therapy") and not w.of("refer_vertebral_augmentation")
     assert reviews(w, "review_evidence_missing")[0].details["missing"] == ["mri_result"]
 
@@ -304,7 +304,7 @@ def test_the_opioid_order_is_class_level_with_a_review_and_a_stop(definition):
 @pytest.mark.parametrize("now, reviewed", [(6.9, False), (7, True)])
 def test_the_opioid_course_is_reviewed_on_day_7(definition, now, reviewed):
     w = Walk(definition, pain_nrs=8)
-    w.at(now)
+    w.alarm(now)
     assert bool(reviews(w, "opioid_review")) is reviewed
     assert not reviews(Walk(definition, pain_nrs=6), "opioid_review")
 
@@ -387,7 +387,8 @@ def test_a_flare_reported_on_the_scheduled_day_is_the_one_screening(definition):
     w.pain(20, 2)
     w.pain(100, 2)
     w.until(181)
-    w.pain(182, 6)  # the screening falls due in the same decision as the flare's
+    w.pain(182, 6)  # at the screening's instant: the flare comes first, and orders its own
+    w.until(182)
     assert [a.id for a in w.of("order_adjacent_fracture_screening")] == ["order_adjacent_fracture_screening:flare:182"]
     assert "order_adjacent_fracture_screening:day-182:skipped" in note_ids(w)
 
@@ -449,7 +450,7 @@ def test_presumed_osteoporotic_until_the_mri_says_so(definition):
         assert "(MRI pending)" in w.of(kind)[0].rationale  # as written, where the text opens with it too
     w.event(5, type="mri", etiology="osteoporotic")
     w.pain(80, 7)
-    w.at(84)
+    w.alarm(84)
     (ref,) = w.of("refer_vertebral_augmentation")
     assert "MRI on day 5: osteoporotic" in ref.rationale and "presumed" not in ref.rationale
 
@@ -457,7 +458,7 @@ def test_presumed_osteoporotic_until_the_mri_says_so(definition):
 def test_the_referral_quotes_the_evidence_as_the_review_gives_it(definition):
     w = confirmed(Walk(definition, pain_nrs=8, height_loss_pct=22))
     w.pain(80, 7)
-    w.at(84)
+    w.alarm(84)
     (ref,) = w.of("refer_vertebral_augmentation")
     assert "53% of screened patients improved without augmentation" in ref.rationale
     assert "AAOS 2010: strong recommendation against vertebroplasty" in ref.rationale

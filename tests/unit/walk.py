@@ -9,6 +9,7 @@ from pathway.facts import Observation, PatientFacts
 from pathway.intake import clinical_rejection
 
 SETTLE = 1 / 86400  # the workflow's alarms ring a second after the instant they wait for
+READ_MARGIN = 1.5 / 86400  # vcf simulate reads a scenario 1.5 s after until_day
 
 
 def enrollment(**overrides) -> Enrollment:
@@ -43,6 +44,11 @@ class Walk:
         self.status = decision.status
         return decision
 
+    def alarm(self, day: float) -> Decision:
+        """Decide when the alarm for ``day`` rings: a second after it, as the workflow's do (a step
+        scheduled for ``day`` is due once its instant has passed)."""
+        return self.at(day + SETTLE)
+
     def event(self, day: float, arrives: float | None = None, **raw) -> Decision | None:
         """Apply one event observed at ``day`` (refused events are kept in ``rejected``), then decide
         when it arrives (``arrives``: later, for a report that comes after the day it was observed)."""
@@ -62,13 +68,16 @@ class Walk:
 
     def until(self, day: float) -> None:
         """Decide when each alarm rings up to ``day`` — a second after the due instant, as the
-        workflow's alarms do ("more than N days" holds only just after its instant) — then at ``day``."""
+        workflow's alarms do ("more than N days" holds only just after its instant) — then at ``day``.
+        As ``vcf simulate`` reads a scenario, the steps scheduled for ``day`` itself have run."""
+        read = day + READ_MARGIN
         while self.status == "running":
-            dues = [d.day + SETTLE for d in next_due(self.defn, self.facts, self.now) if d.day + SETTLE <= day]
+            dues = [d.day + SETTLE for d in next_due(self.defn, self.facts, self.now, self.revision)
+                    if d.day + SETTLE <= read]
             if not dues:
                 break
             self.at(min(dues))
-        self.at(day)
+        self.at(max(day, self.now))
 
     def of(self, kind: str) -> list[Action]:
         return [a for a in self.actions if a.kind == kind]

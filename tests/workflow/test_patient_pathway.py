@@ -209,7 +209,8 @@ async def test_a_deficit_reported_later_makes_the_pending_mri_order_urgent(ts_en
 async def test_a_new_pathway_decides_by_the_latest_revision(ts_env, order_book, task_queue):
     """A pathway started now records the latest decisions-revision patch, holds PT when an indeterminate
     MRI follows an osteoporotic one (revision 2) and dates a film's flag on the day it arrives, not the
-    day it was taken (revision 3); the replay tests keep earlier revisions for older histories."""
+    day it was taken (revision 3); the replay tests keep earlier revisions for older histories. (Revision
+    4, events first at a step's instant, is in the scenario files: journey_review_evidence_on_its_day.)"""
     async with make_worker(ts_env, order_book, task_queue):
         handle = await start_pathway(ts_env.client, enrollment("pt-wf-revision", pain_nrs=6), task_queue=task_queue,
                                      options=NO_SERVER_FEATURES)
@@ -235,4 +236,4 @@ async def test_a_new_pathway_decides_by_the_latest_revision(ts_env, order_book, 
     assert "radiograph:15" in [n.id for n in state.notes]
     markers = [e.marker_recorded_event_attributes for e in history.events
                if e.HasField("marker_recorded_event_attributes")]
-    assert any(b"decisions-revision-3" in m.SerializeToString() for m in markers), markers
+    assert any(b"decisions-revision-4" in m.SerializeToString() for m in markers), markers

@@ -1,5 +1,5 @@
-"""How the workflows call the order book's activities: one timeout and retry policy, and a
-permanent failure logged, never fatal to the workflow that asked."""
+"""How the workflows call their activities (order-book writes, starting a watch): one timeout and
+retry policy, and a permanent failure logged, never fatal to the workflow that asked."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from temporalio.exceptions import ActivityError
 SETTLE = timedelta(seconds=1)
 ORDER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(minutes=5))
-ORDER_TIMEOUT = timedelta(seconds=10)  # an order write is one SQLite insert
+ORDER_TIMEOUT = timedelta(seconds=10)  # an order write is one SQLite insert (a start, one server call)
 
 
-async def call_order_book(method: Any, request: Any, kind: str) -> Any:
-    """Run an order-book activity (retried while the book is unavailable); a permanent failure is
-    logged with the order's ``kind`` and answers None."""
+async def call_activity(method: Any, request: Any, kind: str) -> Any:
+    """Run an activity (retried while the order book or the server is unavailable); a permanent failure
+    is logged with ``kind`` (the order's, or what was started) and answers None."""
     try:
         return await workflow.execute_activity_method(
             method, request, start_to_close_timeout=ORDER_TIMEOUT, retry_policy=ORDER_RETRY)
