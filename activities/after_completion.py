@@ -11,9 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.testing import WorkflowEnvironment
 
 from workflows.open_orders_watch import OpenOrdersWatchInput, OpenOrdersWatchWorkflow, watch_workflow_id
 
@@ -23,7 +22,8 @@ class AfterCompletionActivities:
 
     def __init__(self, client: Client, task_queue: str):
         self.client, self.task_queue = client, task_queue
-        # The watches started through this worker, each with the instant its last escalation is due (see run_out).
+        # The watches started through this worker, each with the instant its last escalation is due (for a
+        # run that ends with its worker: worker.runtime.ephemeral_worker).
         self.started: list[tuple[WorkflowHandle, datetime]] = []
 
     @activity.defn(name="start_open_orders_watch")
@@ -43,26 +43,6 @@ class AfterCompletionActivities:
         self.started.append((handle, watch.enrolled_at + timedelta(days=last, seconds=2)))
         activity.logger.info("open-orders watch started", extra={"watched": len(watch.watched)})
         return True
-
-    async def run_out(self, env: WorkflowEnvironment, longest: timedelta = timedelta(days=60)) -> None:
-        """Let the watches started here run to their end, moving the test server's clock to the last
-        instant each waits for, then a day at a time (at most ``longest``, then it is terminated):
-        for a worker whose run ends with it (a scenario, a test, a benchmark on the time-skipping
-        server), where no worker would serve a watch left waiting and the server's one clock would
-        wait on it. Call it while the worker still runs. On a server without time skipping, they
-        are left to run (and a worker to serve them)."""
-        for handle, last_due in self.started if env.supports_time_skipping else ():
-            ahead = last_due - await env.get_current_time()
-            if ahead > timedelta(0):  # one move to its last instant is the usual end
-                await env.sleep(ahead)
-            waited = timedelta(0)
-            while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
-                if waited >= longest:
-                    await handle.terminate("its run ended before it did")
-                    break
-                await env.sleep(timedelta(days=1))
-                waited += timedelta(days=1)
-        self.started.clear()
 
     def all(self) -> list:
         """The activity callables, for the worker."""

@@ -16,10 +16,11 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig, ClientConnectConfig
 from temporalio.runtime import (
@@ -210,14 +211,33 @@ def build_worker(client: Client, book: OrderBook, task_queue: str = TASK_QUEUE, 
 async def ephemeral_worker(env: WorkflowEnvironment, book: OrderBook, task_queue: str,
                            **options: Any) -> AsyncIterator[Worker]:
     """A worker (:func:`build_worker`) on ``env``'s server for a run that ends with it — a scenario, a
-    test, a benchmark on the time-skipping server: the watches its completed pathways started are
-    run out before it stops (:meth:`AfterCompletionActivities.run_out`)."""
+    test, a benchmark on the time-skipping server: the watches its completed pathways started
+    (:mod:`workflows.open_orders_watch`) are run out before it stops (:func:`_run_out`)."""
     watches = AfterCompletionActivities(env.client, task_queue)
     async with build_worker(env.client, book, task_queue, after_completion=watches, **options) as worker:
         try:
             yield worker
         finally:  # while the worker still runs: it carries the watches to their end
-            await watches.run_out(env)
+            await _run_out(env, watches, timedelta(days=60))
+
+
+async def _run_out(env: WorkflowEnvironment, watches: AfterCompletionActivities, longest: timedelta) -> None:
+    """Let the watches started through ``watches`` run to their end, moving the test server's clock
+    to the last instant each waits for, then a day at a time (at most ``longest``, then it is
+    terminated): no worker would serve a watch left waiting, and the server's one clock would wait
+    on it. On a server without time skipping they are left to run (and a worker to serve them)."""
+    for handle, last_due in watches.started if env.supports_time_skipping else ():
+        ahead = last_due - await env.get_current_time()
+        if ahead > timedelta(0):  # one move to its last instant is the usual end
+            await env.sleep(ahead)
+        waited = timedelta(0)
+        while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            if waited >= longest:
+                await handle.terminate("its run ended before it did")
+                break
+            await env.sleep(timedelta(days=1))
+            waited += timedelta(days=1)
+    watches.started.clear()
 
 
 def run_until_signalled(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
