@@ -289,10 +289,11 @@ class PatientPathwayWorkflow:
         self._record("note", f"Still without a result at completion: {listing}. The care team is told of each "
                      "result that has not come by then.", {"id": "results_awaited_at_completion",
                                                            "citation": watched[0].rule.cite()})
+        # A local activity: a short call to the server, recorded as one marker (the history stays lean).
         await call_activity(AfterCompletionActivities.start_open_orders_watch, OpenOrdersWatchInput(
             enrolled_at=self._s.enrolled_at, ui_metadata=self._options.ui_metadata,
             watched=[WatchedResult(due_day=day, escalation=self._overdue_request(o, day)[1]) for day, o in due]),
-            "open orders watch")
+            "open orders watch", local=True)
 
     async def _escalate_overdue(self, overdue: Overdue) -> None:
         """One overdue result, one activity call (pathways started before BATCHED_ORDERS_PATCH)."""
