@@ -17,7 +17,9 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.orders import OrderActivities, OverdueRequest
+    from pathway.contract import EVENT_TYPES
     from workflows.activity_calls import SETTLE, call_activity
+    from workflows.metrics import PathwayMetrics
 
 
 def watch_workflow_id(pathway_workflow_id: str) -> str:
@@ -58,4 +60,5 @@ class OpenOrdersWatchWorkflow:
                                             request.order_kind)
             if receipt is not None:
                 escalated.append(request.order_action_id)
+                PathwayMetrics(workflow.metric_meter(), EVENT_TYPES).result_overdue(request.order_kind)
         return escalated

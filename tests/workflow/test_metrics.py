@@ -90,3 +90,26 @@ async def test_pathway_metrics_count_each_action_rejection_and_escalation_once(t
         assert not [key for key in recorded.totals if "pt-metrics-01" in key[2]]  # no patient id in a label
         await handle.terminate("test done")
 
+
+
+async def test_an_overdue_result_escalated_after_completion_is_counted_once(ts_env, order_book, task_queue):
+    buffer = MetricBuffer(100_000)
+    client = await Client.connect(ts_env.client.service_client.config.target_host, namespace=ts_env.client.namespace,
+                                  data_converter=TEST_CONVERTER,
+                                  runtime=Runtime(telemetry=TelemetryConfig(metrics=buffer)))
+    recorded = Recorded(buffer)
+    async with build_worker(client, order_book, task_queue, max_cached_workflows=0,
+                            workflow_failure_exception_types=[Exception]):
+        handle = await start_pathway(client, enrollment("pt-metrics-02", pain_nrs=5), task_queue=task_queue,
+                                     options=NO_SERVER_FEATURES)
+        await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "osteoporotic"})
+        await handle.signal(PatientPathwayWorkflow.dxa, {"t_score": -2.7})
+        for day in (15, 43, 85, 183):
+            await advance(ts_env, handle, day)
+            await handle.signal(PatientPathwayWorkflow.radiograph, {"height_loss_pct": 25})
+        await advance(ts_env, handle, 380)  # the watch escalates the 12-month screening on day 379, and ends
+        overdue = Counter(o.title.removeprefix("Result overdue: ") for o in order_book.list(workflow_id=handle.id)
+                          if o.kind == "escalate_overdue_result")
+        assert overdue["order_adjacent_fracture_screening"] >= 1
+        assert recorded.by(m.OVERDUE_RESULTS, "order_kind") == overdue
+        assert recorded.by(m.ESCALATIONS, "kind")[m.OVERDUE_ESCALATION] == overdue.total()
