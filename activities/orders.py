@@ -214,7 +214,7 @@ class OrderActivities:
             details={**about, "order_action_id": request.order_action_id, "order_day": request.order_day},
             codes=[])
         activity.logger.info("overdue result escalated", extra={"action_kind": request.order_kind})
-        _count_written("escalate_overdue_result", created)
+        _count_written(OVERDUE_ESCALATION, created)
         return OrderReceipt(order_id=order.id, status=order.status, created=created)
 
     @activity.defn(name="escalate_overdue_result_after_end")

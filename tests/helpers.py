@@ -93,6 +93,16 @@ async def advance(env: WorkflowEnvironment, handle: WorkflowHandle, day: float) 
         await env.sleep(delta)
 
 
+async def every_result_comes_back(env: WorkflowEnvironment, handle: WorkflowHandle) -> None:
+    """The MRI (osteoporotic) and DXA at once, then a film after each scheduled radiograph and the
+    6-month screening: only the 12-month screening, ordered as the pathway completes, stays open."""
+    await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "osteoporotic"})
+    await handle.signal(PatientPathwayWorkflow.dxa, {"t_score": -2.7})
+    for day in (15, 43, 85, 183):
+        await advance(env, handle, day)
+        await handle.signal(PatientPathwayWorkflow.radiograph, {"height_loss_pct": 25})
+
+
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 20.0) -> Any:
     """Poll ``check`` until it returns something truthy, and return that; fail after ``timeout``
     seconds (workers apply events, and visibility catches up, asynchronously)."""

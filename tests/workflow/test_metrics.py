@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 
-from tests.helpers import NO_SERVER_FEATURES, TEST_CONVERTER, advance, enrollment, eventually
+from tests.helpers import NO_SERVER_FEATURES, TEST_CONVERTER, advance, enrollment, eventually, every_result_comes_back
 from worker.runtime import build_worker
 from workflows import metrics as m
 from workflows.patient_pathway import PatientPathwayWorkflow
@@ -44,12 +44,17 @@ class Recorded:
         return Counter({v: len(x) for (metric, lbl, v), x in self.values.items() if metric == name and lbl == label})
 
 
-async def test_pathway_metrics_count_each_action_rejection_and_escalation_once(ts_env, order_book, task_queue):
+async def metered_client(env) -> tuple[Client, Recorded]:
+    """A client of ``env``'s server whose runtime records the SDK's metrics, and what it records."""
     buffer = MetricBuffer(100_000)
-    client = await Client.connect(ts_env.client.service_client.config.target_host, namespace=ts_env.client.namespace,
+    client = await Client.connect(env.client.service_client.config.target_host, namespace=env.client.namespace,
                                   data_converter=TEST_CONVERTER,
                                   runtime=Runtime(telemetry=TelemetryConfig(metrics=buffer)))
-    recorded = Recorded(buffer)
+    return client, Recorded(buffer)
+
+
+async def test_pathway_metrics_count_each_action_rejection_and_escalation_once(ts_env, order_book, task_queue):
+    client, recorded = await metered_client(ts_env)
     async with build_worker(client, order_book, task_queue, max_cached_workflows=0,
                             workflow_failure_exception_types=[Exception]):
         handle = await start_pathway(client, enrollment("pt-metrics-01"), task_queue=task_queue,
@@ -93,20 +98,12 @@ async def test_pathway_metrics_count_each_action_rejection_and_escalation_once(t
 
 
 async def test_an_overdue_result_escalated_after_completion_is_counted_once(ts_env, order_book, task_queue):
-    buffer = MetricBuffer(100_000)
-    client = await Client.connect(ts_env.client.service_client.config.target_host, namespace=ts_env.client.namespace,
-                                  data_converter=TEST_CONVERTER,
-                                  runtime=Runtime(telemetry=TelemetryConfig(metrics=buffer)))
-    recorded = Recorded(buffer)
+    client, recorded = await metered_client(ts_env)
     async with build_worker(client, order_book, task_queue, max_cached_workflows=0,
                             workflow_failure_exception_types=[Exception]):
         handle = await start_pathway(client, enrollment("pt-metrics-02", pain_nrs=5), task_queue=task_queue,
                                      options=NO_SERVER_FEATURES)
-        await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "osteoporotic"})
-        await handle.signal(PatientPathwayWorkflow.dxa, {"t_score": -2.7})
-        for day in (15, 43, 85, 183):
-            await advance(ts_env, handle, day)
-            await handle.signal(PatientPathwayWorkflow.radiograph, {"height_loss_pct": 25})
+        await every_result_comes_back(ts_env, handle)
         await advance(ts_env, handle, 380)  # the watch escalates the 12-month screening on day 379, and ends
         overdue = Counter(o.title.removeprefix("Result overdue: ") for o in order_book.list(workflow_id=handle.id)
                           if o.kind == "escalate_overdue_result")

@@ -8,7 +8,7 @@ from temporalio.worker import Replayer
 
 from activities.results_after_end import record_result_after_end
 from pathway.contract import parse_event
-from tests.helpers import NO_SERVER_FEATURES, TEST_CONVERTER, advance, enrollment, make_worker
+from tests.helpers import NO_SERVER_FEATURES, TEST_CONVERTER, advance, enrollment, every_result_comes_back, make_worker
 from worker.runtime import sandbox_runner
 from workflows.open_orders_watch import OpenOrdersWatchWorkflow, watch_workflow_id
 from workflows.patient_pathway import PatientPathwayWorkflow
@@ -22,11 +22,7 @@ async def _a_completed_year(env, book, task_queue, patient_id):
     """A patient whose MRI, DXA and films all came back, to completion on day 365."""
     handle = await start_pathway(env.client, enrollment(patient_id, pain_nrs=5), task_queue=task_queue,
                                  options=NO_SERVER_FEATURES)
-    await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "osteoporotic"})
-    await handle.signal(PatientPathwayWorkflow.dxa, {"t_score": -2.7})
-    for day in (15, 43, 85, 183):
-        await advance(env, handle, day)
-        await handle.signal(PatientPathwayWorkflow.radiograph, {"height_loss_pct": 25})
+    await every_result_comes_back(env, handle)
     await advance(env, handle, 366)  # the clock moved exactly (awaiting the result lets it run on to the watch)
     return handle, await handle.query(PatientPathwayWorkflow.state)
 
