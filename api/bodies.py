@@ -14,6 +14,7 @@ from fastapi import Request
 
 from api.errors import ApiError
 from pathway.contract import SAFE_FIELD_NAME
+from pathway.contract_json import DuplicateKey, loads
 
 MAX_BODY = 64 * 1024  # contract bodies are small; a huge one is a mistake or an attack
 
@@ -26,34 +27,6 @@ class _NoBody:
 
 
 NO_BODY: Any = _NoBody()
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str):
-        super().__init__("duplicate key")
-        self.key = key
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # JSON parsers disagree on {"id": "a", "id": "b"} (first wins, last wins, refused): a body
-    # that two readers could read differently is refused, never quietly taken as its last key.
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise _DuplicateKey(key)
-        obj[key] = value
-    return obj
-
-
-def _number(text: str) -> int | float:
-    # JSON (and its Schema) make no difference between 4 and 4.0: a whole number is an integer,
-    # so that "nrs": 4.0 passes the contract's strict integer check as 4 does.
-    value = float(text)
-    return int(value) if value.is_integer() else value
 
 
 def _too_large() -> ApiError:
@@ -84,8 +57,8 @@ async def json_body(request: Request) -> Any:
     if not raw.strip():
         return NO_BODY
     try:
-        return json.loads(raw, parse_constant=_no_constant, parse_float=_number, object_pairs_hook=_object)
-    except _DuplicateKey as exc:
+        return loads(raw)
+    except DuplicateKey as exc:
         field = exc.key if SAFE_FIELD_NAME.fullmatch(exc.key) else "body"
         raise ApiError(422, "invalid request", [f"{field}: a key given more than once in one JSON object"]) from None
     except json.JSONDecodeError as exc:

@@ -17,7 +17,16 @@ from pydantic import ValidationError
 
 from activities.order_model import ORDER_STATUSES
 from cli.api_client import ApiClient, ApiFailure, default_token
-from pathway.contract import EVENT_TYPES, FRACTURE_LEVELS, ContractError, RedFlag, parse_enrollment, parse_event
+from pathway import contract_json
+from pathway.contract import (
+    EVENT_TYPES,
+    FRACTURE_LEVELS,
+    ContractError,
+    RedFlag,
+    parse_enrollment,
+    parse_event,
+    text_fields,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_CONFLICT = 0, 1, 2, 3, 4
 EXIT_CODES_HELP = """exit codes:
@@ -72,23 +81,30 @@ def read_json(source: str) -> Any:
     except UnicodeDecodeError as exc:
         raise InputError([f"{source}: not UTF-8 text (byte {exc.start}); expected a JSON file"]) from None
     try:
-        return json.loads(text)
+        return contract_json.loads(text)
+    except contract_json.DuplicateKey as exc:
+        raise InputError([str(exc)]) from None
     except json.JSONDecodeError as exc:
         raise InputError([f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"]) from None
-    except RecursionError:
-        raise InputError([f"{source}: not valid JSON (nested too deeply)"]) from None
+    except (ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise InputError([f"{source}: not valid JSON ({why})"]) from None
 
 
-def _field_values(pairs: list[str]) -> dict[str, Any]:
-    """``name=value`` pairs; a value that reads as JSON (6, true, -2.5) is taken as such."""
+def _field_values(event_type: str, pairs: list[str]) -> dict[str, Any]:
+    """``name=value`` pairs of an event; a value that reads as JSON (6, true, -2.5) is taken as such,
+    except for the contract's text fields (``drug=123`` is the text "123")."""
+    text = text_fields(event_type)
     fields: dict[str, Any] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         if not sep or not name:
             raise InputError([f"{pair}: expected name=value"])
+        if name in fields:
+            raise InputError([f"{name}: given more than once"])
         try:
-            fields[name] = json.loads(raw)
-        except json.JSONDecodeError:
+            fields[name] = raw if name in text else contract_json.loads(raw)
+        except ValueError:
             fields[name] = raw
     return fields
 
@@ -132,7 +148,7 @@ def _event(api: ApiClient, args: argparse.Namespace) -> int:
     else:
         if not args.type:
             raise InputError(["type: required (or --file)"])
-        body = {"type": args.type, **_field_values(args.fields)}
+        body = {"type": args.type, **_field_values(args.type, args.fields)}
     if args.event_id:
         body["event_id"] = args.event_id
     if args.observed_at:

@@ -192,6 +192,14 @@ EVENT_TYPES: tuple[str, ...] = (
 _event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 
 
+def text_fields(event_type: str) -> frozenset[str]:
+    """The free-text fields of an event type (``drug``, ``reason``, ...; none for an unknown type)."""
+    for model in get_args(get_args(Event)[0]):
+        if model.model_fields["type"].default == event_type:
+            return frozenset(name for name, spec in model.model_fields.items() if spec.annotation is str)
+    return frozenset()
+
+
 class Action(BaseModel):
     """One thing the pathway did, with the facts, threshold and guideline line behind it."""
 

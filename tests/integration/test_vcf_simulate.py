@@ -44,3 +44,20 @@ def test_vcf_simulate_refuses_an_invalid_scenario(tmp_path, change, field):
     assert done.returncode == 2
     assert done.stdout == ""
     assert f"{field}:" in done.stderr
+
+
+def test_vcf_simulate_refuses_a_key_given_twice_and_reads_whole_numbers_as_integers(tmp_path):
+    text = (SCENARIOS / "withdrawal.json").read_text(encoding="utf-8")
+    twice = tmp_path / "twice.json"
+    twice.write_text(text.replace('"name":', '"name": "first", "name":', 1), encoding="utf-8")
+    done = subprocess.run([vcf(), "simulate", str(twice)], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "name: a key given more than once" in done.stderr
+
+    raw = json.loads(text)
+    raw["patient"]["pain_nrs"] = 8.0  # as the API takes it: a whole number is an integer
+    whole = tmp_path / "whole.json"
+    whole.write_text(json.dumps(raw), encoding="utf-8")
+    done = subprocess.run([vcf(), "simulate", str(whole)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == expected_of(SCENARIOS / "withdrawal.json")["status"]
