@@ -184,7 +184,8 @@ def _enrollment_mri(b: Builder) -> None:
     urgent = [f for f in e.red_flags if f in b.defn.urgent_mri_red_flags]
     pathologic = [f for f in urgent if f != "neuro_deficit"]
     if pathologic:
-        why = (f"Red flag(s) {', '.join(pathologic)}: urgent MRI to rule out a pathologic fracture; "
+        why = (f"Red flag(s) {', '.join(pathologic)}: urgent MRI to rule out a pathologic fracture"
+               + (" and cord or root compromise (neurological deficit)" if "neuro_deficit" in urgent else "") + "; "
                + ("PT and any augmentation referral wait for an MRI result saying osteoporotic."
                   if b.safety else "any augmentation referral is held until the MRI says osteoporotic."))
     elif urgent:

@@ -89,6 +89,8 @@ def pathologic_fracture(b: Builder) -> bool:
         if etiology in ("malignant", "infection"):
             specialty = "oncology" if etiology == "malignant" else "infectious_disease"
             stop_calcitonin(b, day, "pathologic fracture")
+            b.note(f"mri:{day:g}:{etiology}", day, f"MRI shows {pathologic_finding(etiology)}: pathologic fracture.",
+                   b.defn.actions["order_mri"].cite())
             b.act("refer_pathologic_fracture_workup", "refer_pathologic_fracture_workup", day,
                   f"MRI on day {day:g} shows {pathologic_finding(etiology)}: leave the "
                   "osteoporotic pathway, cancel pending radiographs, referrals and screening.",
@@ -98,10 +100,18 @@ def pathologic_fracture(b: Builder) -> bool:
                 drugs = [k for k in REVIEWED_ON_EXIT if k in b.facts.taken]
                 b.review("pathologic_exit_medications", "pathologic_exit_medications", day,
                          f"Pathologic ({etiology}) fracture on MRI, day {day:g}: review the bisphosphonate "
-                         "and analgesics for the new diagnosis. Nothing is stopped automatically but calcitonin.",
-                         medications=drugs)
+                         f"and analgesics for the new diagnosis. {_calcitonin_on_exit(b)}", medications=drugs)
             return True
     return False
+
+
+def _calcitonin_on_exit(b: Builder) -> str:
+    """What the exit stops, as it is: calcitonin only if it was still running."""
+    if any(a.kind == "stop_calcitonin" for a in b.decision.actions):
+        return "Nothing is stopped automatically but calcitonin."
+    stopped = b.facts.taken.get("stop_calcitonin")
+    return ("Nothing is stopped automatically (calcitonin " +
+            (f"was stopped on day {stopped:g})." if stopped is not None else "was not started)."))
 
 
 def withdrawal_handover(b: Builder, day: float) -> None:
@@ -260,6 +270,9 @@ def _physical_therapy(b: Builder) -> None:
                    "subsided")
         day = max(day, release)
         why += f"; MRI says osteoporotic (day {mri_day:g})"
+        cleared = neuro_cleared_day(b.facts)
+        if cleared > 0:
+            why += f"; neurological deficit resolved (day {cleared:g})"
     latest = pain_reports(b.facts)[-1]
     if b.revision >= 3 and latest[0] > met[0] and not subsided(latest):
         # The report PT rests on arrived after a later one that is not subsided: pain has not subsided now.
@@ -269,6 +282,21 @@ def _physical_therapy(b: Builder) -> None:
     b.act("refer_physical_therapy", "refer_physical_therapy", day,
           f"{why}; start core strengthening and posture work.",
           basis=(r.physical_therapy_from_day, r.physical_therapy_pain_nrs), focus=["core strengthening", "posture"])
+
+
+def _deformity_counts(b: Builder) -> str:
+    """What a deformity flagged now means for the augmentation referral."""
+    referred = b.facts.taken.get("refer_vertebral_augmentation")
+    if referred is not None:
+        return f"the augmentation referral was already made on day {referred:g}"
+    if b.defn.safety is None:
+        return "counts as spinal deformity at the 12-week review"
+    limit = b.defn.safety.rules.review_hold_until_day.value
+    if more_than(b.now, limit):
+        return (f"found after day {limit:g}, it makes no augmentation referral from the pathway; the care team "
+                "decides")
+    return ("counts as spinal deformity at the 12-week review, or as a criterion found after it until day "
+            f"{limit:g} if that review referred no one")
 
 
 def nerve_block_offer_expired(defn: PathwayDefinition, facts: PatientFacts, day: float) -> bool:
@@ -282,12 +310,9 @@ def nerve_block_offer_expired(defn: PathwayDefinition, facts: PatientFacts, day:
 def radiograph_findings(b: Builder) -> None:
     r = b.defn.rules
     found = progression(b.defn, b.facts)
-    if found:
-        counts = ("counts as spinal deformity at the 12-week review, or as a criterion found after it "
-                  f"until day {b.defn.safety.rules.review_hold_until_day.value:g} if that review referred no one"
-                  if b.defn.safety else "counts as spinal deformity at the 12-week review")
+    if found and not b.done("flag_progressive_deformity"):
         b.act("flag_progressive_deformity", "flag_progressive_deformity", found.day,
-              f"Radiograph on day {found.day:g}: {found.reason}. Clinician review; {counts}.",
+              f"Radiograph on day {found.day:g}: {found.reason}. Clinician review; {_deformity_counts(b)}.",
               basis=(r.kyphosis_progression_deg,) if "kyphosis" in found.reason else ())
     level = b.facts.enrollment.fracture_level
     for day, image in b.facts.of(RadiographEvent):

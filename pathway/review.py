@@ -161,7 +161,7 @@ def _review_on_current_evidence(b: Builder) -> None:
     if missing and not (late and (held or b.revision < 2)):  # asked once per review, also when a pause kept it late
         b.review("review_evidence_missing", "review_evidence_missing", b.now,
                  f"12-week review (day {review_day:g}) held: no {lacking} ({mri}). A referral is "
-                 f"never made on a score from weeks ago; the review is decided when the evidence arrives "
+                 f"never made on a score from before day {window:g}; the review is decided when the evidence arrives "
                  f"(until day {hold_until:g}).", missing=missing, review_day=review_day, hold_until_day=hold_until)
     if not late:
         b.note(f"{REVIEW}:held", b.now, f"12-week review held: waiting for {wanted}.",
@@ -266,12 +266,16 @@ class _PairWatch:
 
 def _refer(b: Builder, criteria: list[str], why: list[str], when: str) -> None:
     r = b.defn.rules
-    if decisions_of(b.facts, "decline_augmentation"):
-        b.note(f"{REVIEW}:declined", b.now, "Criteria met but augmentation declined by a clinician.")
+    declined = decisions_of(b.facts, "decline_augmentation")
+    if declined:
+        day, decision = declined[0]
+        b.note(f"{REVIEW}:declined", b.now, f"{when}: criteria met ({'; '.join(why)}), but augmentation was declined "
+               f"by {decision.author} on day {day:g} ({decision.reason}): no referral.", r.review_day.cite())
         return
     grade = genant_grade(b.defn, latest_height_loss(b.facts))
     kyphoplasty = grade >= r.kyphoplasty_min_genant_grade.value or "spinal_deformity" in criteria
-    suggestion = (f"balloon kyphoplasty suggested (Genant grade {grade})" if kyphoplasty else
+    suggestion = (f"balloon kyphoplasty suggested (Genant grade {grade}"
+                  + (", progressive deformity)" if "spinal_deformity" in criteria else ")") if kyphoplasty else
                   f"vertebroplasty suggested (Genant grade {grade}, no progressive deformity) — AAOS 2010 "
                   "makes a strong recommendation against vertebroplasty")
     basis: tuple[Rule, ...] = (r.review_day, r.persistent_pain_nrs)
