@@ -47,7 +47,12 @@ class Decision:
 #      screening order still waiting for its result orders no second one.
 #   4: a step scheduled for an instant (a radiograph, the review, a screening, the calcitonin stop, the opioid
 #      review, completion) is due once that instant has passed, so every event observed at it comes first.
-REVISION = 4
+#   5: a pause that ends at a scheduled radiograph's instant orders every radiograph then due in one order;
+#      a scheduled screening within the skip window after any other screening is skipped (both fall due
+#      together after a long pause); the days a pause held the follow-up checks do not count in a gap in
+#      pain reports, and a resume no longer starts a new gap; a criterion found after the review refers
+#      only until the review's hold limit (a note says what it waits for, and when it lapsed).
+REVISION = 5
 
 
 # The guideline step each reason for a clinician review is about (its citation names that section first).
@@ -90,6 +95,11 @@ class Builder:
         every event observed at that instant — a scenario's events of that day — comes first; before,
         as soon as the instant came."""
         return self.now > day + SAME_INSTANT if self.revision >= 4 else self.now >= day
+
+    def at_instant(self, day: float) -> bool:
+        """Whether ``now`` is at the instant of ``day`` but the step scheduled for it is not due yet
+        (within :data:`pathway.facts.SAME_INSTANT` of it; revision 4 on)."""
+        return abs(self.now - day) <= SAME_INSTANT and not self.reached(day)
 
     def next_instant(self, *days: float) -> float:
         """The earliest of ``days`` not yet :meth:`reached` (infinity if none): when a step scheduled

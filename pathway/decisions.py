@@ -35,7 +35,7 @@ from pathway.facts import (
     bed_bound_spells,
     check_after,
     decisions_of,
-    gap_reference_day,
+    gap_day,
     genant_grade,
     latest_pain,
     more_than,
@@ -212,6 +212,8 @@ def _schedule(b: Builder) -> None:
     if due:
         ordered = _radiographs_ordered(b)
         due = [d for d in due if d not in ordered]
+    if due and b.revision >= 5 and any(b.at_instant(d) for d in radiographs.days):
+        due = []  # a pause ended at a scheduled radiograph's instant: all of them, in one order, at its alarm
     # One task per need (vcf-1.2): radiographs that fall due together (after a pause) are one order.
     for group in ([due] if b.safety and due else [[d] for d in due]):
         weeks = " and ".join(f"{d // 7}" for d in group)
@@ -227,13 +229,14 @@ def _schedule(b: Builder) -> None:
     for d in screenings.days:
         if not b.reached(d) or b.done(f"order_adjacent_fracture_screening:day-{d}:skipped"):
             continue  # not due yet, or skipped once and for all
-        flare = _recent_flare_screening(b, d)
-        if flare is not None:
+        recent = _recent_screening(b, d)
+        if recent is not None:
             assert b.defn.safety is not None
             rule = b.defn.safety.rules.screening_skip_after_flare_days
+            what, day = recent
             b.note(f"order_adjacent_fracture_screening:day-{d}:skipped", b.now,
-                   f"Scheduled adjacent-fracture screening (day {d}) skipped: a flare-triggered screening "
-                   f"was ordered on day {flare:g}, within {rule.value:g} days.", rule.cite())
+                   f"Scheduled adjacent-fracture screening (day {d}) skipped: {what} was ordered on day {day:g}, "
+                   f"within {rule.value:g} days.", rule.cite())
             continue
         b.act(f"order_adjacent_fracture_screening:day-{d}", "order_adjacent_fracture_screening",
               b.now, f"Scheduled screening for adjacent-level fractures at day {d} "
@@ -249,23 +252,34 @@ def _radiographs_ordered(b: Builder) -> set[int]:
             for day in action_id.removeprefix("order_radiograph:day-").split("+")}
 
 
-def _recent_flare_screening(b: Builder, scheduled_day: int) -> float | None:
-    """Day of a flare-triggered screening within the skip window before a scheduled one is ordered
-    (vcf-1.2). On schedule it is ordered on its day (its alarm rings a second later); after a pause,
-    on resume — so a flare screening ordered during the pause counts."""
-    if b.defn.safety is None or b.done(f"order_adjacent_fracture_screening:day-{scheduled_day}"):
+def _recent_screening(b: Builder, scheduled_day: int) -> tuple[str, float] | None:
+    """A screening ordered within the skip window before a scheduled one is ordered (vcf-1.2), as
+    (what it was, its day): a flare-triggered one — and from revision 5 any other, as when both
+    scheduled screenings fall due together after a pause. On schedule a screening is ordered on its
+    day (its alarm rings a second later); after a pause, on resume — so one ordered during the pause
+    counts."""
+    prefix = "order_adjacent_fracture_screening:"
+    if b.defn.safety is None or b.done(f"{prefix}day-{scheduled_day}"):
         return None
     window = b.defn.safety.rules.screening_skip_after_flare_days.value
     ordered_on = scheduled_day if b.now - scheduled_day <= GRACE else b.now
     # A flare reported on the scheduled day is ordered in this same decision, before the schedule is read.
     ordered = [*b.facts.taken.items(), *(((a.id, a.day) for a in b.decision.actions) if b.revision >= 2 else ())]
-    flares = [day for action_id, day in ordered if action_id.startswith("order_adjacent_fracture_screening:flare:")]
-    recent = [day for day in flares if 0 <= ordered_on - day <= window]
-    return max(recent) if recent else None
+    recent = [(day, action_id) for action_id, day in ordered
+              if action_id.startswith(f"{prefix}flare:") and 0 <= ordered_on - day <= window]
+    if b.revision >= 5:
+        recent += [(day, action_id) for action_id, day in ordered if action_id.startswith(f"{prefix}day-")
+                   and not action_id.endswith(":skipped") and 0 <= ordered_on - day <= window]
+    if not recent:
+        return None
+    day, action_id = max(recent)
+    flare = action_id.startswith(f"{prefix}flare:")
+    return ("a flare-triggered screening" if flare else
+            f"the day-{action_id.removeprefix(prefix + 'day-')} screening"), day
 
 
 def _gap_checks(b: Builder) -> float:
-    r, since = b.defn.rules, gap_reference_day(b.facts)
+    r, since = b.defn.rules, gap_day(b.facts, b.revision)[1]
     return min(b.next_instant(r.completion_day.value), more_than_from(b.now, since, r.outreach_after_days.value),
                more_than_from(b.now, since, r.escalate_after_days.value))
 
@@ -275,14 +289,16 @@ def _follow_up_gaps(b: Builder) -> None:
     r = b.defn.rules
     if b.reached(r.completion_day.value):
         return
-    since = gap_reference_day(b.facts)
+    since, start = gap_day(b.facts, b.revision)
     gaps: tuple[tuple[ActionKind, Rule], ...] = (("outreach_missed_follow_up", r.outreach_after_days),
                                                   ("escalate_lost_to_follow_up", r.escalate_after_days))
     for kind, rule in gaps:
-        if more_than(b.now - since, rule.value):
+        if more_than(b.now - start, rule.value):
             last_report = latest_pain(b.facts)[0]
             contact = (f"No pain report since day {since:g}" if since == last_report else
                        f"No pain report since the pathway resumed on day {since:g} (last report day {last_report:g})")
+            if start > since:
+                contact += f" ({start - since:g} days paused not counted)"
             b.act(f"{kind}:{since:g}", kind, b.now, f"{contact}: more than {rule.value:g} days.",
                   basis=(rule,), last_contact_day=round(since, 3))
 
@@ -301,21 +317,21 @@ def _completed(defn: PathwayDefinition, facts: PatientFacts, b: Builder) -> bool
 def next_due(defn: PathwayDefinition, facts: PatientFacts, now: float, revision: int = REVISION) -> list[Due]:
     """Future instants at which something may come due (the pathway's named timers); from revision 4
     also one ``now`` is at, since a step is due only once its instant has passed (:meth:`Builder.reached`)."""
-    dues = _dues(defn, facts)
+    dues = _dues(defn, facts, revision)
     if revision >= 4:
         return dues[bisect_left(dues, now - SAME_INSTANT, key=_DAY):]
     return dues[bisect_right(dues, now, key=_DAY):]
 
 
-def _dues(defn: PathwayDefinition, facts: PatientFacts) -> list[Due]:
+def _dues(defn: PathwayDefinition, facts: PatientFacts, revision: int) -> list[Due]:
     """Every instant the facts set a timer for, past ones included, in order."""
     # A pain report moves the follow-up checks alone: the other timers are kept as a view of what
     # they read, and joined in the same order as before sorting (ties keep that order).
     first, outreach_days, escalate_days, then = facts.view(
         "dues", lambda f: _kept_dues(defn, f), under=defn, of_actions=True, reads=(MobilityEvent, ClinicianEvent))
-    since = gap_reference_day(facts)
-    return sorted([*first, Due(check_after(since, outreach_days), "missed follow-up check"),
-                   Due(check_after(since, escalate_days), "lost-to-follow-up check"), *then], key=_DAY)
+    start = gap_day(facts, revision)[1]
+    return sorted([*first, Due(check_after(start, outreach_days), "missed follow-up check"),
+                   Due(check_after(start, escalate_days), "lost-to-follow-up check"), *then], key=_DAY)
 
 
 def _kept_dues(defn: PathwayDefinition, facts: PatientFacts) -> tuple[list[Due], float, float, list[Due]]:
@@ -389,11 +405,12 @@ def phase(defn: PathwayDefinition, status: PathwayStatus, now: float) -> str:
     return "follow_up"
 
 
-def escalation_state(facts: PatientFacts, now: float) -> str:
-    """Operational flag for the care team: urgent, lost_to_follow_up, outreach, or none."""
+def escalation_state(facts: PatientFacts, now: float, revision: int = REVISION) -> str:
+    """Operational flag for the care team: urgent, lost_to_follow_up, outreach, or none (the follow-up
+    gap as the decisions' ``revision`` names it)."""
     if neuro_deficit_open(facts):
         return "urgent_referral"
-    since = gap_reference_day(facts)
+    since = gap_day(facts, revision)[0]
     if f"escalate_lost_to_follow_up:{since:g}" in facts.taken:
         return "lost_to_follow_up"
     if f"outreach_missed_follow_up:{since:g}" in facts.taken:

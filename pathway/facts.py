@@ -473,6 +473,44 @@ def gap_reference_day(facts: PatientFacts) -> float:
     return max(last_report, resumed) if resumed is not None else last_report
 
 
+@dataclass(frozen=True)
+class FollowUpGap:
+    """The current gap in pain reports (decisions revision 5): since the last report, the days the
+    pathway was paused since then not counted (a pause holds the follow-up checks; the silence before
+    it still counts after it). ``start``: the instant the gap's days count from."""
+
+    last_report: float
+    paused: float
+
+    @property
+    def start(self) -> float:
+        return self.last_report + self.paused
+
+
+@kept(PainEvent, ClinicianEvent)
+def follow_up_gap(facts: PatientFacts) -> FollowUpGap:
+    """The gap since the last pain report, with the days paused since then (pauses that ended)."""
+    last_report = latest_pain(facts)[0]
+    paused, since = 0.0, None
+    for day, event in facts.of(ClinicianEvent):
+        if event.decision == "pause" and since is None:
+            since = day
+        elif event.decision == "resume" and since is not None:
+            paused += max(0.0, day - max(since, last_report))
+            since = None
+    return FollowUpGap(last_report, paused)
+
+
+def gap_day(facts: PatientFacts, revision: int) -> tuple[float, float]:
+    """The current follow-up gap as the decisions' ``revision`` reads it: (the day that names it, the
+    instant its days count from). Before revision 5 a resume started a new gap."""
+    if revision >= 5:
+        gap = follow_up_gap(facts)
+        return gap.last_report, gap.start
+    since = gap_reference_day(facts)
+    return since, since
+
+
 @kept(MriEvent)
 def osteoporotic_mri_day(facts: PatientFacts) -> float | None:
     """Day of the first MRI result saying osteoporotic, or None while none has."""

@@ -92,8 +92,11 @@ def twelve_week_review(b: Builder) -> None:
 
 
 def review_held(facts: PatientFacts) -> bool:
-    """Whether the review waits for evidence (and has neither been decided nor lapsed)."""
+    """Whether the review waits for evidence (and has neither been decided nor lapsed) — or, from
+    revision 5, a referral on a criterion found after it waits for the MRI."""
     noted = facts.noted_ids()
+    if f"{REVIEW}:criterion_held" in noted:
+        return f"{REVIEW}:criterion_lapsed" not in noted and "refer_vertebral_augmentation" not in facts.taken
     return f"{REVIEW}:held" in noted and f"{REVIEW}:done" not in noted and f"{REVIEW}:lapsed" not in noted
 
 
@@ -220,9 +223,25 @@ def _criteria_after_review(b: Builder) -> None:
                       f"{d2 - d1:g} days apart (>= {s.later_pain_apart_days.value:g}), none below "
                       f"{r.persistent_pain_nrs.value:g} between"))
     found = sorted(f for f in found if f[0] <= limit)
-    if found and b.osteoporotic_mri() is not None:
-        _refer(b, [c for _, c, _ in found], [w for _, _, w in found],
-               f"Criterion met after the 12-week review (day {found[0][0]:g}, within day {limit:g})")
+    if not found:
+        return
+    when = f"Criterion met after the 12-week review (day {found[0][0]:g}, within day {limit:g})"
+    if b.revision < 5:
+        if b.osteoporotic_mri() is not None:
+            _refer(b, [c for _, c, _ in found], [w for _, _, w in found], when)
+        return
+    # Revision 5: the same evidence as the review, by the same limit (safety rules 1 and 2).
+    late = more_than(b.now, limit)
+    if b.osteoporotic_mri() is not None and not late:
+        _refer(b, [c for _, c, _ in found], [w for _, _, w in found], when)
+    elif not late:
+        b.note(f"{REVIEW}:criterion_held", b.now, f"{when}: {'; '.join(w for _, _, w in found)}. The referral "
+               f"waits for an MRI result saying osteoporotic ({_mri_status(b.facts)}), until day {limit:g}.",
+               s.review_hold_until_day.cite())
+    elif b.done(f"{REVIEW}:criterion_held"):
+        b.note(f"{REVIEW}:criterion_lapsed", b.now, f"{when}, but no MRI result saying osteoporotic by day "
+               f"{limit:g}: the pathway makes no augmentation referral; the care team decides.",
+               s.review_hold_until_day.cite())
 
 
 Report = tuple[float, int]

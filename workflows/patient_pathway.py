@@ -82,6 +82,9 @@ DECISIONS_REVISION_3_PATCH = "decisions-revision-3"
 # Steps scheduled for an instant wait until it has passed (pathway.builder.REVISION 4): events observed at
 # that instant come first, which may hold, order or end at other times than before.
 DECISIONS_REVISION_4_PATCH = "decisions-revision-4"
+# Radiographs and screenings due together are one order, paused days do not count in a follow-up gap, a
+# criterion found after the review refers only by its hold limit (pathway.builder.REVISION 5).
+DECISIONS_REVISION_5_PATCH = "decisions-revision-5"
 # An event refused when applied leaves its event id free (before: a re-send was answered as a duplicate).
 FREE_REFUSED_IDS_PATCH = "free-refused-event-ids"
 # Results still awaited when the pathway completes are watched after the end (an activity starts the watch).
@@ -235,7 +238,8 @@ class PatientPathwayWorkflow:
         """The decisions' revision this run decides by (pathway.builder.REVISION): a run that started
         before a revision keeps the one it started with, until its next continue-as-new."""
         if self._revision is None:
-            self._revision = 4 if workflow.patched(DECISIONS_REVISION_4_PATCH) else \
+            self._revision = 5 if workflow.patched(DECISIONS_REVISION_5_PATCH) else \
+                4 if workflow.patched(DECISIONS_REVISION_4_PATCH) else \
                 3 if workflow.patched(DECISIONS_REVISION_3_PATCH) else \
                 2 if workflow.patched(DECISIONS_REVISION_PATCH) else 1
         return self._revision
@@ -593,7 +597,7 @@ class PatientPathwayWorkflow:
         return _Snapshot(
             day=day, phase=phase(self._defn, self._s.status, day), paused=pause_state(self._s.facts).paused,
             review=next_scheduled_step(self._defn, day) if running else None,
-            escalation=escalation_state(self._s.facts, day),
+            escalation=escalation_state(self._s.facts, day, self._revision or REVISION),
             latest_pain=LatestPain(nrs=nrs, day=round(pain_day, 3)),
             upcoming=next_due(self._defn, self._s.facts, day, self._revision or REVISION) if running else [])
 

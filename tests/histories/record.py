@@ -91,9 +91,29 @@ SAME_INSTANT = [
     (84, "mri", {"etiology": "osteoporotic"}),
     (84, "pain", {"nrs": 6}),
 ]
+# What revision 5 changes: a pause ended at the instant of a scheduled radiograph (one order for the two
+# due), days paused not counted in a follow-up gap, a criterion found after the review that waits for an
+# MRI past day 182 (a note, no referral). Recorded before that revision.
+REVISION_5 = [
+    (2, "mri", {"etiology": "osteoporotic"}),
+    (13, "clinician", PAUSE),
+    (42, "clinician", {**PAUSE, "decision": "resume"}),
+    (80, "pain", {"nrs": 3}),
+    (90, "mri", {"etiology": "indeterminate"}),
+    (100, "pulmonary", {"dysfunction": True}),
+    (190, "mri", {"etiology": "osteoporotic"}),
+]
+# Both scheduled screenings due together after a pause (from revision 5, one order). Recorded before it.
+SCREENINGS_TOGETHER = [
+    (2, "mri", {"etiology": "osteoporotic"}),
+    *((day, "pain", {"nrs": 3}) for day in range(10, 170, 12)),
+    (170, "clinician", PAUSE),
+    (370, "clinician", {**PAUSE, "decision": "resume"}),
+]
 STORIES = {"story": (STORY, 130, 8), "indeterminate_mri": (INDETERMINATE_MRI, 12, 6),
            "late_evidence": (LATE_EVIDENCE, 95, 6), "refused_then_resent": (REFUSED_THEN_RESENT, 20, 6),
-           "completed": (COMPLETED, 366, 6), "same_instant": (SAME_INSTANT, 90, 6)}
+           "completed": (COMPLETED, 366, 6), "same_instant": (SAME_INSTANT, 90, 6),
+           "revision_5": (REVISION_5, 200, 6), "screenings_together": (SCREENINGS_TOGETHER, 372, 6)}
 
 
 async def record_story(env: WorkflowEnvironment, patient_id: str, story: str = "story") -> str:
