@@ -19,6 +19,9 @@ from pathway.responses import pathologic_finding
 
 AFTER_END_KIND = "escalate_result_after_end"
 PATHOLOGIC = ("malignant", "infection")
+# A result after the end that only fulfils its order rests on the closed loop and the hand-over.
+FULFILLED_CITATION = ("Guideline: Monitoring and Follow-up; care teams: closed-loop orders (clinical-reference §5); "
+                      "safety rules: withdrawal hands over (results after the end fulfil the open orders)")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class ResultAfterEnd:
     fulfilled: list[str]
     escalation: str | None = None
     priority: str = "urgent"  # the task's
+    citation: str = FULFILLED_CITATION  # the task's, when it raised one
 
     def summary(self, event: Event, status: str) -> str:
         """One line for a timeline note or a receipt."""
@@ -59,7 +63,7 @@ def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: st
         action_id=f"after-end:{result_key}", kind=AFTER_END_KIND, resource="Task", priority=task.priority, day=day,
         title=task.title, rationale=task.rationale, citation=task.citation,
         details={"order_id": fulfilled[0], **task.details, "pathway_status": status}, codes=[])
-    return ResultAfterEnd(fulfilled, placed.id, task.priority)
+    return ResultAfterEnd(fulfilled, placed.id, task.priority, task.citation)
 
 
 class _CareTeamTask(NamedTuple):

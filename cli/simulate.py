@@ -99,7 +99,7 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
                     ) if takes_result_after_end(event) else None
                     if done and done.fulfilled:
                         after_end.append(DecisionNote(day=day, id=f"after_end:{event.type}:{day:g}",
-                                                      text=done.summary(event, status)))
+                                                      text=done.summary(event, status), citation=done.citation))
                         continue
                     rejected.append({"day": day, "event_type": event.type, "event_id": event.event_id,
                                      "reason": f"the pathway has ended ({status})", "error": err.message})

@@ -368,7 +368,8 @@ def results_read(b: Builder) -> None:
                f"DXA T-score {t:g} > {limit:g}; treatment stays indicated by the fragility fracture.",
                b.defn.rules.osteoporosis_t_score.cite())
     for day, _ in decisions_of(b.facts, "confirm_nerve_block"):
-        b.note(f"nerve_block_confirmed:{day:g}", day, "Nerve-root block confirmed by a clinician.")
+        b.note(f"nerve_block_confirmed:{day:g}", day, "Nerve-root block confirmed by a clinician.",
+               b.defn.cite("offer_nerve_block"))
 
 
 # The referrals an indeterminate MRI holds: (action kind, as named when placed, as named when held).

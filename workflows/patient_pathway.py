@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from pathway.intake import Admission, InboxItem, admit, clinical_rejection, day_of
     from pathway.releases import UnknownGuideline
     from pathway.results import (
+        REFUSAL_CITATION,
         Overdue,
         overdue_checks,
         overdue_note_id,
@@ -320,7 +321,7 @@ class PatientPathwayWorkflow:
         alert = refusal_alert(refusal.kind, refusal.status, refusal.reason, day, spec.title if spec else "")
         text = alert.rationale if alert else f"Order {refusal.kind} was {refusal.status} by its performer."
         self._s.facts.noted.append(note_id)
-        self._record("note", text, {"id": note_id, "citation": alert.citation if alert else ""}, day=day)
+        self._record("note", text, {"id": note_id, "citation": alert.citation if alert else REFUSAL_CITATION}, day=day)
         if alert is not None:
             await call_activity(OrderActivities.alert_refused_task, RefusalRequest(
                 workflow_id=workflow.info().workflow_id, patient_id=self._s.facts.enrollment.id,

@@ -46,7 +46,8 @@ async def test_scenario(ts_env, path):
             == expected["reviews"]
     if "notes" in expected:
         assert [n["id"] for n in result["notes"]] == expected["notes"]
-        assert all(n["text"] and n["day"] <= scenario.until_day + 0.001 for n in result["notes"])
+        assert all(n["text"] and n["citation"] and n["day"] <= scenario.until_day + 0.001 for n in result["notes"]), \
+            [n["id"] for n in result["notes"] if not n["citation"]]
     for kind, details in expected.get("details", {}).items():
         first = next(a for a in result["actions"] if a["kind"] == kind)
         assert {k: first["details"].get(k) for k in details} == details, kind
