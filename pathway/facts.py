@@ -400,10 +400,11 @@ def latest_height_loss(facts: PatientFacts) -> float:
 
 @dataclass(frozen=True)
 class Progression:
-    """The first radiograph that showed progressive deformity, and why."""
+    """The first radiograph that showed progressive deformity, why, and the measurements compared."""
 
     day: float
     reason: str
+    measured: dict[str, float] = field(default_factory=dict)
 
 
 @memoised_under(RadiographEvent)
@@ -420,6 +421,7 @@ def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | N
                 day,
                 f"height loss {height:g}% vs {first_height:g}% at enrollment: grown by "
                 f">= {rel:.0%} of the first value",
+                {"height_loss_pct": height, "first_height_loss_pct": first_height},
             )
         kyphosis = image.kyphosis_deg
         if kyphosis is not None:
@@ -430,6 +432,7 @@ def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | N
                     day,
                     f"kyphosis {kyphosis:g}° vs {first_kyphosis:g}° on the first image: up by "
                     f">= {kyph_limit:g}°",
+                    {"kyphosis_deg": kyphosis, "first_kyphosis_deg": first_kyphosis},
                 )
     return None
 

@@ -313,7 +313,7 @@ def radiograph_findings(b: Builder) -> None:
     if found and not b.done("flag_progressive_deformity"):
         b.act("flag_progressive_deformity", "flag_progressive_deformity", found.day,
               f"Radiograph on day {found.day:g}: {found.reason}. Clinician review; {_deformity_counts(b)}.",
-              basis=(r.kyphosis_progression_deg,) if "kyphosis" in found.reason else ())
+              basis=(r.kyphosis_progression_deg,) if "kyphosis" in found.reason else (), **found.measured)
     level = b.facts.enrollment.fracture_level
     for day, image in b.facts.of(RadiographEvent):
         new = image.new_fracture_level

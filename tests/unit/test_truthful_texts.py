@@ -79,3 +79,16 @@ def test_pt_after_a_neurological_hold_names_the_report_that_released_it(definiti
     w.event(15, type="neuro", deficit=False)
     (pt,) = w.of("refer_physical_therapy")
     assert pt.day == 15 and "neurological deficit resolved (day 15)" in pt.rationale
+
+
+def test_the_deformity_flag_carries_the_measurements_it_compared(definition):
+    w = Walk(definition, height_loss_pct=25)
+    w.event(40, type="radiograph", height_loss_pct=30)
+    (flag,) = w.of("flag_progressive_deformity")
+    assert flag.details == {"height_loss_pct": 30, "first_height_loss_pct": 25}
+
+    k = Walk(definition)
+    k.event(20, type="radiograph", height_loss_pct=25, kyphosis_deg=10)
+    k.event(40, type="radiograph", height_loss_pct=25, kyphosis_deg=15)
+    (flag,) = k.of("flag_progressive_deformity")
+    assert flag.details == {"kyphosis_deg": 15, "first_kyphosis_deg": 10}
