@@ -86,7 +86,8 @@ def twelve_week_review(b: Builder) -> None:
     if b.defn.safety is None:
         _review_before_safety_rules(b)
     elif b.done(f"{REVIEW}:done"):
-        _criteria_after_review(b)
+        if b.revision < 5 or not _after_review_settled(b):
+            _criteria_after_review(b)
     elif not b.done(f"{REVIEW}:lapsed"):
         _review_on_current_evidence(b)
 
@@ -201,6 +202,14 @@ def _review_note(b: Builder, why: list[str], when: str) -> None:
         f"no criterion met (latest pain NRS {nrs}"
         + (f" <= {r.resolved_pain_nrs.value:g}: resolved" if nrs <= r.resolved_pain_nrs.value else "")
         + "); continue conservative care."), r.review_day.cite())
+
+
+def _after_review_settled(b: Builder) -> bool:
+    """Whether nothing found after the review can matter any more (revision 5): past the hold limit,
+    with no referral waiting for its MRI (or its lapse noted)."""
+    assert b.defn.safety is not None
+    return more_than(b.now, b.defn.safety.rules.review_hold_until_day.value) and (
+        not b.done(f"{REVIEW}:criterion_held") or b.done(f"{REVIEW}:criterion_lapsed"))
 
 
 def _criteria_after_review(b: Builder) -> None:
