@@ -268,8 +268,8 @@ def _recent_screening(b: Builder, scheduled_day: int) -> tuple[str, float] | Non
     recent = [(day, action_id) for action_id, day in ordered
               if action_id.startswith(f"{prefix}flare:") and 0 <= ordered_on - day <= window]
     if b.revision >= 5:
-        recent += [(day, action_id) for action_id, day in ordered if action_id.startswith(f"{prefix}day-")
-                   and not action_id.endswith(":skipped") and 0 <= ordered_on - day <= window]
+        recent += [(day, action_id) for action_id, day in ordered
+                   if action_id.startswith(f"{prefix}day-") and 0 <= ordered_on - day <= window]
     if not recent:
         return None
     day, action_id = max(recent)
