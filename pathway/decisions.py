@@ -101,6 +101,8 @@ def decide(defn: PathwayDefinition, facts: PatientFacts, now: float, revision: i
         _schedule(b)
         twelve_week_review(b)
         _follow_up_gaps(b)
+    elif revision >= 5:
+        twelve_week_review(b)  # a criterion found after a decided review is new information: not held
     if _completed(defn, facts, b):
         b.decision.status = "completed"
     return remember(b, until=b.next_instant(defn.rules.completion_day.value))

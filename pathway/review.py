@@ -36,6 +36,7 @@ from pathway.facts import (
     mri_results,
     osteoporotic_mri_day,
     pain_reports_from,
+    pause_state,
     progression,
     pulmonary_dysfunction,
 )
@@ -83,6 +84,8 @@ def twelve_week_review(b: Builder) -> None:
     """Hold, decide or revisit the review, as the patient's guideline version says."""
     if not b.reached(b.defn.rules.review_day.value) or b.done("refer_vertebral_augmentation"):
         return
+    if b.revision >= 5 and not b.done(f"{REVIEW}:done") and pause_state(b.facts).paused:
+        return  # a pause holds the review itself (held or not), not what is found after it
     if b.defn.safety is None:
         _review_before_safety_rules(b)
     elif b.done(f"{REVIEW}:done"):
@@ -146,6 +149,10 @@ def _review_on_current_evidence(b: Builder) -> None:
     review_day, hold_until = r.review_day.value, s.review_hold_until_day.value
     evidence = _evidence_window(b)
     window = evidence.pain_from
+    resumed = pause_state(b.facts).last_resumed
+    if b.revision >= 5 and resumed is not None and resumed > evidence.reached:
+        # Held, then paused: decided on resume on the evidence of the days before it, as a review a pause held.
+        window = max(window, resumed - s.review_evidence_window_days.value)
     criteria, why = review_criteria(b.defn, b.facts, pain_from=window)
     missing = []
     if b.osteoporotic_mri() is None:
@@ -163,10 +170,14 @@ def _review_on_current_evidence(b: Builder) -> None:
     held = b.done(f"{REVIEW}:held")
     mri = _mri_status(b.facts)
     if missing and not (late and (held or b.revision < 2)):  # asked once per review, also when a pause kept it late
-        b.review("review_evidence_missing", "review_evidence_missing", b.now,
-                 f"12-week review (day {review_day:g}) held: no {lacking} ({mri}). A referral is "
-                 f"never made on a score from before day {window:g}; the review is decided when the evidence arrives "
-                 f"(until day {hold_until:g}).", missing=missing, review_day=review_day, hold_until_day=hold_until)
+        text = (f"12-week review (day {review_day:g}) held: no {lacking} ({mri}). A referral is never made on a "
+                f"score from before day {window:g}; the review is decided when the evidence arrives (until day "
+                f"{hold_until:g})." if not late else
+                f"12-week review (day {review_day:g}) reached only on day {round(b.now, 1):g}, when the pathway "
+                f"resumed, past day {hold_until:g}: no {lacking} ({mri}). The pathway makes no augmentation "
+                "referral; the care team decides.")
+        b.review("review_evidence_missing", "review_evidence_missing", b.now, text, missing=missing,
+                 review_day=review_day, hold_until_day=hold_until)
     if not late:
         b.note(f"{REVIEW}:held", b.now, f"12-week review held: waiting for {wanted}.",
                s.review_evidence_window_days.cite())
@@ -187,8 +198,11 @@ def _review_on_current_evidence(b: Builder) -> None:
 
 def _decide(b: Builder, criteria: list[str], why: list[str], held: bool) -> None:
     review_day = b.defn.rules.review_day.value
+    resumed = pause_state(b.facts).last_resumed
+    on_resume = resumed is not None and b.now - resumed < 1 / 86400  # decided as the pathway resumed
     when = f"12-week review (day {review_day:g}" + (
-        f", decided on day {b.now:g} when the evidence arrived)" if held else ")")
+        f", decided on day {b.now:g} when the {'pathway resumed' if on_resume else 'evidence arrived'})"
+        if held else ")")
     _review_note(b, why, when)
     if criteria:
         _refer(b, criteria, why, when)
@@ -208,8 +222,12 @@ def _after_review_settled(b: Builder) -> bool:
     """Whether nothing found after the review can matter any more (revision 5): past the hold limit,
     with no referral waiting for its MRI (or its lapse noted)."""
     assert b.defn.safety is not None
-    return more_than(b.now, b.defn.safety.rules.review_hold_until_day.value) and (
-        not b.done(f"{REVIEW}:criterion_held") or b.done(f"{REVIEW}:criterion_lapsed"))
+    limit = b.defn.safety.rules.review_hold_until_day.value
+    if not more_than(b.now, limit):
+        return False
+    # Past the limit: settled once the lapse is noted, or when the newest observation is from after the limit
+    # (only evidence observed by the limit and reported late can still name a criterion found in time).
+    return b.done(f"{REVIEW}:criterion_lapsed") or not b.facts.observations or b.facts.observations[-1].day > limit
 
 
 def _criteria_after_review(b: Builder) -> None:
@@ -247,8 +265,10 @@ def _criteria_after_review(b: Builder) -> None:
         b.note(f"{REVIEW}:criterion_held", b.now, f"{when}: {'; '.join(w for _, _, w in found)}. The referral "
                f"waits for an MRI result saying osteoporotic ({_mri_status(b.facts)}), until day {limit:g}.",
                s.review_hold_until_day.cite())
-    elif b.done(f"{REVIEW}:criterion_held"):
-        b.note(f"{REVIEW}:criterion_lapsed", b.now, f"{when}, but no MRI result saying osteoporotic by day "
+    else:
+        why_not = ("no MRI result saying osteoporotic by day" if b.done(f"{REVIEW}:criterion_held") else
+                   f"known only on day {round(b.now, 1):g}, after day")
+        b.note(f"{REVIEW}:criterion_lapsed", b.now, f"{when}: {'; '.join(w for _, _, w in found)}; but {why_not} "
                f"{limit:g}: the pathway makes no augmentation referral; the care team decides.",
                s.review_hold_until_day.cite())
 

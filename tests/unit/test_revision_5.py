@@ -119,3 +119,66 @@ def test_a_criterion_after_the_review_lapses_at_day_182_without_the_mri(definiti
     (lapsed,) = [n for n in w.notes if n.id == "twelve_week_review:criterion_lapsed"]
     assert held.day == 100 and "pulmonary dysfunction" in held.text and "MRI on day 90: indeterminate" in held.text
     assert round(lapsed.day) == 182 and "no augmentation referral" in lapsed.text and lapsed.citation
+
+
+def reviewed_without_referral(definition, revision):
+    """An osteoporotic MRI on day 3, a low score before the review: decided at day 84, nobody referred."""
+    w = confirmed(Walk(definition, revision=revision, pain_nrs=5))
+    w.pain(80, 2)
+    w.until(84)
+    assert "twelve_week_review:done" in note_ids(w) and not w.of("refer_vertebral_augmentation")
+    return w
+
+
+@pytest.mark.parametrize("revision, referred_on", [(4, 150), (5, 120)])
+def test_a_criterion_found_during_a_pause_refers_then(definition, revision, referred_on):
+    w = reviewed_without_referral(definition, revision)
+    w.clinician(100, "pause")
+    w.pain(105, 6)
+    w.pain(120, 6)  # the second report of a pair: found after the review, while paused
+    w.until(149)
+    w.clinician(150, "resume")
+    (referral,) = w.of("refer_vertebral_augmentation")
+    assert referral.day == referred_on and referral.details["criteria"] == ["persistent_pain"]
+
+
+def test_a_criterion_found_during_a_pause_past_day_182_is_noted_when_it_lapses(definition):
+    w = reviewed_without_referral(definition, 5)
+    w.event(90, type="mri", etiology="indeterminate")
+    w.clinician(100, "pause")
+    w.event(120, type="radiograph", height_loss_pct=35)
+    w.until(199)
+    w.clinician(200, "resume")
+    w.until(201)
+    assert not w.of("refer_vertebral_augmentation")
+    held = next(n for n in w.notes if n.id == "twelve_week_review:criterion_held")
+    lapsed = next(n for n in w.notes if n.id == "twelve_week_review:criterion_lapsed")
+    assert held.day == 120 and round(lapsed.day) == 182
+
+
+def test_a_criterion_reported_only_after_day_182_is_noted_not_referred(definition):
+    w = reviewed_without_referral(definition, 5)
+    w.until(190)
+    w.event(150, arrives=190, type="pulmonary", dysfunction=True)  # observed in time, reported late
+    assert not w.of("refer_vertebral_augmentation")
+    (lapsed,) = [n for n in w.notes if n.id == "twelve_week_review:criterion_lapsed"]
+    assert "known only on day 190" in lapsed.text and "pulmonary dysfunction" in lapsed.text
+
+
+@pytest.mark.parametrize("revision", [4, 5])
+def test_a_held_review_decided_on_resume_reads_the_days_before_the_resume(definition, revision):
+    w = Walk(definition, revision=revision, pain_nrs=5)
+    w.pain(80, 6)
+    w.until(84)
+    assert "twelve_week_review:held" in note_ids(w)  # the MRI has not come
+    w.clinician(90, "pause")
+    w.event(100, type="mri", etiology="osteoporotic")
+    w.until(169)
+    w.clinician(170, "resume")
+    if revision == 4:  # decided on the day-80 score, 90 days old
+        assert [a.day for a in w.of("refer_vertebral_augmentation")] == [170]
+        return
+    assert not w.of("refer_vertebral_augmentation")
+    w.pain(172, 6)
+    (referral,) = w.of("refer_vertebral_augmentation")
+    assert referral.day == 172 and "latest pain NRS 6 (day 172)" in referral.rationale
