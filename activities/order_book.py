@@ -90,6 +90,10 @@ _ACKNOWLEDGED_WITHOUT_RESULT = ("(status = 'acknowledged' AND NOT EXISTS (SELECT
                                 " WHERE c.order_id = orders.id AND c.task_status = 'completed'))")
 
 
+# Every column of an order, and whether it was acknowledged before its result (Order.acknowledged_before_result).
+_ORDER = f"SELECT *, {_ACKNOWLEDGED_WITHOUT_RESULT} AS acknowledged_before_result FROM orders"
+
+
 def new_order_id() -> str:
     """A fresh, unguessable order id (80 random bits; no PHI in it). The idempotency key, not the
     id, says whether an order exists already: see :meth:`OrderBook.place`."""
@@ -135,7 +139,7 @@ class OrderBook(Store):
                  json.dumps(codes), now, now),
             )
             created = cur.rowcount == 1
-            row = db.execute("SELECT * FROM orders WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+            row = db.execute(_ORDER + " WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
             if created:
                 _change(db, row["id"], row["patient_id"], "requested", OPEN, PATHWAY, "placed")
         return _row(row), created
@@ -223,13 +227,13 @@ class OrderBook(Store):
     def get(self, order_id: str) -> Order | None:
         """One order by id."""
         with self.database.read() as db:
-            row = db.execute("SELECT * FROM orders WHERE id = ?", (order_id,)).fetchone()
+            row = db.execute(_ORDER + " WHERE id = ?", (order_id,)).fetchone()
         return _row(row) if row else None
 
     def get_by_key(self, idempotency_key: str) -> Order | None:
         """One order by its idempotency key (workflow id + action id)."""
         with self.database.read() as db:
-            row = db.execute("SELECT * FROM orders WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+            row = db.execute(_ORDER + " WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
         return _row(row) if row else None
 
     def page(self, *, patient_id: str | None = None, status: OrderStatus | None = None,
@@ -240,7 +244,7 @@ class OrderBook(Store):
         if after is not None:
             where += (" AND " if where else " WHERE ") + "(day, created_at, id) > (?, ?, ?)"
             args.extend(after)
-        query = "SELECT * FROM orders" + where + " ORDER BY day, created_at, id LIMIT ? OFFSET ?"
+        query = _ORDER + where + " ORDER BY day, created_at, id LIMIT ? OFFSET ?"
         with self.database.read() as db:
             rows = db.execute(query, [*args, limit, skip]).fetchall()
         return [_row(r) for r in rows]
@@ -257,7 +261,7 @@ class OrderBook(Store):
         pathway's orders; a listing across patients goes page by page, :meth:`page`)."""
         where, args = _filters(patient_id=patient_id, status=status, workflow_id=workflow_id)
         with self.database.read() as db:
-            rows = db.execute("SELECT * FROM orders" + where + " ORDER BY day, created_at, id", args).fetchall()
+            rows = db.execute(_ORDER + where + " ORDER BY day, created_at, id", args).fetchall()
         return [_row(r) for r in rows]
 
 

@@ -48,6 +48,8 @@ class Order(BaseModel):
     created_at: datetime
     updated_at: datetime
     status_reason: str | None = None
+    # Acknowledged by the care team before its task was completed (a result, for imaging): it still waits.
+    acknowledged_before_result: bool = False
 
     @property
     def is_open(self) -> bool:

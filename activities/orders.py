@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.database import IntegrityError
 from activities.order_book import OrderBook
-from activities.order_model import OrderStatus, RequestResource
+from activities.order_model import Order, OrderStatus, RequestResource
 from pathway.contract import ACTION_KINDS, Action
 from pathway.guideline import Code
 from pathway.results import RESULT_EVENT_FOR, overdue_note_id
@@ -101,6 +101,18 @@ class RefusalRequest(BaseModel):
 
 
 REFUSAL_KIND = "alert_task_refused"
+
+
+def place_refusal_alert(book: OrderBook, request: RefusalRequest) -> tuple[Order, bool]:
+    """The urgent care-team task about a refused order, placed once per order (by the pathway, or by
+    the API when the pathway has ended); the order and whether this call created it."""
+    return book.place(
+        idempotency_key=f"{request.workflow_id}/refused:{request.order_action_id}", patient_id=request.patient_id,
+        workflow_id=request.workflow_id, action_id=f"refused:{request.order_action_id}", kind=REFUSAL_KIND,
+        resource="Task", priority="urgent", day=request.day, title=request.title, rationale=request.rationale,
+        citation=request.citation, codes=[],
+        details={"order_id": request.order_id, "order_action_id": request.order_action_id,
+                 "task_status": request.task_status})
 
 
 class OrderBatch(BaseModel):
@@ -232,13 +244,7 @@ class OrderActivities:
     @activity.defn(name="alert_refused_task")
     def alert_refused_task(self, request: RefusalRequest) -> OrderReceipt:
         """One urgent care-team task per refused order (idempotent), pointing at the order."""
-        order, created = self.book.place(
-            idempotency_key=f"{request.workflow_id}/refused:{request.order_action_id}", patient_id=request.patient_id,
-            workflow_id=request.workflow_id, action_id=f"refused:{request.order_action_id}", kind=REFUSAL_KIND,
-            resource="Task", priority="urgent", day=request.day, title=request.title, rationale=request.rationale,
-            citation=request.citation, codes=[],
-            details={"order_id": request.order_id, "order_action_id": request.order_action_id,
-                     "task_status": request.task_status})
+        order, created = place_refusal_alert(self.book, request)
         activity.logger.info("refused order alerted", extra={"created": created})
         return OrderReceipt(order_id=order.id, status=order.status, created=created)
 

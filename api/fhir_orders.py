@@ -45,6 +45,14 @@ _STATUS: dict[RequestResource, dict[OrderStatus, str]] = {  # order-book status 
 PRIORITIES = ("routine", "urgent", "asap", "stat")
 
 
+def _status(order: Order) -> str:
+    """The resource's status: the order follows its Task, so one acknowledged before its result (its Task
+    ``accepted``) is still ``active`` (in progress), and a result completes it."""
+    if order.acknowledged_before_result and order.resource != "Task":
+        return _STATUS[order.resource]["active"]
+    return _STATUS[order.resource][order.status]
+
+
 def fhir_statuses(resource: RequestResource) -> tuple[str, ...]:
     """The statuses a resource of this type can carry here."""
     return tuple(dict.fromkeys(_STATUS[resource].values()))
@@ -144,7 +152,7 @@ def resource_body(order: Order, focus_type: str | None = None) -> dict[str, Any]
         "resourceType": resource, "id": order.id,
         "meta": {"tag": [{"system": ORDER_STATUS_TAG, "code": order.status}]},
         "identifier": [{"system": ORDER_IDENTIFIER, "value": order.id}],
-        "status": _STATUS[resource][order.status],
+        "status": _status(order),
         "priority": order.priority if order.priority in PRIORITIES else "routine",
         "authoredOn": order.created_at.isoformat(), "note": notes,
     }

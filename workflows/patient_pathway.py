@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
         RefusalRequest,
         ResultRequest,
     )
-    from pathway.contract import EVENT_TYPES, Action, ActionKind, Event, PathwayStatus
+    from pathway.contract import EVENT_TYPES, Action, Event, PathwayStatus
     from pathway.decisions import REVISION, Due, decide, escalation_state, next_due, next_scheduled_step, phase
     from pathway.facts import Observation, PatientFacts, latest_pain, pause_state
     from pathway.intake import Admission, InboxItem, admit, clinical_rejection, day_of
@@ -317,8 +317,7 @@ class PatientPathwayWorkflow:
         if note_id in self._s.facts.noted or refusal.action_id not in self._s.facts.taken:
             return
         day = round(self._day(), 3)
-        spec = self._defn.actions.get(cast(ActionKind, refusal.kind))
-        alert = refusal_alert(refusal.kind, refusal.status, refusal.reason, day, spec.title if spec else "")
+        alert = refusal_alert(refusal.kind, refusal.status, refusal.reason, day, self._order_title(refusal.action_id))
         text = alert.rationale if alert else f"Order {refusal.kind} was {refusal.status} by its performer."
         self._s.facts.noted.append(note_id)
         self._record("note", text, {"id": note_id, "citation": alert.citation if alert else REFUSAL_CITATION}, day=day)
@@ -327,6 +326,13 @@ class PatientPathwayWorkflow:
                 workflow_id=workflow.info().workflow_id, patient_id=self._s.facts.enrollment.id,
                 order_id=refusal.order_id, order_action_id=refusal.action_id, task_status=refusal.status, day=day,
                 title=alert.title, rationale=alert.rationale, citation=alert.citation), refusal.kind)
+
+    def _order_title(self, action_id: str) -> str:
+        """An order's name as it went out: the region of its level where the version is level-aware."""
+        action = next((a for a in self._s.actions if a.id == action_id), None)
+        if action is None or action.kind not in self._defn.actions:
+            return ""
+        return self._defn.order_for(action.kind, action.details.get("level"))[0]
 
     def _order_request(self, action: Action) -> OrderRequest:
         spec = self._defn.actions[action.kind]

@@ -15,15 +15,28 @@ from fastapi import APIRouter, Header, Request
 
 from activities.order_book import OrderBook, TaskState
 from activities.order_model import Order
+from activities.orders import RefusalRequest, place_refusal_alert
 from activities.task_model import REFUSED_TASK_STATUSES, order_id_of
 from api import fhir_tasks
 from api.bodies import required
-from api.deps import AUTHENTICATED, CallerDep, JsonBody, OrderBookDep, PathwaysDep, audit_subject, requires
+from api.deps import (
+    AUTHENTICATED,
+    CallerDep,
+    JsonBody,
+    OrderBookDep,
+    PathwaysDep,
+    RegistryDep,
+    audit_subject,
+    requires,
+)
 from api.errors import ApiError
 from api.fhir_models import FHIR_JSON
 from api.openapi import errors, request_body
+from api.pathways import approx_day
 from api.records import in_thread, order_resource
+from api.registry import Registry
 from api.routes.fhir import FhirJSONResponse
+from pathway.results import refusal_alert
 
 log = logging.getLogger("api")
 router = APIRouter(tags=["fhir"], dependencies=[AUTHENTICATED])
@@ -78,7 +91,7 @@ async def read_task_history(request: Request, task_id: str, book: OrderBookDep) 
             openapi_extra=request_body(TASK_SCHEMA, TASK_EXAMPLE, FHIR_JSON, "application/json"),
             responses=errors(401, 403, 404, 409, 412, 413, 422, 503), dependencies=[requires("orders:write")])
 async def update_task(request: Request, task_id: str, body: JsonBody, caller: CallerDep, book: OrderBookDep,
-                      pathways: PathwaysDep,
+                      pathways: PathwaysDep, registry: RegistryDep,
                       if_match: Annotated[str | None, Header(description='The ETag read (W/"n"); a stale one is '
                                                                           "412")] = None) -> FhirJSONResponse:
     """Legal moves only (FHIR's Task state machine; 409 names the current status); with
@@ -100,10 +113,27 @@ async def update_task(request: Request, task_id: str, body: JsonBody, caller: Ca
         raise ApiError(404, "unknown Task", ["task_id: no such task"])
     if move.task.status in REFUSED_TASK_STATUSES:
         # Sent again on a repeated PUT (the pathway acts once per order): a lost signal is retried.
-        await pathways.send_task_refused(order.patient_id, {
+        told = await pathways.send_task_refused(order.patient_id, {
             "order_id": order.id, "action_id": order.action_id, "kind": order.kind, "status": move.task.status,
             "reason": reason or business or ""})
+        if not told:  # the pathway has ended: the care team owns its orders, and hears of this one directly
+            await _alert_after_end(book, registry, order, move.task.status, reason or business or "")
     log.info("task moved", extra={"task_status": move.task.status, "outcome": move.outcome})
     return _answer(order, move.task)
 
 
+
+
+async def _alert_after_end(book: OrderBook, registry: Registry, order: Order, status: str, reason: str) -> None:
+    """The care-team task a refused imaging order or referral calls for (:func:`pathway.results.refusal_alert`),
+    placed by the API once the pathway has ended: the same task, once per order, as the pathway places."""
+    record = await in_thread(registry.get, order.patient_id)
+    day = (approx_day(record.started_at) if record else None) or order.day
+    alert = refusal_alert(order.kind, status, reason, day, order.title)
+    if alert is None:
+        return
+    await in_thread(place_refusal_alert, book, RefusalRequest(
+        workflow_id=order.workflow_id, patient_id=order.patient_id, order_id=order.id, order_action_id=order.action_id,
+        task_status=status, day=day, title=alert.title, citation=alert.citation,
+        rationale=f"{alert.rationale} The pathway had already ended: the care team owns its orders."))
+    log.info("refused order alerted after the end", extra={"task_status": status})

@@ -343,13 +343,18 @@ async def test_a_result_still_fulfils_an_order_acknowledged_before_it(hooks):
     _, book, http, _ = hooks
     patient_id = await enroll(http)
     order = await _mri_order(http, patient_id)
-    assert (await http.post(f"/v1/orders/{order['id']}/acknowledge")).status_code == 200
+    acknowledged = await http.post(f"/v1/orders/{order['id']}/acknowledge")
+    assert acknowledged.status_code == 200
+    # Not done yet: the study still waits for its result (the order follows its Task, now accepted).
+    assert acknowledged.json()["status"] == "active" and acknowledged.json()["meta"]["tag"][0]["code"] == "acknowledged"
+    assert (await http.get(f"/v1/fhir/Task/{task_id_of(order['id'])}")).json()["status"] == "accepted"
     assert book.get(order["id"]).status == "acknowledged"
     r = await http.post(f"/v1/patients/{patient_id}/events", json={"type": "mri", "etiology": "osteoporotic"})
     assert r.status_code == 202
     await eventually(lambda: _order_status_is(book, order["id"], "completed"))
     task = (await http.get(f"/v1/fhir/Task/{task_id_of(order['id'])}")).json()
     assert task["status"] == "completed"
+    assert (await http.get(f"/v1/orders/{order['id']}")).json()["status"] == "completed"
     assert (await http.post(f"/v1/orders/{order['id']}/acknowledge")).status_code == 200  # and the result in turn
 
 
@@ -502,3 +507,33 @@ async def test_the_code_systems_are_published(hooks):
         found = (await http.get(f"/v1/fhir/CodeSystem/{system.rsplit('/', 1)[1]}")).json()
         assert found["url"] == system and code in {c["code"] for c in found["concept"]}
     assert (await http.get("/v1/fhir/CodeSystem/other")).status_code == 404
+
+
+async def test_a_task_rejected_after_the_pathway_ended_still_alerts_the_care_team_once(hooks):
+    env, book, http, _ = hooks
+    patient_id = await enroll(http)
+    order = await _mri_order(http, patient_id)
+    withdraw = {"type": "clinician", "decision": "withdraw", "reason": "moved away", "author": "dr-1"}
+    assert (await http.post(f"/v1/patients/{patient_id}/events", json=withdraw)).status_code == 202
+    handle = env.client.get_workflow_handle(workflow_id_for(patient_id))
+    await handle.result()  # withdrawn: the pathway has ended
+    url = f"/v1/fhir/Task/{task_id_of(order['id'])}"
+    body = {"resourceType": "Task", "status": "rejected", "statusReason": {"text": "scanner out of service"}}
+    assert (await http.put(url, json=body)).status_code == 200
+    assert (await http.put(url, json=body)).status_code == 200  # repeated: still one task
+    (alert,) = [o for o in book.list(patient_id=patient_id) if o.kind == "alert_task_refused"]
+    assert alert.priority == "urgent" and alert.details["order_id"] == order["id"]
+    assert "MRI" in alert.title and "had already ended" in alert.rationale
+
+
+async def test_the_refusal_alert_names_the_order_as_it_went_out_for_a_thoracic_fracture(hooks):
+    _, book, http, _ = hooks
+    patient_id = await enroll(http, fracture_level="T8")
+    order = await _mri_order(http, patient_id)
+    body = {"resourceType": "Task", "status": "rejected", "statusReason": {"text": "claustrophobia"}}
+    assert (await http.put(f"/v1/fhir/Task/{task_id_of(order['id'])}", json=body)).status_code == 200
+
+    async def alerted():
+        return [o for o in book.list(patient_id=patient_id) if o.kind == "alert_task_refused"] or None
+    (alert,) = await eventually(alerted)
+    assert "thoracic" in alert.title and "lumbar" not in alert.title, alert.title
