@@ -24,9 +24,8 @@ COMPRESSION_FRACTURE = {"system": SNOMED, "code": "42942008", "display": "Compre
 OSTEOPOROTIC_FRACTURE = {"system": ICD10CM, "code": "M80.08XA",
                          "display": "Age-related osteoporosis with current pathological fracture, vertebra(e), "
                                     "initial encounter for fracture"}
-NEOPLASTIC_FRACTURE = {"system": ICD10CM, "code": "M84.58XA",
-                       "display": "Pathological fracture in neoplastic disease, vertebrae, "
-                                  "initial encounter for fracture"}
+NEOPLASTIC_FRACTURE = {"system": ICD10CM, "code": "M84.58XA",  # displayed as the guideline's work-up referral does
+                       "display": "Pathological fracture in neoplastic disease, vertebrae, initial encounter"}
 # The condition the CarePlan addresses, by what the latest MRI result said (None: no result yet):
 # its text, its codings beside the compression fracture's, and whether it is confirmed.
 _CONDITION: dict[str | None, tuple[str, list[dict[str, str]], bool]] = {

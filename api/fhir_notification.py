@@ -25,19 +25,21 @@ def notification(book: OrderBook, order: Order, change: OrderChange, *, subscrip
                  base_url: str, sent_at: str) -> dict[str, Any]:
     """The Bundle for notification ``event_number`` of a subscription: ``order`` and its Task as
     ``change`` left them (a later change is a later notification)."""
-    order = order.model_copy(update={"status": change.order_status})
+    order = order.model_copy(update={"status": change.order_status, "acknowledged_before_result":
+                                      change.order_status == "acknowledged" and change.task_status != "completed"})
     task = TaskState(order.id, order.patient_id, change.task_status, change.order_status,  # type: ignore[arg-type]
                      change.version, change.changed_at, change.business_status)
     focus = focus_types_now(book, [order]).get(fhir_orders.overdue_order_id(order) or "")
+    done = {"status": "200", "lastModified": change.changed_at}  # a history Bundle's entries each say (bdl-4)
     body = {
         "resourceType": "Bundle", "type": "history", "timestamp": sent_at,
         "identifier": {"system": EVENT_SYSTEM, "value": f"{subscription_id}/{event_number}"},
         "entry": [
             {"fullUrl": fhir_orders.resource_url(base_url, order), "resource": fhir_orders.resource_body(order, focus),
-             "request": {"method": "PUT", "url": f"{order.resource}/{order.id}"}},
+             "request": {"method": "PUT", "url": f"{order.resource}/{order.id}"}, "response": done},
             {"fullUrl": f"{base_url}v1/fhir/Task/{task_id_of(order.id)}",
              "resource": fhir_tasks.task_body(order, task),
-             "request": {"method": "PUT", "url": f"Task/{task_id_of(order.id)}"}},
+             "request": {"method": "PUT", "url": f"Task/{task_id_of(order.id)}"}, "response": done},
         ],
     }
     return dump(Bundle.model_validate(body))

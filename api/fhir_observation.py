@@ -196,9 +196,16 @@ def _check_profile(raw: dict[str, Any]) -> None:
         raise ApiError(422, "invalid Observation", list(dict.fromkeys(lines))) from None
 
 
+def _no_value(raw: dict[str, Any], line: str) -> ApiError:
+    """422 for a result without its value (and, if it says why, naming ``dataAbsentReason`` too)."""
+    absent = ["dataAbsentReason: unknown element (a result without its value is not applied)"] \
+        if "dataAbsentReason" in raw else []
+    return ApiError(422, "invalid Observation", [line, *absent])
+
+
 def _pain(raw: dict[str, Any]) -> dict[str, Any]:
     if raw.get("valueInteger") is None:
-        raise ApiError(422, "invalid Observation", [f"valueInteger: required for LOINC {PAIN_LOINC} (0-10)"])
+        raise _no_value(raw, f"valueInteger: required for LOINC {PAIN_LOINC} (0-10)")
     return {"type": "pain", "nrs": raw["valueInteger"]}
 
 
@@ -206,7 +213,7 @@ def _dxa(raw: dict[str, Any]) -> dict[str, Any]:
     quantity = raw.get("valueQuantity")
     value = quantity.get("value") if isinstance(quantity, dict) else None
     if value is None:
-        raise ApiError(422, "invalid Observation", [f"valueQuantity.value: required for LOINC {DXA_LOINC} (T-score)"])
+        raise _no_value(raw, f"valueQuantity.value: required for LOINC {DXA_LOINC} (T-score)")
     return {"type": "dxa", "t_score": value}
 
 

@@ -130,6 +130,9 @@ async def test_a_receiver_down_for_a_while_gets_enrollment_orders_then_week2_rad
     assert_signed_in_order_once(receiver, expected)
     assert {d.bundle["entry"][0]["resource"]["subject"]["reference"] for d in receiver.received
             if "subject" in d.bundle["entry"][0]["resource"]} == {f"Patient/{patient_id}"}
+    # A history Bundle: each entry says how it came to be (request) and what came of it (response; R4 bdl-4).
+    assert all(d.bundle["type"] == "history" and e["request"]["method"] == "PUT" and e["response"]["status"] == "200"
+               for d in receiver.received for e in d.bundle["entry"])
     receiver.down()
 
 

@@ -169,6 +169,14 @@ async def test_fhir_input_is_read_strictly(stack, echo_patient, base, change, el
     assert any(line.startswith(f"{element}:") for line in r.json()["detail"]), r.json()
 
 
+async def test_a_result_without_its_value_names_the_value_and_the_absent_reason(stack, echo_patient):
+    body = {k: v for k, v in PAIN.items() if k != "valueInteger"} | {
+        "subject": {"reference": f"Patient/{echo_patient}"}, "dataAbsentReason": {"text": "asked, declined"}}
+    r = await stack.http.post("/v1/fhir/Observation", json=body)
+    assert r.status_code == 422
+    assert [line.split(":")[0] for line in r.json()["detail"]] == ["valueInteger", "dataAbsentReason"]
+
+
 async def test_a_t_score_in_its_own_unit_is_taken(stack, echo_patient):
     quantity = {"value": -2.7, "unit": "{T-score}", "system": "http://unitsofmeasure.org", "code": "{T-score}"}
     body = {**DXA, "id": f"dxa-{uuid.uuid4().hex[:8]}", "valueQuantity": quantity,
