@@ -122,8 +122,6 @@ async def update_task(request: Request, task_id: str, body: JsonBody, caller: Ca
     return _answer(order, move.task)
 
 
-
-
 async def _alert_after_end(book: OrderBook, registry: Registry, order: Order, status: str, reason: str) -> None:
     """The care-team task a refused imaging order or referral calls for (:func:`pathway.results.refusal_alert`),
     placed by the API once the pathway has ended: the same task, once per order, as the pathway places."""
