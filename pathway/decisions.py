@@ -91,7 +91,7 @@ def decide(defn: PathwayDefinition, facts: PatientFacts, now: float, revision: i
     withdrawals = decisions_of(facts, "withdraw")
     if withdrawals:
         stop_calcitonin(b, withdrawals[0][0], "the patient was withdrawn from the pathway")
-        withdrawal_handover(b, withdrawals[0][0])
+        withdrawal_handover(b, withdrawals[0][0], _steps_not_taken(b))
         b.decision.status = "withdrawn"
         return b.decision
     _medication(b)
@@ -252,6 +252,22 @@ def _radiographs_ordered(b: Builder) -> set[int]:
     taken = set(b.facts.taken) | {a.id for a in b.decision.actions}
     return {int(day) for action_id in taken if action_id.startswith("order_radiograph:day-")
             for day in action_id.removeprefix("order_radiograph:day-").split("+")}
+
+
+def _steps_not_taken(b: Builder) -> list[dict[str, object]]:
+    """Scheduled steps that came due and were never taken (a pause held them, or the review waits for
+    its evidence): what a hand-over names beside the open orders."""
+    schedules, review_day = b.defn.schedules, b.defn.rules.review_day.value
+    ordered = _radiographs_ordered(b)
+    steps: list[dict[str, object]] = [{"step": "order_radiograph", "scheduled_day": d}
+                                      for d in schedules.radiograph_days.days if b.reached(d) and d not in ordered]
+    if b.reached(review_day) and not any(b.done(i) for i in (f"{REVIEW}:done", f"{REVIEW}:lapsed",
+                                                             "refer_vertebral_augmentation")):
+        steps.append({"step": REVIEW, "scheduled_day": review_day})
+    screening = "order_adjacent_fracture_screening:day-{}"
+    steps += [{"step": "order_adjacent_fracture_screening", "scheduled_day": d} for d in schedules.screening_days.days
+              if b.reached(d) and not b.done(screening.format(d)) and not b.done(screening.format(d) + ":skipped")]
+    return steps
 
 
 def _recent_screening(b: Builder, scheduled_day: int) -> tuple[str, float] | None:

@@ -114,15 +114,22 @@ def _calcitonin_on_exit(b: Builder) -> str:
             (f"was stopped on day {stopped:g})." if stopped is not None else "was not started)."))
 
 
-def withdrawal_handover(b: Builder, day: float) -> None:
-    """Hand the open orders over to the care team; they stay open (the pathway cancels nothing)."""
+_STEP_NAMES = {"order_radiograph": "follow-up radiograph", "twelve_week_review": "12-week review",
+               "order_adjacent_fracture_screening": "adjacent-fracture screening"}
+
+
+def withdrawal_handover(b: Builder, day: float, not_taken: list[dict[str, object]]) -> None:
+    """Hand the open orders over to the care team; they stay open (the pathway cancels nothing). The
+    scheduled steps that came due and were never taken (``not_taken``) are named too."""
     if not b.safety:
         return
     still_open = _open_orders(b)
+    steps = "; ".join(f"{_STEP_NAMES[str(s['step'])]} (day {s['scheduled_day']:g})" for s in not_taken)
     b.review("withdrawal_handover", "withdrawal_handover", day,
              f"Withdrawn from the pathway on day {day:g}: {len(still_open)} order(s) stay open for the care "
-             "team, which now owns them (results after the end still fulfil them).",
-             open_orders=still_open)
+             "team, which now owns them (results after the end still fulfil them)."
+             + (f" Came due and never taken (held by a pause, or waiting for evidence): {steps}." if steps else ""),
+             open_orders=still_open, **({"steps_not_taken": not_taken} if not_taken else {}))
 
 
 def _open_orders(b: Builder) -> list[dict[str, object]]:

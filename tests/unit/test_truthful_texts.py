@@ -92,3 +92,24 @@ def test_the_deformity_flag_carries_the_measurements_it_compared(definition):
     k.event(40, type="radiograph", height_loss_pct=25, kyphosis_deg=15)
     (flag,) = k.of("flag_progressive_deformity")
     assert flag.details == {"kyphosis_deg": 15, "first_kyphosis_deg": 10}
+
+
+def test_a_withdrawal_during_a_pause_names_the_steps_it_held(definition):
+    w = confirmed(Walk(definition))
+    w.until(10)
+    w.clinician(10, "pause")
+    w.until(90)
+    w.clinician(90, "withdraw")
+    (handover,) = reviews(w, "withdrawal_handover")
+    assert handover.details["steps_not_taken"] == [
+        {"step": "order_radiograph", "scheduled_day": 14}, {"step": "order_radiograph", "scheduled_day": 42},
+        {"step": "order_radiograph", "scheduled_day": 84}, {"step": "twelve_week_review", "scheduled_day": 84}]
+    assert "follow-up radiograph (day 14)" in handover.rationale and "12-week review (day 84)" in handover.rationale
+
+
+def test_a_withdrawal_on_schedule_names_no_step(definition):
+    w = confirmed(Walk(definition))
+    w.until(20)
+    w.clinician(20, "withdraw")
+    (handover,) = reviews(w, "withdrawal_handover")
+    assert "steps_not_taken" not in handover.details and "never taken" not in handover.rationale
