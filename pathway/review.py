@@ -25,6 +25,7 @@ from math import inf
 from pathway.builder import Builder
 from pathway.contract import ClinicianEvent, MriEvent, PainEvent, PulmonaryEvent, RadiographEvent
 from pathway.facts import (
+    SAME_INSTANT,
     PatientFacts,
     decisions_of,
     folded,
@@ -199,7 +200,7 @@ def _review_on_current_evidence(b: Builder) -> None:
 def _decide(b: Builder, criteria: list[str], why: list[str], held: bool) -> None:
     review_day = b.defn.rules.review_day.value
     resumed = pause_state(b.facts).last_resumed
-    on_resume = resumed is not None and b.now - resumed < 1 / 86400  # decided as the pathway resumed
+    on_resume = resumed is not None and b.now - resumed <= SAME_INSTANT  # decided as the pathway resumed
     when = f"12-week review (day {review_day:g}" + (
         f", decided on day {b.now:g} when the {'pathway resumed' if on_resume else 'evidence arrived'})"
         if held else ")")
