@@ -77,7 +77,7 @@ class Enrollment(_Strict):
     fracture_level: FractureLevel
     height_loss_pct: Percent
     pain_nrs: Nrs
-    onset_days_before_enrollment: Annotated[int, Field(ge=0, le=3650, strict=True)] = 0
+    onset_days_before_enrollment: Annotated[int, Field(ge=0, le=36_500, strict=True)] = 0
     red_flags: list[RedFlag] = Field(default_factory=list, max_length=4)
 
     @field_validator("red_flags")
@@ -241,9 +241,10 @@ class ContractError(ValueError):
         self.errors = errors
 
 
-# A field name an error may repeat back: what the contract, FHIR and JSON APIs use. Any other key
-# the sender wrote (spaces, markup, a name, a whole sentence) is never echoed: "an unknown field".
-SAFE_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# A field name an error may repeat back: what the contract, FHIR and JSON APIs use, and the typos a
+# sender makes of them (`fracture-level`, `observed.at`). Any other key the sender wrote (spaces,
+# markup, a name, a whole sentence) is never echoed: "an unknown field".
+SAFE_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 UNKNOWN_FIELD = "an unknown field"
 
 
@@ -270,10 +271,10 @@ def safe_message(err: Any) -> str:
     return message
 
 
-def describe(exc: ValidationError, prefix: str = "") -> list[str]:
+def describe(exc: ValidationError, prefix: str = "", whole: str = "body") -> list[str]:
     """Turn a pydantic error into ``field: reason`` lines a caller can act on. Nothing the caller
     sent is quoted: a key that is not a plain name is "an unknown field", and a message that would
-    repeat a value is replaced."""
+    repeat a value is replaced. ``whole``: what an error of the whole input is named."""
     lines = []
     for err in exc.errors():
         raw_loc = list(err["loc"])
@@ -281,7 +282,7 @@ def describe(exc: ValidationError, prefix: str = "") -> list[str]:
         if len(raw_loc) > 1 and raw_loc[0] in EVENT_TYPES:
             raw_loc = raw_loc[1:]
         loc, safe = safe_location(raw_loc)
-        field = prefix + ".".join(loc) if loc else (prefix.rstrip(".") or "body")
+        field = prefix + ".".join(loc) if loc else (prefix.rstrip(".") or whole)
         message = safe_message(err)
         if not safe:
             message = UNKNOWN_FIELD
@@ -329,7 +330,7 @@ def parse_scenario(raw: Any) -> Scenario:
     try:
         scenario: Scenario | None = Scenario.model_validate(raw)
     except ValidationError as exc:
-        scenario, errors = None, describe(exc)
+        scenario, errors = None, describe(exc, whole="scenario")
     else:
         errors = []
     until_day: float | None

@@ -101,6 +101,25 @@ def test_enrollment_refuses_unknown_fields():
     assert errors_of(parse_enrollment, {**PATIENT, "name": "Jane Doe"}) == ["name: unknown field"]
 
 
+@pytest.mark.parametrize("typo", ["fracture-level", "observed.at", "pain_NRS"])
+def test_a_misspelt_field_is_named(typo):
+    assert errors_of(parse_event, {"type": "pain", "nrs": 3, typo: 1}) == [f"{typo}: unknown field"]
+
+
+def test_a_key_that_is_no_name_is_not_repeated():
+    errors = errors_of(parse_event, {"type": "pain", "nrs": 3, "Jane Roe <b>": 1})
+    assert errors == ["body: an unknown field"]
+    errors = errors_of(parse_scenario, {"name": "s", "patient": PATIENT, "until_day": 1, "Jane Roe": 1})
+    assert errors == ["scenario: an unknown field"]
+
+
+def test_a_fracture_of_any_age_can_be_enrolled():
+    """The contract bounds the onset below only; a century is where a date stops making sense."""
+    assert parse_enrollment({**PATIENT, "onset_days_before_enrollment": 4000}).onset_days_before_enrollment == 4000
+    assert errors_of(parse_enrollment, {**PATIENT, "onset_days_before_enrollment": 36_501}) == [
+        "onset_days_before_enrollment: Input should be less than or equal to 36500"]
+
+
 def test_enrollment_names_every_bad_field():
     errors = errors_of(parse_enrollment, {**PATIENT, "pain_nrs": 12, "fracture_level": "S1"})
     assert sorted(fields_of(errors)) == ["fracture_level", "pain_nrs"]
