@@ -1,10 +1,12 @@
 """Order-book rows as FHIR R4 request resources (``fhir.resources.R4B``), and a searchset Bundle.
 
 Each row becomes a ServiceRequest, MedicationRequest, CommunicationRequest or Task carrying the
-seed's codes (CPT, RxNorm, ICD-10-CM). A CodeableConcept holds one concept only: an order for
-two drugs names them as ingredients of a contained Medication, the augmentation referral
-carries the CPT of the suggested procedure alone, and the pathologic work-up gives its ICD-10-CM
-code as the reason, not as what is requested. A code the seed marks unconfirmed (``None``) is
+seed's codes (CPT, RxNorm, ICD-10-CM). A CodeableConcept holds one concept: an order for two
+drugs names them as ingredients of a contained Medication, the augmentation referral carries the
+CPT of the suggested procedure alone, and the pathologic work-up gives its ICD-10-CM code as the
+reason, not as what is requested. The one exception is the adjacent-fracture screening: thoracic
+and lumbar films taken together as one order (one task per need), so its concept is coded by
+both CPT codes. A code the seed marks unconfirmed (``None``) is
 text only, never a coding. Resources live at ``{base}v1/fhir/{type}/{id}``.
 """
 

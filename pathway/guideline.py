@@ -46,9 +46,10 @@ class _Sourced(_Frozen):
             return "verify"
         return "local_protocol" if self.local_protocol else "confirmed"
 
-    def cite(self) -> str:
-        """Guideline section and reference numbers, plus a (verify) mark where unsourced."""
-        return _cite(self.section, self.refs, self.verify)
+    def cite(self, *resting_on: _Sourced) -> str:
+        """Guideline section and reference numbers, plus a (verify) mark where unsourced — this value,
+        or one of the values ``resting_on`` that the cited step also rests on."""
+        return _cite(self.section, self.refs, self.verify or any(rule.verify for rule in resting_on))
 
 
 class Rule(_Sourced):

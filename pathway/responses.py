@@ -181,13 +181,13 @@ def pain_responses(b: Builder) -> None:
             b.note("offer_nerve_block:reported_late", b.now,
                    f"Pain NRS {nrs} on day {day:g} >= {severe:g} within days {lo:g}–{hi:g} was reported on day "
                    f"{round(b.now, 1):g}, after the acute phase ended: no nerve-root block offer (it would expire "
-                   "at once); the care team decides.", r.nerve_block_until_day.cite())
+                   "at once); the care team decides.", r.nerve_block_until_day.cite(r.severe_pain_nrs))
         elif scope and level not in scope.levels:
             b.note("offer_nerve_block:out_of_scope", day,
                    f"Pain NRS {nrs} on day {day:g} >= {severe:g} within days {lo:g}–{hi:g} would "
-                   f"call for a nerve-root block offer, but the guideline's evidence covers root blocks for "
-                   f"{', '.join(scope.levels)} fractures only: no offer for {level}; the care team decides.",
-                   scope.cite())
+                   f"call for a nerve-root block offer, but the guideline's evidence does not cover {level}: it "
+                   f"covers root blocks for {', '.join(scope.levels)} fractures only. No offer; the care team decides.",
+                   scope.cite(r.severe_pain_nrs))
         else:
             b.act("offer_nerve_block", "offer_nerve_block", day,
                   f"Pain NRS {nrs} on day {day:g} >= {severe:g} despite "

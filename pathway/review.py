@@ -216,7 +216,14 @@ def _review_note(b: Builder, why: list[str], when: str) -> None:
         "; ".join(why) + "." if why else
         f"no criterion met (latest pain NRS {nrs}"
         + (f" <= {r.resolved_pain_nrs.value:g}: resolved" if nrs <= r.resolved_pain_nrs.value else "")
-        + "); continue conservative care."), r.review_day.cite())
+        + "); continue conservative care."), r.review_day.cite(*_deformity_rules(b)))
+
+
+def _deformity_rules(b: Builder) -> tuple[Rule, ...]:
+    """The rule a progressive deformity found rests on beside the relative height loss: the kyphosis
+    rise, a local default (so a text naming it is cited "(verify)")."""
+    deformity = progression(b.defn, b.facts)
+    return (b.defn.rules.kyphosis_progression_deg,) if deformity and "kyphosis" in deformity.reason else ()
 
 
 def _after_review_settled(b: Builder) -> bool:
@@ -265,13 +272,13 @@ def _criteria_after_review(b: Builder) -> None:
     elif not late:
         b.note(f"{REVIEW}:criterion_held", b.now, f"{when}: {'; '.join(w for _, _, w in found)}. The referral "
                f"waits for an MRI result saying osteoporotic ({_mri_status(b.facts)}), until day {limit:g}.",
-               s.review_hold_until_day.cite())
+               s.review_hold_until_day.cite(*_deformity_rules(b)))
     else:
         why_not = ("no MRI result saying osteoporotic by day" if b.done(f"{REVIEW}:criterion_held") else
                    f"known only on day {round(b.now, 1):g}, after day")
         b.note(f"{REVIEW}:criterion_lapsed", b.now, f"{when}: {'; '.join(w for _, _, w in found)}; but {why_not} "
                f"{limit:g}: the pathway makes no augmentation referral; the care team decides.",
-               s.review_hold_until_day.cite())
+               s.review_hold_until_day.cite(*_deformity_rules(b)))
 
 
 Report = tuple[float, int]
@@ -327,10 +334,7 @@ def _refer(b: Builder, criteria: list[str], why: list[str], when: str) -> None:
                   + (", progressive deformity)" if "spinal_deformity" in criteria else ")") if kyphoplasty else
                   f"vertebroplasty suggested (Genant grade {grade}, no progressive deformity) — AAOS 2010 "
                   "makes a strong recommendation against vertebroplasty")
-    basis: tuple[Rule, ...] = (r.review_day, r.persistent_pain_nrs)
-    deformity = progression(b.defn, b.facts)
-    if deformity and "kyphosis" in deformity.reason:
-        basis += (r.kyphosis_progression_deg,)
+    basis = (r.review_day, r.persistent_pain_nrs, *_deformity_rules(b))
     mri_day = b.osteoporotic_mri() if b.safety else osteoporotic_mri_day(b.facts)
     level = b.facts.enrollment.fracture_level
     region = b.defn.region("refer_vertebral_augmentation", level)

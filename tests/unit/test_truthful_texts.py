@@ -113,3 +113,28 @@ def test_a_withdrawal_on_schedule_names_no_step(definition):
     w.clinician(20, "withdraw")
     (handover,) = reviews(w, "withdrawal_handover")
     assert "steps_not_taken" not in handover.details and "never taken" not in handover.rationale
+
+
+def test_notes_resting_on_an_unsourced_threshold_are_cited_verify(definition):
+    """Safety rule 14: a note that names a local default (the kyphosis rise, the severe-pain cut-off)
+    says "(verify)" in its citation, as the action on the same rule does."""
+    w = Walk(definition, fracture_level="L2", pain_nrs=6)
+    w.event(3, type="mri", etiology="osteoporotic")
+    w.event(14, type="radiograph", height_loss_pct=25, kyphosis_deg=10)
+    w.event(42, type="radiograph", height_loss_pct=25, kyphosis_deg=15)
+    w.pain(80, 3)
+    w.until(85)
+    (review,) = [n for n in w.notes if n.id == "twelve_week_review:done"]
+    assert "kyphosis" in review.text and "(verify)" in review.citation
+
+    settled = Walk(definition, fracture_level="L2", pain_nrs=6)
+    settled.event(3, type="mri", etiology="osteoporotic")
+    settled.pain(80, 3)
+    settled.until(85)
+    (review,) = [n for n in settled.notes if n.id == "twelve_week_review:done"]
+    assert "(verify)" not in review.citation  # no criterion: nothing unsourced named
+
+    thoracic = Walk(definition, fracture_level="T12", pain_nrs=6)
+    thoracic.pain(10, 8)
+    (note,) = [n for n in thoracic.notes if n.id == "offer_nerve_block:out_of_scope"]
+    assert "(verify)" in note.citation
