@@ -52,7 +52,9 @@ class Decision:
 #      together after a long pause); the days a pause held the follow-up checks do not count in a gap in
 #      pain reports, and a resume no longer starts a new gap; a criterion found after the review refers
 #      only until the review's hold limit (a note says what it waits for, and when it lapsed).
-REVISION = 5
+#   6: a withdrawal under the safety rules stops nothing: a calcitonin course still running is handed over
+#      with the open orders, its hard-stop day named (only the pathologic exit stops calcitonin).
+REVISION = 6
 
 
 # The guideline step each reason for a clinician review is about (its citation names that section first).

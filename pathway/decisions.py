@@ -90,7 +90,8 @@ def decide(defn: PathwayDefinition, facts: PatientFacts, now: float, revision: i
         return b.decision
     withdrawals = decisions_of(facts, "withdraw")
     if withdrawals:
-        stop_calcitonin(b, withdrawals[0][0], "the patient was withdrawn from the pathway")
+        if revision < 6 or not b.safety:  # from revision 6 the hand-over cancels nothing (safety rule 6)
+            stop_calcitonin(b, withdrawals[0][0], "the patient was withdrawn from the pathway")
         withdrawal_handover(b, withdrawals[0][0], _steps_not_taken(b))
         b.decision.status = "withdrawn"
         return b.decision

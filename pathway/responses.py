@@ -125,9 +125,13 @@ def withdrawal_handover(b: Builder, day: float, not_taken: list[dict[str, object
         return
     still_open = _open_orders(b)
     steps = "; ".join(f"{_STEP_NAMES[str(s['step'])]} (day {s['scheduled_day']:g})" for s in not_taken)
+    stop = b.defn.rules.calcitonin_stop_day
+    in_course = any(row["kind"] == "start_calcitonin" for row in still_open)
     b.review("withdrawal_handover", "withdrawal_handover", day,
              f"Withdrawn from the pathway on day {day:g}: {len(still_open)} order(s) stay open for the care "
              "team, which now owns them (results after the end still fulfil them)."
+             + (f" Calcitonin runs on: its course ends on day {stop.value:g} (hard stop; short-term use "
+                "only), which the pathway no longer does." if in_course else "")
              + (f" Came due and never taken (held by a pause, or waiting for evidence): {steps}." if steps else ""),
              open_orders=still_open, **({"steps_not_taken": not_taken} if not_taken else {}))
 
@@ -145,7 +149,10 @@ def _open_orders(b: Builder) -> list[dict[str, object]]:
             continue
         if (kind in RESULT_EVENT_FOR and action_id not in unanswered) or (kind == "start_calcitonin" and stopped):
             continue
-        rows.append({"id": action_id, "kind": kind, "day": day})
+        row: dict[str, object] = {"id": action_id, "kind": kind, "day": day}
+        if kind == "start_calcitonin":
+            row["stop_by_day"] = b.defn.rules.calcitonin_stop_day.value
+        rows.append(row)
     return rows
 
 

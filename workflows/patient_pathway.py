@@ -86,6 +86,8 @@ DECISIONS_REVISION_4_PATCH = "decisions-revision-4"
 # Radiographs and screenings due together are one order, paused days do not count in a follow-up gap, a
 # criterion found after the review refers only by its hold limit (pathway.builder.REVISION 5).
 DECISIONS_REVISION_5_PATCH = "decisions-revision-5"
+# A withdrawal stops nothing: a calcitonin course still running is handed over (pathway.builder.REVISION 6).
+DECISIONS_REVISION_6_PATCH = "decisions-revision-6"
 # An event refused when applied leaves its event id free (before: a re-send was answered as a duplicate).
 FREE_REFUSED_IDS_PATCH = "free-refused-event-ids"
 # Results still awaited when the pathway completes are watched after the end (an activity starts the watch).
@@ -239,7 +241,8 @@ class PatientPathwayWorkflow:
         """The decisions' revision this run decides by (pathway.builder.REVISION): a run that started
         before a revision keeps the one it started with, until its next continue-as-new."""
         if self._revision is None:
-            self._revision = 5 if workflow.patched(DECISIONS_REVISION_5_PATCH) else \
+            self._revision = 6 if workflow.patched(DECISIONS_REVISION_6_PATCH) else \
+                5 if workflow.patched(DECISIONS_REVISION_5_PATCH) else \
                 4 if workflow.patched(DECISIONS_REVISION_4_PATCH) else \
                 3 if workflow.patched(DECISIONS_REVISION_3_PATCH) else \
                 2 if workflow.patched(DECISIONS_REVISION_PATCH) else 1

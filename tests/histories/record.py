@@ -110,10 +110,17 @@ SCREENINGS_TOGETHER = [
     (170, "clinician", PAUSE),
     (370, "clinician", {**PAUSE, "decision": "resume"}),
 ]
+# A withdrawal while the calcitonin course runs (from revision 6 nothing is stopped: the course is handed
+# over with the open orders). Recorded before that revision.
+WITHDRAWN_IN_COURSE = [
+    (2, "mri", {"etiology": "osteoporotic"}),
+    (10, "clinician", {**PAUSE, "decision": "withdraw"}),
+]
 STORIES = {"story": (STORY, 130, 8), "indeterminate_mri": (INDETERMINATE_MRI, 12, 6),
            "late_evidence": (LATE_EVIDENCE, 95, 6), "refused_then_resent": (REFUSED_THEN_RESENT, 20, 6),
            "completed": (COMPLETED, 366, 6), "same_instant": (SAME_INSTANT, 90, 6),
-           "revision_5": (REVISION_5, 200, 6), "screenings_together": (SCREENINGS_TOGETHER, 372, 6)}
+           "revision_5": (REVISION_5, 200, 6), "screenings_together": (SCREENINGS_TOGETHER, 372, 6),
+           "withdrawn_in_course": (WITHDRAWN_IN_COURSE, 12, 6)}
 
 
 async def record_story(env: WorkflowEnvironment, patient_id: str, story: str = "story") -> str:

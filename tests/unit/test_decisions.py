@@ -631,14 +631,34 @@ def test_osteoporotic_or_indeterminate_mri_stays_on_the_pathway(definition):
     assert w.status == "running" and not w.of("refer_pathologic_fracture_workup")
 
 
-def test_withdrawal_stops_calcitonin_and_ends_the_pathway(definition):
+def test_withdrawal_hands_the_calcitonin_course_over_and_ends_the_pathway(definition):
+    """Safety rule 6: the open orders stay open for the care team; only the pathologic exit stops calcitonin."""
     w = Walk(definition)
+    w.clinician(10, "withdraw")
+    assert not w.of("stop_calcitonin") and w.status == "withdrawn"
+    (handover,) = [a for a in w.of("request_clinician_review") if a.details["reason"] == "withdrawal_handover"]
+    (course,) = [row for row in handover.details["open_orders"] if row["kind"] == "start_calcitonin"]
+    assert course["stop_by_day"] == 28 and "its course ends on day 28 (hard stop" in handover.rationale
+    w.at(100)
+    assert not w.of("order_radiograph") and not w.of("stop_calcitonin") and w.status == "withdrawn"
+
+
+def test_after_the_course_the_hand_over_names_no_calcitonin(definition):
+    w = Walk(definition)
+    w.until(30)
+    w.clinician(30, "withdraw")
+    (handover,) = [a for a in w.of("request_clinician_review") if a.details["reason"] == "withdrawal_handover"]
+    assert "start_calcitonin" not in [row["kind"] for row in handover.details["open_orders"]]
+    assert "Calcitonin" not in handover.rationale
+
+
+@pytest.mark.parametrize("revision", [5, None])
+def test_withdrawal_stopped_calcitonin_before_revision_6_and_before_vcf_1_2(definition, definition_v1_1, revision):
+    w = Walk(definition, revision=5) if revision else Walk(definition_v1_1)
     w.clinician(10, "withdraw")
     (stop,) = w.of("stop_calcitonin")
     assert stop.day == 10 and "withdrawn" in stop.rationale
     assert w.status == "withdrawn"
-    w.at(100)
-    assert not w.of("order_radiograph") and w.status == "withdrawn"
 
 
 # --- Pause and resume --------------------------------------------------------------------------------------------

@@ -278,8 +278,8 @@ def test_withdrawal_hands_the_open_orders_over(definition):
     w.clinician(20, "withdraw")
     (handover,) = reviews(w, "withdrawal_handover")
     listed = {o["id"] for o in handover.details["open_orders"]}
-    assert {"order_dxa", "order_radiograph:day-14", "prescribe_bisphosphonate"} <= listed
-    assert not {"order_mri", "start_calcitonin", "stop_calcitonin"} & listed  # resulted, or stopped now
+    assert {"order_dxa", "order_radiograph:day-14", "prescribe_bisphosphonate", "start_calcitonin"} <= listed
+    assert not {"order_mri", "stop_calcitonin"} & listed  # resulted; nothing is stopped (calcitonin runs on)
     assert handover.day == 20 and w.status == "withdrawn"
 
 
@@ -517,9 +517,10 @@ def test_the_handover_lists_orders_not_advice_or_tasks(definition):
     w.clinician(12, "withdraw")
     (handover,) = reviews(w, "withdrawal_handover")
     kinds = {o["kind"] for o in handover.details["open_orders"]}
-    assert {"order_mri", "order_dxa", "prescribe_bisphosphonate", "prescribe_opioid_short_course"} <= kinds
+    assert {"order_mri", "order_dxa", "prescribe_bisphosphonate", "prescribe_opioid_short_course",
+            "start_calcitonin"} <= kinds
     assert not {"advise_early_mobilization", "offer_brace", "offer_nerve_block", "request_clinician_review",
-                "start_calcitonin", "stop_calcitonin"} & kinds
+                "stop_calcitonin"} & kinds
 
 
 def test_a_clinician_review_cites_the_guideline_section_it_is_about(definition):

@@ -236,4 +236,4 @@ async def test_a_new_pathway_decides_by_the_latest_revision(ts_env, order_book, 
     assert "radiograph:15" in [n.id for n in state.notes]
     markers = [e.marker_recorded_event_attributes for e in history.events
                if e.HasField("marker_recorded_event_attributes")]
-    assert any(b"decisions-revision-5" in m.SerializeToString() for m in markers), markers
+    assert any(b"decisions-revision-6" in m.SerializeToString() for m in markers), markers
