@@ -90,6 +90,6 @@ def _care_team_task(event: Event, day: float, status: str, enrolled_level: str |
                 f"Radiograph on day {day:g}, after the pathway ended ({status}), shows a new fracture at {new}"
                 + (f" (enrolled: {enrolled_level})" if enrolled_level else "")
                 + ": the care team arranges an MRI of the new level and reviews the osteoporosis treatment.",
-                "Guideline: Monitoring and Follow-up / Monitoring for adjacent level fractures; "
+                "Guideline: Important Clinical Pitfalls / Monitoring for adjacent level fractures; "
                 "safety rules: withdrawal hands over", "routine", {"new_fracture_level": new})
     return None

@@ -253,8 +253,7 @@ def table_schedules(ctx: Context) -> str:
 def action_status(defn: PathwayDefinition, kind: str, trigger: str | None) -> str:
     """The weakest of: the rules and schedules the trigger names, the codes, the section."""
     spec = defn.actions[cast(ActionKind, kind)]
-    items = _sourced_items(defn)
-    statuses = [items[m.group(1)].status for m in _PLACEHOLDER.finditer(trigger or "") if m.group(1) in items]
+    statuses = [item.status for item in _rules_named(defn, trigger)]
     statuses += [_code_status(c) for c in spec.codes]
     if "verify" in spec.section.lower():
         statuses.append("verify")
@@ -270,9 +269,17 @@ def _codes_text(spec: Any) -> str:
 def table_actions(ctx: Context) -> str:
     defn = ctx.defn
     rows = [[code(kind), spec.title, ctx.note(f"action:{kind}") or _UNDESCRIBED, spec.resource, _codes_text(spec),
-             STATUS_TEXT[action_status(defn, kind, ctx.template.notes.get(f"action:{kind}"))], defn.cite(kind)]
+             STATUS_TEXT[action_status(defn, kind, ctx.template.notes.get(f"action:{kind}"))],
+             defn.cite(kind, _rules_named(defn, ctx.template.notes.get(f"action:{kind}")))]
             for kind, spec in defn.actions.items()]
     return table(["kind", "title", "when it fires", "resource", "codes", "status", "citation it carries"], rows)
+
+
+def _rules_named(defn: PathwayDefinition, trigger: str | None) -> tuple[Any, ...]:
+    """The rules and schedules a trigger's text names: what the action rests on, so that its citation
+    says "(verify)" as it does when the action fires (where one of them may make it fire)."""
+    items = _sourced_items(defn)
+    return tuple(items[m.group(1)] for m in _PLACEHOLDER.finditer(trigger or "") if m.group(1) in items)
 
 
 def table_level_orders(ctx: Context) -> str:

@@ -340,12 +340,14 @@ def radiograph_findings(b: Builder) -> None:
                   + imaging_text(b, "order_mri", new),
                   priority="routine", level=new)
         if b.revision >= 3 and not b.done(f"radiograph:{day:g}"):  # every result is read, flagged or not
+            flagged_now = found is not None and found.day == day
             b.note(f"radiograph:{day:g}", day,
                    f"Radiograph read: height loss {image.height_loss_pct:g}%"
                    + (f", kyphosis {image.kyphosis_deg:g}°" if image.kyphosis_deg is not None else "")
                    + (f", new fracture at {new}" if new and new != level else "")
-                   + ("; progressive deformity flagged." if found and found.day == day else "."),
-                   b.defn.cite("order_radiograph"))
+                   + ("; progressive deformity flagged." if flagged_now else "."),
+                   b.defn.cite("order_radiograph", basis=(r.kyphosis_progression_deg,)
+                               if flagged_now and found and "kyphosis" in found.reason else ()))
 
 
 @step(MobilityEvent, until=lambda b: min((more_than_from(b.now, start, b.defn.rules.immobilization_max_days.value)

@@ -15,6 +15,7 @@ from activities.orders import OrderActivities, OrderBatch, OrderRequest, Overdue
 from activities.results_after_end import AFTER_END_KIND, record_result_after_end
 from activities.subscriptions import SubscriptionStore
 from pathway.contract import Action, parse_event
+from pathway.guideline import load_definition
 
 
 def request(action_id: str, kind: str = "order_radiograph", day: float = 14.0) -> OrderRequest:
@@ -214,6 +215,8 @@ def test_a_new_fracture_level_on_a_result_after_the_end_raises_a_routine_task_on
     (task,) = [o for o in order_book.list() if o.kind == AFTER_END_KIND]
     assert task.id == done.escalation and task.priority == "routine" and task.details["new_fracture_level"] == "L3"
     assert "MRI of the new level" in task.rationale and "routine care-team task" in done.summary(image, "completed")
+    # The guideline's own section for a new fracture, as the pathway's flag cites it.
+    assert load_definition().actions["flag_new_vertebral_fracture"].section in done.citation
     # The enrolled level again, or no level: the order is fulfilled and no task is raised.
     env.run(activities.place_order, request("order_radiograph:day-400", day=400))
     same = parse_event({"type": "radiograph", "height_loss_pct": 27, "new_fracture_level": "L2"})

@@ -135,10 +135,20 @@ def test_every_action_kind_has_its_row_with_title_codes_and_citation(definition,
         cells = row(actions, f"`{kind}`")
         assert cells[1] == spec.title.replace("|", "\\|")
         assert cells[3] == spec.resource
-        assert cells[6] == definition.cite(kind)
+        verify = definition.rules.kyphosis_progression_deg  # any rule marked verify
+        assert cells[6] in (definition.cite(kind), definition.cite(kind, (verify,)))
         for code in spec.codes:
             assert (code.code or "(no code)") in cells[4]
             assert code.display in cells[4]
+
+
+@pytest.mark.parametrize("kind", ["prescribe_opioid_short_course", "order_radiograph", "offer_nerve_block",
+                                  "refer_physical_therapy", "alert_prolonged_immobilization",
+                                  "order_adjacent_fracture_screening", "outreach_missed_follow_up",
+                                  "escalate_lost_to_follow_up"])
+def test_an_action_that_always_rests_on_a_local_default_is_listed_verify(definition, clinical, kind):
+    """As its citation reads when it fires (safety rule 14)."""
+    assert "(verify)" in row(section(clinical, "Action kinds"), f"`{kind}`")[6]
 
 
 def test_a_verify_code_makes_the_action_verify(definition, clinical):

@@ -126,6 +126,10 @@ def test_notes_resting_on_an_unsourced_threshold_are_cited_verify(definition):
     w.until(85)
     (review,) = [n for n in w.notes if n.id == "twelve_week_review:done"]
     assert "kyphosis" in review.text and "(verify)" in review.citation
+    (flagged,) = [n for n in w.notes if n.id == "radiograph:42"]
+    assert "progressive deformity flagged" in flagged.text and "(verify)" in flagged.citation
+    (first,) = [n for n in w.notes if n.id == "radiograph:14"]
+    assert "(verify)" not in first.citation  # read, nothing flagged
 
     settled = Walk(definition, fracture_level="L2", pain_nrs=6)
     settled.event(3, type="mri", etiology="osteoporotic")
