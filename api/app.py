@@ -131,8 +131,9 @@ UNAUTHENTICATED = "(unauthenticated)"
 async def audit_requests(request: Request, call_next):
     """An audit record for each /v1 request that concerns a patient (named in the path, by the
     route: :func:`api.deps.audit_subject`, or by a ``patient`` query parameter), written before
-    the answer leaves — refused ones too. A request that names no patient (a listing across
-    patients, a guideline read) is not recorded here."""
+    the answer leaves — refused ones too; a listing across patients leaves one for each patient it
+    showed (:func:`api.deps.audit_subjects`). A request that shows no patient (a guideline read) is
+    not recorded."""
     status = 500
     try:
         response = await call_next(request)
@@ -143,10 +144,11 @@ async def audit_requests(request: Request, call_next):
         state = request.scope.get("state", {})
         patient_id = state.get("audit_patient") or request.scope.get("path_params", {}).get("patient_id") \
             or _queried_patient(request)
-        if route.startswith("/v1/") and isinstance(patient_id, str) and patient_id:
+        patients = [patient_id] if isinstance(patient_id, str) and patient_id else state.get("audit_patients", [])
+        if route.startswith("/v1/") and patients:
             caller = state.get("caller")
             await in_thread(request.app.state.services.audit.append,
-                            credential=caller.name if caller else await _credential(request), patient_id=patient_id,
+                            credential=caller.name if caller else await _credential(request), patient_ids=patients,
                             method=request.method, route=route,
                             action="read" if request.method in ("GET", "HEAD") else "write", status=status,
                             event_id=state.get("audit_event_id"))

@@ -69,14 +69,15 @@ class AuditTrail(Store):
     name = "audit"
     migrations = MIGRATIONS
 
-    def append(self, *, credential: str, patient_id: str, method: str, route: str, action: str, status: int,
+    def append(self, *, credential: str, patient_ids: list[str], method: str, route: str, action: str, status: int,
                event_id: str | None = None) -> None:
-        """Record one request."""
+        """Record one request: a row for each patient it concerned, in one transaction."""
+        at = datetime.now(UTC).isoformat(timespec="milliseconds")
         with self.database.transaction() as db:
-            db.execute("INSERT INTO api_audit (recorded_at, credential, patient_id, method, route, action, status,"
-                       " event_id) VALUES (?,?,?,?,?,?,?,?)",
-                       (datetime.now(UTC).isoformat(timespec="milliseconds"), credential, patient_id, method,
-                        route, action, status, event_id))
+            for patient_id in patient_ids:
+                db.execute("INSERT INTO api_audit (recorded_at, credential, patient_id, method, route, action,"
+                           " status, event_id) VALUES (?,?,?,?,?,?,?,?)",
+                           (at, credential, patient_id, method, route, action, status, event_id))
 
     def for_patient(self, patient_id: str, limit: int = MAX_ROWS) -> list[AuditRecord]:
         """The patient's records, oldest first (the newest ``limit``)."""

@@ -122,6 +122,11 @@ def requires(scope: str, *alternatives: str) -> Any:
     return Depends(check)
 
 
+def audit_subjects(request: Request, patient_ids: list[str]) -> None:
+    """Name the patients a listing across patients showed, for one audit record each (a read of each)."""
+    request.state.audit_patients = patient_ids
+
+
 def audit_subject(request: Request, patient_id: str, event_id: str | None = None) -> None:
     """Name the patient (and event) this request concerns, for its audit record, when the path
     does not (an enrollment, an Observation, an order)."""

@@ -8,10 +8,10 @@ contract; unknown fields are refused so that a typo never passes silently.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 FRACTURE_LEVELS: tuple[str, ...] = tuple(f"T{i}" for i in range(1, 13)) + tuple(
     f"L{i}" for i in range(1, 6)
@@ -102,7 +102,16 @@ def _iso_instant(value: Any) -> Any:
     return value
 
 
-Instant = Annotated[datetime, BeforeValidator(_iso_instant)]
+def _in_utc_range(value: datetime) -> datetime:
+    """An instant that UTC can name (year 1 at +14:00 cannot: it falls before year 1 in UTC)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range: the instant falls outside years 1-9999 in UTC") from None
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_iso_instant), AfterValidator(_in_utc_range)]
 
 
 class _Event(_Strict):

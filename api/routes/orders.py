@@ -11,7 +11,8 @@ from pydantic.json_schema import SkipJsonSchema
 from activities.order_book import OrderBook, PagePosition, position
 from activities.order_model import OPEN, ORDER_STATUSES, Order
 from api import fhir_orders
-from api.deps import AUTHENTICATED, BaseUrl, CallerDep, JsonBody, OrderBookDep, audit_subject, requires
+from api.deps import (AUTHENTICATED, BaseUrl, CallerDep, JsonBody, OrderBookDep, audit_subject, audit_subjects,
+                      requires)
 from api.errors import ApiError
 from api.fhir_models import Bundle, OrderResource
 from api.inputs import acknowledgement, status_note
@@ -63,21 +64,24 @@ async def list_orders(
     asked = {**query, "_count": count, **({"_cursor": cursor} if cursor else {}),
              **({"_offset": offset} if offset else {})}
     # Reading the page and building (and validating) its Bundle: on the listing threads, off the event loop.
-    bundle = await in_listing_thread(_listing, book, base_url, query, asked, count=count,
-                                     after=_position(cursor) if cursor else None, skip=offset)
+    bundle, patients = await in_listing_thread(_listing, book, base_url, query, asked, count=count,
+                                               after=_position(cursor) if cursor else None, skip=offset)
+    if not patient:  # a listing across patients reads each patient on the page: one record each
+        audit_subjects(request, patients)
     return FhirJSONResponse(bundle)
 
 
 def _listing(book: OrderBook, base_url: str, query: dict[str, Any], asked: dict[str, Any], *, count: int,
-             after: PagePosition | None, skip: int) -> dict[str, Any]:
+             after: PagePosition | None, skip: int) -> tuple[dict[str, Any], list[str]]:
     """One page of orders as a Bundle: ``count`` rows (and one more, to know whether a next page
-    exists) from the database, never the whole match."""
+    exists) from the database, never the whole match; and the patients the page shows."""
     filters = {"patient_id": query.get("patient"), "status": query.get("status")}
     rows = book.page(**filters, after=after, skip=skip, limit=count + 1)
     page = rows[:count]
     more = {**query, "_count": count, "_cursor": _cursor(page[-1])} if len(rows) > count else None
-    return fhir_orders.orders_bundle(page, base_url, total=book.count(**filters), self_params=asked, next_params=more,
-                                     focus_types=focus_types_now(book, page))
+    bundle = fhir_orders.orders_bundle(page, base_url, total=book.count(**filters), self_params=asked,
+                                       next_params=more, focus_types=focus_types_now(book, page))
+    return bundle, list(dict.fromkeys(order.patient_id for order in page))
 
 
 def _cursor(order: Order) -> str:

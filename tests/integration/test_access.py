@@ -110,6 +110,17 @@ async def test_scopes_revocation_and_audit(stack, tmp_path, monkeypatch, capsys)
         assert (await w_http.post("/v1/fhir/Observation", json=pain_11)).status_code == 422
         forbidden(await w_http.get("/v1/orders", params={"patient": patient}), "pathways:read")
         assert (await static.delete(f"/v1/patients/{patient}")).status_code == 405
+        # a listing across patients is a read of each patient it shows
+        async def listing_shows_the_patient() -> bool:
+            url: str | None = "/v1/orders?_count=100"
+            while url:
+                page = (await r_http.get(url)).json()
+                if any(e["resource"].get("subject", {}).get("reference") == f"Patient/{patient}"
+                       for e in page.get("entry", [])):
+                    return True
+                url = next((link["url"] for link in page.get("link", []) if link["relation"] == "next"), None)
+            return False
+        assert await listing_shows_the_patient()
         # the sender of each event is kept with its event id claim
         assert stack.app.state.services.registry.submitted_by(patient, "p-1") == "writer"
         assert stack.app.state.services.registry.submitted_by(patient, "c-1") == "dr-key"
@@ -137,6 +148,7 @@ async def test_scopes_revocation_and_audit(stack, tmp_path, monkeypatch, capsys)
         assert "family meeting" not in text and "dr-1" not in text
         assert ("writer", "POST /v1/fhir/Observation", "E", "HTTP 422") in seen
         assert ("writer", "GET /v1/orders", "R", "HTTP 403") in seen
+        assert ("reader", "GET /v1/orders", "R", "HTTP 200") in seen  # the listing across patients
         assert ("reader", "GET /v1/audit", "R", "HTTP 403") in seen
         assert ("token", "DELETE /v1/patients/{patient_id}", "E", "HTTP 405") in seen
         # the static token holds every scope; reading the trail is itself recorded

@@ -148,6 +148,7 @@ async def test_event_errors(stack):
              ({"type": "weather", "sunny": True}, ["type"]), ({"nrs": 3}, ["type"]),
              ({"type": "pain", "nrs": 3, "observed_at": "2026-01-01T09:00:00"}, ["observed_at"]),
              ({"type": "pain", "nrs": 3, "observed_at": "2999-01-01T09:00:00Z"}, ["observed_at"]),
+             ({"type": "pain", "nrs": 3, "observed_at": "0001-01-01T00:00:00+14:00"}, ["observed_at"]),
              ({"type": "mri", "etiology": "benign", "color": "red"}, ["etiology", "color"]),
              ("pain", ["body"])]
     for body, fields in cases:

@@ -55,9 +55,9 @@ def test_event_ids_are_claimed_once_by_the_primary_key(database: Database):
 def test_the_audit_trail_appends_reads_and_refuses_changes(database: Database):
     trail = AuditTrail(database)
     for status in (200, 404, 202):
-        trail.append(credential="writer", patient_id="pt-au", method="GET", route="/v1/patients/{patient_id}",
+        trail.append(credential="writer", patient_ids=["pt-au"], method="GET", route="/v1/patients/{patient_id}",
                      action="read", status=status)
-    trail.append(credential="x", patient_id="pt-other", method="GET", route="/v1/x", action="read", status=200)
+    trail.append(credential="x", patient_ids=["pt-other"], method="GET", route="/v1/x", action="read", status=200)
     records = trail.for_patient("pt-au")
     assert [r.status for r in records] == [200, 404, 202] and records[0].seq < records[-1].seq
     assert [r.status for r in trail.for_patient("pt-au", limit=2)] == [404, 202]  # the newest, oldest first

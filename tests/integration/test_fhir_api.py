@@ -74,6 +74,7 @@ async def _applied(stack, patient, ids):
     ({"status": "bogus"}, "status"),
     ({"resourceType": "Patient"}, "resourceType"),
     ({"effectiveDateTime": "2026-01-05T09:00:00"}, "effectiveDateTime"),
+    ({"effectiveDateTime": "0001-01-01T00:00:00+14:00"}, "effectiveDateTime"),
     ({"colour": "blue"}, "colour"),
     # The contract's strict checks see the values as sent, not as the FHIR model coerced them.
     ({"valueInteger": True}, "valueInteger"),

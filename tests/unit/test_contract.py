@@ -191,6 +191,7 @@ def test_radiograph_optional_fields_may_be_left_out():
     ("clinician", "author", None),
     ("pain", "event_id", ""), ("pain", "event_id", "e" * 129),
     ("pain", "observed_at", "2026-01-31T09:00:00"), ("pain", "observed_at", "yesterday"),
+    ("pain", "observed_at", "0001-01-01T00:00:00+14:00"), ("pain", "observed_at", "9999-12-31T23:59:00-00:01"),
 ])  # fmt: skip
 def test_events_refuse_out_of_range_and_wrong_types(event_type, field, value):
     errors = errors_of(parse_event, {**VALID_EVENTS[event_type], field: value})
