@@ -35,6 +35,8 @@ from activities.order_model import OPEN, Order, OrderStatus, RequestResource
 from activities.task_model import ORDER_STATUS_AFTER, TASK_STATUS_OF_ORDER, TaskStatus, illegal_transition
 
 PATHWAY = "pathway"  # who changed an order when the order book did it (a result, a cancellation)
+# An order placed in the same instant as the result counts as placed by it (days are floats).
+PLACED_BY_MARGIN = 1e-6
 URGENT = "urgent"  # the priority an order is expedited to (FHIR request-priority)
 
 MIGRATIONS: list[list[Step]] = [
@@ -192,21 +194,27 @@ class OrderBook(Store):
 
     def close_open(self, workflow_id: str, kinds: builtins.list[str], status: OrderStatus, reason: str,
                    *, oldest_first: bool = False, limit: int | None = None,
-                   awaiting_result: bool = False) -> builtins.list[str]:
+                   awaiting_result: bool = False, placed_by: float | None = None) -> builtins.list[str]:
         """Close the open orders of some kinds for one pathway (at most ``limit``); return their ids.
         ``awaiting_result``: an order a care team acknowledged before its result came counts as open
-        (a result still fulfils it).
+        (a result still fulfils it). ``placed_by``: only orders placed by that pathway day (a
+        result answers an order placed by the day it was observed); newest first, ties by action id
+        as the decisions order them (:mod:`pathway.results`).
 
         Each update closes its order only if it is still as read: a concurrent writer (another
         worker, on PostgreSQL) that closed it first makes this one take the next, never the same.
         """
         marks = ",".join("?" * len(kinds))
         waiting = f" OR {_ACKNOWLEDGED_WITHOUT_RESULT}" if awaiting_result else ""
+        by = " AND day <= ?" if placed_by is not None else ""
+        order = "day ASC, created_at" if oldest_first else \
+            "day DESC, action_id DESC" if placed_by is not None else "day DESC, created_at"
         query = (f"SELECT id, patient_id, status FROM orders WHERE workflow_id = ? AND (status = ?{waiting})"
-                 f" AND kind IN ({marks}) ORDER BY day {'ASC' if oldest_first else 'DESC'}, created_at")
+                 f" AND kind IN ({marks}){by} ORDER BY {order}")
+        args = (workflow_id, OPEN, *kinds, *([placed_by + PLACED_BY_MARGIN] if placed_by is not None else []))
         closed: builtins.list[str] = []
         with self._lock, self.database.transaction() as db:
-            for row in db.execute(query, (workflow_id, OPEN, *kinds)).fetchall():
+            for row in db.execute(query, args).fetchall():
                 if limit and len(closed) >= limit:
                     break
                 cur = db.execute("UPDATE orders SET status = ?, status_reason = ?, updated_at = ?"

@@ -59,12 +59,14 @@ class CancelRequest(BaseModel):
 
 
 class ResultRequest(BaseModel):
-    """An imaging or DXA result that fulfils the oldest open order it answers."""
+    """An imaging or DXA result that fulfils an open order it answers: the newest placed by the day
+    it was observed (``newest_first``, decisions revision 6), or else the oldest."""
 
     workflow_id: str
     event_type: str
     day: float
     result_key: str = Field(description="Unique per result: a retry fulfils nothing more.")
+    newest_first: bool = False
 
 
 class OverdueRequest(BaseModel):
@@ -199,14 +201,16 @@ class OrderActivities:
 
     @activity.defn(name="record_result")
     def record_result(self, request: ResultRequest) -> list[str]:
-        """Fulfil the oldest open order that this result answers (closed loop)."""
+        """Fulfil the open order that this result answers (closed loop), as the pathway's decisions
+        match them (:mod:`pathway.results`)."""
         kinds = ORDERS_ANSWERED_BY.get(request.event_type)
         if not kinds:
             raise ApplicationError(f"event_type: {request.event_type!r} is not a result", non_retryable=True)
         reason = f"{request.event_type} result on day {request.day:g} [{request.result_key}]"
         done = [o.id for o in self.book.list(workflow_id=request.workflow_id) if o.status_reason == reason]
         ids = done or self.book.close_open(request.workflow_id, kinds, "completed", reason,
-                                           oldest_first=True, limit=1, awaiting_result=True)
+                                           oldest_first=not request.newest_first, limit=1, awaiting_result=True,
+                                           placed_by=request.day if request.newest_first else None)
         activity.logger.info("result recorded", extra={"event_type": request.event_type, "fulfilled": len(ids)})
         return ids
 

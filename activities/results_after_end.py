@@ -1,7 +1,8 @@
 """Results that arrive after a pathway has ended (withdrawn, completed, exited).
 
 The workflow is closed, but the care team still owns the pathway's open orders: an imaging or
-DXA result fulfils the oldest open order it answers; an MRI saying malignant or infection raises an
+DXA result fulfils the newest open order it answers placed by its day (as the pathway's decisions
+match them from revision 6); an MRI saying malignant or infection raises an
 urgent care-team task, and a radiograph naming a new fracture level (the 12-month screening's result,
 say) a routine one — so a result never reaches no one. Used by the HTTP API and by ``vcf simulate``;
 idempotent per result key.
@@ -48,13 +49,13 @@ def takes_result_after_end(event: Event) -> bool:
 
 def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: str, event: Event, day: float,
                             result_key: str, status: str, enrolled_level: str | None = None) -> ResultAfterEnd:
-    """Fulfil the oldest open order the result answers; raise a care-team task for a pathologic MRI
+    """Fulfil the newest open order the result answers (placed by its day); raise a care-team task for a pathologic MRI
     or a new fracture level (one other than ``enrolled_level``). Nothing is fulfilled (an empty
     ``fulfilled``) when no open order answers the result."""
     reason = f"{event.type} result after the pathway ended, day {day:g} [{result_key}]"
     done = [o.id for o in book.list(workflow_id=workflow_id) if o.status_reason == reason]
     fulfilled = done or book.close_open(workflow_id, ORDERS_ANSWERED_BY[event.type], "completed", reason,
-                                        oldest_first=True, limit=1, awaiting_result=True)
+                                        limit=1, awaiting_result=True, placed_by=day)
     task = _care_team_task(event, day, status, enrolled_level) if fulfilled else None
     if task is None:
         return ResultAfterEnd(fulfilled)

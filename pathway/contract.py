@@ -11,7 +11,16 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 FRACTURE_LEVELS: tuple[str, ...] = tuple(f"T{i}" for i in range(1, 13)) + tuple(
     f"L{i}" for i in range(1, 6)

@@ -139,7 +139,7 @@ def withdrawal_handover(b: Builder, day: float, not_taken: list[dict[str, object
 def _open_orders(b: Builder) -> list[dict[str, object]]:
     """The pathway's service and medication requests that no result or stop has closed, as it
     knows them (advice, flags and care-team tasks are not orders to hand over)."""
-    unanswered = {o.action_id for o in open_orders(b.facts)}
+    unanswered = {o.action_id for o in open_orders(b.facts, b.revision)}
     stopped = "stop_calcitonin" in b.facts.taken or any(a.kind == "stop_calcitonin" for a in b.decision.actions)
     rows = []
     for action_id, day in sorted(b.facts.taken.items(), key=lambda item: (item[1], item[0])):
@@ -233,7 +233,7 @@ def pain_responses(b: Builder) -> None:
 def _screening_waiting(b: Builder) -> OpenOrder | None:
     """An adjacent-fracture screening ordered on this pathway day that still waits for its result, if any
     (revision 3): a flare hours after the scheduled screening was ordered is that screening's need."""
-    waiting = [o for o in open_orders(b.facts)
+    waiting = [o for o in open_orders(b.facts, b.revision)
                if o.kind == "order_adjacent_fracture_screening" and floor(o.day) == floor(b.now)]
     return waiting[-1] if waiting else None
 

@@ -1,8 +1,12 @@
 """Closed-loop results: which imaging orders still wait for a result, and which are overdue.
 
-Pure. A result fulfils the oldest open order it answers (first in, first out), as the order
-book does. An action id starts with its kind (``order_radiograph:day-14``). From vcf-1.2 an
-urgent order (the enrollment MRI with a red flag) is overdue sooner than a routine one.
+Pure. A result fulfils the newest open order it answers that was placed by the day it was
+observed (decisions revision 6: the film taken after the week-6 order answers that order, and
+an earlier order never done stays the one without a result), as the order book does; before
+revision 6, the oldest (first in, first out), so that one film never taken made every later
+order of its kind wait for the next result and escalate. An action id starts with its kind
+(``order_radiograph:day-14``). From vcf-1.2 an urgent order (the enrollment MRI with a red flag)
+is overdue sooner than a routine one.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 from itertools import islice
 from operator import attrgetter
 
+from pathway.builder import REVISION
 from pathway.contract import DxaEvent, MriEvent, RadiographEvent
 from pathway.facts import PatientFacts, check_after, more_than, neuro_episodes
 from pathway.guideline import PathwayDefinition, Rule
@@ -32,10 +37,13 @@ class OpenOrder:
     day: float
 
 
-def open_orders(facts: PatientFacts) -> list[OpenOrder]:
+def open_orders(facts: PatientFacts, revision: int = REVISION) -> list[OpenOrder]:
     """Imaging and DXA orders that no result has answered yet, and whose task the performer has
-    not rejected or failed (no result will come: its overdue clock stops). Read-only."""
-    return facts.view("open_orders", _open_orders, of_actions=True, reads=(MriEvent, RadiographEvent, DxaEvent))
+    not rejected or failed (no result will come: its overdue clock stops), as the decisions'
+    ``revision`` matches results to orders. Read-only."""
+    if revision >= 6:
+        return facts.view("open_orders:newest", _open_orders_newest_first, of_actions=True, reads=RESULT_TYPES)
+    return facts.view("open_orders", _open_orders, of_actions=True, reads=RESULT_TYPES)
 
 
 RESULT_TYPES = tuple(dict.fromkeys(RESULT_EVENT_FOR.values()))
@@ -60,7 +68,11 @@ def _orders_by_result(facts: PatientFacts) -> dict[type, list[tuple[float, str]]
     return by_result
 
 
-def _open_orders(facts: PatientFacts) -> list[OpenOrder]:
+def _open_orders_newest_first(facts: PatientFacts) -> list[OpenOrder]:
+    return _open_orders(facts, newest_first=True)
+
+
+def _open_orders(facts: PatientFacts, newest_first: bool = False) -> list[OpenOrder]:
     by_result = _orders_by_result(facts)
     if not by_result:
         return []
@@ -75,7 +87,7 @@ def _open_orders(facts: PatientFacts) -> list[OpenOrder]:
                 waiting.append(queue[next_order])
                 next_order += 1
             if waiting:
-                waiting.pop(0)
+                waiting.pop(-1 if newest_first else 0)
         still_open += [OpenOrder(a, a.split(":")[0], d) for d, a in waiting + queue[next_order:]]
     return sorted(still_open, key=_BY_DAY_AND_ID)
 
@@ -107,24 +119,24 @@ class Overdue:
     since: float
 
 
-def overdue_orders(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[Overdue]:
+def overdue_orders(defn: PathwayDefinition, facts: PatientFacts, now: float, revision: int = REVISION) -> list[Overdue]:
     """Open orders past their overdue limit."""
     found = []
-    for order in open_orders(facts):
+    for order in open_orders(facts, revision):
         limit = overdue_limit(defn, facts, order)
         if limit is not None and more_than(now - limit[1], limit[0].value):
             found.append(Overdue(order, *limit))
     return found
 
 
-def watched_after_completion(defn: PathwayDefinition, facts: PatientFacts) -> list[Overdue]:
+def watched_after_completion(defn: PathwayDefinition, facts: PatientFacts, revision: int = REVISION) -> list[Overdue]:
     """Orders still waiting for their result when the pathway completes, not escalated yet, each
     with the limit its result will break (:func:`result_due_day`): the 12-month screening, ordered
     on the day the pathway completes, is always one. Nobody would hear of a result that never
     comes, so they are watched after the end (escalated then if still without one)."""
     noted = facts.noted_ids()
     watched = []
-    for order in open_orders(facts):
+    for order in open_orders(facts, revision):
         limit = overdue_limit(defn, facts, order)
         if limit is not None and overdue_note_id(order.action_id) not in noted:
             watched.append(Overdue(order, *limit))
@@ -141,10 +153,10 @@ def overdue_note_id(action_id: str) -> str:
     return f"overdue:{action_id}"
 
 
-def overdue_checks(defn: PathwayDefinition, facts: PatientFacts, now: float) -> list[float]:
+def overdue_checks(defn: PathwayDefinition, facts: PatientFacts, now: float, revision: int = REVISION) -> list[float]:
     """Future instants at which an open order becomes overdue."""
     due = []
-    for order in open_orders(facts):
+    for order in open_orders(facts, revision):
         limit = overdue_limit(defn, facts, order)
         if limit is not None:
             due.append(check_after(limit[1], limit[0].value))

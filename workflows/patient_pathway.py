@@ -164,7 +164,8 @@ class PatientPathwayWorkflow:
                 continue
             self._arm_alarms()
             await workflow.wait_condition(lambda: bool(self._s.inbox) or bool(self._s.refusals) or self._alarm_rang)
-        watched = watched_after_completion(self._defn, self._s.facts) if self._s.status == "completed" else []
+        watched = watched_after_completion(self._defn, self._s.facts, self._decisions_revision()) \
+            if self._s.status == "completed" else []
         if watched and workflow.patched(WATCH_OPEN_ORDERS_PATCH):
             await self._watch_after_completion(watched)
         self._record("ended", f"Pathway {self._s.status}", {"status": self._s.status})
@@ -207,7 +208,8 @@ class PatientPathwayWorkflow:
         self._s.facts.observations.append(Observation(day=day, event=event))
         self._record("event", _describe(event), event.model_dump(mode="json", exclude_none=True), day=day)
         result = ResultRequest(workflow_id=workflow.info().workflow_id, event_type=event.type, day=day,
-                               result_key=f"event-{item.seq}") if event.type in RESULT_EVENTS else None
+                               result_key=f"event-{item.seq}", newest_first=self._decisions_revision() >= 6) \
+            if event.type in RESULT_EVENTS else None
         if result is not None and not workflow.patched(BATCHED_ORDERS_PATCH):
             await call_activity(OrderActivities.record_result, result, event.type)
             result = None
@@ -233,7 +235,7 @@ class PatientPathwayWorkflow:
         if decision.status != "running":
             self._s.status = decision.status
         elif workflow.patched(OVERDUE_RESULTS_PATCH):
-            for overdue in overdue_orders(self._defn, self._s.facts, self._day()):
+            for overdue in overdue_orders(self._defn, self._s.facts, self._day(), self._decisions_revision()):
                 await self._escalate_overdue(overdue)
         return decision.actions
 
@@ -258,7 +260,7 @@ class PatientPathwayWorkflow:
             self._s.facts.taken[action.id] = action.day
         escalations: list[tuple[str, OverdueRequest]] = []
         if status == "running" and workflow.patched(OVERDUE_RESULTS_PATCH):
-            for overdue in overdue_orders(self._defn, self._s.facts, self._day()):
+            for overdue in overdue_orders(self._defn, self._s.facts, self._day(), self._decisions_revision()):
                 note_id, request = self._overdue_request(overdue)
                 if note_id not in self._s.facts.noted:
                     self._s.facts.noted.append(note_id)
@@ -377,7 +379,7 @@ class PatientPathwayWorkflow:
         for due in next_due(self._defn, self._s.facts, self._day(), self._decisions_revision()):
             dues.setdefault(due.day, []).append(due.label)
         if workflow.patched(OVERDUE_RESULTS_PATCH):
-            for day in overdue_checks(self._defn, self._s.facts, self._day()):
+            for day in overdue_checks(self._defn, self._s.facts, self._day(), self._decisions_revision()):
                 dues.setdefault(day, []).append("result overdue check")
         if workflow.patched(ONE_ALARM_PATCH):
             self._arm_earliest(dues)

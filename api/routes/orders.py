@@ -11,8 +11,7 @@ from pydantic.json_schema import SkipJsonSchema
 from activities.order_book import OrderBook, PagePosition, position
 from activities.order_model import OPEN, ORDER_STATUSES, Order
 from api import fhir_orders
-from api.deps import (AUTHENTICATED, BaseUrl, CallerDep, JsonBody, OrderBookDep, audit_subject, audit_subjects,
-                      requires)
+from api.deps import AUTHENTICATED, BaseUrl, CallerDep, JsonBody, OrderBookDep, audit_subject, audit_subjects, requires
 from api.errors import ApiError
 from api.fhir_models import Bundle, OrderResource
 from api.inputs import acknowledgement, status_note

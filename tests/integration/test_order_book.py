@@ -68,6 +68,20 @@ def test_a_result_fulfils_the_oldest_open_order_once(order_book: OrderBook):
     assert status == {"order_radiograph:day-14": "completed", "order_radiograph:day-42": "active"}
 
 
+def test_from_revision_6_a_result_fulfils_the_newest_order_placed_by_its_day(order_book: OrderBook):
+    """As the decisions match them (pathway.results): the film after the week-6 order answers it."""
+    activities = OrderActivities(order_book)
+    env = ActivityEnvironment()
+    for day in (14, 42, 84):
+        env.run(activities.place_order, request(f"order_radiograph:day-{day}", day=day))
+    for day, key in ((43, "event-3"), (43, "event-3"), (42, "event-4")):  # a retry; a film of the order's own day
+        env.run(activities.record_result, ResultRequest(workflow_id="vcf-pathway-pt-ob", event_type="radiograph",
+                                                        day=day, result_key=key, newest_first=True))
+    status = {o.action_id: o.status for o in order_book.list()}
+    assert status == {"order_radiograph:day-14": "completed", "order_radiograph:day-42": "completed",
+                      "order_radiograph:day-84": "active"}
+
+
 def test_invalid_orders_fail_without_retry(order_book: OrderBook):
     bad = request("order_radiograph:day-14")
     bad.action.id = ""
@@ -113,9 +127,9 @@ def test_after_completion_only_a_result_still_awaited_is_escalated(order_book: O
 
     fulfilled, missing, refused, acknowledged = screening(365), screening(366), screening(367), screening(368)
     by_action = {o.action_id: o.id for o in order_book.list()}
-    record_result_after_end(order_book, workflow_id="vcf-pathway-pt-ob", patient_id="pt-ob", day=370,
+    record_result_after_end(order_book, workflow_id="vcf-pathway-pt-ob", patient_id="pt-ob", day=365.5,
                             event=parse_event({"type": "radiograph", "height_loss_pct": 25}), result_key="r1",
-                            status="completed")  # fulfils the oldest: day 365's
+                            status="completed")  # fulfils the newest placed by its day: day 365's
     for move in ("received", "rejected"):
         assert order_book.move_task(by_action[refused], move, if_version=None, by="imaging").outcome == "moved"
     order_book.set_status(by_action[acknowledged], "acknowledged", "seen by the care team")
@@ -220,7 +234,7 @@ def test_a_new_fracture_level_on_a_result_after_the_end_raises_a_routine_task_on
     # The enrolled level again, or no level: the order is fulfilled and no task is raised.
     env.run(activities.place_order, request("order_radiograph:day-400", day=400))
     same = parse_event({"type": "radiograph", "height_loss_pct": 27, "new_fracture_level": "L2"})
-    quiet = record_result_after_end(order_book, event=same, result_key="r2", **after)
+    quiet = record_result_after_end(order_book, event=same, result_key="r2", **{**after, "day": 401.0})
     assert quiet.fulfilled and quiet.escalation is None
     assert [o.kind for o in order_book.list()].count(AFTER_END_KIND) == 1
 

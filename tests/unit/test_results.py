@@ -25,10 +25,19 @@ def facts(taken: dict[str, float], results: list[tuple[float, dict]]) -> Patient
 FILM = {"type": "radiograph", "height_loss_pct": 25}
 
 
-def test_a_result_answers_the_oldest_open_order_of_its_kind():
+def test_a_result_answers_an_open_order_of_its_kind_placed_by_its_day():
     f = facts({"order_mri": 0, "order_dxa": 0, "order_radiograph:day-14": 14, "order_radiograph:day-42": 42},
               [(20, FILM), (3, {"type": "mri", "etiology": "osteoporotic"})])
     assert [o.action_id for o in open_orders(f)] == ["order_dxa", "order_radiograph:day-42"]
+
+
+def test_a_film_answers_the_newest_order_placed_by_its_day_from_revision_6():
+    """The week-2 film never taken stays the one without a result: the film after the week-6 order
+    answers that order (before revision 6 it answered the oldest, and the week-6 order waited)."""
+    taken = {"order_radiograph:day-14": 14, "order_radiograph:day-42": 42, "order_radiograph:day-84": 84}
+    f = facts(taken, [(43, FILM), (85, FILM)])
+    assert [o.action_id for o in open_orders(f)] == ["order_radiograph:day-14"]
+    assert [o.action_id for o in open_orders(f, revision=5)] == ["order_radiograph:day-84"]
 
 
 def test_a_result_before_any_order_answers_none():
@@ -38,7 +47,8 @@ def test_a_result_before_any_order_answers_none():
 
 def test_screening_films_and_follow_up_films_share_the_radiograph_queue():
     f = facts({"order_radiograph:day-84": 84, "order_adjacent_fracture_screening:day-182": 182}, [(190, FILM)])
-    assert [o.action_id for o in open_orders(f)] == ["order_adjacent_fracture_screening:day-182"]
+    assert [o.action_id for o in open_orders(f)] == ["order_radiograph:day-84"]
+    assert [o.action_id for o in open_orders(f, revision=5)] == ["order_adjacent_fracture_screening:day-182"]
 
 
 def test_overdue_only_after_more_than_the_limit(definition):
