@@ -53,7 +53,11 @@ class Decision:
 #      pain reports, and a resume no longer starts a new gap; a criterion found after the review refers
 #      only until the review's hold limit (a note says what it waits for, and when it lapsed).
 #   6: a withdrawal under the safety rules stops nothing: a calcitonin course still running is handed over
-#      with the open orders, its hard-stop day named (only the pathologic exit stops calcitonin).
+#      with the open orders, its hard-stop day named (only the pathologic exit stops calcitonin), the opioid
+#      course with its review and stop days; a result answers the newest open order placed by its day (a
+#      film never taken is the one escalated, not every later one); a flare while a screening ordered in
+#      the skip window still waits for its film orders no second one; once a referral was declined,
+#      criteria found after the review say nothing more.
 REVISION = 6
 
 

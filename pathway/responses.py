@@ -127,11 +127,14 @@ def withdrawal_handover(b: Builder, day: float, not_taken: list[dict[str, object
     steps = "; ".join(f"{_STEP_NAMES[str(s['step'])]} (day {s['scheduled_day']:g})" for s in not_taken)
     stop = b.defn.rules.calcitonin_stop_day
     in_course = any(row["kind"] == "start_calcitonin" for row in still_open)
+    opioid = next((row for row in still_open if row["kind"] == "prescribe_opioid_short_course"), None)
     b.review("withdrawal_handover", "withdrawal_handover", day,
              f"Withdrawn from the pathway on day {day:g}: {len(still_open)} order(s) stay open for the care "
              "team, which now owns them (results after the end still fulfil them)."
              + (f" Calcitonin runs on: its course ends on day {stop.value:g} (hard stop; short-term use "
                 "only), which the pathway no longer does." if in_course else "")
+             + (f" The opioid short course: reviewed on day {opioid['review_day']:g}, stopped by day "
+                f"{opioid['stop_by_day']:g}." if opioid and "stop_by_day" in opioid else "")
              + (f" Came due and never taken (held by a pause, or waiting for evidence): {steps}." if steps else ""),
              open_orders=still_open, **({"steps_not_taken": not_taken} if not_taken else {}))
 
@@ -152,6 +155,9 @@ def _open_orders(b: Builder) -> list[dict[str, object]]:
         row: dict[str, object] = {"id": action_id, "kind": kind, "day": day}
         if kind == "start_calcitonin":
             row["stop_by_day"] = b.defn.rules.calcitonin_stop_day.value
+        elif kind == "prescribe_opioid_short_course" and b.defn.safety:  # a short course: what it was to end by
+            row["review_day"] = b.defn.safety.rules.opioid_review_day.value
+            row["stop_by_day"] = b.defn.safety.rules.opioid_stop_by_day.value
         rows.append(row)
     return rows
 
@@ -231,10 +237,17 @@ def pain_responses(b: Builder) -> None:
 
 
 def _screening_waiting(b: Builder) -> OpenOrder | None:
-    """An adjacent-fracture screening ordered on this pathway day that still waits for its result, if any
-    (revision 3): a flare hours after the scheduled screening was ordered is that screening's need."""
-    waiting = [o for o in open_orders(b.facts, b.revision)
-               if o.kind == "order_adjacent_fracture_screening" and floor(o.day) == floor(b.now)]
+    """An adjacent-fracture screening that still waits for its result, if any: ordered on this pathway
+    day (revision 3: a flare hours after the scheduled screening was ordered is that screening's
+    need), or (revision 6) within the skip window before it — the film not yet taken images the same
+    regions, so a second flare while it waits is the same need."""
+    if b.revision >= 6 and b.defn.safety:
+        since = b.now - b.defn.safety.rules.screening_skip_after_flare_days.value
+        waiting = [o for o in open_orders(b.facts, b.revision)
+                   if o.kind == "order_adjacent_fracture_screening" and o.day >= since]
+    else:
+        waiting = [o for o in open_orders(b.facts, b.revision)
+                   if o.kind == "order_adjacent_fracture_screening" and floor(o.day) == floor(b.now)]
     return waiting[-1] if waiting else None
 
 

@@ -239,8 +239,11 @@ def _after_review_settled(b: Builder) -> bool:
 
 
 def _criteria_after_review(b: Builder) -> None:
-    """A criterion newly met after a review that referred no one, until the hold limit."""
+    """A criterion newly met after a review that referred no one, until the hold limit; none once
+    the referral was noted as declined (revision 6: the decline stands, nothing more is said)."""
     assert b.defn.safety is not None
+    if b.revision >= 6 and b.done(f"{REVIEW}:declined"):
+        return
     r, s = b.defn.rules, b.defn.safety.rules
     limit = s.review_hold_until_day.value
     found: list[tuple[float, str, str]] = []

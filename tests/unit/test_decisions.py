@@ -427,11 +427,31 @@ def test_the_enrollment_score_counts_as_the_lowest(definition):
     assert [a.day for a in w.of("order_adjacent_fracture_screening")] == [50]
 
 
+FLARES = [(50, 3), (55, 7), (60, 8), (65, 3), (70, 7)]  # a flare on day 55, settled by 65, another on 70
+
+
 def test_one_screening_per_flare(definition):
     w = Walk(definition, pain_nrs=8)
-    for day, nrs in [(50, 3), (55, 7), (60, 8), (65, 3), (70, 7)]:
+    w.pain(50, 3)
+    w.event(54, type="radiograph", height_loss_pct=25)  # the week-6 film: no screening waits
+    w.pain(55, 7)
+    w.event(58, type="radiograph", height_loss_pct=25)  # the flare's screening is taken
+    for day, nrs in FLARES[2:]:
         w.pain(day, nrs)
     assert [a.day for a in w.of("order_adjacent_fracture_screening")] == [55, 70]
+
+
+def test_a_flare_while_a_screening_waits_for_its_film_is_that_screenings_need(definition):
+    """Revision 6, one task per need: the screening not yet taken images the same regions."""
+    w = Walk(definition, pain_nrs=8)
+    for day, nrs in FLARES:
+        w.pain(day, nrs)
+    assert [a.day for a in w.of("order_adjacent_fracture_screening")] == [55]
+    assert "order_adjacent_fracture_screening:flare:70:covered" in [n.id for n in w.notes]
+    before = Walk(definition, revision=5, pain_nrs=8)
+    for day, nrs in FLARES:
+        before.pain(day, nrs)
+    assert [a.day for a in before.of("order_adjacent_fracture_screening")] == [55, 70]
 
 
 # --- Prolonged immobilization ----------------------------------------------------------------------------
