@@ -13,6 +13,8 @@ from typing import Any
 from pathway.contract import Action, ActionKind, PathwayStatus
 from pathway.facts import SAME_INSTANT, PatientFacts, osteoporotic_mri_day, standing_osteoporotic_mri_day
 from pathway.guideline import PathwayDefinition, Rule, Schedule
+from pathway.results import enrolled_level_mri_day
+from pathway.revision import REVISION
 
 
 @dataclass(frozen=True)
@@ -34,31 +36,6 @@ class Decision:
     status: PathwayStatus = "running"
 
 
-# The decisions' revision within a guideline version. A running pathway keeps the revision it started
-# its run with (the workflow guards the change with a patch), so what it decided replays as it was.
-#   1: as first released.
-#   2: an indeterminate MRI after an osteoporotic one holds PT and referrals again; the review's pain
-#      window follows a pause that held it, and a review a pause kept past its limit refers no one; a
-#      flare reported on a scheduled screening's day is that day's one screening.
-#   3: evidence that arrives after the day it was observed: an action is dated when it is taken (never
-#      before), a severe report in the nerve-block window that arrives after the window closed makes no
-#      offer, and a subsided report older than one that is not refers no one to PT; a radiograph result
-#      is noted as read; a decline after the augmentation referral is refused; a flare on the day of a
-#      screening order still waiting for its result orders no second one.
-#   4: a step scheduled for an instant (a radiograph, the review, a screening, the calcitonin stop, the opioid
-#      review, completion) is due once that instant has passed, so every event observed at it comes first.
-#   5: a pause that ends at a scheduled radiograph's instant orders every radiograph then due in one order;
-#      a scheduled screening within the skip window after any other screening is skipped (both fall due
-#      together after a long pause); the days a pause held the follow-up checks do not count in a gap in
-#      pain reports, and a resume no longer starts a new gap; a criterion found after the review refers
-#      only until the review's hold limit (a note says what it waits for, and when it lapsed).
-#   6: a withdrawal under the safety rules stops nothing: a calcitonin course still running is handed over
-#      with the open orders, its hard-stop day named (only the pathologic exit stops calcitonin), the opioid
-#      course with its review and stop days; a result answers the newest open order placed by its day (a
-#      film never taken is the one escalated, not every later one); a flare while a screening ordered in
-#      the skip window still waits for its film orders no second one; once a referral was declined,
-#      criteria found after the review say nothing more.
-REVISION = 6
 
 
 # The guideline step each reason for a clinician review is about (its citation names that section first).
@@ -118,7 +95,9 @@ class Builder:
 
     def osteoporotic_mri(self) -> float | None:
         """Day of the MRI result saying osteoporotic that PT and referrals rest on (from revision 2: the
-        latest result must say so), or None."""
+        latest result must say so; from revision 6: of the enrolled fracture's region), or None."""
+        if self.revision >= 6:
+            return enrolled_level_mri_day(self.defn, self.facts)
         return (standing_osteoporotic_mri_day if self.revision >= 2 else osteoporotic_mri_day)(self.facts)
 
     def done(self, action_id: str) -> bool:

@@ -26,7 +26,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from operator import attrgetter
 
-from pathway.builder import REVISION, Builder, Decision, Note, sentence
+from pathway.builder import Builder, Decision, Note, sentence
 from pathway.contract import ActionKind, ClinicianEvent, MobilityEvent, PainEvent, PathwayStatus
 from pathway.facts import (
     GRACE,
@@ -65,6 +65,7 @@ from pathway.responses import (
     withdrawal_handover,
 )
 from pathway.review import REVIEW, review_criteria, review_held, twelve_week_review
+from pathway.revision import REVISION
 
 __all__ = ["CANCELLED_ON_EXIT", "REVIEW", "REVISION", "Decision", "Due", "Note", "decide", "escalation_state",
            "next_due", "next_scheduled_step", "phase", "review_criteria"]
@@ -80,7 +81,7 @@ class Due:
 
 def decide(defn: PathwayDefinition, facts: PatientFacts, now: float, revision: int = REVISION) -> Decision:
     """Everything the guideline calls for at pathway day ``now`` that has not been done yet (by the
-    decisions' ``revision``, :data:`pathway.builder.REVISION`; one facts object is decided by one)."""
+    decisions' ``revision``, :data:`pathway.revision.REVISION`; one facts object is decided by one)."""
     if nothing_new(defn, facts, now):
         return Decision()
     b = Builder(defn, facts, now, revision)

@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pathway.builder import REVISION
 from pathway.contract import ClinicianEvent, ContractError, Event, MriEvent, PathwayStatus, parse_event
 from pathway.facts import PatientFacts, decisions_of, more_than, mri_results, pause_state
 from pathway.guideline import PathwayDefinition
+from pathway.revision import REVISION
 
 # Reports stamped up to this far ahead of the receiving clock are taken as clock skew.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -78,7 +78,7 @@ def admit(payload: Any, *, status: PathwayStatus, seen_event_ids: list[str], enr
 def clinical_rejection(defn: PathwayDefinition, facts: PatientFacts, event: Event, day: float,
                        revision: int = REVISION) -> str | None:
     """Why a well-formed event observed on pathway day ``day`` cannot apply now, or None (by the
-    decisions' ``revision``, :data:`pathway.builder.REVISION`)."""
+    decisions' ``revision``, :data:`pathway.revision.REVISION`)."""
     if isinstance(event, ClinicianEvent):
         return _decision_rejection(defn, facts, event, day, revision)
     if isinstance(event, MriEvent) and any(e in ("malignant", "infection") for _, e in mri_results(facts)):

@@ -41,7 +41,7 @@ from pathway.facts import (
 from pathway.guideline import PathwayDefinition
 from pathway.medication import stop_calcitonin
 from pathway.quiet import more_than_from, step
-from pathway.results import RESULT_EVENT_FOR, OpenOrder, open_orders
+from pathway.results import RESULT_EVENT_FOR, OpenOrder, open_orders, other_region_mri
 
 # Pending work cancelled when the fracture proves pathologic.
 CANCELLED_ON_EXIT = (
@@ -381,9 +381,16 @@ def results_read(b: Builder) -> None:
         if b.done(f"mri:{day:g}:{etiology}") and (etiology != "indeterminate" or not b.safety
                                                   or b.done(f"request_clinician_review:indeterminate_mri:{day:g}")):
             continue  # read already (the texts below are built only for what is new)
-        b.note(f"mri:{day:g}:{etiology}", day,
-               "MRI: osteoporotic fracture confirmed." if etiology == "osteoporotic" else
-               "MRI indeterminate: clinician review; pathologic fracture not ruled out.",
+        other = other_region_mri(b.defn, b.facts).get(day) if b.revision >= 6 else None
+        read = ("MRI: osteoporotic fracture confirmed." if etiology == "osteoporotic" else
+                "MRI indeterminate: clinician review; pathologic fracture not ruled out.")
+        if other:  # the MRI of a new fracture in another region: it says nothing of the enrolled one
+            level = b.facts.enrollment.fracture_level
+            read = (f"MRI for the new fracture at {other} ({b.defn.region('order_mri', other)}): {etiology}"
+                    + (": clinician review; pathologic fracture not ruled out" if etiology == "indeterminate" else "")
+                    + f". It does not image the {level} fracture ({b.defn.region('order_mri', level)}): that "
+                    "fracture's MRI result is what PT and any augmentation referral wait for.")
+        b.note(f"mri:{day:g}:{etiology}", day, read,
                b.defn.actions["order_mri"].cite())
         if etiology == "indeterminate" and b.safety:
             _indeterminate_mri_review(b, day)

@@ -14,11 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import islice
 from operator import attrgetter
+from typing import Any
 
-from pathway.builder import REVISION
 from pathway.contract import DxaEvent, MriEvent, RadiographEvent
-from pathway.facts import PatientFacts, check_after, more_than, neuro_episodes
+from pathway.facts import PatientFacts, check_after, more_than, neuro_episodes, standing_osteoporotic_mri_day
 from pathway.guideline import PathwayDefinition, Rule
+from pathway.revision import REVISION
 
 RESULT_EVENT_FOR: dict[str, type[MriEvent | RadiographEvent | DxaEvent]] = {
     "order_mri": MriEvent,
@@ -76,20 +77,94 @@ def _open_orders(facts: PatientFacts, newest_first: bool = False) -> list[OpenOr
     by_result = _orders_by_result(facts)
     if not by_result:
         return []
-    refused = facts.noted_ids()
     still_open: list[OpenOrder] = []
     for result_type in RESULT_TYPES:
-        orders = sorted(o for o in by_result.get(result_type, ()) if refusal_note_id(o[1]) not in refused)
-        waiting: list[tuple[float, str]] = []
-        queue, next_order = orders, 0
-        for result_day, _ in facts.of(result_type):
-            while next_order < len(queue) and queue[next_order][0] <= result_day:
-                waiting.append(queue[next_order])
-                next_order += 1
-            if waiting:
-                waiting.pop(-1 if newest_first else 0)
-        still_open += [OpenOrder(a, a.split(":")[0], d) for d, a in waiting + queue[next_order:]]
+        still_open += [OpenOrder(a, a.split(":")[0], d) for d, a in _match(facts, result_type, newest_first)[1]]
     return sorted(still_open, key=_BY_DAY_AND_ID)
+
+
+Answer = tuple[float, Any, str | None]  # a result's day, the result, the order it answered (None: none open)
+
+
+def _match(facts: PatientFacts, result_type: type, newest_first: bool) -> tuple[list[Answer], list[tuple[float, str]]]:
+    """Results of one class matched to the orders they answer, in day order, and the orders left open
+    (day, action id). A result answers an order placed by its day: the newest (``newest_first``) or the
+    oldest; an order whose task the performer refused waits for none."""
+    refused = facts.noted_ids()
+    queue = sorted(o for o in _orders_by_result(facts).get(result_type, ()) if refusal_note_id(o[1]) not in refused)
+    waiting: list[tuple[float, str]] = []
+    answers: list[Answer] = []
+    next_order = 0
+    results: list[tuple[float, Any]] = facts.of(result_type)
+    for result_day, result in results:
+        while next_order < len(queue) and queue[next_order][0] <= result_day:
+            waiting.append(queue[next_order])
+            next_order += 1
+        answered = waiting.pop(-1 if newest_first else 0)[1] if waiting else None
+        answers.append((result_day, result, answered))
+    return answers, waiting + queue[next_order:]
+
+
+def enrolled_level_mri_day(defn: PathwayDefinition, facts: PatientFacts) -> float | None:
+    """The standing MRI result saying osteoporotic for the enrolled fracture (decisions revision 6). A
+    result that answered the MRI of a new fracture level in another region (a thoracic MRI for a new
+    T12 fracture, a patient enrolled at L2) does not clear the enrolled fracture; but while the latest
+    MRI of such a region is not osteoporotic either, a pathologic fracture is not ruled out there, and
+    nothing stands (as any indeterminate result held PT and referrals before). As
+    :func:`pathway.facts.standing_osteoporotic_mri_day` when every MRI ordered images the enrolled region."""
+    if not other_region_mri(defn, facts):
+        return standing_osteoporotic_mri_day(facts)
+    return facts.view("enrolled_level_mri_day", lambda f: _enrolled_level_mri_day(defn, f), under=defn,
+                      of_actions=True, reads=(MriEvent,))
+
+
+def other_region_mri(defn: PathwayDefinition, facts: PatientFacts) -> dict[float, str]:
+    """The MRI results (by day) that answered the MRI of a new fracture level in another region than
+    the enrolled fracture's, with that level (decisions revision 6). Read-only."""
+    if len(_orders_by_result(facts).get(MriEvent, ())) <= 1:
+        return _NONE_OTHER
+    return facts.view("other_region_mri", lambda f: _other_region_mri(defn, f), under=defn, of_actions=True,
+                      reads=(MriEvent,))
+
+
+_NONE_OTHER: dict[float, str] = {}  # shared, read-only
+
+
+def _other_region_mri(defn: PathwayDefinition, facts: PatientFacts) -> dict[float, str]:
+    region = defn.region("order_mri", facts.enrollment.fracture_level)
+    answers: list[Answer] = _match(facts, MriEvent, newest_first=True)[0]
+    found = {}
+    for day, _, answered in answers:
+        new_level = answered.partition(":")[2] if answered else ""
+        if new_level and defn.region("order_mri", new_level) != region:
+            found[day] = new_level
+    return found
+
+
+def _enrolled_level_mri_day(defn: PathwayDefinition, facts: PatientFacts) -> float | None:
+    enrolled_region = defn.region("order_mri", facts.enrollment.fracture_level)
+    answers: list[Answer] = _match(facts, MriEvent, newest_first=True)[0]
+    # Per region (None: the enrolled fracture's): the day its latest run of results saying osteoporotic
+    # began, None while its latest says otherwise; and whether it was ever held (another region's
+    # result counts only from when it cleared its own hold).
+    standing: dict[str | None, float | None] = {None: None}
+    held: set[str | None] = set()
+    for day, result, order in answers:
+        new_level = order.partition(":")[2] if order else ""
+        imaged = defn.region("order_mri", new_level) if new_level else enrolled_region
+        if order is None:  # no order waited for it: a clinician's own MRI, read for every region
+            regions: list[str | None] = list(standing)
+        else:
+            regions = [None if imaged == enrolled_region else imaged]
+        for region in regions:
+            if result.etiology != "osteoporotic":
+                standing[region] = None
+                held.add(region)
+            elif standing.get(region) is None:
+                standing[region] = day
+    if any(day is None for day in standing.values()):
+        return None
+    return max(day for region, day in standing.items() if day is not None and (region is None or region in held))
 
 
 _BY_DAY_AND_ID = attrgetter("day", "action_id")

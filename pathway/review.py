@@ -43,6 +43,7 @@ from pathway.facts import (
 )
 from pathway.guideline import PathwayDefinition, Rule, derived
 from pathway.quiet import more_than_from, step
+from pathway.results import other_region_mri
 
 REVIEW = "twelve_week_review"
 EVIDENCE = ("Evidence: VERTOS II enrolled acute fractures (pain up to 6 weeks); 53% of screened patients "
@@ -169,7 +170,7 @@ def _review_on_current_evidence(b: Builder) -> None:
     lacked = " or ".join(f"a{'n' if m == 'mri_result' else ''} {what[m]}" for m in missing)  # "without ... or ..."
     lacking = " and no ".join(what[m] for m in missing)
     held = b.done(f"{REVIEW}:held")
-    mri = _mri_status(b.facts)
+    mri = _mri_status(b)
     if missing and not (late and (held or b.revision < 2)):  # asked once per review, also when a pause kept it late
         text = (f"12-week review (day {review_day:g}) held: no {lacking} ({mri}). A referral is never made on a "
                 f"score from before day {window:g}; the review is decided when the evidence arrives (until day "
@@ -274,7 +275,7 @@ def _criteria_after_review(b: Builder) -> None:
         _refer(b, [c for _, c, _ in found], [w for _, _, w in found], when)
     elif not late:
         b.note(f"{REVIEW}:criterion_held", b.now, f"{when}: {'; '.join(w for _, _, w in found)}. The referral "
-               f"waits for an MRI result saying osteoporotic ({_mri_status(b.facts)}), until day {limit:g}.",
+               f"waits for an MRI result saying osteoporotic ({_mri_status(b)}), until day {limit:g}.",
                s.review_hold_until_day.cite(*_deformity_rules(b)))
     else:
         why_not = ("no MRI result saying osteoporotic by day" if b.done(f"{REVIEW}:criterion_held") else
@@ -351,9 +352,14 @@ def _refer(b: Builder, criteria: list[str], why: list[str], when: str) -> None:
           genant_grade=grade, latest_pain_nrs=latest_pain(b.facts)[1])
 
 
-def _mri_status(facts: PatientFacts) -> str:
-    results = mri_results(facts)
-    return f"MRI on day {results[-1][0]:g}: {results[-1][1]}" if results else "MRI not resulted"
+def _mri_status(b: Builder) -> str:
+    """What the MRI results say of the enrolled fracture (from revision 6, not counting an MRI of a new
+    fracture in another region, which is named as such)."""
+    other = other_region_mri(b.defn, b.facts) if b.revision >= 6 else {}
+    results = [(day, etiology) for day, etiology in mri_results(b.facts) if day not in other]
+    status = f"MRI on day {results[-1][0]:g}: {results[-1][1]}" if results else "MRI not resulted"
+    return status + "".join(f"; the MRI on day {day:g} imaged the new fracture at {level}, not "
+                            f"{b.facts.enrollment.fracture_level}" for day, level in other.items())
 
 
 def _review_before_safety_rules(b: Builder) -> None:

@@ -76,18 +76,18 @@ OVERDUE_RESULTS_PATCH = "overdue-result-escalation"
 ONE_ALARM_PATCH = "one-alarm"
 # Performance release: a decision step's result, orders and escalations in one activity call.
 BATCHED_ORDERS_PATCH = "batched-orders"
-# Safety fixes (pathway.builder.REVISION 2): decisions that may place fewer or other orders than before.
+# Safety fixes (pathway.revision.REVISION 2): decisions that may place fewer or other orders than before.
 DECISIONS_REVISION_PATCH = "decisions-revision-2"
-# Late evidence and one task per need (pathway.builder.REVISION 3): what it lists may order less or refuse more.
+# Late evidence and one task per need (pathway.revision.REVISION 3): what it lists may order less or refuse more.
 DECISIONS_REVISION_3_PATCH = "decisions-revision-3"
-# Steps scheduled for an instant wait until it has passed (pathway.builder.REVISION 4): events observed at
+# Steps scheduled for an instant wait until it has passed (pathway.revision.REVISION 4): events observed at
 # that instant come first, which may hold, order or end at other times than before.
 DECISIONS_REVISION_4_PATCH = "decisions-revision-4"
 # Radiographs and screenings due together are one order, paused days do not count in a follow-up gap, a
-# criterion found after the review refers only by its hold limit (pathway.builder.REVISION 5).
+# criterion found after the review refers only by its hold limit (pathway.revision.REVISION 5).
 DECISIONS_REVISION_5_PATCH = "decisions-revision-5"
 # A withdrawal stops nothing, a result answers the newest order placed by its day, a flare while a screening
-# waits orders no second one, a decline stands after the review (pathway.builder.REVISION 6).
+# waits orders no second one, a decline stands after the review (pathway.revision.REVISION 6).
 DECISIONS_REVISION_6_PATCH = "decisions-revision-6"
 # An event refused when applied leaves its event id free (before: a re-send was answered as a duplicate).
 FREE_REFUSED_IDS_PATCH = "free-refused-event-ids"
@@ -241,7 +241,7 @@ class PatientPathwayWorkflow:
         return decision.actions
 
     def _decisions_revision(self) -> int:
-        """The decisions' revision this run decides by (pathway.builder.REVISION): a run that started
+        """The decisions' revision this run decides by (pathway.revision.REVISION): a run that started
         before a revision keeps the one it started with, until its next continue-as-new."""
         if self._revision is None:
             self._revision = 6 if workflow.patched(DECISIONS_REVISION_6_PATCH) else \

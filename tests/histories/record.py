@@ -46,7 +46,7 @@ STORY = [
     (120, "neuro", {"deficit": False}),
 ]
 
-# Decisions that revision 2 changes where a step then places no order (pathway.builder.REVISION):
+# Decisions that revision 2 changes where a step then places no order (pathway.revision.REVISION):
 # PT on an indeterminate MRI after an osteoporotic one. Recorded before that revision.
 INDETERMINATE_MRI = [
     (1, "mri", {"etiology": "osteoporotic"}),

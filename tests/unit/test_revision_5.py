@@ -1,4 +1,4 @@
-"""Decisions revision 5 (pathway.builder.REVISION), each change beside what revision 4 did: one
+"""Decisions revision 5 (pathway.revision.REVISION), each change beside what revision 4 did: one
 order for the radiographs a pause let fall due together, also when it ends at one's instant; one
 screening when both fall due together; the days a pause held the follow-up checks do not count in a
 gap in pain reports; a criterion found after the review refers only by the review's hold limit."""

@@ -1,4 +1,4 @@
-"""Decisions revision 6 (pathway.builder.REVISION), each change beside what revision 5 did: a
+"""Decisions revision 6 (pathway.revision.REVISION), each change beside what revision 5 did: a
 withdrawal stops nothing and hands the medication courses over with their end days; a result
 answers the newest order placed by its day (tests/unit/test_results.py); a flare while a screening
 still waits for its film orders no second one (tests/unit/test_decisions.py); a declined referral
@@ -43,3 +43,55 @@ def test_a_withdrawal_without_an_opioid_names_no_course(definition):
     w.clinician(3, "withdraw")
     (handover,) = reviews(w, "withdrawal_handover")
     assert "opioid" not in handover.rationale
+
+
+def new_level_mri(definition, revision: int, new_level: str) -> Walk:
+    """Enrolled at L2; the enrollment MRI is indeterminate; a film names a new fracture; the MRI then
+    ordered for the new level says osteoporotic; pain subsided, then persisting at the review."""
+    w = Walk(definition, revision=revision, fracture_level="L2", pain_nrs=6)
+    w.event(5, type="mri", etiology="indeterminate")
+    w.pain(14, 4)
+    w.event(15, type="radiograph", height_loss_pct=25, new_fracture_level=new_level)
+    w.event(20, type="mri", etiology="osteoporotic")
+    w.pain(75, 7)
+    w.until(85)
+    return w
+
+
+def test_an_mri_of_a_new_level_in_another_region_does_not_clear_the_enrolled_fracture(definition):
+    w = new_level_mri(definition, 6, "T12")
+    assert [a.id for a in w.of("order_mri")] == ["order_mri", "order_mri:T12"]
+    assert not w.of("refer_physical_therapy") and not w.of("refer_vertebral_augmentation")
+    (held,) = reviews(w, "review_evidence_missing")
+    assert held.details["missing"] == ["mri_result"]
+    before = new_level_mri(definition, 5, "T12")  # revision 5 took the thoracic MRI for the L2 fracture
+    assert before.of("refer_physical_therapy") and before.of("refer_vertebral_augmentation")
+
+
+def test_an_mri_of_a_new_level_in_the_same_region_images_the_enrolled_fracture_too(definition):
+    w = new_level_mri(definition, 6, "L3")  # a lumbar MRI for L3 shows L2
+    (pt,) = w.of("refer_physical_therapy")
+    assert pt.day == 20
+    assert w.of("refer_vertebral_augmentation")
+
+
+def test_an_indeterminate_mri_of_a_new_level_holds_until_that_level_is_cleared(definition):
+    """A pathologic fracture not ruled out elsewhere in the spine holds PT, as it did before revision 6;
+    the new level's next MRI saying osteoporotic releases it, on that day."""
+    w = confirmed(Walk(definition, fracture_level="L2", pain_nrs=6))  # the L2 MRI says osteoporotic
+    w.event(6, type="radiograph", height_loss_pct=25, new_fracture_level="T10")
+    w.event(8, type="mri", etiology="indeterminate")  # the T10 MRI
+    w.pain(14, 4)
+    assert not w.of("refer_physical_therapy")
+    w.event(20, type="mri", etiology="osteoporotic")  # the T10 MRI again: the pending order is... none
+    (pt,) = w.of("refer_physical_therapy")
+    assert pt.day == 20
+
+
+def test_an_osteoporotic_mri_of_a_new_level_leaves_the_enrolled_mri_day(definition):
+    w = confirmed(Walk(definition, fracture_level="L2", pain_nrs=6))
+    w.event(6, type="radiograph", height_loss_pct=25, new_fracture_level="T10")
+    w.event(8, type="mri", etiology="osteoporotic")  # the T10 MRI
+    w.pain(14, 4)
+    (pt,) = w.of("refer_physical_therapy")
+    assert pt.day == 14 and "day 8" not in pt.rationale

@@ -1,0 +1,28 @@
+"""Which revision of the decisions a pathway decides by."""
+
+# The decisions' revision within a guideline version. A running pathway keeps the revision it started
+# its run with (the workflow guards the change with a patch), so what it decided replays as it was.
+#   1: as first released.
+#   2: an indeterminate MRI after an osteoporotic one holds PT and referrals again; the review's pain
+#      window follows a pause that held it, and a review a pause kept past its limit refers no one; a
+#      flare reported on a scheduled screening's day is that day's one screening.
+#   3: evidence that arrives after the day it was observed: an action is dated when it is taken (never
+#      before), a severe report in the nerve-block window that arrives after the window closed makes no
+#      offer, and a subsided report older than one that is not refers no one to PT; a radiograph result
+#      is noted as read; a decline after the augmentation referral is refused; a flare on the day of a
+#      screening order still waiting for its result orders no second one.
+#   4: a step scheduled for an instant (a radiograph, the review, a screening, the calcitonin stop, the opioid
+#      review, completion) is due once that instant has passed, so every event observed at it comes first.
+#   5: a pause that ends at a scheduled radiograph's instant orders every radiograph then due in one order;
+#      a scheduled screening within the skip window after any other screening is skipped (both fall due
+#      together after a long pause); the days a pause held the follow-up checks do not count in a gap in
+#      pain reports, and a resume no longer starts a new gap; a criterion found after the review refers
+#      only until the review's hold limit (a note says what it waits for, and when it lapsed).
+#   6: a withdrawal under the safety rules stops nothing: a calcitonin course still running is handed over
+#      with the open orders, its hard-stop day named (only the pathologic exit stops calcitonin), the opioid
+#      course with its review and stop days; a result answers the newest open order placed by its day (a
+#      film never taken is the one escalated, not every later one); a flare while a screening ordered in
+#      the skip window still waits for its film orders no second one; once a referral was declined,
+#      criteria found after the review say nothing more; an MRI of a new fracture level in another
+#      region says nothing of the enrolled fracture (it neither releases nor holds PT and referrals).
+REVISION = 6
