@@ -116,11 +116,26 @@ WITHDRAWN_IN_COURSE = [
     (2, "mri", {"etiology": "osteoporotic"}),
     (10, "clinician", {**PAUSE, "decision": "withdraw"}),
 ]
+# What else revision 6 changes: a week-2 film never taken (each later film answered the order before it),
+# a flare while the last flare's screening waits for its film, a decline then criteria after the review.
+# Recorded before that revision.
+REVISION_6 = [
+    (4, "mri", {"etiology": "osteoporotic"}),
+    (20, "pain", {"nrs": 3}),
+    (30, "pain", {"nrs": 7}),
+    (33, "pain", {"nrs": 3}),
+    (40, "pain", {"nrs": 7}),
+    (43, "radiograph", {"height_loss_pct": 26}),
+    (70, "pain", {"nrs": 6}),
+    (80, "clinician", {**PAUSE, "decision": "decline_augmentation"}),
+    (84, "pain", {"nrs": 6}),
+    (85, "radiograph", {"height_loss_pct": 26}),
+]
 STORIES = {"story": (STORY, 130, 8), "indeterminate_mri": (INDETERMINATE_MRI, 12, 6),
            "late_evidence": (LATE_EVIDENCE, 95, 6), "refused_then_resent": (REFUSED_THEN_RESENT, 20, 6),
            "completed": (COMPLETED, 366, 6), "same_instant": (SAME_INSTANT, 90, 6),
            "revision_5": (REVISION_5, 200, 6), "screenings_together": (SCREENINGS_TOGETHER, 372, 6),
-           "withdrawn_in_course": (WITHDRAWN_IN_COURSE, 12, 6)}
+           "withdrawn_in_course": (WITHDRAWN_IN_COURSE, 12, 6), "revision_6": (REVISION_6, 200, 6)}
 
 
 async def record_story(env: WorkflowEnvironment, patient_id: str, story: str = "story") -> str:
