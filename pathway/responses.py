@@ -41,7 +41,7 @@ from pathway.facts import (
 from pathway.guideline import PathwayDefinition
 from pathway.medication import stop_calcitonin
 from pathway.quiet import more_than_from, step
-from pathway.results import RESULT_EVENT_FOR, OpenOrder, open_orders, other_region_mri
+from pathway.results import RESULT_EVENT_FOR, OpenOrder, new_level_mri_urgent, open_orders, other_region_mri
 
 # Pending work cancelled when the fracture proves pathologic.
 CANCELLED_ON_EXIT = (
@@ -348,10 +348,14 @@ def radiograph_findings(b: Builder) -> None:
             b.act(f"flag_new_vertebral_fracture:{new}", "flag_new_vertebral_fracture", day,
                   f"Radiograph on day {day:g} shows a new fracture at {new} (enrolled: {level}).",
                   level=new)
+            urgent = [f for f in b.facts.enrollment.red_flags if f in b.defn.urgent_mri_red_flags] \
+                if new_level_mri_urgent(b.defn, b.facts, b.revision) else []
             b.act(f"order_mri:{new}", "order_mri", day,
-                  f"New fracture level {new} on day {day:g}: MRI to characterise it."
+                  f"New fracture level {new} on day {day:g}: MRI to characterise it"
+                  + (f", urgent: red flag(s) at enrollment {', '.join(urgent)} (a new fracture may be the same "
+                     "disease)." if urgent else ".")
                   + imaging_text(b, "order_mri", new),
-                  priority="routine", level=new)
+                  priority="urgent" if urgent else "routine", level=new)
         if b.revision >= 3 and not b.done(f"radiograph:{day:g}"):  # every result is read, flagged or not
             flagged_now = found is not None and found.day == day
             b.note(f"radiograph:{day:g}", day,

@@ -170,11 +170,16 @@ def _enrolled_level_mri_day(defn: PathwayDefinition, facts: PatientFacts) -> flo
 _BY_DAY_AND_ID = attrgetter("day", "action_id")
 
 
-def overdue_limit(defn: PathwayDefinition, facts: PatientFacts, order: OpenOrder) -> tuple[Rule, float] | None:
+def overdue_limit(defn: PathwayDefinition, facts: PatientFacts, order: OpenOrder,
+                  revision: int = REVISION) -> tuple[Rule, float] | None:
     """How long an open order may wait for its result, and since when (None if the version sets no
     limit). The enrollment MRI is urgent with a red flag — and, from vcf-1.2, from the day a
-    neurological deficit is reported (an urgent order escalates sooner)."""
+    neurological deficit is reported (an urgent order escalates sooner); from decisions revision 6,
+    so is the MRI of a new fracture level with a red flag (:func:`new_level_mri_urgent`)."""
     routine = defn.rules.result_overdue_days
+    if defn.safety is not None and order.kind == "order_mri" and order.action_id != "order_mri" \
+            and new_level_mri_urgent(defn, facts, revision):
+        return defn.safety.rules.result_overdue_urgent_days, order.day
     if defn.safety is None or order.action_id != "order_mri":
         return (routine, order.day) if routine is not None else None
     urgent = defn.safety.rules.result_overdue_urgent_days
@@ -182,6 +187,13 @@ def overdue_limit(defn: PathwayDefinition, facts: PatientFacts, order: OpenOrder
         return urgent, order.day
     deficits = neuro_episodes(facts)
     return (urgent, max(order.day, deficits[0])) if deficits else ((routine, order.day) if routine else None)
+
+
+def new_level_mri_urgent(defn: PathwayDefinition, facts: PatientFacts, revision: int = REVISION) -> bool:
+    """Whether the MRI of a new fracture level is urgent (decisions revision 6, vcf-1.2 on): with a red
+    flag for a pathologic fracture at enrollment, a new fracture may be the same disease."""
+    return revision >= 6 and defn.safety is not None and \
+        any(f in defn.urgent_mri_red_flags for f in facts.enrollment.red_flags)
 
 
 @dataclass(frozen=True)
@@ -198,7 +210,7 @@ def overdue_orders(defn: PathwayDefinition, facts: PatientFacts, now: float, rev
     """Open orders past their overdue limit."""
     found = []
     for order in open_orders(facts, revision):
-        limit = overdue_limit(defn, facts, order)
+        limit = overdue_limit(defn, facts, order, revision)
         if limit is not None and more_than(now - limit[1], limit[0].value):
             found.append(Overdue(order, *limit))
     return found
@@ -212,7 +224,7 @@ def watched_after_completion(defn: PathwayDefinition, facts: PatientFacts, revis
     noted = facts.noted_ids()
     watched = []
     for order in open_orders(facts, revision):
-        limit = overdue_limit(defn, facts, order)
+        limit = overdue_limit(defn, facts, order, revision)
         if limit is not None and overdue_note_id(order.action_id) not in noted:
             watched.append(Overdue(order, *limit))
     return watched
@@ -232,7 +244,7 @@ def overdue_checks(defn: PathwayDefinition, facts: PatientFacts, now: float, rev
     """Future instants at which an open order becomes overdue."""
     due = []
     for order in open_orders(facts, revision):
-        limit = overdue_limit(defn, facts, order)
+        limit = overdue_limit(defn, facts, order, revision)
         if limit is not None:
             due.append(check_after(limit[1], limit[0].value))
     return [d for d in due if d > now]

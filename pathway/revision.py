@@ -24,5 +24,6 @@
 #      film never taken is the one escalated, not every later one); a flare while a screening ordered in
 #      the skip window still waits for its film orders no second one; once a referral was declined,
 #      criteria found after the review say nothing more; an MRI of a new fracture level in another
-#      region says nothing of the enrolled fracture (it neither releases nor holds PT and referrals).
+#      region does not clear the enrolled fracture; with a red flag at enrollment, the MRI of a new fracture
+#      level is urgent.
 REVISION = 6

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from pathway.results import overdue_orders
 from tests.unit.test_safety_rules import note_ids, reviews
 from tests.unit.walk import Walk, confirmed
 
@@ -95,3 +96,22 @@ def test_an_osteoporotic_mri_of_a_new_level_leaves_the_enrolled_mri_day(definiti
     w.pain(14, 4)
     (pt,) = w.of("refer_physical_therapy")
     assert pt.day == 14 and "day 8" not in pt.rationale
+
+
+@pytest.mark.parametrize("revision, priority", [(5, "routine"), (6, "urgent")])
+def test_with_a_red_flag_the_mri_of_a_new_level_is_urgent(definition, revision, priority):
+    w = confirmed(Walk(definition, revision=revision, red_flags=["history_of_cancer"]))
+    w.event(15, type="radiograph", height_loss_pct=25, new_fracture_level="T12")
+    (mri,) = [a for a in w.of("order_mri") if a.id == "order_mri:T12"]
+    assert mri.details["priority"] == priority
+    overdue = [o.order.action_id for o in overdue_orders(definition, w.facts, 18.5, revision)]
+    assert ("order_mri:T12" in overdue) is (priority == "urgent")  # more than 3 days without its result
+    if priority == "urgent":
+        assert "history_of_cancer" in mri.rationale
+
+
+def test_without_a_red_flag_the_mri_of_a_new_level_stays_routine(definition):
+    w = confirmed(Walk(definition))
+    w.event(15, type="radiograph", height_loss_pct=25, new_fracture_level="T12")
+    (mri,) = [a for a in w.of("order_mri") if a.id == "order_mri:T12"]
+    assert mri.details["priority"] == "routine"
