@@ -194,24 +194,27 @@ class OrderBook(Store):
 
     def close_open(self, workflow_id: str, kinds: builtins.list[str], status: OrderStatus, reason: str,
                    *, oldest_first: bool = False, limit: int | None = None,
-                   awaiting_result: bool = False, placed_by: float | None = None) -> builtins.list[str]:
+                   awaiting_result: bool = False, placed_by: float | None = None,
+                   action_id: str | None = None) -> builtins.list[str]:
         """Close the open orders of some kinds for one pathway (at most ``limit``); return their ids.
         ``awaiting_result``: an order a care team acknowledged before its result came counts as open
         (a result still fulfils it). ``placed_by``: only orders placed by that pathway day (a
         result answers an order placed by the day it was observed); newest first, ties by action id
-        as the decisions order them (:mod:`pathway.results`).
+        as the decisions order them (:mod:`pathway.results`). ``action_id``: that order only.
 
         Each update closes its order only if it is still as read: a concurrent writer (another
         worker, on PostgreSQL) that closed it first makes this one take the next, never the same.
         """
         marks = ",".join("?" * len(kinds))
         waiting = f" OR {_ACKNOWLEDGED_WITHOUT_RESULT}" if awaiting_result else ""
-        by = " AND day <= ?" if placed_by is not None else ""
+        by = (" AND day <= ?" if placed_by is not None else "") \
+            + (" AND action_id = ?" if action_id is not None else "")
         order = "day ASC, created_at" if oldest_first else \
             "day DESC, action_id DESC" if placed_by is not None else "day DESC, created_at"
         query = (f"SELECT id, patient_id, status FROM orders WHERE workflow_id = ? AND (status = ?{waiting})"
                  f" AND kind IN ({marks}){by} ORDER BY {order}")
-        args = (workflow_id, OPEN, *kinds, *([placed_by + PLACED_BY_MARGIN] if placed_by is not None else []))
+        args = (workflow_id, OPEN, *kinds, *([placed_by + PLACED_BY_MARGIN] if placed_by is not None else []),
+                *([action_id] if action_id is not None else []))
         closed: builtins.list[str] = []
         with self._lock, self.database.transaction() as db:
             for row in db.execute(query, args).fetchall():

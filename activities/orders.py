@@ -59,14 +59,15 @@ class CancelRequest(BaseModel):
 
 
 class ResultRequest(BaseModel):
-    """An imaging or DXA result that fulfils an open order it answers: the newest placed by the day
-    it was observed (``newest_first``, decisions revision 6), or else the oldest."""
+    """An imaging or DXA result that fulfils an open order it answers: the one the pathway's decisions
+    matched it to as it arrived (decisions revision 6, :func:`pathway.results.observe`), or else the
+    oldest."""
 
     workflow_id: str
     event_type: str
     day: float
     result_key: str = Field(description="Unique per result: a retry fulfils nothing more.")
-    newest_first: bool = False
+    order_action_id: str | None = Field(None, description="The order's action id ('' for none); None: the oldest")
 
 
 class OverdueRequest(BaseModel):
@@ -208,9 +209,11 @@ class OrderActivities:
             raise ApplicationError(f"event_type: {request.event_type!r} is not a result", non_retryable=True)
         reason = f"{request.event_type} result on day {request.day:g} [{request.result_key}]"
         done = [o.id for o in self.book.list(workflow_id=request.workflow_id) if o.status_reason == reason]
-        ids = done or self.book.close_open(request.workflow_id, kinds, "completed", reason,
-                                           oldest_first=not request.newest_first, limit=1, awaiting_result=True,
-                                           placed_by=request.day if request.newest_first else None)
+        if done or request.order_action_id == "":  # answered already (a retry), or by no open order
+            ids = done
+        else:
+            ids = self.book.close_open(request.workflow_id, kinds, "completed", reason, oldest_first=True, limit=1,
+                                       awaiting_result=True, action_id=request.order_action_id)
         activity.logger.info("result recorded", extra={"event_type": request.event_type, "fulfilled": len(ids)})
         return ids
 

@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pathway.contract import Enrollment, parse_event
 from pathway.decisions import decide, next_due
-from pathway.facts import Observation, PatientFacts
+from pathway.facts import PatientFacts
 from pathway.guideline import PathwayDefinition, load_definition
-from pathway.results import overdue_checks, overdue_orders
+from pathway.results import observe, overdue_checks, overdue_orders
 
 RESULTS = {3: {"type": "mri", "etiology": "osteoporotic"}, 10: {"type": "dxa", "t_score": -2.7},
            15: {"type": "radiograph", "height_loss_pct": 26}, 43: {"type": "radiograph", "height_loss_pct": 27},
@@ -62,7 +62,7 @@ def patient_year(defn: PathwayDefinition, clock: list[float]) -> int:
     round_at(0)
     for day, raw in EVENTS:
         until(day)
-        facts.observations.append(Observation(day=day, event=parse_event(raw)))
+        observe(facts, day, parse_event(raw))
         now = day
         round_at(day)
     until(365.01)

@@ -31,10 +31,10 @@ from typing import Any
 from cohort.patients import Patient
 from pathway.contract import Event, PainEvent
 from pathway.decisions import decide, next_due
-from pathway.facts import Observation, PatientFacts
+from pathway.facts import PatientFacts
 from pathway.guideline import PathwayDefinition
 from pathway.intake import clinical_rejection
-from pathway.results import overdue_checks, overdue_orders
+from pathway.results import observe, overdue_checks, overdue_orders
 
 SETTLE = 1 / 86400  # the workflow's alarms ring a second after the due instant
 READ_MARGIN = 1.5 / 86400  # a scenario is read 1.5 s after until_day
@@ -170,7 +170,7 @@ def run_patient(defn: PathwayDefinition, patient: Patient, horizon: float, keep_
                 now = day
                 round_at(now)
                 continue
-            facts.observations.append(Observation(day=day, event=event))
+            observe(facts, day, event)
             if isinstance(event, PainEvent):
                 run.pain.append((day, event.nrs))
             now = day

@@ -28,9 +28,10 @@ from temporalio.service import RPCError
 from drill.load import Journal
 from pathway.contract import Enrollment, parse_event
 from pathway.decisions import decide
-from pathway.facts import Observation, PatientFacts
+from pathway.facts import PatientFacts
 from pathway.guideline import PathwayDefinition
 from pathway.intake import clinical_rejection, day_of
+from pathway.results import observe
 from workflows.models import workflow_id_for
 
 
@@ -84,7 +85,7 @@ def expected_actions(defn: PathwayDefinition, enrollment: dict[str, Any], timeli
         event = parse_event(entry["data"])
         day = max(0.0, day_of(event.observed_at, enrolled_at)) if event.observed_at else entry["day"]
         if clinical_rejection(defn, facts, event, day) is None:
-            facts.observations.append(Observation(day=day, event=event))
+            observe(facts, day, event)
             at(day)
     at(now)
     return ids

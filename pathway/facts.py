@@ -57,10 +57,13 @@ V = TypeVar("V")
 
 
 class Observation(BaseModel):
-    """An accepted event and the pathway day it was observed on."""
+    """An accepted event and the pathway day it was observed on; for a result (decisions revision 6
+    on), the order it fulfilled as it arrived (:func:`pathway.results.observe`)."""
 
     day: float
     event: Event
+    answers: str | None = Field(None, description="The action id of the order this result fulfilled when it "
+                                                  "arrived ('' if none was open); None: matched oldest first")
 
 
 class PatientFacts(BaseModel):

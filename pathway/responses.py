@@ -142,7 +142,7 @@ def withdrawal_handover(b: Builder, day: float, not_taken: list[dict[str, object
 def _open_orders(b: Builder) -> list[dict[str, object]]:
     """The pathway's service and medication requests that no result or stop has closed, as it
     knows them (advice, flags and care-team tasks are not orders to hand over)."""
-    unanswered = {o.action_id for o in open_orders(b.facts, b.revision)}
+    unanswered = {o.action_id for o in open_orders(b.facts)}
     stopped = "stop_calcitonin" in b.facts.taken or any(a.kind == "stop_calcitonin" for a in b.decision.actions)
     rows = []
     for action_id, day in sorted(b.facts.taken.items(), key=lambda item: (item[1], item[0])):
@@ -155,7 +155,7 @@ def _open_orders(b: Builder) -> list[dict[str, object]]:
         row: dict[str, object] = {"id": action_id, "kind": kind, "day": day}
         if kind == "start_calcitonin":
             row["stop_by_day"] = b.defn.rules.calcitonin_stop_day.value
-        elif kind == "prescribe_opioid_short_course" and b.defn.safety:  # a short course: what it was to end by
+        elif kind == "prescribe_opioid_short_course" and b.defn.safety and b.revision >= 6:  # when it was to end
             row["review_day"] = b.defn.safety.rules.opioid_review_day.value
             row["stop_by_day"] = b.defn.safety.rules.opioid_stop_by_day.value
         rows.append(row)
@@ -243,10 +243,10 @@ def _screening_waiting(b: Builder) -> OpenOrder | None:
     regions, so a second flare while it waits is the same need."""
     if b.revision >= 6 and b.defn.safety:
         since = b.now - b.defn.safety.rules.screening_skip_after_flare_days.value
-        waiting = [o for o in open_orders(b.facts, b.revision)
+        waiting = [o for o in open_orders(b.facts)
                    if o.kind == "order_adjacent_fracture_screening" and o.day >= since]
     else:
-        waiting = [o for o in open_orders(b.facts, b.revision)
+        waiting = [o for o in open_orders(b.facts)
                    if o.kind == "order_adjacent_fracture_screening" and floor(o.day) == floor(b.now)]
     return waiting[-1] if waiting else None
 

@@ -14,10 +14,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import islice
 from operator import attrgetter
-from typing import Any
+from typing import cast
 
-from pathway.contract import DxaEvent, MriEvent, RadiographEvent
-from pathway.facts import PatientFacts, check_after, more_than, neuro_episodes, standing_osteoporotic_mri_day
+from pathway.contract import DxaEvent, Event, MriEvent, RadiographEvent
+from pathway.facts import (
+    Observation,
+    PatientFacts,
+    check_after,
+    more_than,
+    neuro_episodes,
+    standing_osteoporotic_mri_day,
+)
 from pathway.guideline import PathwayDefinition, Rule
 from pathway.revision import REVISION
 
@@ -38,16 +45,32 @@ class OpenOrder:
     day: float
 
 
-def open_orders(facts: PatientFacts, revision: int = REVISION) -> list[OpenOrder]:
+def open_orders(facts: PatientFacts) -> list[OpenOrder]:
     """Imaging and DXA orders that no result has answered yet, and whose task the performer has
-    not rejected or failed (no result will come: its overdue clock stops), as the decisions'
-    ``revision`` matches results to orders. Read-only."""
-    if revision >= 6:
-        return facts.view("open_orders:newest", _open_orders_newest_first, of_actions=True, reads=RESULT_TYPES)
+    not rejected or failed (no result will come: its overdue clock stops). Read-only."""
     return facts.view("open_orders", _open_orders, of_actions=True, reads=RESULT_TYPES)
 
 
+def observe(facts: PatientFacts, day: float, event: Event, revision: int = REVISION) -> Observation:
+    """Append an accepted event observed on ``day``. From decisions revision 6 a result is matched as it
+    arrives to the newest open order it answers placed by its day, and keeps that answer: an order
+    placed later never takes it, and the order book is told that very order (``Observation.answers``)."""
+    answers = None
+    if revision >= 6 and type(event) in RESULT_TYPES:
+        kinds = ORDERS_ANSWERED_BY_EVENT[type(event)]
+        placed = [o for o in open_orders(facts) if o.kind in kinds and o.day <= day + SAME_DAY_MARGIN]
+        answers = max(placed, key=_BY_DAY_AND_ID).action_id if placed else ""
+    observation = Observation(day=day, event=event, answers=answers)
+    facts.observations.append(observation)
+    return observation
+
+
 RESULT_TYPES = tuple(dict.fromkeys(RESULT_EVENT_FOR.values()))
+# The order kinds each result class answers.
+ORDERS_ANSWERED_BY_EVENT: dict[type, set[str]] = {
+    t: {kind for kind, answered_by in RESULT_EVENT_FOR.items() if answered_by is t} for t in RESULT_TYPES}
+# An order placed in the same instant as a result counts as placed by its day (days are floats).
+SAME_DAY_MARGIN = 1e-6
 
 
 def _orders_by_result(facts: PatientFacts) -> dict[type, list[tuple[float, str]]]:
@@ -69,40 +92,44 @@ def _orders_by_result(facts: PatientFacts) -> dict[type, list[tuple[float, str]]
     return by_result
 
 
-def _open_orders_newest_first(facts: PatientFacts) -> list[OpenOrder]:
-    return _open_orders(facts, newest_first=True)
-
-
-def _open_orders(facts: PatientFacts, newest_first: bool = False) -> list[OpenOrder]:
+def _open_orders(facts: PatientFacts) -> list[OpenOrder]:
     by_result = _orders_by_result(facts)
     if not by_result:
         return []
+    results: dict[type, list[Observation]] = {}
+    for o in facts.observations:
+        if type(o.event) in by_result:
+            results.setdefault(type(o.event), []).append(o)
     still_open: list[OpenOrder] = []
     for result_type in RESULT_TYPES:
-        still_open += [OpenOrder(a, a.split(":")[0], d) for d, a in _match(facts, result_type, newest_first)[1]]
+        open_ = _match(facts, result_type, results.get(result_type, []))
+        still_open += [OpenOrder(a, a.split(":")[0], d) for d, a in open_]
     return sorted(still_open, key=_BY_DAY_AND_ID)
 
 
-Answer = tuple[float, Any, str | None]  # a result's day, the result, the order it answered (None: none open)
-
-
-def _match(facts: PatientFacts, result_type: type, newest_first: bool) -> tuple[list[Answer], list[tuple[float, str]]]:
-    """Results of one class matched to the orders they answer, in day order, and the orders left open
-    (day, action id). A result answers an order placed by its day: the newest (``newest_first``) or the
-    oldest; an order whose task the performer refused waits for none."""
+def _match(facts: PatientFacts, result_type: type, rows: list[Observation]) -> list[tuple[float, str]]:
+    """The orders of one result class left open (day, action id) by its results (``rows``, in arrival
+    order). A result that kept its answer as it arrived (:func:`observe`) answered that order; any other
+    answers the oldest order placed by its day that is still open (first in, first out, as before
+    revision 6). An order whose task the performer refused waits for none."""
     refused = facts.noted_ids()
-    queue = sorted(o for o in _orders_by_result(facts).get(result_type, ()) if refusal_note_id(o[1]) not in refused)
+    kept = {o.answers for o in rows if o.answers}
+    queue = sorted(o for o in _orders_by_result(facts).get(result_type, ())
+                   if refusal_note_id(o[1]) not in refused and o[1] not in kept)
     waiting: list[tuple[float, str]] = []
-    answers: list[Answer] = []
     next_order = 0
-    results: list[tuple[float, Any]] = facts.of(result_type)
-    for result_day, result in results:
-        while next_order < len(queue) and queue[next_order][0] <= result_day:
+    for row in sorted(rows, key=_BY_DAY):  # stable: arrival order on ties, as the index keeps them
+        if row.answers is not None:
+            continue
+        while next_order < len(queue) and queue[next_order][0] <= row.day:
             waiting.append(queue[next_order])
             next_order += 1
-        answered = waiting.pop(-1 if newest_first else 0)[1] if waiting else None
-        answers.append((result_day, result, answered))
-    return answers, waiting + queue[next_order:]
+        if waiting:
+            waiting.pop(0)
+    return waiting + queue[next_order:]
+
+
+_BY_DAY = attrgetter("day")
 
 
 def enrolled_level_mri_day(defn: PathwayDefinition, facts: PatientFacts) -> float | None:
@@ -115,44 +142,43 @@ def enrolled_level_mri_day(defn: PathwayDefinition, facts: PatientFacts) -> floa
     if not other_region_mri(defn, facts):
         return standing_osteoporotic_mri_day(facts)
     return facts.view("enrolled_level_mri_day", lambda f: _enrolled_level_mri_day(defn, f), under=defn,
-                      of_actions=True, reads=(MriEvent,))
+                      reads=(MriEvent,))
 
 
 def other_region_mri(defn: PathwayDefinition, facts: PatientFacts) -> dict[float, str]:
     """The MRI results (by day) that answered the MRI of a new fracture level in another region than
     the enrolled fracture's, with that level (decisions revision 6). Read-only."""
-    if len(_orders_by_result(facts).get(MriEvent, ())) <= 1:
+    if len(_orders_by_result(facts).get(MriEvent, ())) <= 1:  # the enrollment MRI alone (the usual case)
         return _NONE_OTHER
-    return facts.view("other_region_mri", lambda f: _other_region_mri(defn, f), under=defn, of_actions=True,
-                      reads=(MriEvent,))
+    return facts.view("other_region_mri", lambda f: _other_region_mri(defn, f), under=defn, reads=(MriEvent,))
 
 
 _NONE_OTHER: dict[float, str] = {}  # shared, read-only
 
 
+def _mri_answers(facts: PatientFacts) -> list[tuple[float, MriEvent, str | None]]:
+    """MRI results in day order, each with the new fracture level whose MRI order it fulfilled as it
+    arrived ('' for the enrollment MRI's), or None when it fulfilled none or came before revision 6."""
+    rows = sorted((o for o in facts.observations if isinstance(o.event, MriEvent)), key=_BY_DAY)
+    return [(o.day, cast(MriEvent, o.event), o.answers.partition(":")[2] if o.answers else None) for o in rows]
+
+
 def _other_region_mri(defn: PathwayDefinition, facts: PatientFacts) -> dict[float, str]:
     region = defn.region("order_mri", facts.enrollment.fracture_level)
-    answers: list[Answer] = _match(facts, MriEvent, newest_first=True)[0]
-    found = {}
-    for day, _, answered in answers:
-        new_level = answered.partition(":")[2] if answered else ""
-        if new_level and defn.region("order_mri", new_level) != region:
-            found[day] = new_level
-    return found
+    return {day: level for day, _, level in _mri_answers(facts)
+            if level and defn.region("order_mri", level) != region}
 
 
 def _enrolled_level_mri_day(defn: PathwayDefinition, facts: PatientFacts) -> float | None:
     enrolled_region = defn.region("order_mri", facts.enrollment.fracture_level)
-    answers: list[Answer] = _match(facts, MriEvent, newest_first=True)[0]
     # Per region (None: the enrolled fracture's): the day its latest run of results saying osteoporotic
     # began, None while its latest says otherwise; and whether it was ever held (another region's
     # result counts only from when it cleared its own hold).
     standing: dict[str | None, float | None] = {None: None}
     held: set[str | None] = set()
-    for day, result, order in answers:
-        new_level = order.partition(":")[2] if order else ""
-        imaged = defn.region("order_mri", new_level) if new_level else enrolled_region
-        if order is None:  # no order waited for it: a clinician's own MRI, read for every region
+    for day, result, level in _mri_answers(facts):
+        imaged = defn.region("order_mri", level) if level else enrolled_region
+        if level is None:  # no order waited for it (a clinician's own MRI), or read before revision 6: every region
             regions: list[str | None] = list(standing)
         else:
             regions = [None if imaged == enrolled_region else imaged]
@@ -209,7 +235,7 @@ class Overdue:
 def overdue_orders(defn: PathwayDefinition, facts: PatientFacts, now: float, revision: int = REVISION) -> list[Overdue]:
     """Open orders past their overdue limit."""
     found = []
-    for order in open_orders(facts, revision):
+    for order in open_orders(facts):
         limit = overdue_limit(defn, facts, order, revision)
         if limit is not None and more_than(now - limit[1], limit[0].value):
             found.append(Overdue(order, *limit))
@@ -223,7 +249,7 @@ def watched_after_completion(defn: PathwayDefinition, facts: PatientFacts, revis
     comes, so they are watched after the end (escalated then if still without one)."""
     noted = facts.noted_ids()
     watched = []
-    for order in open_orders(facts, revision):
+    for order in open_orders(facts):
         limit = overdue_limit(defn, facts, order, revision)
         if limit is not None and overdue_note_id(order.action_id) not in noted:
             watched.append(Overdue(order, *limit))
@@ -243,7 +269,7 @@ def overdue_note_id(action_id: str) -> str:
 def overdue_checks(defn: PathwayDefinition, facts: PatientFacts, now: float, revision: int = REVISION) -> list[float]:
     """Future instants at which an open order becomes overdue."""
     due = []
-    for order in open_orders(facts, revision):
+    for order in open_orders(facts):
         limit = overdue_limit(defn, facts, order, revision)
         if limit is not None:
             due.append(check_after(limit[1], limit[0].value))

@@ -36,12 +36,13 @@ with workflow.unsafe.imports_passed_through():
     )
     from pathway.contract import EVENT_TYPES, Action, Event, PathwayStatus
     from pathway.decisions import REVISION, Due, decide, escalation_state, next_due, next_scheduled_step, phase
-    from pathway.facts import Observation, PatientFacts, latest_pain, pause_state
+    from pathway.facts import PatientFacts, latest_pain, pause_state
     from pathway.intake import Admission, InboxItem, admit, clinical_rejection, day_of
     from pathway.releases import UnknownGuideline
     from pathway.results import (
         REFUSAL_CITATION,
         Overdue,
+        observe,
         overdue_checks,
         overdue_note_id,
         overdue_orders,
@@ -206,10 +207,10 @@ class PatientPathwayWorkflow:
             if event.event_id is not None and workflow.patched(FREE_REFUSED_IDS_PATCH):
                 self._s.seen_event_ids.remove(event.event_id)  # refused: sent again, it is judged again
             return
-        self._s.facts.observations.append(Observation(day=day, event=event))
+        observation = observe(self._s.facts, day, event, self._decisions_revision())
         self._record("event", _describe(event), event.model_dump(mode="json", exclude_none=True), day=day)
         result = ResultRequest(workflow_id=workflow.info().workflow_id, event_type=event.type, day=day,
-                               result_key=f"event-{item.seq}", newest_first=self._decisions_revision() >= 6) \
+                               result_key=f"event-{item.seq}", order_action_id=observation.answers) \
             if event.type in RESULT_EVENTS else None
         if result is not None and not workflow.patched(BATCHED_ORDERS_PATCH):
             await call_activity(OrderActivities.record_result, result, event.type)

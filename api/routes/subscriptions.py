@@ -203,9 +203,9 @@ async def list_subscriptions(request: Request, base: BaseUrl) -> FhirJSONRespons
     subs = await in_thread(_settings(request).store.all)
     audit = request.app.state.services.audit
     caller = request.state.caller
-    for patient_id in sorted({s.patient_id for s in subs if s.patient_id}):
-        await in_thread(audit.append, credential=caller.name, patient_id=patient_id, method="GET",
-                        route="/v1/fhir/Subscription", action="read", status=200)
+    patients = sorted({s.patient_id for s in subs if s.patient_id})
+    await in_thread(audit.append, credential=caller.name, patient_ids=patients, method="GET",
+                    route="/v1/fhir/Subscription", action="read", status=200)
     return FhirJSONResponse({"resourceType": "Bundle", "type": "searchset", "total": len(subs),
                              "entry": [{"fullUrl": f"{base}v1/fhir/Subscription/{s.id}", "resource": resource(s, base),
                                         "search": {"mode": "match"}} for s in subs]})

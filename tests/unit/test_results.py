@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathway.contract import Enrollment, parse_event
 from pathway.facts import GRACE, Observation, PatientFacts
 from pathway.results import (
+    observe,
     open_orders,
     overdue_checks,
     overdue_note_id,
@@ -31,13 +32,42 @@ def test_a_result_answers_an_open_order_of_its_kind_placed_by_its_day():
     assert [o.action_id for o in open_orders(f)] == ["order_dxa", "order_radiograph:day-42"]
 
 
+def arriving(taken: dict[str, float], results: list[tuple[float, dict]], revision: int = 6) -> PatientFacts:
+    """Facts whose orders are taken and results observed as they arrive, in day order."""
+    f = facts({}, [])
+    for day, result in results:
+        for action_id, placed in taken.items():
+            if placed <= day:
+                f.taken.setdefault(action_id, placed)
+        observe(f, day, parse_event(result), revision)
+    f.taken.update({a: d for a, d in taken.items() if a not in f.taken})
+    return f
+
+
 def test_a_film_answers_the_newest_order_placed_by_its_day_from_revision_6():
     """The week-2 film never taken stays the one without a result: the film after the week-6 order
     answers that order (before revision 6 it answered the oldest, and the week-6 order waited)."""
     taken = {"order_radiograph:day-14": 14, "order_radiograph:day-42": 42, "order_radiograph:day-84": 84}
-    f = facts(taken, [(43, FILM), (85, FILM)])
+    f = arriving(taken, [(43, FILM), (85, FILM)])
+    assert [o.answers for o in f.observations] == ["order_radiograph:day-42", "order_radiograph:day-84"]
     assert [o.action_id for o in open_orders(f)] == ["order_radiograph:day-14"]
-    assert [o.action_id for o in open_orders(f, revision=5)] == ["order_radiograph:day-84"]
+    before = arriving(taken, [(43, FILM), (85, FILM)], revision=5)
+    assert [o.answers for o in before.observations] == [None, None]
+    assert [o.action_id for o in open_orders(before)] == ["order_radiograph:day-84"]
+
+
+def test_a_result_keeps_the_order_it_answered_as_it_arrived():
+    """An order placed later, even dated the same instant, never takes a result already read."""
+    f = arriving({"order_radiograph:day-14": 14}, [(42, FILM)])
+    f.taken["order_radiograph:day-42"] = 42  # the alarm a second after the film: dated the same day
+    assert f.observations[0].answers == "order_radiograph:day-14"
+    assert [o.action_id for o in open_orders(f)] == ["order_radiograph:day-42"]
+
+
+def test_a_result_no_order_waits_for_answers_none():
+    f = arriving({"order_radiograph:day-14": 14}, [(10, FILM)])
+    assert f.observations[0].answers == ""
+    assert [o.action_id for o in open_orders(f)] == ["order_radiograph:day-14"]
 
 
 def test_a_result_before_any_order_answers_none():
@@ -46,9 +76,10 @@ def test_a_result_before_any_order_answers_none():
 
 
 def test_screening_films_and_follow_up_films_share_the_radiograph_queue():
-    f = facts({"order_radiograph:day-84": 84, "order_adjacent_fracture_screening:day-182": 182}, [(190, FILM)])
-    assert [o.action_id for o in open_orders(f)] == ["order_radiograph:day-84"]
-    assert [o.action_id for o in open_orders(f, revision=5)] == ["order_adjacent_fracture_screening:day-182"]
+    taken = {"order_radiograph:day-84": 84, "order_adjacent_fracture_screening:day-182": 182}
+    assert [o.action_id for o in open_orders(arriving(taken, [(190, FILM)]))] == ["order_radiograph:day-84"]
+    assert [o.action_id for o in open_orders(arriving(taken, [(190, FILM)], revision=5))] == \
+        ["order_adjacent_fracture_screening:day-182"]
 
 
 def test_overdue_only_after_more_than_the_limit(definition):

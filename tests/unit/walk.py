@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathway.contract import Action, Enrollment, parse_event
 from pathway.decisions import REVISION, Decision, decide, next_due
-from pathway.facts import Observation, PatientFacts
+from pathway.facts import PatientFacts
 from pathway.intake import clinical_rejection
+from pathway.results import observe
 
 SETTLE = 1 / 86400  # the workflow's alarms ring a second after the instant they wait for
 READ_MARGIN = 1.5 / 86400  # vcf simulate reads a scenario 1.5 s after until_day
@@ -57,7 +58,7 @@ class Walk:
         if reason:
             self.rejected.append(reason)
             return None
-        self.facts.observations.append(Observation(day=day, event=event))
+        observe(self.facts, day, event, self.revision)
         return self.at(day if arrives is None else arrives)
 
     def pain(self, day: float, nrs: int) -> Decision | None:
