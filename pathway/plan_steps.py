@@ -151,7 +151,9 @@ def _stop_calcitonin(defn: PathwayDefinition) -> Step:
     stop = r("calcitonin_stop_day")
     return r.step("stop_calcitonin", day=float(stop), after=[Relation("start_calcitonin", "after-start", float(stop))],
                   applies=f"Calcitonin was started: stopped on day {stop} when the course is complete, or at once "
-                          "when the pathway exits on a pathologic fracture or the patient is withdrawn.",
+                          "when the pathway exits on a pathologic fracture"
+                          + (" (a withdrawal hands the course over to the care team, with its stop day)."
+                             if defn.safety else " or the patient is withdrawn."),
                   description="A stop order: calcitonin is for short-term use only.")
 
 

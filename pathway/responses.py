@@ -389,11 +389,7 @@ def results_read(b: Builder) -> None:
         read = ("MRI: osteoporotic fracture confirmed." if etiology == "osteoporotic" else
                 "MRI indeterminate: clinician review; pathologic fracture not ruled out.")
         if other:  # the MRI of a new fracture in another region: it says nothing of the enrolled one
-            level = b.facts.enrollment.fracture_level
-            read = (f"MRI for the new fracture at {other} ({b.defn.region('order_mri', other)}): {etiology}"
-                    + (": clinician review; pathologic fracture not ruled out" if etiology == "indeterminate" else "")
-                    + f". It does not image the {level} fracture ({b.defn.region('order_mri', level)}): that "
-                    "fracture's MRI result is what PT and any augmentation referral wait for.")
+            read = _other_region_read(b, day, etiology, other)
         b.note(f"mri:{day:g}:{etiology}", day, read,
                b.defn.actions["order_mri"].cite())
         if etiology == "indeterminate" and b.safety:
@@ -410,6 +406,23 @@ def results_read(b: Builder) -> None:
     for day, _ in decisions_of(b.facts, "confirm_nerve_block"):
         b.note(f"nerve_block_confirmed:{day:g}", day, "Nerve-root block confirmed by a clinician.",
                b.defn.cite("offer_nerve_block"))
+
+
+def _other_region_read(b: Builder, day: float, etiology: str, new_level: str) -> str:
+    """The note on the MRI of a new fracture in another region (decisions revision 6): what it says of
+    that fracture, that it does not image the enrolled one, and what PT and referrals wait for."""
+    level = b.facts.enrollment.fracture_level
+    other = other_region_mri(b.defn, b.facts)
+    enrolled = [e for d, e in mri_results(b.facts) if d not in other and d <= day]
+    text = (f"MRI for the new fracture at {new_level} ({b.defn.region('order_mri', new_level)}): {etiology}"
+            + (": clinician review; pathologic fracture not ruled out" if etiology == "indeterminate" else "")
+            + f". It does not image the {level} fracture ({b.defn.region('order_mri', level)})")
+    if etiology != "osteoporotic":
+        return text + f"; PT and any augmentation referral wait until an MRI of the {new_level} region says " \
+            "osteoporotic."
+    if not enrolled or enrolled[-1] != "osteoporotic":
+        return text + f": PT and any augmentation referral still wait for the {level} fracture's MRI result."
+    return text + "."
 
 
 # The referrals an indeterminate MRI holds: (action kind, as named when placed, as named when held).

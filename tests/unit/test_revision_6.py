@@ -115,3 +115,14 @@ def test_without_a_red_flag_the_mri_of_a_new_level_stays_routine(definition):
     w.event(15, type="radiograph", height_loss_pct=25, new_fracture_level="T12")
     (mri,) = [a for a in w.of("order_mri") if a.id == "order_mri:T12"]
     assert mri.details["priority"] == "routine"
+
+
+def test_the_note_on_a_new_level_mri_says_what_still_waits(definition):
+    waiting = new_level_mri(definition, 6, "T12")  # the L2 MRI was indeterminate
+    (note,) = [n for n in waiting.notes if n.id == "mri:20:osteoporotic"]
+    assert "does not image the L2 fracture" in note.text and "still wait for the L2 fracture's MRI" in note.text
+    cleared = confirmed(Walk(definition, fracture_level="T8"))  # the T8 MRI says osteoporotic
+    cleared.event(15, type="radiograph", height_loss_pct=25, new_fracture_level="L1")
+    cleared.event(20, type="mri", etiology="osteoporotic")
+    (note,) = [n for n in cleared.notes if n.id == "mri:20:osteoporotic"]
+    assert "does not image the T8 fracture" in note.text and "wait" not in note.text
