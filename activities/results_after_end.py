@@ -3,8 +3,9 @@
 The workflow is closed, but the care team still owns the pathway's open orders: an imaging or
 DXA result fulfils the newest open order it answers placed by its day (as the pathway's decisions
 match them from revision 6); an MRI saying malignant or infection raises an
-urgent care-team task, and a radiograph naming a new fracture level (the 12-month screening's result,
-say) a routine one — so a result never reaches no one. Used by the HTTP API and by ``vcf simulate``;
+urgent care-team task; an indeterminate MRI, a radiograph naming a new fracture level (the
+12-month screening's result, say) or showing the deformity progressed since enrollment a routine
+one — so a result never reaches no one. Used by the HTTP API and by ``vcf simulate``;
 idempotent per result key.
 """
 
@@ -16,6 +17,8 @@ from typing import NamedTuple
 from activities.order_book import OrderBook
 from activities.orders import ORDERS_ANSWERED_BY
 from pathway.contract import Event, MriEvent, RadiographEvent
+from pathway.facts import TOLERANCE
+from pathway.guideline import load_definition
 from pathway.responses import pathologic_finding
 
 AFTER_END_KIND = "escalate_result_after_end"
@@ -48,7 +51,8 @@ def takes_result_after_end(event: Event) -> bool:
 
 
 def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: str, event: Event, day: float,
-                            result_key: str, status: str, enrolled_level: str | None = None) -> ResultAfterEnd:
+                            result_key: str, status: str, enrolled_level: str | None = None,
+                            enrolled_height_loss: float | None = None) -> ResultAfterEnd:
     """Fulfil the newest open order the result answers (placed by its day); raise a care-team task for a pathologic MRI
     or a new fracture level (one other than ``enrolled_level``). Nothing is fulfilled (an empty
     ``fulfilled``) when no open order answers the result."""
@@ -56,7 +60,7 @@ def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: st
     done = [o.id for o in book.list(workflow_id=workflow_id) if o.status_reason == reason]
     fulfilled = done or book.close_open(workflow_id, ORDERS_ANSWERED_BY[event.type], "completed", reason,
                                         limit=1, awaiting_result=True, placed_by=day)
-    task = _care_team_task(event, day, status, enrolled_level) if fulfilled else None
+    task = _care_team_task(event, day, status, enrolled_level, enrolled_height_loss) if fulfilled else None
     if task is None:
         return ResultAfterEnd(fulfilled)
     placed, _ = book.place(
@@ -67,6 +71,17 @@ def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: st
     return ResultAfterEnd(fulfilled, placed.id, task.priority, task.citation)
 
 
+def _height_loss_grown(height: float, first: float | None) -> str:
+    """The progression of the deformity a film after the end shows against the enrollment's height loss,
+    by the current guideline's relative rule (every release has the same), or ''."""
+    if first is None:
+        return ""
+    relative = load_definition().rules.progression_relative_height_loss.value
+    if height > first and height - first >= relative * first - TOLERANCE:
+        return f"height loss {height:g}% vs {first:g}% at enrollment, grown by >= {relative:.0%} of the first value"
+    return ""
+
+
 class _CareTeamTask(NamedTuple):
     title: str
     rationale: str
@@ -75,8 +90,24 @@ class _CareTeamTask(NamedTuple):
     details: dict[str, str]
 
 
-def _care_team_task(event: Event, day: float, status: str, enrolled_level: str | None) -> _CareTeamTask | None:
+def _care_team_task(event: Event, day: float, status: str, enrolled_level: str | None,
+                    enrolled_height_loss: float | None) -> _CareTeamTask | None:
     """The task a result after the end calls for, or None."""
+    if isinstance(event, MriEvent) and event.etiology == "indeterminate":
+        return _CareTeamTask("MRI after the pathway ended is indeterminate",
+                f"MRI on day {day:g}, after the pathway ended ({status}), is indeterminate: a pathologic fracture is "
+                "not ruled out; the care team reviews it (safety rule 4) and decides on PT and any referral.",
+                "Guideline: Important Clinical Pitfalls / Ruling out pathologic fracture (ref. 3); "
+                "safety rules: an indeterminate MRI asks for a clinician", "routine", {"etiology": "indeterminate"})
+    if isinstance(event, RadiographEvent) and not (event.new_fracture_level
+                                                   and event.new_fracture_level != enrolled_level):
+        grown = _height_loss_grown(event.height_loss_pct, enrolled_height_loss)
+        if grown:
+            return _CareTeamTask("Radiograph after the pathway ended shows progressive deformity",
+                    f"Radiograph on day {day:g}, after the pathway ended ({status}): {grown}; the care team reviews "
+                    "the deformity (vertebral augmentation is no longer the pathway's to suggest).",
+                    "Guideline: Monitoring and Follow-up / Evaluate for progressive deformity; safety rules: "
+                    "withdrawal hands over", "routine", {"height_loss_pct": f"{event.height_loss_pct:g}"})
     if isinstance(event, MriEvent) and event.etiology in PATHOLOGIC:
         etiology, finding = event.etiology, pathologic_finding(event.etiology)
         return _CareTeamTask(f"Urgent: MRI after the pathway ended shows {finding}",

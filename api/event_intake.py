@@ -75,7 +75,8 @@ async def _result_after_end(book: OrderBook, patient: EnrollmentRecord, event: E
     day = max(0.0, day_of(at, patient.started_at)) if patient.started_at else 0.0
     done = await in_thread(record_result_after_end, book, workflow_id=patient.workflow_id,
                            patient_id=patient.patient_id, event=event, day=day, result_key=event_id, status=status,
-                           enrolled_level=patient.enrollment.get("fracture_level"))
+                           enrolled_level=patient.enrollment.get("fracture_level"),
+                           enrolled_height_loss=patient.enrollment.get("height_loss_pct"))
     if not done.fulfilled:
         raise ApiError(409, "the pathway has ended",
                        [*ended.detail, f"type: no open {event.type} order waits for this result"])

@@ -96,6 +96,7 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
                     done = record_result_after_end(
                         book, workflow_id=handle.id, patient_id=scenario.patient.id, event=event, day=day,
                         result_key=f"scenario-{seq}", status=status, enrolled_level=scenario.patient.fracture_level,
+                        enrolled_height_loss=scenario.patient.height_loss_pct,
                     ) if takes_result_after_end(event) else None
                     if done and done.fulfilled:
                         after_end.append(DecisionNote(day=day, id=f"after_end:{event.type}:{day:g}",

@@ -244,6 +244,28 @@ def test_a_new_fracture_level_on_a_result_after_the_end_raises_a_routine_task_on
     assert [o.kind for o in order_book.list()].count(AFTER_END_KIND) == 1
 
 
+def test_an_indeterminate_mri_or_a_collapse_after_the_end_reaches_the_care_team(order_book: OrderBook):
+    """A result never reaches no one: what the pathway would have acted on raises a routine task."""
+    activities, env = OrderActivities(order_book), ActivityEnvironment()
+    env.run(activities.place_order, request("order_mri", kind="order_mri", day=0))
+    for day in (365, 366, 367):
+        env.run(activities.place_order, request(f"order_adjacent_fracture_screening:day-{day}",
+                                                kind="order_adjacent_fracture_screening", day=day))
+    after = {"workflow_id": "vcf-pathway-pt-ob", "patient_id": "pt-ob", "status": "withdrawn",
+             "enrolled_level": "L2", "enrolled_height_loss": 25}
+
+    def result(day: float, key: str, **raw) -> object:
+        return record_result_after_end(order_book, event=parse_event(raw), day=day, result_key=key, **after)
+    unclear = result(8, "m1", type="mri", etiology="indeterminate")
+    collapsed = result(365.5, "r1", type="radiograph", height_loss_pct=55)
+    steady = result(366.5, "r2", type="radiograph", height_loss_pct=27)  # 8% more: not 20% of 25
+    assert unclear.escalation and unclear.priority == "routine" and collapsed.escalation
+    assert steady.fulfilled and steady.escalation is None
+    tasks = {o.id: o for o in order_book.list() if o.kind == AFTER_END_KIND}
+    assert "indeterminate" in tasks[unclear.escalation].rationale
+    assert "height loss 55% vs 25% at enrollment" in tasks[collapsed.escalation].rationale
+
+
 def test_an_order_the_database_refuses_mid_batch_is_refused_alone(order_book: OrderBook):
     """A constraint broken by one order of a step (here a trigger) undoes that order's writes only: on
     PostgreSQL a failed statement would otherwise abort the whole step's transaction."""
