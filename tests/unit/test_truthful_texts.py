@@ -142,3 +142,14 @@ def test_notes_resting_on_an_unsourced_threshold_are_cited_verify(definition):
     thoracic.pain(10, 8)
     (note,) = [n for n in thoracic.notes if n.id == "offer_nerve_block:out_of_scope"]
     assert "(verify)" in note.citation
+
+
+def test_a_nerve_block_offered_before_the_mri_says_a_pathologic_fracture_is_not_ruled_out(definition):
+    pending = Walk(definition, fracture_level="L3", pain_nrs=8, red_flags=["fever_or_infection"])
+    pending.pain(8, 9)
+    (offer,) = pending.of("offer_nerve_block")
+    assert "pathologic fracture (infection, malignancy) is not ruled out" in offer.rationale
+    ruled_out = confirmed(Walk(definition, fracture_level="L3", pain_nrs=8))
+    ruled_out.pain(8, 9)
+    (offer,) = ruled_out.of("offer_nerve_block")
+    assert "not ruled out" not in offer.rationale
