@@ -71,10 +71,14 @@ def urgent_safety(b: Builder) -> None:
         extra: dict[str, Any] = {"expedite_mri": True} if expedite else {}
         # A deficit reported late may already have a later report saying it cleared: the referral says so.
         cleared = next((day for day, event in b.facts.of(NeuroEvent) if day > start and not event.deficit), None)
+        # PT referred before the deficit goes on unless someone stops it: the referral names it (safety rule 3).
+        pt_day = b.facts.taken.get("refer_physical_therapy")
         b.act(f"refer_urgent_spine_surgery:{start:g}", "refer_urgent_spine_surgery", start,
               f"{cause}: urgent spine-surgery referral; the pathway goes on."
               + (f" A report on day {cleared:g} says no deficit: evaluate the episode." if cleared is not None else "")
-              + (" Expedite the pending MRI: it is urgent now." if expedite else ""),
+              + (" Expedite the pending MRI: it is urgent now." if expedite else "")
+              + (f" PT was referred on day {pt_day:g}: an open deficit holds PT, so review whether it goes on."
+                 if b.safety and pt_day is not None and pt_day <= start else ""),
               priority="urgent", **extra)
 
 

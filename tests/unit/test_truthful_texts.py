@@ -153,3 +153,15 @@ def test_a_nerve_block_offered_before_the_mri_says_a_pathologic_fracture_is_not_
     ruled_out.pain(8, 9)
     (offer,) = ruled_out.of("offer_nerve_block")
     assert "not ruled out" not in offer.rationale
+
+
+def test_a_deficit_after_pt_was_referred_names_the_referral(definition):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.pain(8, 3)
+    w.event(20, type="neuro", deficit=True)
+    (referral,) = w.of("refer_urgent_spine_surgery")
+    assert "PT was referred on day 8: an open deficit holds PT" in referral.rationale
+    before = confirmed(Walk(definition, pain_nrs=6))
+    before.event(5, type="neuro", deficit=True)
+    (referral,) = before.of("refer_urgent_spine_surgery")
+    assert "PT was referred" not in referral.rationale
