@@ -1,12 +1,14 @@
 """Closed-loop results: which imaging orders still wait for a result, and which are overdue.
 
-Pure. A result fulfils the newest open order it answers that was placed by the day it was
-observed (decisions revision 6: the film taken after the week-6 order answers that order, and
-an earlier order never done stays the one without a result), as the order book does; before
-revision 6, the oldest (first in, first out), so that one film never taken made every later
-order of its kind wait for the next result and escalate. An action id starts with its kind
+Pure. From decisions revision 6 a result fulfils, as it arrives, the newest open order it answers
+that was placed by the day it was observed, and keeps it (:func:`observe`): the film taken after
+the week-6 order answers that order, an earlier order never done stays the one without a result,
+and the order book is told that very order. Before revision 6 a result fulfilled the oldest (first
+in, first out), as the order book then did, so that one film never taken made every later order of
+its kind wait for the next result and escalate. An action id starts with its kind
 (``order_radiograph:day-14``). From vcf-1.2 an urgent order (the enrollment MRI with a red flag)
-is overdue sooner than a routine one.
+is overdue sooner than a routine one. An MRI names no level: it is read for the region of the
+order it fulfilled (:func:`enrolled_level_mri_day`).
 """
 
 from __future__ import annotations
