@@ -58,8 +58,10 @@ def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: st
     ``fulfilled``) when no open order answers the result."""
     reason = f"{event.type} result after the pathway ended, day {day:g} [{result_key}]"
     done = [o.id for o in book.list(workflow_id=workflow_id) if o.status_reason == reason]
+    named = getattr(event, "fulfils", None)  # the order a report names, else the newest placed by its day
     fulfilled = done or book.close_open(workflow_id, ORDERS_ANSWERED_BY[event.type], "completed", reason,
-                                        limit=1, awaiting_result=True, placed_by=day)
+                                        limit=1, awaiting_result=True, placed_by=None if named else day,
+                                        action_id=named)
     task = _care_team_task(event, day, status, enrolled_level, enrolled_height_loss) if fulfilled else None
     if task is None:
         return ResultAfterEnd(fulfilled)

@@ -135,14 +135,22 @@ class PainEvent(_Event):
     nrs: Nrs
 
 
-class MriEvent(_Event):
+# The id of an action of the pathway, as its actions list them (``order_radiograph:day-42``).
+ActionRef = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[a-z_]+(:[A-Za-z0-9.+_-]+)*$")]
+
+
+class _Result(_Event):
+    fulfils: ActionRef | None = None
+
+
+class MriEvent(_Result):
     """An MRI result: is the fracture osteoporotic or pathologic?"""
 
     type: Literal["mri"] = "mri"
     etiology: Literal["osteoporotic", "malignant", "infection", "indeterminate"]
 
 
-class RadiographEvent(_Event):
+class RadiographEvent(_Result):
     """A follow-up radiograph: vertebral height loss, kyphosis, a new fracture level."""
 
     type: Literal["radiograph"] = "radiograph"
@@ -151,7 +159,7 @@ class RadiographEvent(_Event):
     new_fracture_level: FractureLevel | None = None
 
 
-class DxaEvent(_Event):
+class DxaEvent(_Result):
     """A bone density result (T-score, LOINC 38267-1)."""
 
     type: Literal["dxa"] = "dxa"

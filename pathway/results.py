@@ -55,13 +55,19 @@ def open_orders(facts: PatientFacts) -> list[OpenOrder]:
 
 def observe(facts: PatientFacts, day: float, event: Event, revision: int = REVISION) -> Observation:
     """Append an accepted event observed on ``day``. From decisions revision 6 a result is matched as it
-    arrives to the newest open order it answers placed by its day, and keeps that answer: an order
-    placed later never takes it, and the order book is told that very order (``Observation.answers``)."""
+    arrives to the order it names (``fulfils``: none if that order does not wait for it) or else to the
+    newest open order it answers placed by its day, and keeps that answer: an order placed later never
+    takes it, and the order book is told that very order (``Observation.answers``)."""
     answers = None
     if revision >= 6 and type(event) in RESULT_TYPES:
         kinds = ORDERS_ANSWERED_BY_EVENT[type(event)]
-        placed = [o for o in open_orders(facts) if o.kind in kinds and o.day <= day + SAME_DAY_MARGIN]
-        answers = max(placed, key=_BY_DAY_AND_ID).action_id if placed else ""
+        waiting = [o for o in open_orders(facts) if o.kind in kinds]
+        named = getattr(event, "fulfils", None)
+        if named is not None:  # the order the report names (a DiagnosticReport's basedOn), if it still waits
+            answers = named if any(o.action_id == named for o in waiting) else ""
+        else:
+            placed = [o for o in waiting if o.day <= day + SAME_DAY_MARGIN]
+            answers = max(placed, key=_BY_DAY_AND_ID).action_id if placed else ""
     observation = Observation(day=day, event=event, answers=answers)
     facts.observations.append(observation)
     return observation

@@ -68,6 +68,7 @@ async def post_diagnostic_report(request: Request, caller: CallerDep, body: Json
     why = report_kind_matches(event.type, order.kind)
     if why:
         raise ApiError(422, "invalid DiagnosticReport", [why])
+    event = event.model_copy(update={"fulfils": order.action_id})  # the order it names is the one it fulfils
     answer = await accept_event(registry, pathways, book, patient, event, id_field, submitted_by=caller.name)
     audit_subject(request, patient_id, answer.event_id)
     response.status_code = 200 if answer.duplicate else 202

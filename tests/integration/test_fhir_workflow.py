@@ -448,6 +448,26 @@ async def test_a_radiograph_report_becomes_the_radiograph_event(hooks):
         (30, 12.5, "L3") and event.data["event_id"] == report["id"]
 
 
+async def test_a_report_fulfils_the_order_it_names_not_the_newest(hooks):
+    """basedOn names the enrollment MRI while the MRI of a new (thoracic) level also waits: the report
+    fulfils the order it names, and the L2 fracture's MRI counts as resulted."""
+    env, book, http, _ = hooks
+    patient_id = await enroll(http, fracture_level="L2")
+    film = {"type": "radiograph", "height_loss_pct": 25, "new_fracture_level": "T12"}
+    assert (await http.post(f"/v1/patients/{patient_id}/events", json=film)).status_code == 202
+
+    def orders() -> dict[str, Any]:
+        return {o.action_id: o for o in book.list(patient_id=patient_id) if o.kind == "order_mri"}
+    await eventually(lambda: asyncio.sleep(0, "order_mri:T12" in orders() or None))
+    enrollment_mri = orders()["order_mri"]
+    r = await http.post("/v1/fhir/DiagnosticReport", json=mri_report(patient_id, enrollment_mri.id, "osteoporotic"))
+    assert r.status_code == 202, r.text
+    await eventually(lambda: asyncio.sleep(0, orders()["order_mri"].status == "completed" or None))
+    assert orders()["order_mri:T12"].status == "active"
+    events = [t for t in await timeline(env, patient_id) if t.entry == "event" and t.data["type"] == "mri"]
+    assert events[0].data["fulfils"] == "order_mri"
+
+
 @pytest.mark.parametrize(("mutate", "element"), [
     (lambda r: r.update(performerX=[]), "performerX"),
     (lambda r: r["conclusionCode"][0]["coding"].append({"system": MRI_ETIOLOGY, "code": "osteoporotic"}),

@@ -139,3 +139,14 @@ def test_an_urgent_mri_still_awaited_at_completion_is_due_sooner(definition):
                                            red_flags=["history_of_cancer"]), taken={"order_mri": 0})
     (watched,) = watched_after_completion(definition, f)
     assert watched.rule.value == 3 and result_due_day(watched) == 3 + GRACE
+
+
+def test_a_result_naming_its_order_fulfils_that_order():
+    """A report's basedOn (``fulfils``): the enrollment MRI, though a newer MRI order waits too."""
+    f = facts({"order_mri": 0, "order_mri:T12": 15}, [])
+    named = observe(f, 20, parse_event({"type": "mri", "etiology": "osteoporotic", "fulfils": "order_mri"}))
+    assert named.answers == "order_mri"
+    assert [o.action_id for o in open_orders(f)] == ["order_mri:T12"]
+    again = observe(f, 21, parse_event({"type": "mri", "etiology": "osteoporotic", "fulfils": "order_mri"}))
+    assert again.answers == ""  # that order no longer waits: the result fulfils none
+    assert [o.action_id for o in open_orders(f)] == ["order_mri:T12"]
