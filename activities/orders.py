@@ -7,6 +7,8 @@ workflow replays never order twice. Invalid data fails at once (non-retryable); 
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -14,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 from activities.database import IntegrityError
 from activities.order_book import OrderBook
 from activities.order_model import Order, OrderStatus, RequestResource
-from pathway.contract import ACTION_KINDS, Action
+from pathway.contract import ACTION_KINDS, Action, parse_event
 from pathway.guideline import Code
 from pathway.results import RESULT_EVENT_FOR, overdue_note_id
 from workflows.metrics import ORDERS_WRITTEN, OVERDUE_ESCALATION
@@ -68,6 +70,19 @@ class ResultRequest(BaseModel):
     day: float
     result_key: str = Field(description="Unique per result: a retry fulfils nothing more.")
     order_action_id: str | None = Field(None, description="The order's action id ('' for none); None: the oldest")
+
+
+class ResultAfterEndRequest(BaseModel):
+    """A result the pathway held in its inbox when it ended: it still fulfils an open order."""
+
+    workflow_id: str
+    patient_id: str
+    event: dict[str, Any]
+    day: float
+    result_key: str
+    status: str
+    enrolled_level: str
+    enrolled_height_loss: float
 
 
 class OverdueRequest(BaseModel):
@@ -248,6 +263,19 @@ class OrderActivities:
             return None
         return self.escalate_overdue_result(request)
 
+    @activity.defn(name="record_result_after_end")
+    def record_result_after_end(self, request: ResultAfterEndRequest) -> list[str]:
+        """As the API does for a result that comes after the end (:mod:`activities.results_after_end`):
+        fulfil the open order it answers, and raise a care-team task where it calls for one."""
+        from activities.results_after_end import record_result_after_end  # it reads this module's kinds
+        done = record_result_after_end(
+            self.book, workflow_id=request.workflow_id, patient_id=request.patient_id,
+            event=parse_event(request.event), day=request.day, result_key=request.result_key, status=request.status,
+            enrolled_level=request.enrolled_level, enrolled_height_loss=request.enrolled_height_loss)
+        activity.logger.info("result after the end recorded", extra={"fulfilled": len(done.fulfilled),
+                                                                     "escalated": bool(done.escalation)})
+        return done.fulfilled
+
     @activity.defn(name="alert_refused_task")
     def alert_refused_task(self, request: RefusalRequest) -> OrderReceipt:
         """One urgent care-team task per refused order (idempotent), pointing at the order."""
@@ -258,4 +286,5 @@ class OrderActivities:
     def all(self) -> list:
         """The activity callables, for the worker."""
         return [self.place_order, self.place_orders, self.cancel_open_orders, self.record_result,
-                self.escalate_overdue_result, self.escalate_overdue_result_after_end, self.alert_refused_task]
+                self.escalate_overdue_result, self.escalate_overdue_result_after_end, self.record_result_after_end,
+                self.alert_refused_task]

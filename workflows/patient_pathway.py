@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         OrderRequest,
         OverdueRequest,
         RefusalRequest,
+        ResultAfterEndRequest,
         ResultRequest,
     )
     from pathway.contract import EVENT_TYPES, Action, Event, PathwayStatus
@@ -190,13 +191,25 @@ class PatientPathwayWorkflow:
                 await self._decide_and_act()
             if self._s.status != "running":
                 for item in self._s.inbox:
-                    self._settle(item.seq, self._reject(f"the pathway has ended ({self._s.status})", item.event,
-                                                        cause="pathway_ended"))
+                    reason = f"the pathway has ended ({self._s.status})"
+                    if item.event.get("type") in RESULT_EVENTS and self._decisions_revision() >= 6:
+                        reason += await self._result_after_end(item)
+                    self._settle(item.seq, self._reject(reason, item.event, cause="pathway_ended"))
                 self._s.inbox.clear()
                 self._arrived.clear()
                 return
             if not self._s.inbox:  # events that arrived while the last orders were written go round again
                 return
+
+    async def _result_after_end(self, item: InboxItem) -> str:
+        """A result accepted while the pathway ran, still in its inbox when it ended: it fulfils its open
+        order as a result sent after the end does (decisions revision 6); what it did, for the refusal."""
+        enrollment = self._s.facts.enrollment
+        fulfilled = await call_activity(OrderActivities.record_result_after_end, ResultAfterEndRequest(
+            workflow_id=workflow.info().workflow_id, patient_id=enrollment.id, event=item.event, day=item.day,
+            result_key=f"event-{item.seq}", status=self._s.status, enrolled_level=enrollment.fracture_level,
+            enrolled_height_loss=enrollment.height_loss_pct), str(item.event.get("type")))
+        return "; as a result after the end it fulfilled its open order" if fulfilled else ""
 
     async def _apply(self, item: InboxItem) -> None:
         event, day = item.parsed(), item.day
@@ -207,6 +220,10 @@ class PatientPathwayWorkflow:
             if event.event_id is not None and workflow.patched(FREE_REFUSED_IDS_PATCH):
                 self._s.seen_event_ids.remove(event.event_id)  # refused: sent again, it is judged again
             return
+        if self._decisions_revision() >= 6 and not self._s.facts.taken:
+            # An event in the very first activation: the enrollment's orders go out first, so that a result
+            # sent with the enrollment (the MRI already taken) fulfils the order it answers.
+            await self._decide_and_act()
         observation = observe(self._s.facts, day, event, self._decisions_revision())
         self._record("event", _describe(event), event.model_dump(mode="json", exclude_none=True), day=day)
         result = ResultRequest(workflow_id=workflow.info().workflow_id, event_type=event.type, day=day,

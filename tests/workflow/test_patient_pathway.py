@@ -237,3 +237,22 @@ async def test_a_new_pathway_decides_by_the_latest_revision(ts_env, order_book, 
     markers = [e.marker_recorded_event_attributes for e in history.events
                if e.HasField("marker_recorded_event_attributes")]
     assert any(b"decisions-revision-6" in m.SerializeToString() for m in markers), markers
+
+
+async def test_a_result_still_queued_when_the_pathway_ends_fulfils_its_order(ts_env, order_book, task_queue):
+    """A withdrawal and a malignant MRI accepted together: the MRI, still in the inbox when the pathway
+    ends, is taken as a result after the end — it fulfils the MRI order and raises the urgent task."""
+    # No worker yet: the start and both events reach the workflow in one activation.
+    handle = await start_pathway(ts_env.client, enrollment("pt-wf-race"), task_queue=task_queue,
+                                 options=NO_SERVER_FEATURES)
+    await handle.signal(PatientPathwayWorkflow.event, {"type": "clinician", "decision": "withdraw",
+                                                       "reason": "moved", "author": "dr-r"})
+    await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "malignant"})
+    async with make_worker(ts_env, order_book, task_queue):
+        result = await handle.result()
+    assert result.status == "withdrawn"
+    assert "fulfilled its open order" in result.rejected[-1].reason
+    book = {o.action_id: o for o in order_book.list(workflow_id=handle.id)}
+    assert book["order_mri"].status == "completed"
+    (task,) = [o for o in book.values() if o.kind == "escalate_result_after_end"]
+    assert task.priority == "urgent" and "malignant" in task.rationale
