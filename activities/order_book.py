@@ -209,8 +209,9 @@ class OrderBook(Store):
         waiting = f" OR {_ACKNOWLEDGED_WITHOUT_RESULT}" if awaiting_result else ""
         by = (" AND day <= ?" if placed_by is not None else "") \
             + (" AND action_id = ?" if action_id is not None else "")
-        order = "day ASC, created_at" if oldest_first else \
-            "day DESC, action_id DESC" if placed_by is not None else "day DESC, created_at"
+        # Matched to the decisions' order (day, then action id) where a result is matched by its day.
+        order = ("day ASC, action_id" if oldest_first else "day DESC, action_id DESC") if placed_by is not None \
+            else ("day ASC, created_at" if oldest_first else "day DESC, created_at")
         query = (f"SELECT id, patient_id, status FROM orders WHERE workflow_id = ? AND (status = ?{waiting})"
                  f" AND kind IN ({marks}){by} ORDER BY {order}")
         args = (workflow_id, OPEN, *kinds, *([placed_by + PLACED_BY_MARGIN] if placed_by is not None else []),

@@ -227,8 +227,10 @@ class OrderActivities:
         if done or request.order_action_id == "":  # answered already (a retry), or by no open order
             ids = done
         else:
+            # Before revision 6 (no order named): the oldest placed by the result's day, as the decisions match it.
             ids = self.book.close_open(request.workflow_id, kinds, "completed", reason, oldest_first=True, limit=1,
-                                       awaiting_result=True, action_id=request.order_action_id)
+                                       awaiting_result=True, action_id=request.order_action_id,
+                                       placed_by=request.day if request.order_action_id is None else None)
         activity.logger.info("result recorded", extra={"event_type": request.event_type, "fulfilled": len(ids)})
         return ids
 

@@ -66,6 +66,9 @@ def test_a_result_fulfils_the_oldest_open_order_once(order_book: OrderBook):
     assert first == retried
     status = {o.action_id: o.status for o in order_book.list()}
     assert status == {"order_radiograph:day-14": "completed", "order_radiograph:day-42": "active"}
+    # A film observed on day 10, reported late: no order was placed by its day (as the decisions read it).
+    late = ResultRequest(workflow_id="vcf-pathway-pt-ob", event_type="radiograph", day=10, result_key="event-8")
+    assert env.run(activities.record_result, late) == []
 
 
 def test_from_revision_6_a_result_fulfils_the_order_the_decisions_matched_it_to(order_book: OrderBook):
