@@ -207,7 +207,9 @@ class PatientPathwayWorkflow:
         enrollment = self._s.facts.enrollment
         fulfilled = await call_activity(OrderActivities.record_result_after_end, ResultAfterEndRequest(
             workflow_id=workflow.info().workflow_id, patient_id=enrollment.id, event=item.event, day=item.day,
-            result_key=f"event-{item.seq}", status=self._s.status, enrolled_level=enrollment.fracture_level,
+            # Keyed as the API keys a result sent after the end (its event id): sent again, it is the same result.
+            result_key=str(item.event.get("event_id") or f"pathway-event-{item.seq}"), status=self._s.status,
+            enrolled_level=enrollment.fracture_level,
             enrolled_height_loss=enrollment.height_loss_pct), str(item.event.get("type")))
         return "; as a result after the end it fulfilled its open order" if fulfilled else ""
 
