@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 from activities.database import IntegrityError
 from activities.order_book import OrderBook
 from activities.order_model import Order, OrderStatus, RequestResource
-from pathway.contract import ACTION_KINDS, Action, parse_event
+from pathway.contract import ACTION_KINDS, Action, ContractError, parse_event
 from pathway.guideline import Code
 from pathway.results import RESULT_EVENT_FOR, overdue_note_id
 from workflows.metrics import ORDERS_WRITTEN, OVERDUE_ESCALATION
@@ -270,10 +270,14 @@ class OrderActivities:
         """As the API does for a result that comes after the end (:mod:`activities.results_after_end`):
         fulfil the open order it answers, and raise a care-team task where it calls for one."""
         from activities.results_after_end import record_result_after_end  # it reads this module's kinds
+        try:
+            event = parse_event(request.event)
+        except ContractError as exc:  # validated on receipt: bad data here fails at once, never retried
+            raise ApplicationError(f"event: {exc}", non_retryable=True) from None
         done = record_result_after_end(
-            self.book, workflow_id=request.workflow_id, patient_id=request.patient_id,
-            event=parse_event(request.event), day=request.day, result_key=request.result_key, status=request.status,
-            enrolled_level=request.enrolled_level, enrolled_height_loss=request.enrolled_height_loss)
+            self.book, workflow_id=request.workflow_id, patient_id=request.patient_id, event=event, day=request.day,
+            result_key=request.result_key, status=request.status, enrolled_level=request.enrolled_level,
+            enrolled_height_loss=request.enrolled_height_loss)
         activity.logger.info("result after the end recorded", extra={"fulfilled": len(done.fulfilled),
                                                                      "escalated": bool(done.escalation)})
         return done.fulfilled

@@ -212,8 +212,9 @@ def pain_responses(b: Builder) -> None:
                   f"{level} nerve-root block may be considered "  # "an L2" (el), "a T12" (tee)
                   "(short-term relief, up to ~2 weeks). Needs clinician confirmation"
                   + (f"; the offer expires on day {hi:g} if not confirmed." if b.safety else ".")
-                  + (" No MRI result says osteoporotic yet: a pathologic fracture (infection, malignancy) is not "
-                     "ruled out; weigh that before an injection." if b.safety and b.osteoporotic_mri() is None else ""),
+                  + (" No MRI result saying osteoporotic stands: a pathologic fracture (infection, malignancy) is "
+                     "not ruled out; weigh that before an injection." if b.safety and b.osteoporotic_mri() is None
+                     else ""),
                   basis=(r.severe_pain_nrs,), needs_confirmation=True, level=level,
                   **({"expires_day": hi} if b.safety else {}))
     if b.safety and not b.done("offer_nerve_block:expired") and nerve_block_offer_expired(b.defn, b.facts, b.now):

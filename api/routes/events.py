@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from activities.orders import ORDERS_ANSWERED_BY
 from api.bodies import required
 from api.deps import (
     AUTHENTICATED,
@@ -16,10 +17,12 @@ from api.deps import (
     audit_subject,
     requires,
 )
+from api.errors import ApiError
 from api.event_intake import accept_event
 from api.inputs import valid_event
 from api.models import EventAnswer
 from api.openapi import errors, links, request_body
+from api.records import in_thread
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"], dependencies=[AUTHENTICATED])
 
@@ -48,6 +51,12 @@ async def post_event(request: Request, caller: CallerDep, patient: EnrolledPatie
     audit trail (the event itself has no field for it)."""
     event = valid_event(required(body))
     caller.require("decisions:write" if event.type == "clinician" else "pathways:write")
+    named = getattr(event, "fulfils", None)
+    if named is not None:  # the order a result names must be one of this patient's that such a result answers
+        order = await in_thread(book.get_by_key, f"{patient.workflow_id}/{named}")
+        if order is None or order.kind not in ORDERS_ANSWERED_BY.get(event.type, []):
+            raise ApiError(422, "invalid request", [f"fulfils: no order of this patient that a {event.type} "
+                                                    "result answers"])
     answer = await accept_event(registry, pathways, book, patient, event, submitted_by=caller.name)
     audit_subject(request, patient.patient_id, answer.event_id)
     response.status_code = 200 if answer.duplicate else 202

@@ -150,6 +150,8 @@ async def test_event_errors(stack):
              ({"type": "pain", "nrs": 3, "observed_at": "2999-01-01T09:00:00Z"}, ["observed_at"]),
              ({"type": "pain", "nrs": 3, "observed_at": "0001-01-01T00:00:00+14:00"}, ["observed_at"]),
              ({"type": "mri", "etiology": "benign", "color": "red"}, ["etiology", "color"]),
+             ({"type": "mri", "etiology": "osteoporotic", "fulfils": "order_dxa"}, ["fulfils"]),  # another kind
+             ({"type": "dxa", "t_score": -2.6, "fulfils": "order_dxa:nowhere"}, ["fulfils"]),  # no such order
              ("pain", ["body"])]
     for body, fields in cases:
         r = await stack.http.post(f"/v1/patients/{patient}/events", json=body)
