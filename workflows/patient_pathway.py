@@ -131,6 +131,7 @@ class PatientPathwayWorkflow:
         self._receipts: dict[int, EventReceipt] = {}
         self._awaited: set[int] = set()
         self._alarm_rang = False
+        self._ending = False  # the ended pathway records the results still queued (revision 6)
         self._alarms: dict[float, asyncio.Task[None]] = {}  # before ONE_ALARM_PATCH: due day -> its alarm
         self._armed: _Alarm | None = None  # the one outstanding alarm (ONE_ALARM_PATCH)
         self._published: tuple[str, float | None, str] | None = None
@@ -190,12 +191,15 @@ class PatientPathwayWorkflow:
             if self._s.status == "running":
                 await self._decide_and_act()
             if self._s.status != "running":
-                for item in self._s.inbox:
+                # From revision 6 a result still queued, or arriving while one is recorded, fulfils its order.
+                self._ending = bool(self._s.inbox) and self._decisions_revision() >= 6
+                while self._s.inbox:
+                    item = self._s.inbox.pop(0)
                     reason = f"the pathway has ended ({self._s.status})"
-                    if item.event.get("type") in RESULT_EVENTS and self._decisions_revision() >= 6:
+                    if item.event.get("type") in RESULT_EVENTS and self._ending:
                         reason += await self._result_after_end(item)
                     self._settle(item.seq, self._reject(reason, item.event, cause="pathway_ended"))
-                self._s.inbox.clear()
+                self._ending = False
                 self._arrived.clear()
                 return
             if not self._s.inbox:  # events that arrived while the last orders were written go round again
@@ -454,8 +458,12 @@ class PatientPathwayWorkflow:
         return self._s.event_seq
 
     def _admit(self, payload: Any, event_type: str | None = None) -> Admission:
-        return admit(payload, status=self._s.status, seen_event_ids=self._s.seen_event_ids,
-                     enrolled_at=self._s.enrolled_at, now=workflow.now(), event_type=event_type)
+        # A result arriving while the ended pathway still records queued results is queued with them.
+        late_result = self._ending and isinstance(payload, dict) \
+            and (event_type or payload.get("type")) in RESULT_EVENTS
+        return admit(payload, status="running" if late_result else self._s.status,
+                     seen_event_ids=self._s.seen_event_ids, enrolled_at=self._s.enrolled_at, now=workflow.now(),
+                     event_type=event_type)
 
     def _reject(self, reason: str, payload: Any, event_type: str | None = None, *,
                 cause: RejectionReason) -> EventReceipt:
