@@ -88,8 +88,8 @@ DECISIONS_REVISION_4_PATCH = "decisions-revision-4"
 # Radiographs and screenings due together are one order, paused days do not count in a follow-up gap, a
 # criterion found after the review refers only by its hold limit (pathway.revision.REVISION 5).
 DECISIONS_REVISION_5_PATCH = "decisions-revision-5"
-# A withdrawal stops nothing, a result answers the newest order placed by its day, a flare while a screening
-# waits orders no second one, a decline stands after the review (pathway.revision.REVISION 6).
+# A withdrawal stops nothing, a result is matched to its order as it arrives, the enrollment's orders go out
+# before the first event, a result still queued at the end fulfils its order; the rest in pathway/revision.py.
 DECISIONS_REVISION_6_PATCH = "decisions-revision-6"
 # An event refused when applied leaves its event id free (before: a re-send was answered as a duplicate).
 FREE_REFUSED_IDS_PATCH = "free-refused-event-ids"
