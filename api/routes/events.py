@@ -54,9 +54,11 @@ async def post_event(request: Request, caller: CallerDep, patient: EnrolledPatie
     named = getattr(event, "fulfils", None)
     if named is not None:  # the order a result names must be one of this patient's that such a result answers
         order = await in_thread(book.get_by_key, f"{patient.workflow_id}/{named}")
-        if order is None or order.kind not in ORDERS_ANSWERED_BY.get(event.type, []):
-            raise ApiError(422, "invalid request", [f"fulfils: no order of this patient that a {event.type} "
-                                                    "result answers"])
+        if order is None:
+            raise ApiError(404, "unknown order", ["fulfils: no such order of this patient"])
+        if order.kind not in ORDERS_ANSWERED_BY.get(event.type, []):
+            raise ApiError(409, "the order does not wait for this result",
+                           [f"fulfils: {order.kind} is not answered by a {event.type} result"])
     answer = await accept_event(registry, pathways, book, patient, event, submitted_by=caller.name)
     audit_subject(request, patient.patient_id, answer.event_id)
     response.status_code = 200 if answer.duplicate else 202

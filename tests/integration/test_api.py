@@ -150,13 +150,19 @@ async def test_event_errors(stack):
              ({"type": "pain", "nrs": 3, "observed_at": "2999-01-01T09:00:00Z"}, ["observed_at"]),
              ({"type": "pain", "nrs": 3, "observed_at": "0001-01-01T00:00:00+14:00"}, ["observed_at"]),
              ({"type": "mri", "etiology": "benign", "color": "red"}, ["etiology", "color"]),
-             ({"type": "mri", "etiology": "osteoporotic", "fulfils": "order_dxa"}, ["fulfils"]),  # another kind
-             ({"type": "dxa", "t_score": -2.6, "fulfils": "order_dxa:nowhere"}, ["fulfils"]),  # no such order
              ("pain", ["body"])]
     for body, fields in cases:
         r = await stack.http.post(f"/v1/patients/{patient}/events", json=body)
         assert r.status_code == 422, (body, r.text)
         _names(r, *fields)
+    # The order a result names: one of this patient's (404 otherwise) that such a result answers (409).
+    r = await stack.http.post(f"/v1/patients/{patient}/events",
+                              json={"type": "dxa", "t_score": -2.6, "fulfils": "order_dxa:nowhere"})
+    assert r.status_code == 404 and r.json()["detail"] == ["fulfils: no such order of this patient"], r.text
+    await eventually(lambda: asyncio.sleep(0, stack.book.get_by_key(f"{workflow_id_for(patient)}/order_dxa")))
+    r = await stack.http.post(f"/v1/patients/{patient}/events",
+                              json={"type": "mri", "etiology": "osteoporotic", "fulfils": "order_dxa"})
+    assert r.status_code == 409 and r.json()["detail"][0].startswith("fulfils: order_dxa is not answered"), r.text
 
 
 async def withdraw(stack, patient):
