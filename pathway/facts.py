@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from pathway.contract import (
     ClinicianEvent,
+    DxaEvent,
     Enrollment,
     Event,
     MobilityEvent,
@@ -380,6 +381,17 @@ def pulmonary_dysfunction(facts: PatientFacts) -> bool:
 def mri_results(facts: PatientFacts) -> list[tuple[float, str]]:
     """MRI etiologies by day."""
     return [(day, event.etiology) for day, event in facts.of(MriEvent)]
+
+
+@kept(MriEvent, RadiographEvent, DxaEvent)
+def result_observations(facts: PatientFacts) -> dict[type, list[Observation]]:
+    """The results (MRI, radiograph, DXA) as observed, by class, in arrival order: with the order each
+    fulfilled as it arrived (``Observation.answers``)."""
+    found: dict[type, list[Observation]] = {}
+    for o in facts.observations:
+        if isinstance(o.event, (MriEvent, RadiographEvent, DxaEvent)):
+            found.setdefault(type(o.event), []).append(o)
+    return found
 
 
 def genant_grade(defn: PathwayDefinition, height_loss_pct: float) -> int:

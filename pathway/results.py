@@ -25,6 +25,7 @@ from pathway.facts import (
     check_after,
     more_than,
     neuro_episodes,
+    result_observations,
     standing_osteoporotic_mri_day,
 )
 from pathway.guideline import PathwayDefinition, Rule
@@ -104,10 +105,7 @@ def _open_orders(facts: PatientFacts) -> list[OpenOrder]:
     by_result = _orders_by_result(facts)
     if not by_result:
         return []
-    results: dict[type, list[Observation]] = {}
-    for o in facts.observations:
-        if type(o.event) in by_result:
-            results.setdefault(type(o.event), []).append(o)
+    results = result_observations(facts)
     still_open: list[OpenOrder] = []
     for result_type in RESULT_TYPES:
         open_ = _match(facts, result_type, results.get(result_type, []))
@@ -167,7 +165,7 @@ _NONE_OTHER: dict[float, str] = {}  # shared, read-only
 def _mri_answers(facts: PatientFacts) -> list[tuple[float, MriEvent, str | None]]:
     """MRI results in day order, each with the new fracture level whose MRI order it fulfilled as it
     arrived ('' for the enrollment MRI's), or None when it fulfilled none or came before revision 6."""
-    rows = sorted((o for o in facts.observations if isinstance(o.event, MriEvent)), key=_BY_DAY)
+    rows = sorted(result_observations(facts).get(MriEvent, []), key=_BY_DAY)
     return [(o.day, cast(MriEvent, o.event), o.answers.partition(":")[2] if o.answers else None) for o in rows]
 
 
