@@ -17,7 +17,7 @@ from typing import NamedTuple
 from activities.order_book import OrderBook
 from activities.orders import ORDERS_ANSWERED_BY
 from pathway.contract import Event, MriEvent, RadiographEvent
-from pathway.facts import TOLERANCE
+from pathway.facts import height_loss_progressed
 from pathway.guideline import load_definition
 from pathway.responses import pathologic_finding
 
@@ -79,7 +79,7 @@ def _height_loss_grown(height: float, first: float | None) -> str:
     if first is None:
         return ""
     relative = load_definition().rules.progression_relative_height_loss.value
-    if height > first and height - first >= relative * first - TOLERANCE:
+    if height_loss_progressed(height, first, relative):
         return f"height loss {height:g}% vs {first:g}% at enrollment, grown by >= {relative:.0%} of the first value"
     return ""
 

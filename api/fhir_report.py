@@ -19,6 +19,7 @@ from typing import Any
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from pydantic import ValidationError
 
+from activities.orders import ORDERS_ANSWERED_BY
 from api.errors import ApiError, field_errors
 from api.fhir_codesystems import CODES, HEIGHT_LOSS, KYPHOSIS, MRI_ETIOLOGY, NEW_LEVEL, RADIOGRAPH_MEASURE
 from api.fhir_observation import ACCEPTED_OBSERVATION_STATUS, PATIENT_REFERENCE
@@ -30,8 +31,8 @@ REPORT_ELEMENTS = ("resourceType", "id", "identifier", "status", "category", "co
 OBSERVATION_ELEMENTS = ("resourceType", "id", "status", "code", "subject", "effectiveDateTime", "valueQuantity",
                         "valueString")
 ORDER_REFERENCE = r"^ServiceRequest/([A-Za-z0-9-]{1,64})$"
-# The order kinds a report of each event type answers (pathway.results.RESULT_EVENT_FOR, imaging only).
-ANSWERS = {"mri": ("order_mri",), "radiograph": ("order_radiograph", "order_adjacent_fracture_screening")}
+# The order kinds a report of each event type answers (the one mapping, imaging only).
+ANSWERS = {kind: tuple(ORDERS_ANSWERED_BY[kind]) for kind in ("mri", "radiograph")}
 _UNITS = {HEIGHT_LOSS: ("%",), KYPHOSIS: ("deg", "°")}
 _FIELDS = {"etiology": "conclusionCode", "observed_at": "effectiveDateTime", "event_id": "id"}
 

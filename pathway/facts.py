@@ -422,6 +422,11 @@ class Progression:
     measured: dict[str, float] = field(default_factory=dict)
 
 
+def height_loss_progressed(height: float, first: float, relative: float) -> bool:
+    """Whether a height loss has grown from the first by at least ``relative`` of the first value."""
+    return height > first and height - first >= relative * first - TOLERANCE
+
+
 @memoised_under(RadiographEvent)
 def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | None:
     """First progression of the deformity against the first image (the enrollment's)."""
@@ -431,7 +436,7 @@ def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | N
     first_kyphosis: float | None = None
     for day, image in facts.of(RadiographEvent):
         height = image.height_loss_pct
-        if height > first_height and height - first_height >= rel * first_height - TOLERANCE:
+        if height_loss_progressed(height, first_height, rel):
             return Progression(
                 day,
                 f"height loss {height:g}% vs {first_height:g}% at enrollment: grown by "

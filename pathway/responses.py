@@ -392,11 +392,12 @@ def results_read(b: Builder) -> None:
         if b.done(f"mri:{day:g}:{etiology}") and (etiology != "indeterminate" or not b.safety
                                                   or b.done(f"request_clinician_review:indeterminate_mri:{day:g}")):
             continue  # read already (the texts below are built only for what is new)
-        other = other_region_mri(b.defn, b.facts).get(day) if b.revision >= 6 else None
+        regions = other_region_mri(b.defn, b.facts) if b.revision >= 6 else {}
+        other = regions.get(day)
         read = ("MRI: osteoporotic fracture confirmed." if etiology == "osteoporotic" else
                 "MRI indeterminate: clinician review; pathologic fracture not ruled out.")
         if other:  # the MRI of a new fracture in another region: it says nothing of the enrolled one
-            read = _other_region_read(b, day, etiology, other)
+            read = _other_region_read(b, day, etiology, other, regions)
         b.note(f"mri:{day:g}:{etiology}", day, read,
                b.defn.actions["order_mri"].cite())
         if etiology == "indeterminate" and b.safety:
@@ -415,11 +416,11 @@ def results_read(b: Builder) -> None:
                b.defn.cite("offer_nerve_block"))
 
 
-def _other_region_read(b: Builder, day: float, etiology: str, new_level: str) -> str:
+def _other_region_read(b: Builder, day: float, etiology: str, new_level: str, other: dict[float, str]) -> str:
     """The note on the MRI of a new fracture in another region (decisions revision 6): what it says of
-    that fracture, that it does not image the enrolled one, and what PT and referrals wait for."""
+    that fracture, that it does not image the enrolled one, and what PT and referrals wait for
+    (``other``: :func:`pathway.results.other_region_mri`)."""
     level = b.facts.enrollment.fracture_level
-    other = other_region_mri(b.defn, b.facts)
     enrolled = [e for d, e in mri_results(b.facts) if d not in other and d <= day]
     text = (f"MRI for the new fracture at {new_level} ({b.defn.region('order_mri', new_level)}): {etiology}"
             + (": clinician review; pathologic fracture not ruled out" if etiology == "indeterminate" else "")
