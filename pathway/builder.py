@@ -117,12 +117,14 @@ class Builder:
         self.decision.actions.append(Action(id=action_id, day=round(day, 3), kind=kind, rationale=rationale,
                                             citation=citation, details=details))
 
-    def review(self, action_id: str, reason: str, day: float, rationale: str, **details: Any) -> None:
+    def review(self, action_id: str, reason: str, day: float, rationale: str, about: ActionKind | None = None, /,
+               **details: Any) -> None:
         """Ask the care team to look at something (``request_clinician_review``); the citation names the
-        guideline section of the step it is about, then the safety rules that ask for it."""
+        guideline section of the step it is about (``about``, else the reason's), then the safety rules
+        that ask for it."""
         review_id = f"request_clinician_review:{action_id}"
         if not self.done(review_id):
-            citation = self.defn.cite("request_clinician_review", about=REVIEWED_STEP.get(reason))
+            citation = self.defn.cite("request_clinician_review", about=about or REVIEWED_STEP.get(reason))
             self._propose(review_id, "request_clinician_review", day, rationale, citation,
                           {"reason": reason, **details})
 

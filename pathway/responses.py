@@ -41,7 +41,14 @@ from pathway.facts import (
 from pathway.guideline import PathwayDefinition
 from pathway.medication import stop_calcitonin
 from pathway.quiet import more_than_from, step
-from pathway.results import RESULT_EVENT_FOR, OpenOrder, new_level_mri_urgent, open_orders, other_region_mri
+from pathway.results import (
+    RESULT_EVENT_FOR,
+    OpenOrder,
+    mri_new_levels,
+    new_level_mri_urgent,
+    open_orders,
+    other_region_mri,
+)
 
 # Pending work cancelled when the fracture proves pathologic.
 CANCELLED_ON_EXIT = (
@@ -93,10 +100,12 @@ def pathologic_fracture(b: Builder) -> bool:
         if etiology in ("malignant", "infection"):
             specialty = "oncology" if etiology == "malignant" else "infectious_disease"
             stop_calcitonin(b, day, "pathologic fracture")
-            b.note(f"mri:{day:g}:{etiology}", day, f"MRI shows {pathologic_finding(etiology)}: pathologic fracture.",
-                   b.defn.actions["order_mri"].cite())
+            imaged = mri_new_levels(b.facts).get(day) if b.revision >= 6 else None
+            of = f" of the new {imaged} fracture" if imaged else ""  # the MRI ordered for a new level
+            b.note(f"mri:{day:g}:{etiology}", day, f"MRI{of} shows {pathologic_finding(etiology)}: the pathway "
+                   "exits.", b.defn.actions["order_mri"].cite())
             b.act("refer_pathologic_fracture_workup", "refer_pathologic_fracture_workup", day,
-                  f"MRI on day {day:g} shows {pathologic_finding(etiology)}: leave the "
+                  f"MRI on day {day:g}{of} shows {pathologic_finding(etiology)}: leave the "
                   "osteoporotic pathway, cancel pending radiographs, referrals and screening.",
                   priority="urgent", etiology=etiology,
                   refer_to=[specialty, "spine_surgery"], cancels=list(CANCELLED_ON_EXIT))
@@ -137,8 +146,9 @@ def withdrawal_handover(b: Builder, day: float, not_taken: list[dict[str, object
              "team, which now owns them (results after the end still fulfil them)."
              + (f" Calcitonin runs on: its course ends on day {stop.value:g} (hard stop; short-term use "
                 "only), which the pathway no longer does." if in_course else "")
-             + (f" The opioid short course: reviewed on day {opioid['review_day']:g}, stopped by day "
-                f"{opioid['stop_by_day']:g}." if opioid and "stop_by_day" in opioid else "")
+             + (f" The opioid short course is the care team's to review (day {opioid['review_day']:g}) and to "
+                f"stop (by day {opioid['stop_by_day']:g}): the pathway no longer does."
+                if opioid and "stop_by_day" in opioid else "")
              + (f" Came due and never taken (held by a pause, or waiting for evidence): {steps}." if steps else ""),
              open_orders=still_open, **({"steps_not_taken": not_taken} if not_taken else {}))
 
@@ -176,9 +186,33 @@ def side_effects(b: Builder) -> None:
         key = f"side_effect:{day:g}"
         seen[key] = seen.get(key, 0) + 1
         cause = key if seen[key] == 1 else f"{key}:{seen[key]}"
+        step = prescribed_by(event.drug)
+        stopped = b.facts.taken.get("stop_calcitonin") if step == "start_calcitonin" else None
         b.review(cause, "side_effect", day,
                  f"Side effect reported on day {day:g} ({event.drug}: {event.effect}): clinician review. "
-                 "Nothing is stopped automatically.", drug=event.drug, effect=event.effect)
+                 + (f"Calcitonin was stopped on day {stopped:g}. " if stopped is not None and stopped <= day else "")
+                 + "Nothing is stopped automatically.", step, drug=event.drug, effect=event.effect)
+
+
+# Words naming a drug of the pathway's own orders, and the order: a side effect's review cites the
+# guideline section that prescribed it. Anything else is read as an analgesic (Pain Control).
+_PRESCRIBED_BY: tuple[tuple[tuple[str, ...], ActionKind], ...] = (
+    (("calcitonin", "miacalcin"), "start_calcitonin"),
+    (("ibandronate", "bisphosphonate", "alendronate", "risedronate", "zoledron", "boniva"), "prescribe_bisphosphonate"),
+    (("calcium", "vitamin d", "cholecalciferol", "colecalciferol"), "prescribe_calcium_vitamin_d"),
+    (("opioid", "oxycodone", "morphine", "tramadol", "hydrocodone", "codeine", "tapentadol"),
+     "prescribe_opioid_short_course"),
+)
+
+
+def prescribed_by(drug: str) -> ActionKind:
+    """The pathway's order a drug named in a side-effect report belongs to (first-line analgesia if none
+    is named: acetaminophen, the NSAIDs, or a drug the report names in other words)."""
+    named = drug.lower()
+    for words, kind in _PRESCRIBED_BY:
+        if any(word in named for word in words):
+            return kind
+    return "prescribe_first_line_analgesia"
 
 
 @step(PainEvent, ClinicianEvent, MriEvent, NeuroEvent, until=lambda b: _offer_expiry(b), others=False)
@@ -323,6 +357,11 @@ def _deformity_counts(b: Builder) -> str:
     referred = b.facts.taken.get("refer_vertebral_augmentation")
     if referred is not None:
         return f"the augmentation referral was already made on day {referred:g}"
+    declined = decisions_of(b.facts, "decline_augmentation")
+    if declined:
+        day, decision = declined[0]
+        return (f"augmentation was declined by {decision.author} on day {day:g}: the pathway makes no referral; "
+                "the care team decides")
     if b.defn.safety is None:
         return "counts as spinal deformity at the 12-week review"
     limit = b.defn.safety.rules.review_hold_until_day.value

@@ -162,6 +162,14 @@ def other_region_mri(defn: PathwayDefinition, facts: PatientFacts) -> dict[float
 _NONE_OTHER: dict[float, str] = {}  # shared, read-only
 
 
+def mri_new_levels(facts: PatientFacts) -> dict[float, str]:
+    """The MRI results (by day) that answered the MRI ordered for a new fracture level, with that level
+    (decisions revision 6 on; any region). Read-only."""
+    if len(_orders_by_result(facts).get(MriEvent, ())) <= 1:  # the enrollment MRI alone (the usual case)
+        return _NONE_OTHER
+    return {day: level for day, _, level in _mri_answers(facts) if level}
+
+
 def _mri_answers(facts: PatientFacts) -> list[tuple[float, MriEvent, str | None]]:
     """MRI results in day order, each with the new fracture level whose MRI order it fulfilled as it
     arrived ('' for the enrollment MRI's), or None when it fulfilled none or came before revision 6."""

@@ -346,10 +346,25 @@ def _refer(b: Builder, criteria: list[str], why: list[str], when: str) -> None:
     b.act("refer_vertebral_augmentation", "refer_vertebral_augmentation", b.now,
           f"{when}: {'; '.join(why)}. Referral for evaluation for vertebral augmentation"
           + (f" of the {level} fracture ({region}: {codes})" if region else "") + f"; {suggestion}. "
-          + (f"MRI on day {mri_day:g}: osteoporotic. " if mri_day is not None else "") + EVIDENCE,
+          + (f"MRI on day {mri_day:g}: osteoporotic. " if mri_day is not None else "") + _new_levels(b) + EVIDENCE,
           basis=basis, criteria=criteria, level=level,
           suggested_procedure="balloon_kyphoplasty" if kyphoplasty else "vertebroplasty",
           genant_grade=grade, latest_pain_nrs=latest_pain(b.facts)[1])
+
+
+def _new_levels(b: Builder) -> str:
+    """The new fracture levels radiographs found since enrollment: the pain or deformity a referral rests
+    on may come from one of them, which the evaluation has to tell apart."""
+    level, found = b.facts.enrollment.fracture_level, dict[str, float]()
+    for day, image in b.facts.of(RadiographEvent):
+        new = image.new_fracture_level
+        if new and new != level:
+            found.setdefault(new, day)
+    if not found:
+        return ""
+    named = ", ".join(f"{new} (day {day:g})" for new, day in found.items())
+    return (f"New fracture since enrollment at {named}: the evaluation tells which level the pain or "
+            "deformity comes from. ")
 
 
 def _mri_status(b: Builder) -> str:

@@ -36,7 +36,7 @@ def test_the_hand_over_names_the_opioid_course_review_and_stop_days(definition):
     (handover,) = reviews(w, "withdrawal_handover")
     (course,) = [row for row in handover.details["open_orders"] if row["kind"] == "prescribe_opioid_short_course"]
     assert (course["review_day"], course["stop_by_day"]) == (7, 14)
-    assert "opioid short course: reviewed on day 7, stopped by day 14" in handover.rationale
+    assert "opioid short course is the care team's to review (day 7) and to stop (by day 14)" in handover.rationale
 
 
 def test_a_withdrawal_without_an_opioid_names_no_course(definition):
@@ -126,3 +126,35 @@ def test_the_note_on_a_new_level_mri_says_what_still_waits(definition):
     cleared.event(20, type="mri", etiology="osteoporotic")
     (note,) = [n for n in cleared.notes if n.id == "mri:20:osteoporotic"]
     assert "does not image the T8 fracture" in note.text and "wait" not in note.text
+
+
+def test_a_deformity_flagged_after_a_decline_says_no_referral_follows(definition):
+    w = Walk(definition)
+    w.event(3, type="mri", etiology="osteoporotic")
+    w.event(60, type="clinician", decision="decline_augmentation", reason="patient prefers no procedure",
+            author="dr-a")
+    w.event(100, type="radiograph", height_loss_pct=40)
+    (flag,) = w.of("flag_progressive_deformity")
+    assert "augmentation was declined by dr-a on day 60: the pathway makes no referral" in flag.rationale
+    assert "counts as spinal deformity" not in flag.rationale and not w.of("refer_vertebral_augmentation")
+
+
+def test_the_referral_names_a_new_fracture_level_found_since_enrollment(definition):
+    w = Walk(definition, fracture_level="T6", pain_nrs=6)
+    w.event(3, type="mri", etiology="osteoporotic")
+    w.event(30, type="radiograph", height_loss_pct=25, new_fracture_level="L1")
+    w.event(80, type="pain", nrs=7)
+    w.until(85)
+    (referral,) = w.of("refer_vertebral_augmentation")
+    assert "of the T6 fracture" in referral.rationale
+    assert "New fracture since enrollment at L1 (day 30): the evaluation tells which level" in referral.rationale
+
+
+def test_a_pathologic_mri_of_a_new_level_names_that_level(definition):
+    w = Walk(definition)
+    w.event(3, type="mri", etiology="osteoporotic")
+    w.event(30, type="radiograph", height_loss_pct=25, new_fracture_level="T12")
+    w.event(40, type="mri", etiology="malignant")
+    (workup,) = w.of("refer_pathologic_fracture_workup")
+    assert workup.rationale.startswith("MRI on day 40 of the new T12 fracture shows a malignant (pathologic) fracture")
+    assert any(n.text.startswith("MRI of the new T12 fracture shows") for n in w.notes) and w.status == "exited"

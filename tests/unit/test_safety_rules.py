@@ -357,6 +357,20 @@ def test_each_side_effect_asks_a_clinician_and_stops_nothing(definition):
     assert ":" not in first.id.split("side_effect:")[1].replace(".", "")  # no free text in the id
 
 
+def test_a_side_effect_review_cites_the_section_that_prescribed_the_drug(definition):
+    w = Walk(definition)
+    w.until(30)
+    w.event(30, type="side_effect", drug="Calcitonin nasal spray", effect="dizziness")
+    w.event(31, type="side_effect", drug="ibandronate", effect="heartburn")
+    w.event(32, type="side_effect", drug="naproxen", effect="dyspepsia")
+    calcitonin, ibandronate, naproxen = reviews(w, "side_effect")
+    assert calcitonin.citation.startswith("Guideline: Initial Management / Pain Control")
+    assert "Calcitonin was stopped on day 28." in calcitonin.rationale  # the course is over: the text says so
+    assert ibandronate.citation.startswith(definition.actions["prescribe_bisphosphonate"].cite())
+    assert "Osteoporosis" in ibandronate.citation and "stopped on day" not in ibandronate.rationale
+    assert naproxen.citation.startswith(definition.actions["prescribe_first_line_analgesia"].cite())
+
+
 # --- §12 One task per need ------------------------------------------------------------------------------------
 
 def test_radiographs_due_together_after_a_pause_are_one_order(definition):
