@@ -83,6 +83,7 @@ class ResultAfterEndRequest(BaseModel):
     status: str
     enrolled_level: str
     enrolled_height_loss: float
+    red_flags: list[str] = Field(default_factory=list, description="the enrollment's red flags")
 
 
 class OverdueRequest(BaseModel):
@@ -277,7 +278,7 @@ class OrderActivities:
         done = record_result_after_end(
             self.book, workflow_id=request.workflow_id, patient_id=request.patient_id, event=event, day=request.day,
             result_key=request.result_key, status=request.status, enrolled_level=request.enrolled_level,
-            enrolled_height_loss=request.enrolled_height_loss)
+            enrolled_height_loss=request.enrolled_height_loss, red_flags=request.red_flags)
         activity.logger.info("result after the end recorded", extra={"fulfilled": len(done.fulfilled),
                                                                      "escalated": bool(done.escalation)})
         return done.fulfilled

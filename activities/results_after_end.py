@@ -11,6 +11,7 @@ idempotent per result key.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -52,17 +53,18 @@ def takes_result_after_end(event: Event) -> bool:
 
 def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: str, event: Event, day: float,
                             result_key: str, status: str, enrolled_level: str | None = None,
-                            enrolled_height_loss: float | None = None) -> ResultAfterEnd:
+                            enrolled_height_loss: float | None = None,
+                            red_flags: Sequence[str] = ()) -> ResultAfterEnd:
     """Fulfil the newest open order the result answers (placed by its day); raise a care-team task for a pathologic MRI
-    or a new fracture level (one other than ``enrolled_level``). Nothing is fulfilled (an empty
-    ``fulfilled``) when no open order answers the result."""
+    or a new fracture level (one other than ``enrolled_level``; urgent with one of the enrollment's ``red_flags``
+    that make an MRI urgent). Nothing is fulfilled (an empty ``fulfilled``) when no open order answers the result."""
     reason = f"{event.type} result after the pathway ended, day {day:g} [{result_key}]"
     done = [o.id for o in book.list(workflow_id=workflow_id) if o.status_reason == reason]
     named = getattr(event, "fulfils", None)  # the order a report names, else the newest placed by its day
     fulfilled = done or book.close_open(workflow_id, ORDERS_ANSWERED_BY[event.type], "completed", reason,
                                         limit=1, awaiting_result=True, placed_by=None if named else day,
                                         action_id=named)
-    task = _care_team_task(event, day, status, enrolled_level, enrolled_height_loss) if fulfilled else None
+    task = _care_team_task(event, day, status, enrolled_level, enrolled_height_loss, red_flags) if fulfilled else None
     if task is None:
         return ResultAfterEnd(fulfilled)
     placed, _ = book.place(
@@ -93,7 +95,7 @@ class _CareTeamTask(NamedTuple):
 
 
 def _care_team_task(event: Event, day: float, status: str, enrolled_level: str | None,
-                    enrolled_height_loss: float | None) -> _CareTeamTask | None:
+                    enrolled_height_loss: float | None, red_flags: Sequence[str] = ()) -> _CareTeamTask | None:
     """The task a result after the end calls for, or None."""
     if isinstance(event, MriEvent) and event.etiology == "indeterminate":
         return _CareTeamTask("MRI after the pathway ended is indeterminate",
@@ -114,16 +116,24 @@ def _care_team_task(event: Event, day: float, status: str, enrolled_level: str |
         etiology, finding = event.etiology, pathologic_finding(event.etiology)
         return _CareTeamTask(f"Urgent: MRI after the pathway ended shows {finding}",
                 f"MRI on day {day:g}, after the pathway ended ({status}), shows {finding}: the care "
-                "team arranges the pathologic work-up (oncology or infectious disease, spine surgery) and reviews "
-                "the medications.",
+                "team arranges the pathologic work-up (oncology or infectious disease, spine surgery), stops "
+                "calcitonin if it still runs (a pathologic fracture stops it) and reviews the bisphosphonate and "
+                "analgesics.",
                 "Guideline: Important Clinical Pitfalls / Ruling out pathologic fracture (ref. 3); "
                 "safety rules: withdrawal hands over", "urgent", {"etiology": etiology})
     new = event.new_fracture_level if isinstance(event, RadiographEvent) else None
     if new and new != enrolled_level:
-        return _CareTeamTask(f"Radiograph after the pathway ended shows a new vertebral fracture at {new}",
+        # As in the pathway (decisions revision 6): with such a red flag the new fracture may be the same disease.
+        urgent = [flag for flag in red_flags if flag in load_definition().urgent_mri_red_flags]
+        return _CareTeamTask(("Urgent: r" if urgent else "R") + "adiograph after the pathway ended shows a new "
+                             f"vertebral fracture at {new}",
                 f"Radiograph on day {day:g}, after the pathway ended ({status}), shows a new fracture at {new}"
                 + (f" (enrolled: {enrolled_level})" if enrolled_level else "")
-                + ": the care team arranges an MRI of the new level and reviews the osteoporosis treatment.",
+                + ": the care team arranges " + (f"an urgent MRI of the new level (red flag(s) at enrollment "
+                                                 f"{', '.join(urgent)}: it may be the same disease)" if urgent
+                                                 else "an MRI of the new level")
+                + " and reviews the osteoporosis treatment.",
                 "Guideline: Important Clinical Pitfalls / Monitoring for adjacent level fractures; "
-                "safety rules: withdrawal hands over", "routine", {"new_fracture_level": new})
+                "safety rules: withdrawal hands over", "urgent" if urgent else "routine",
+                {"new_fracture_level": new, **({"red_flags": ", ".join(urgent)} if urgent else {})})
     return None

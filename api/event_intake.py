@@ -76,7 +76,8 @@ async def _result_after_end(book: OrderBook, patient: EnrollmentRecord, event: E
     done = await in_thread(record_result_after_end, book, workflow_id=patient.workflow_id,
                            patient_id=patient.patient_id, event=event, day=day, result_key=event_id, status=status,
                            enrolled_level=patient.enrollment.get("fracture_level"),
-                           enrolled_height_loss=patient.enrollment.get("height_loss_pct"))
+                           enrolled_height_loss=patient.enrollment.get("height_loss_pct"),
+                           red_flags=patient.enrollment.get("red_flags") or ())
     if not done.fulfilled:
         raise ApiError(409, "the pathway has ended",
                        [*ended.detail, f"type: no open {event.type} order waits for this result"])

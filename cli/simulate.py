@@ -96,14 +96,15 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
                     done = record_result_after_end(
                         book, workflow_id=handle.id, patient_id=scenario.patient.id, event=event, day=day,
                         result_key=f"scenario-{seq}", status=status, enrolled_level=scenario.patient.fracture_level,
-                        enrolled_height_loss=scenario.patient.height_loss_pct,
+                        enrolled_height_loss=scenario.patient.height_loss_pct, red_flags=scenario.patient.red_flags,
                     ) if takes_result_after_end(event) else None
                     if done and done.fulfilled:
                         after_end.append(DecisionNote(day=day, id=f"after_end:{event.type}:{day:g}",
                                                       text=done.summary(event, status), citation=done.citation))
                         continue
+                    no_order = f"; no open {event.type} order waits for this result" if done else ""
                     rejected.append({"day": day, "event_type": event.type, "event_id": event.event_id,
-                                     "reason": f"the pathway has ended ({status})", "error": err.message})
+                                     "reason": f"the pathway has ended ({status}){no_order}", "error": err.message})
             await _advance_to(env, enrolled_at + timedelta(days=scenario.until_day) + READ_MARGIN)
             state = await handle.query(PatientPathwayWorkflow.state)
             after_end += _escalated_after_end(book, handle.id, state.notes)

@@ -213,9 +213,10 @@ class PatientPathwayWorkflow:
             workflow_id=workflow.info().workflow_id, patient_id=enrollment.id, event=item.event, day=item.day,
             # Keyed as the API keys a result sent after the end (its event id): sent again, it is the same result.
             result_key=str(item.event.get("event_id") or f"pathway-event-{item.seq}"), status=self._s.status,
-            enrolled_level=enrollment.fracture_level,
-            enrolled_height_loss=enrollment.height_loss_pct), str(item.event.get("type")))
-        return "; as a result after the end it fulfilled its open order" if fulfilled else ""
+            enrolled_level=enrollment.fracture_level, enrolled_height_loss=enrollment.height_loss_pct,
+            red_flags=list(enrollment.red_flags)), str(item.event.get("type")))
+        return ("; as a result after the end it fulfilled its open order" if fulfilled
+                else f"; no open {item.event.get('type')} order waits for this result")
 
     async def _apply(self, item: InboxItem) -> None:
         event, day = item.parsed(), item.day

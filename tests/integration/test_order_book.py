@@ -247,6 +247,31 @@ def test_a_new_fracture_level_on_a_result_after_the_end_raises_a_routine_task_on
     assert [o.kind for o in order_book.list()].count(AFTER_END_KIND) == 1
 
 
+def test_a_new_fracture_after_the_end_with_a_red_flag_raises_an_urgent_task(order_book: OrderBook):
+    """As in the pathway: with a history of cancer the new fracture may be the same disease."""
+    activities, env = OrderActivities(order_book), ActivityEnvironment()
+    env.run(activities.place_order, request("order_adjacent_fracture_screening:day-182",
+                                            kind="order_adjacent_fracture_screening", day=182))
+    image = parse_event({"type": "radiograph", "height_loss_pct": 27, "new_fracture_level": "T12"})
+    done = record_result_after_end(order_book, event=image, day=190.0, result_key="r1", workflow_id="vcf-pathway-pt-ob",
+                                   patient_id="pt-ob", status="withdrawn", enrolled_level="L2",
+                                   red_flags=["history_of_cancer"])
+    (task,) = [o for o in order_book.list() if o.kind == AFTER_END_KIND]
+    assert done.priority == task.priority == "urgent" and task.details["red_flags"] == "history_of_cancer"
+    assert "urgent MRI of the new level" in task.rationale and task.title.startswith("Urgent: radiograph")
+
+
+def test_a_pathologic_mri_after_the_end_names_calcitonin(order_book: OrderBook):
+    """A pathologic fracture stops calcitonin (safety rule 7); after a withdrawal its course may still run."""
+    activities, env = OrderActivities(order_book), ActivityEnvironment()
+    env.run(activities.place_order, request("order_mri", kind="order_mri", day=0))
+    mri = parse_event({"type": "mri", "etiology": "infection"})
+    done = record_result_after_end(order_book, event=mri, day=4.0, result_key="m1", workflow_id="vcf-pathway-pt-ob",
+                                   patient_id="pt-ob", status="withdrawn", enrolled_level="L2")
+    (task,) = [o for o in order_book.list() if o.kind == AFTER_END_KIND]
+    assert done.priority == "urgent" and "stops calcitonin if it still runs" in task.rationale
+
+
 def test_an_indeterminate_mri_or_a_collapse_after_the_end_reaches_the_care_team(order_book: OrderBook):
     """A result never reaches no one: what the pathway would have acted on raises a routine task."""
     activities, env = OrderActivities(order_book), ActivityEnvironment()

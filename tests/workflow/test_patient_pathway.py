@@ -248,10 +248,12 @@ async def test_a_result_still_queued_when_the_pathway_ends_fulfils_its_order(ts_
     await handle.signal(PatientPathwayWorkflow.event, {"type": "clinician", "decision": "withdraw",
                                                        "reason": "moved", "author": "dr-r"})
     await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "malignant"})
+    await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "infection"})  # no MRI order is open for it
     async with make_worker(ts_env, order_book, task_queue):
         result = await handle.result()
     assert result.status == "withdrawn"
-    assert "fulfilled its open order" in result.rejected[-1].reason
+    assert "fulfilled its open order" in result.rejected[-2].reason
+    assert result.rejected[-1].reason == "the pathway has ended (withdrawn); no open mri order waits for this result"
     book = {o.action_id: o for o in order_book.list(workflow_id=handle.id)}
     assert book["order_mri"].status == "completed"
     (task,) = [o for o in book.values() if o.kind == "escalate_result_after_end"]
