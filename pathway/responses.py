@@ -38,7 +38,7 @@ from pathway.facts import (
     pain_reports,
     progression,
 )
-from pathway.guideline import PathwayDefinition
+from pathway.guideline import PathwayDefinition, Rule
 from pathway.medication import stop_calcitonin
 from pathway.quiet import more_than_from, step
 from pathway.results import (
@@ -266,7 +266,9 @@ def pain_responses(b: Builder) -> None:
             b.note(f"{flare}:covered", b.now,
                    f"Pain flare: NRS {nrs} on day {day:g} is >= {r.flare_rise_nrs.value:g} above the lowest score "
                    f"{lowest}, but the adjacent-fracture screening ordered on day {waiting.day:g} still waits for its "
-                   "result: no second screening.", b.defn.cite("order_adjacent_fracture_screening"))
+                   "result: no second screening.", b.defn.cite(
+                       "order_adjacent_fracture_screening", basis=(r.flare_rise_nrs, r.flare_baseline_max_nrs,
+                                                                   *_skip_window(b))))
             continue
         b.act(flare, "order_adjacent_fracture_screening",
               day, f"Pain flare: NRS {nrs} on day {day:g} is >= {r.flare_rise_nrs.value:g} above the "
@@ -275,6 +277,11 @@ def pain_responses(b: Builder) -> None:
               + imaging_text(b, "order_adjacent_fracture_screening", b.facts.enrollment.fracture_level),
               basis=(r.flare_rise_nrs, r.flare_baseline_max_nrs), trigger="pain_flare",
               level=b.facts.enrollment.fracture_level)
+
+
+def _skip_window(b: Builder) -> tuple[Rule, ...]:
+    """The window within which a screening covers a later flare, as the decisions' revision reads it."""
+    return (b.defn.safety.rules.screening_skip_after_flare_days,) if b.revision >= 6 and b.defn.safety else ()
 
 
 def _screening_waiting(b: Builder) -> OpenOrder | None:
