@@ -136,11 +136,14 @@ def place_refusal_alert(book: OrderBook, request: RefusalRequest) -> tuple[Order
 
 class OrderBatch(BaseModel):
     """Everything one decision step writes, in one activity call: the result that came in, the
-    orders decided (each with the cancellations it carries), the overdue escalations."""
+    orders decided (each with the cancellations it carries), the results they adopted, the overdue
+    escalations."""
 
     workflow_id: str
     result: ResultRequest | None = None
     orders: list[OrderRequest] = Field(default_factory=list)
+    # Results observed at the instant an order of this step was placed: theirs (decisions revision 7).
+    adopted: list[ResultRequest] = Field(default_factory=list)
     overdue: list[OverdueRequest] = Field(default_factory=list)
 
 
@@ -205,6 +208,8 @@ class OrderActivities:
                     self.cancel_open_orders(CancelRequest(
                         workflow_id=batch.workflow_id, kinds=action.details["cancels"],
                         reason=f"{action.kind} on day {action.day:g}"))
+            for adopted in batch.adopted:
+                self.record_result(adopted)
             for overdue in batch.overdue:
                 receipt.placed[f"overdue:{overdue.order_action_id}"] = self.escalate_overdue_result(overdue).order_id
         return receipt

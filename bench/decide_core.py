@@ -21,7 +21,7 @@ from pathway.contract import Enrollment, parse_event
 from pathway.decisions import decide, next_due
 from pathway.facts import PatientFacts
 from pathway.guideline import PathwayDefinition, load_definition
-from pathway.results import observe, overdue_checks, overdue_orders
+from pathway.results import adopt, observe, overdue_checks, overdue_orders
 
 RESULTS = {3: {"type": "mri", "etiology": "osteoporotic"}, 10: {"type": "dxa", "t_score": -2.7},
            15: {"type": "radiograph", "height_loss_pct": 26}, 43: {"type": "radiograph", "height_loss_pct": 27},
@@ -43,6 +43,7 @@ def patient_year(defn: PathwayDefinition, clock: list[float]) -> int:
         rounds += 1
         for action in decision.actions:
             facts.taken[action.id] = action.day
+        adopt(facts, decision.actions, t)
         facts.noted.extend(note.id for note in decision.notes)
         overdue_orders(defn, facts, t)
         overdue_checks(defn, facts, t)

@@ -5,7 +5,8 @@ that was placed by the day it was observed, and keeps it (:func:`observe`): the 
 the week-6 order answers that order, an earlier order never done stays the one without a result,
 and the order book is told that very order. Before revision 6 a result fulfilled the oldest (first
 in, first out), as the order book then did, so that one film never taken made every later order of
-its kind wait for the next result and escalate. An action id starts with its kind
+its kind wait for the next result and escalate. From revision 7 a film that no order waited for
+as it arrived is the result of an order placed at its very instant (:func:`adopt`). An action id starts with its kind
 (``order_radiograph:day-14``). From vcf-1.2 an urgent order (the enrollment MRI with a red flag)
 is overdue sooner than a routine one. An MRI names no level: it is read for the region of the
 order it fulfilled (:func:`enrolled_level_mri_day`).
@@ -13,12 +14,13 @@ order it fulfilled (:func:`enrolled_level_mri_day`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
 from operator import attrgetter
 from typing import cast
 
-from pathway.contract import DxaEvent, Event, MriEvent, RadiographEvent
+from pathway.contract import Action, DxaEvent, Event, MriEvent, RadiographEvent
 from pathway.facts import (
     Observation,
     PatientFacts,
@@ -58,7 +60,8 @@ def observe(facts: PatientFacts, day: float, event: Event, revision: int = REVIS
     """Append an accepted event observed on ``day``. From decisions revision 6 a result is matched as it
     arrives to the order it names (``fulfils``: none if that order does not wait for it) or else to the
     newest open order it answers placed by its day, and keeps that answer: an order placed later never
-    takes it, and the order book is told that very order (``Observation.answers``)."""
+    takes it (but from revision 7 one placed at its instant takes a film that answered none: :func:`adopt`),
+    and the order book is told that very order (``Observation.answers``)."""
     answers = None
     if revision >= 6 and type(event) in RESULT_TYPES:
         kinds = ORDERS_ANSWERED_BY_EVENT[type(event)]
@@ -74,6 +77,28 @@ def observe(facts: PatientFacts, day: float, event: Event, revision: int = REVIS
     return observation
 
 
+def adopt(facts: PatientFacts, actions: Sequence[Action], now: float, revision: int = REVISION) -> list[Observation]:
+    """From decisions revision 7: a radiograph that matched no order as it arrived and was observed at the
+    instant an order it answers is placed now — a scenario's film of day 14, and the week-2 radiograph
+    ordered as its alarm rings a second later — is that order's result: it answers the order (its
+    ``answers`` set to the order's action id), so the order is not left open to escalate, and the order
+    book is told. Call it once the decision's actions are taken; returns the results adopted."""
+    if revision < 7:
+        return []
+    films = [o for o in result_observations(facts).get(RadiographEvent, ())
+             if o.answers == "" and 0 <= now - o.day <= ADOPT_WITHIN and cast(RadiographEvent, o.event).fulfils is None]
+    adopted = []
+    for action in actions:
+        if films and RESULT_EVENT_FOR.get(action.kind) is RadiographEvent:
+            film = films.pop(0)
+            film.answers = action.id
+            adopted.append(film)
+    return adopted
+
+
+# A step's alarm rings a second after the instant it waits for, and an event within half a second of it is
+# at it: a result observed at most this long before an order is placed was observed at the order's instant.
+ADOPT_WITHIN = 1.5 / 86400
 RESULT_TYPES = tuple(dict.fromkeys(RESULT_EVENT_FOR.values()))
 # The order kinds each result class answers.
 ORDERS_ANSWERED_BY_EVENT: dict[type, set[str]] = {

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from pathway.results import (
         REFUSAL_CITATION,
         Overdue,
+        adopt,
         observe,
         overdue_checks,
         overdue_note_id,
@@ -91,6 +92,8 @@ DECISIONS_REVISION_5_PATCH = "decisions-revision-5"
 # A withdrawal stops nothing, a result is matched to its order as it arrives, the enrollment's orders go out
 # before the first event, a result still queued at the end fulfils its order; the rest in pathway/revision.py.
 DECISIONS_REVISION_6_PATCH = "decisions-revision-6"
+# A film observed at the instant an order it answers is placed is that order's result (pathway/revision.py).
+DECISIONS_REVISION_7_PATCH = "decisions-revision-7"
 # An event refused when applied leaves its event id free (before: a re-send was answered as a duplicate).
 FREE_REFUSED_IDS_PATCH = "free-refused-event-ids"
 # Results still awaited when the pathway completes are watched after the end (an activity starts the watch).
@@ -269,7 +272,8 @@ class PatientPathwayWorkflow:
         """The decisions' revision this run decides by (pathway.revision.REVISION): a run that started
         before a revision keeps the one it started with, until its next continue-as-new."""
         if self._revision is None:
-            self._revision = 6 if workflow.patched(DECISIONS_REVISION_6_PATCH) else \
+            self._revision = 7 if workflow.patched(DECISIONS_REVISION_7_PATCH) else \
+                6 if workflow.patched(DECISIONS_REVISION_6_PATCH) else \
                 5 if workflow.patched(DECISIONS_REVISION_5_PATCH) else \
                 4 if workflow.patched(DECISIONS_REVISION_4_PATCH) else \
                 3 if workflow.patched(DECISIONS_REVISION_3_PATCH) else \
@@ -284,6 +288,9 @@ class PatientPathwayWorkflow:
         batch = OrderBatch(workflow_id=wf_id, result=result, orders=[self._order_request(a) for a in actions])
         for action in actions:
             self._s.facts.taken[action.id] = action.day
+        batch.adopted = [ResultRequest(workflow_id=wf_id, event_type=film.event.type, day=film.day,
+                                       result_key=f"adopted-{film.answers}", order_action_id=film.answers)
+                         for film in adopt(self._s.facts, actions, self._day(), self._decisions_revision())]
         escalations: list[tuple[str, OverdueRequest]] = []
         if status == "running" and workflow.patched(OVERDUE_RESULTS_PATCH):
             for overdue in overdue_orders(self._defn, self._s.facts, self._day(), self._decisions_revision()):

@@ -131,11 +131,20 @@ REVISION_6 = [
     (84, "pain", {"nrs": 6}),
     (85, "radiograph", {"height_loss_pct": 26}),
 ]
+# Films observed at the instant their scheduled orders are placed (from revision 7 each is its order's result;
+# before, each order waited for the next film and the week-6 one escalated on day 56). Recorded before it.
+REVISION_7 = [
+    (3, "mri", {"etiology": "osteoporotic"}),
+    (14, "radiograph", {"height_loss_pct": 25}),
+    (42, "radiograph", {"height_loss_pct": 26}),
+    (50, "pain", {"nrs": 3}),
+]
 STORIES = {"story": (STORY, 130, 8), "indeterminate_mri": (INDETERMINATE_MRI, 12, 6),
            "late_evidence": (LATE_EVIDENCE, 95, 6), "refused_then_resent": (REFUSED_THEN_RESENT, 20, 6),
            "completed": (COMPLETED, 366, 6), "same_instant": (SAME_INSTANT, 90, 6),
            "revision_5": (REVISION_5, 200, 6), "screenings_together": (SCREENINGS_TOGETHER, 372, 6),
-           "withdrawn_in_course": (WITHDRAWN_IN_COURSE, 12, 6), "revision_6": (REVISION_6, 200, 6)}
+           "withdrawn_in_course": (WITHDRAWN_IN_COURSE, 12, 6), "revision_6": (REVISION_6, 200, 6),
+           "revision_7": (REVISION_7, 60, 6)}
 
 
 async def record_story(env: WorkflowEnvironment, patient_id: str, story: str = "story") -> str:

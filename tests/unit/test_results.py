@@ -150,3 +150,43 @@ def test_a_result_naming_its_order_fulfils_that_order():
     again = observe(f, 21, parse_event({"type": "mri", "etiology": "osteoporotic", "fulfils": "order_mri"}))
     assert again.answers == ""  # that order no longer waits: the result fulfils none
     assert [o.action_id for o in open_orders(f)] == ["order_mri:T12"]
+
+
+def test_films_on_the_scheduled_days_answer_their_orders_from_revision_7(definition):
+    """A scenario's film of day 14 comes a second before the week-2 order its alarm places: from revision 7
+    it is that order's result, so no order is left open to escalate (before, each order waited for the
+    next film and the last one escalated)."""
+    from pathway.results import ADOPT_WITHIN
+    from tests.unit.walk import Walk
+
+    def walk(revision: int) -> Walk:
+        w = Walk(definition, revision=revision)
+        w.event(3, type="mri", etiology="osteoporotic")
+        w.event(5, type="dxa", t_score=-2.6)
+        for day in (14, 42, 84):
+            w.until(day - 0.5)  # the alarms before; the film then comes at the order's instant, before it
+            w.event(day, type="radiograph", height_loss_pct=25)
+        w.until(100)
+        return w
+
+    now = walk(7)
+    assert [o.answers for o in now.facts.observations if o.event.type == "radiograph"] == [
+        "order_radiograph:day-14", "order_radiograph:day-42", "order_radiograph:day-84"]
+    assert open_orders(now.facts) == [] and overdue_orders(definition, now.facts, 100) == []
+    before = walk(6)
+    assert [o.action_id for o in open_orders(before.facts)] == ["order_radiograph:day-84"]
+    assert [o.order.action_id for o in overdue_orders(definition, before.facts, 100, 6)] == ["order_radiograph:day-84"]
+    assert ADOPT_WITHIN < 2 / 86400  # the instant only: a film of the day before is not the order's
+
+
+def test_a_film_before_the_instant_or_naming_its_order_is_not_adopted(definition):
+    from tests.unit.walk import Walk
+
+    w = Walk(definition)
+    w.event(13.9, type="radiograph", height_loss_pct=25)  # hours before the week-2 order
+    w.until(14.5)
+    w.event(42, type="radiograph", height_loss_pct=25, fulfils="order_radiograph:day-14")
+    w.until(42.5)
+    films = [o for o in w.facts.observations if o.event.type == "radiograph"]
+    assert [o.answers for o in films] == ["", "order_radiograph:day-14"]
+    assert [o.action_id for o in open_orders(w.facts) if o.kind == "order_radiograph"] == ["order_radiograph:day-42"]

@@ -9,6 +9,7 @@ import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from pathway.contract import ACTION_KINDS
+from pathway.revision import REVISION
 from tests.helpers import NO_SERVER_FEATURES, advance, enrollment, make_worker
 from workflows.models import MAX_REJECTIONS_KEPT
 from workflows.patient_pathway import PatientPathwayWorkflow
@@ -236,7 +237,25 @@ async def test_a_new_pathway_decides_by_the_latest_revision(ts_env, order_book, 
     assert "radiograph:15" in [n.id for n in state.notes]
     markers = [e.marker_recorded_event_attributes for e in history.events
                if e.HasField("marker_recorded_event_attributes")]
-    assert any(b"decisions-revision-6" in m.SerializeToString() for m in markers), markers
+    assert any(f"decisions-revision-{REVISION}".encode() in m.SerializeToString() for m in markers), markers
+
+
+async def test_films_at_their_orders_instants_fulfil_those_orders(ts_env, order_book, task_queue):
+    """Revision 7: a film observed at the instant its scheduled order is placed (the order's alarm rings a
+    second later) is that order's result in the order book too; no order is left to escalate."""
+    async with make_worker(ts_env, order_book, task_queue):
+        handle = await start_pathway(ts_env.client, enrollment("pt-wf-films", pain_nrs=6), task_queue=task_queue,
+                                     options=NO_SERVER_FEATURES)
+        for day in (14, 42):
+            await advance(ts_env, handle, day)
+            await handle.signal(PatientPathwayWorkflow.radiograph, {"height_loss_pct": 25})
+        await advance(ts_env, handle, 60)
+        state = await handle.query(PatientPathwayWorkflow.state)
+        await handle.terminate("test done")
+    book = {o.action_id: o for o in order_book.list(workflow_id=handle.id)}
+    assert book["order_radiograph:day-14"].status == book["order_radiograph:day-42"].status == "completed"
+    assert "adopted-order_radiograph:day-42" in book["order_radiograph:day-42"].status_reason
+    assert not [n.id for n in state.notes if n.id.startswith("overdue:order_radiograph")]
 
 
 async def test_a_result_still_queued_when_the_pathway_ends_fulfils_its_order(ts_env, order_book, task_queue):
