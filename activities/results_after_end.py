@@ -37,10 +37,13 @@ class ResultAfterEnd:
     escalation: str | None = None
     priority: str = "urgent"  # the task's
     citation: str = FULFILLED_CITATION  # the task's, when it raised one
+    fulfilled_actions: tuple[str, ...] = ()  # the action ids of the orders fulfilled (order_mri, ...)
 
     def summary(self, event: Event, status: str) -> str:
         """One line for a timeline note or a receipt."""
-        text = f"{event.type} result after the pathway ended ({status}): fulfils order {', '.join(self.fulfilled)}"
+        named = f" ({', '.join(self.fulfilled_actions)})" if self.fulfilled_actions else ""
+        orders = ", ".join(self.fulfilled)
+        text = f"{event.type} result after the pathway ended ({status}): fulfils order {orders}{named}"
         if self.escalation:
             text += f"; {self.priority} care-team task {self.escalation} raised"
         return text + "."
@@ -65,14 +68,15 @@ def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: st
                                         limit=1, awaiting_result=True, placed_by=None if named else day,
                                         action_id=named)
     task = _care_team_task(event, day, status, enrolled_level, enrolled_height_loss, red_flags) if fulfilled else None
+    actions = tuple(order.action_id for order in map(book.get, fulfilled) if order is not None)
     if task is None:
-        return ResultAfterEnd(fulfilled)
+        return ResultAfterEnd(fulfilled, fulfilled_actions=actions)
     placed, _ = book.place(
         idempotency_key=f"{workflow_id}/after-end:{result_key}", patient_id=patient_id, workflow_id=workflow_id,
         action_id=f"after-end:{result_key}", kind=AFTER_END_KIND, resource="Task", priority=task.priority, day=day,
         title=task.title, rationale=task.rationale, citation=task.citation,
         details={"order_id": fulfilled[0], **task.details, "pathway_status": status}, codes=[])
-    return ResultAfterEnd(fulfilled, placed.id, task.priority, task.citation)
+    return ResultAfterEnd(fulfilled, placed.id, task.priority, task.citation, actions)
 
 
 def _height_loss_grown(height: float, first: float | None) -> str:

@@ -68,8 +68,11 @@ def opioid_review(b: Builder) -> None:
         return
     s = b.defn.safety.rules
     if b.reached(s.opioid_review_day.value):
+        pain_day, nrs = latest_pain(b.facts)
         b.review("opioid_review", "opioid_review", b.now,
                  f"Opioid short course started on day 0: review on day {s.opioid_review_day.value:g} — "
                  f"continue only if still needed, stop by day {s.opioid_stop_by_day.value:g}; check sedation, "
-                 "falls and the bowel regimen.", review_day=s.opioid_review_day.value,
-                 stop_by_day=s.opioid_stop_by_day.value, latest_pain_nrs=latest_pain(b.facts)[1])
+                 f"falls and the bowel regimen. Latest pain NRS {nrs} ("
+                 + ("at enrollment" if pain_day == 0 else f"day {pain_day:g}") + ").",
+                 review_day=s.opioid_review_day.value, stop_by_day=s.opioid_stop_by_day.value,
+                 latest_pain_nrs=nrs, latest_pain_day=round(pain_day, 3))

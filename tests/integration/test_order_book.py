@@ -270,6 +270,7 @@ def test_a_pathologic_mri_after_the_end_names_calcitonin(order_book: OrderBook):
                                    patient_id="pt-ob", status="withdrawn", enrolled_level="L2")
     (task,) = [o for o in order_book.list() if o.kind == AFTER_END_KIND]
     assert done.priority == "urgent" and "stops calcitonin if it still runs" in task.rationale
+    assert f"fulfils order {done.fulfilled[0]} (order_mri)" in done.summary(mri, "withdrawn")
 
 
 def test_an_indeterminate_mri_or_a_collapse_after_the_end_reaches_the_care_team(order_book: OrderBook):

@@ -309,6 +309,18 @@ def test_the_opioid_course_is_reviewed_on_day_7(definition, now, reviewed):
     assert not reviews(Walk(definition, pain_nrs=6), "opioid_review")
 
 
+def test_the_opioid_review_says_how_old_the_pain_score_is(definition):
+    at_enrollment = Walk(definition, pain_nrs=8)
+    at_enrollment.until(8)
+    (review,) = reviews(at_enrollment, "opioid_review")
+    assert "Latest pain NRS 8 (at enrollment)." in review.rationale and review.details["latest_pain_day"] == 0
+    reported = Walk(definition, pain_nrs=8)
+    reported.pain(5, 4)
+    reported.until(8)
+    (review,) = reviews(reported, "opioid_review")
+    assert "Latest pain NRS 4 (day 5)." in review.rationale and review.details["latest_pain_nrs"] == 4
+
+
 # --- §9 The nerve-block offer expires -----------------------------------------------------------------
 
 @pytest.mark.parametrize("day, accepted", [(42, True), (42.1, False)])
