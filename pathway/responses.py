@@ -48,6 +48,7 @@ from pathway.results import (
     new_level_mri_urgent,
     open_orders,
     other_region_mri,
+    overdue_limit,
 )
 
 # Pending work cancelled when the fracture proves pathologic.
@@ -141,9 +142,11 @@ def withdrawal_handover(b: Builder, day: float, not_taken: list[dict[str, object
     stop = b.defn.rules.calcitonin_stop_day
     in_course = any(row["kind"] == "start_calcitonin" for row in still_open)
     opioid = next((row for row in still_open if row["kind"] == "prescribe_opioid_short_course"), None)
+    urgent = [str(row["id"]) for row in still_open if row.get("priority") == "urgent"]
     b.review("withdrawal_handover", "withdrawal_handover", day,
              f"Withdrawn from the pathway on day {day:g}: {len(still_open)} order(s) stay open for the care "
              "team, which now owns them (results after the end still fulfil them)."
+             + (f" Urgent, still without a result: {', '.join(urgent)}." if urgent else "")
              + (f" Calcitonin runs on: its course ends on day {stop.value:g} (hard stop; short-term use "
                 "only), which the pathway no longer does." if in_course else "")
              + (f" The opioid short course is the care team's to review (day {opioid['review_day']:g}) and to "
@@ -156,7 +159,7 @@ def withdrawal_handover(b: Builder, day: float, not_taken: list[dict[str, object
 def _open_orders(b: Builder) -> list[dict[str, object]]:
     """The pathway's service and medication requests that no result or stop has closed, as it
     knows them (advice, flags and care-team tasks are not orders to hand over)."""
-    unanswered = {o.action_id for o in open_orders(b.facts)}
+    unanswered = {o.action_id: o for o in open_orders(b.facts)}
     stopped = "stop_calcitonin" in b.facts.taken or any(a.kind == "stop_calcitonin" for a in b.decision.actions)
     rows = []
     for action_id, day in sorted(b.facts.taken.items(), key=lambda item: (item[1], item[0])):
@@ -167,6 +170,8 @@ def _open_orders(b: Builder) -> list[dict[str, object]]:
         if (kind in RESULT_EVENT_FOR and action_id not in unanswered) or (kind == "start_calcitonin" and stopped):
             continue
         row: dict[str, object] = {"id": action_id, "kind": kind, "day": day}
+        if action_id in unanswered and _urgent(b, unanswered[action_id]):
+            row["priority"] = "urgent"  # an urgent MRI the care team must not let wait
         if kind == "start_calcitonin":
             row["stop_by_day"] = b.defn.rules.calcitonin_stop_day.value
         elif kind == "prescribe_opioid_short_course" and b.defn.safety and b.revision >= 6:  # when it was to end
@@ -174,6 +179,12 @@ def _open_orders(b: Builder) -> list[dict[str, object]]:
             row["stop_by_day"] = b.defn.safety.rules.opioid_stop_by_day.value
         rows.append(row)
     return rows
+
+
+def _urgent(b: Builder, order: OpenOrder) -> bool:
+    """Whether an open imaging order is urgent (it escalates after the urgent limit)."""
+    limit, safety = overdue_limit(b.defn, b.facts, order, b.revision), b.defn.safety
+    return safety is not None and limit is not None and limit[0] is safety.rules.result_overdue_urgent_days
 
 
 @step(SideEffectEvent, others=False)

@@ -158,3 +158,16 @@ def test_a_pathologic_mri_of_a_new_level_names_that_level(definition):
     (workup,) = w.of("refer_pathologic_fracture_workup")
     assert workup.rationale.startswith("MRI on day 40 of the new T12 fracture shows a malignant (pathologic) fracture")
     assert any(n.text.startswith("MRI of the new T12 fracture shows") for n in w.notes) and w.status == "exited"
+
+
+def test_the_hand_over_marks_an_urgent_order_still_without_its_result(definition):
+    w = Walk(definition, red_flags=["fever_or_infection"])
+    w.clinician(2, "withdraw")
+    (handover,) = reviews(w, "withdrawal_handover")
+    rows = {row["id"]: row for row in handover.details["open_orders"]}
+    assert rows["order_mri"]["priority"] == "urgent" and "priority" not in rows["order_dxa"]
+    assert "Urgent, still without a result: order_mri." in handover.rationale
+    routine = Walk(definition)
+    routine.clinician(2, "withdraw")
+    (handover,) = reviews(routine, "withdrawal_handover")
+    assert not any("priority" in row for row in handover.details["open_orders"]) and "Urgent" not in handover.rationale
