@@ -22,6 +22,7 @@ from typing import cast
 
 from pathway.contract import Action, DxaEvent, Event, MriEvent, RadiographEvent
 from pathway.facts import (
+    SAME_INSTANT,
     Observation,
     PatientFacts,
     check_after,
@@ -78,19 +79,27 @@ def observe(facts: PatientFacts, day: float, event: Event, revision: int = REVIS
 
 
 def adopt(facts: PatientFacts, actions: Sequence[Action], now: float, revision: int = REVISION) -> list[Observation]:
-    """From decisions revision 7: a radiograph that matched no order as it arrived and was observed at the
-    instant an order it answers is placed now — a scenario's film of day 14, and the week-2 radiograph
-    ordered as its alarm rings a second later — is that order's result: it answers the order (its
-    ``answers`` set to the order's action id), so the order is not left open to escalate, and the order
-    book is told. Call it once the decision's actions are taken; returns the results adopted."""
+    """From decisions revision 7: a radiograph that matched no order as it arrived is the result of an
+    order placed now that it answers, if it was observed at the instant the order is placed — a
+    scenario's film of day 14, and the week-2 radiograph ordered as its alarm rings a second later — or,
+    for a scheduled radiograph or screening, since the day it was scheduled for (a film taken while a
+    pause held its order, ordered on resume). It answers the order (its ``answers`` set to the order's
+    action id; the newest such film), so the order is not left open to escalate, and the order book is
+    told. Call it once the decision's actions are taken; returns the results adopted."""
     if revision < 7:
         return []
-    films = [o for o in result_observations(facts).get(RadiographEvent, ())
-             if o.answers == "" and 0 <= now - o.day <= ADOPT_WITHIN and cast(RadiographEvent, o.event).fulfils is None]
+    films = [o for o in sorted(result_observations(facts).get(RadiographEvent, ()), key=_BY_DAY)
+             if o.answers == "" and o.day <= now and cast(RadiographEvent, o.event).fulfils is None]
     adopted = []
     for action in actions:
-        if films and RESULT_EVENT_FOR.get(action.kind) is RadiographEvent:
-            film = films.pop(0)
+        if not films or RESULT_EVENT_FOR.get(action.kind) is not RadiographEvent:
+            continue
+        scheduled = action.details.get("scheduled_days") or [action.details.get("scheduled_day")]
+        since = now - ADOPT_WITHIN if scheduled[0] is None else min(scheduled) - SAME_INSTANT
+        taken_since = [film for film in films if film.day >= since]
+        if taken_since:
+            film = taken_since[-1]
+            films.remove(film)
             film.answers = action.id
             adopted.append(film)
     return adopted

@@ -27,6 +27,7 @@
 #      region does not clear the enrolled fracture; with a red flag at enrollment, the MRI of a new fracture
 #      level is urgent.
 #   7: a radiograph observed at the instant an order it answers is placed (a film of day 14, the week-2
-#      radiograph ordered a second later, when its alarm rings), which no order waited for as it arrived,
-#      is that order's result: the order is fulfilled, not left open to escalate.
+#      radiograph ordered a second later, when its alarm rings), or since the day a scheduled one was due
+#      while a pause held it, which no order waited for as it arrived, is that order's result: the order
+#      is fulfilled, not left open to escalate.
 REVISION = 7

@@ -190,3 +190,29 @@ def test_a_film_before_the_instant_or_naming_its_order_is_not_adopted(definition
     films = [o for o in w.facts.observations if o.event.type == "radiograph"]
     assert [o.answers for o in films] == ["", "order_radiograph:day-14"]
     assert [o.action_id for o in open_orders(w.facts) if o.kind == "order_radiograph"] == ["order_radiograph:day-42"]
+
+
+def test_a_film_taken_while_a_pause_held_its_order_is_that_orders_result(definition):
+    """Revision 7: the week-6 film taken on day 42 during a pause answers the week-6 order placed on resume
+    (the order is not left open, to escalate on day 74 as if no film had come)."""
+    from tests.unit.walk import Walk
+
+    w = Walk(definition)
+    w.event(3, type="mri", etiology="osteoporotic")
+    w.event(15, type="radiograph", height_loss_pct=25)
+    w.clinician(40, "pause")
+    w.event(42, type="radiograph", height_loss_pct=25)
+    w.event(50, type="radiograph", height_loss_pct=26)  # the newest film since its day is the order's
+    w.clinician(60, "resume")
+    w.until(61)
+    films = [o.answers for o in w.facts.observations if o.event.type == "radiograph"]
+    assert films == ["order_radiograph:day-14", "", "order_radiograph:day-42"]
+    assert not [o for o in open_orders(w.facts) if o.kind == "order_radiograph"]
+    before = Walk(definition, revision=6)
+    before.event(3, type="mri", etiology="osteoporotic")
+    before.clinician(40, "pause")
+    before.event(42, type="radiograph", height_loss_pct=25)
+    before.clinician(60, "resume")
+    before.until(61)
+    assert [o.action_id for o in open_orders(before.facts) if o.kind == "order_radiograph"] == [
+        "order_radiograph:day-14+42"]
