@@ -21,7 +21,7 @@ from pathway.contract import Enrollment, parse_event
 from pathway.decisions import decide, next_due
 from pathway.facts import PatientFacts
 from pathway.guideline import PathwayDefinition, load_definition
-from pathway.results import adopt, observe, overdue_checks, overdue_orders
+from pathway.results import observe, overdue_checks, overdue_orders, take
 
 RESULTS = {3: {"type": "mri", "etiology": "osteoporotic"}, 10: {"type": "dxa", "t_score": -2.7},
            15: {"type": "radiograph", "height_loss_pct": 26}, 43: {"type": "radiograph", "height_loss_pct": 27},
@@ -41,9 +41,7 @@ def patient_year(defn: PathwayDefinition, clock: list[float]) -> int:
         decision = decide(defn, facts, t)
         clock[0] += time.perf_counter() - began
         rounds += 1
-        for action in decision.actions:
-            facts.taken[action.id] = action.day
-        adopt(facts, decision.actions, t)
+        take(facts, decision.actions, t)
         facts.noted.extend(note.id for note in decision.notes)
         overdue_orders(defn, facts, t)
         overdue_checks(defn, facts, t)
@@ -63,7 +61,7 @@ def patient_year(defn: PathwayDefinition, clock: list[float]) -> int:
     round_at(0)
     for day, raw in EVENTS:
         until(day)
-        observe(facts, day, parse_event(raw))
+        observe(facts, day, parse_event(raw), defn=defn)
         now = day
         round_at(day)
     until(365.01)

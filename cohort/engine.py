@@ -34,7 +34,7 @@ from pathway.decisions import decide, next_due
 from pathway.facts import PatientFacts
 from pathway.guideline import PathwayDefinition
 from pathway.intake import clinical_rejection
-from pathway.results import adopt, observe, overdue_checks, overdue_orders
+from pathway.results import observe, overdue_checks, overdue_orders, take
 
 SETTLE = 1 / 86400  # the workflow's alarms ring a second after the due instant
 READ_MARGIN = 1.5 / 86400  # a scenario is read 1.5 s after until_day
@@ -103,12 +103,11 @@ def run_patient(defn: PathwayDefinition, patient: Patient, horizon: float, keep_
         run.decides += 1
         for note in decision.notes:
             noted.append(note.id)
+        take(facts, decision.actions, now)
         for action in decision.actions:
-            taken[action.id] = action.day
             run.actions.append((action.day, action.kind, action.id, key_details(action.details)))
             for day, event in patient.respond(action.id, action.kind, action.details, now):
                 push(day, event)
-        adopt(facts, decision.actions, now)
         if decision.status != "running":
             run.status, run.end_day = decision.status, round(now, 3)
             return True
@@ -171,7 +170,7 @@ def run_patient(defn: PathwayDefinition, patient: Patient, horizon: float, keep_
                 now = day
                 round_at(now)
                 continue
-            observe(facts, day, event)
+            observe(facts, day, event, defn=defn)
             if isinstance(event, PainEvent):
                 run.pain.append((day, event.nrs))
             now = day

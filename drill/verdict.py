@@ -31,7 +31,7 @@ from pathway.decisions import decide
 from pathway.facts import PatientFacts
 from pathway.guideline import PathwayDefinition
 from pathway.intake import clinical_rejection, day_of
-from pathway.results import observe
+from pathway.results import observe, take
 from workflows.models import workflow_id_for
 
 
@@ -73,8 +73,8 @@ def expected_actions(defn: PathwayDefinition, enrollment: dict[str, Any], timeli
 
     def at(day: float) -> None:
         decision = decide(defn, facts, day)
+        take(facts, decision.actions, day)
         for action in decision.actions:
-            facts.taken[action.id] = action.day
             ids[comparable(action.id)] += 1
         facts.noted.extend(n.id for n in decision.notes)
 
@@ -85,7 +85,7 @@ def expected_actions(defn: PathwayDefinition, enrollment: dict[str, Any], timeli
         event = parse_event(entry["data"])
         day = max(0.0, day_of(event.observed_at, enrolled_at)) if event.observed_at else entry["day"]
         if clinical_rejection(defn, facts, event, day) is None:
-            observe(facts, day, event)
+            observe(facts, day, event, defn=defn)
             at(day)
     at(now)
     return ids

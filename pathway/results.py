@@ -57,12 +57,14 @@ def open_orders(facts: PatientFacts) -> list[OpenOrder]:
     return facts.view("open_orders", _open_orders, of_actions=True, reads=RESULT_TYPES)
 
 
-def observe(facts: PatientFacts, day: float, event: Event, revision: int = REVISION) -> Observation:
+def observe(facts: PatientFacts, day: float, event: Event, revision: int = REVISION,
+            defn: PathwayDefinition | None = None) -> Observation:
     """Append an accepted event observed on ``day``. From decisions revision 6 a result is matched as it
     arrives to the order it names (``fulfils``: none if that order does not wait for it) or else to the
     newest open order it answers placed by its day, and keeps that answer: an order placed later never
-    takes it (but from revision 7 one placed at its instant takes a film that answered none: :func:`adopt`),
-    and the order book is told that very order (``Observation.answers``)."""
+    takes it, and the order book is told that very order (``Observation.answers``). From revision 7 (with
+    the patient's ``defn``) a film observed at the instant a scheduled radiograph or screening falls due,
+    not ordered yet, answers nothing as it arrives: it is that order's, placed a second later (:func:`adopt`)."""
     answers = None
     if revision >= 6 and type(event) in RESULT_TYPES:
         kinds = ORDERS_ANSWERED_BY_EVENT[type(event)]
@@ -73,9 +75,37 @@ def observe(facts: PatientFacts, day: float, event: Event, revision: int = REVIS
         else:
             placed = [o for o in waiting if o.day <= day + SAME_DAY_MARGIN]
             answers = max(placed, key=_BY_DAY_AND_ID).action_id if placed else ""
+            if answers and revision >= 7 and defn is not None and scheduled_film_due(defn, facts, day):
+                answers = ""  # the film of the step due at this instant, not of an older order
     observation = Observation(day=day, event=event, answers=answers)
     facts.observations.append(observation)
     return observation
+
+
+def scheduled_film_due(defn: PathwayDefinition, facts: PatientFacts, day: float) -> bool:
+    """Whether a scheduled radiograph or adjacent-fracture screening falls due at the instant ``day`` (within
+    :data:`pathway.facts.SAME_INSTANT`) and is not ordered yet (its step runs a second later)."""
+    s = defn.schedules
+    due = [d for d in s.radiograph_days.days if abs(day - d) <= SAME_INSTANT]
+    if any(d not in _radiograph_days_ordered(facts) for d in due):
+        return True
+    return any(abs(day - d) <= SAME_INSTANT and f"order_adjacent_fracture_screening:day-{d}" not in facts.taken
+               for d in s.screening_days.days)
+
+
+def _radiograph_days_ordered(facts: PatientFacts) -> set[int]:
+    """The scheduled days whose radiograph was ordered (one order may cover several: ``day-14+42``)."""
+    prefix = "order_radiograph:day-"
+    return {int(d) for action_id in facts.taken if action_id.startswith(prefix)
+            for d in action_id.removeprefix(prefix).split("+")}
+
+
+def take(facts: PatientFacts, actions: Sequence[Action], now: float, revision: int = REVISION) -> list[Observation]:
+    """Record a decision's actions as taken at ``now`` (as the workflow does once it has decided), and the
+    results they adopt (:func:`adopt`), which are returned: the order book is told those too."""
+    for action in actions:
+        facts.taken[action.id] = action.day
+    return adopt(facts, actions, now, revision)
 
 
 def adopt(facts: PatientFacts, actions: Sequence[Action], now: float, revision: int = REVISION) -> list[Observation]:
@@ -89,14 +119,16 @@ def adopt(facts: PatientFacts, actions: Sequence[Action], now: float, revision: 
     if revision < 7:
         return []
     films = [o for o in sorted(result_observations(facts).get(RadiographEvent, ()), key=_BY_DAY)
-             if o.answers == "" and o.day <= now and cast(RadiographEvent, o.event).fulfils is None]
+             if o.answers == "" and o.day <= now]
     adopted = []
     for action in actions:
         if not films or RESULT_EVENT_FOR.get(action.kind) is not RadiographEvent:
             continue
         scheduled = action.details.get("scheduled_days") or [action.details.get("scheduled_day")]
         since = now - ADOPT_WITHIN if scheduled[0] is None else min(scheduled) - SAME_INSTANT
-        taken_since = [film for film in films if film.day >= since]
+        # A film naming an order (a report's basedOn) is only that order's: one placed after the film came.
+        taken_since = [film for film in films if film.day >= since
+                       and cast(RadiographEvent, film.event).fulfils in (None, action.id)]
         if taken_since:
             film = taken_since[-1]
             films.remove(film)

@@ -29,5 +29,6 @@
 #   7: a radiograph observed at the instant an order it answers is placed (a film of day 14, the week-2
 #      radiograph ordered a second later, when its alarm rings), or since the day a scheduled one was due
 #      while a pause held it, which no order waited for as it arrived, is that order's result: the order
-#      is fulfilled, not left open to escalate.
+#      is fulfilled, not left open to escalate; a film at the instant a scheduled one falls due is kept
+#      for it even while an older order is open.
 REVISION = 7

@@ -43,14 +43,15 @@ with workflow.unsafe.imports_passed_through():
     from pathway.results import (
         REFUSAL_CITATION,
         Overdue,
-        adopt,
         observe,
+        open_orders,
         overdue_checks,
         overdue_note_id,
         overdue_orders,
         refusal_alert,
         refusal_note_id,
         result_due_day,
+        take,
         watched_after_completion,
     )
     from workflows import search_attributes as sa
@@ -234,7 +235,7 @@ class PatientPathwayWorkflow:
             # An event in the very first activation: the enrollment's orders go out first, so that a result
             # sent with the enrollment (the MRI already taken) fulfils the order it answers.
             await self._decide_and_act()
-        observation = observe(self._s.facts, day, event, self._decisions_revision())
+        observation = observe(self._s.facts, day, event, self._decisions_revision(), self._defn)
         self._record("event", _describe(event), event.model_dump(mode="json", exclude_none=True), day=day)
         result = ResultRequest(workflow_id=workflow.info().workflow_id, event_type=event.type, day=day,
                                result_key=f"event-{item.seq}", order_action_id=observation.answers) \
@@ -286,11 +287,9 @@ class PatientPathwayWorkflow:
         (the same writes, in the same order, as one call each before BATCHED_ORDERS_PATCH)."""
         wf_id = workflow.info().workflow_id
         batch = OrderBatch(workflow_id=wf_id, result=result, orders=[self._order_request(a) for a in actions])
-        for action in actions:
-            self._s.facts.taken[action.id] = action.day
         batch.adopted = [ResultRequest(workflow_id=wf_id, event_type=film.event.type, day=film.day,
                                        result_key=f"adopted-{film.answers}", order_action_id=film.answers)
-                         for film in adopt(self._s.facts, actions, self._day(), self._decisions_revision())]
+                         for film in take(self._s.facts, actions, self._day(), self._decisions_revision())]
         escalations: list[tuple[str, OverdueRequest]] = []
         if status == "running" and workflow.patched(OVERDUE_RESULTS_PATCH):
             for overdue in overdue_orders(self._defn, self._s.facts, self._day(), self._decisions_revision()):
@@ -329,8 +328,13 @@ class PatientPathwayWorkflow:
         due = [(result_due_day(overdue), overdue) for overdue in watched]
         listing = "; ".join(f"{o.order.action_id} (ordered on day {o.order.day:g}, overdue after day {day:.0f})"
                             for day, o in due)
+        watching = {overdue.order.action_id for overdue in watched}
+        escalated = [o for o in open_orders(self._s.facts) if o.action_id not in watching]
         self._record("note", f"Still without a result at completion: {listing}. The care team is told of each "
-                     "result that has not come by then.", {"id": "results_awaited_at_completion",
+                     "result that has not come by then." + (
+                         " Also without a result, escalated to the care team already: "
+                         + "; ".join(f"{o.action_id} (ordered on day {o.day:g})" for o in escalated) + "."
+                         if escalated else ""), {"id": "results_awaited_at_completion",
                                                            "citation": watched[0].rule.cite()})
         # A local activity: a short call to the server, recorded as one marker (the history stays lean).
         await call_activity(AfterCompletionActivities.start_open_orders_watch, OpenOrdersWatchInput(

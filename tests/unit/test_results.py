@@ -216,3 +216,32 @@ def test_a_film_taken_while_a_pause_held_its_order_is_that_orders_result(definit
     before.until(61)
     assert [o.action_id for o in open_orders(before.facts) if o.kind == "order_radiograph"] == [
         "order_radiograph:day-14+42"]
+
+
+def test_a_film_at_the_instant_of_a_scheduled_order_is_that_orders_even_with_an_older_one_open(definition):
+    """Revision 7: the week-2 film never taken stays the one without a result; the film of day 42 is the
+    week-6 order's, placed a second after it (before, it answered the week-2 order and week 6 escalated)."""
+    from tests.unit.walk import Walk
+
+    def films(revision: int) -> tuple[list[str | None], list[str]]:
+        w = Walk(definition, revision=revision)
+        w.event(3, type="mri", etiology="osteoporotic")
+        w.until(41)
+        w.event(42, type="radiograph", height_loss_pct=25)
+        w.until(43)
+        answers = [o.answers for o in w.facts.observations if o.event.type == "radiograph"]
+        return answers, [o.action_id for o in open_orders(w.facts) if o.kind == "order_radiograph"]
+
+    assert films(7) == (["order_radiograph:day-42"], ["order_radiograph:day-14"])
+    assert films(6) == (["order_radiograph:day-14"], ["order_radiograph:day-42"])
+
+
+def test_a_film_naming_the_order_placed_at_its_instant_is_that_orders(definition):
+    from tests.unit.walk import Walk
+
+    w = Walk(definition)
+    w.until(13)
+    w.event(14, type="radiograph", height_loss_pct=25, fulfils="order_radiograph:day-14")
+    w.until(15)
+    assert [o.answers for o in w.facts.observations] == ["order_radiograph:day-14"]
+    assert not [o for o in open_orders(w.facts) if o.kind == "order_radiograph"]

@@ -7,7 +7,7 @@ from pathway.contract import Action, Enrollment, parse_event
 from pathway.decisions import REVISION, Decision, decide, next_due
 from pathway.facts import PatientFacts
 from pathway.intake import clinical_rejection
-from pathway.results import adopt, observe
+from pathway.results import observe, take
 
 SETTLE = 1 / 86400  # the workflow's alarms ring a second after the instant they wait for
 READ_MARGIN = 1.5 / 86400  # vcf simulate reads a scenario 1.5 s after until_day
@@ -37,9 +37,7 @@ class Walk:
         """Decide at ``now`` and record the result as the workflow does."""
         decision = decide(self.defn, self.facts, now, self.revision)
         self.now = now
-        for action in decision.actions:
-            self.facts.taken[action.id] = action.day
-        adopt(self.facts, decision.actions, now, self.revision)
+        take(self.facts, decision.actions, now, self.revision)
         self.facts.noted += [n.id for n in decision.notes]
         self.actions += decision.actions
         self.notes += decision.notes
@@ -59,7 +57,7 @@ class Walk:
         if reason:
             self.rejected.append(reason)
             return None
-        observe(self.facts, day, event, self.revision)
+        observe(self.facts, day, event, self.revision, self.defn)
         return self.at(day if arrives is None else arrives)
 
     def pain(self, day: float, nrs: int) -> Decision | None:

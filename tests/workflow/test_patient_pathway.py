@@ -242,20 +242,23 @@ async def test_a_new_pathway_decides_by_the_latest_revision(ts_env, order_book, 
 
 async def test_films_at_their_orders_instants_fulfil_those_orders(ts_env, order_book, task_queue):
     """Revision 7: a film observed at the instant its scheduled order is placed (the order's alarm rings a
-    second later) is that order's result in the order book too; no order is left to escalate."""
+    second later) is that order's result in the order book too, even while an older order is open (the
+    week-2 film never taken stays the one without a result)."""
     async with make_worker(ts_env, order_book, task_queue):
         handle = await start_pathway(ts_env.client, enrollment("pt-wf-films", pain_nrs=6), task_queue=task_queue,
                                      options=NO_SERVER_FEATURES)
-        for day in (14, 42):
+        for day in (42, 84):
             await advance(ts_env, handle, day)
             await handle.signal(PatientPathwayWorkflow.radiograph, {"height_loss_pct": 25})
-        await advance(ts_env, handle, 60)
+        await advance(ts_env, handle, 100)
         state = await handle.query(PatientPathwayWorkflow.state)
         await handle.terminate("test done")
     book = {o.action_id: o for o in order_book.list(workflow_id=handle.id)}
-    assert book["order_radiograph:day-14"].status == book["order_radiograph:day-42"].status == "completed"
+    assert book["order_radiograph:day-42"].status == book["order_radiograph:day-84"].status == "completed"
     assert "adopted-order_radiograph:day-42" in book["order_radiograph:day-42"].status_reason
-    assert not [n.id for n in state.notes if n.id.startswith("overdue:order_radiograph")]
+    assert book["order_radiograph:day-14"].status == "active"
+    overdue = [n.id for n in state.notes if n.id.startswith("overdue:order_radiograph")]
+    assert overdue == ["overdue:order_radiograph:day-14"]
 
 
 async def test_a_result_still_queued_when_the_pathway_ends_fulfils_its_order(ts_env, order_book, task_queue):
