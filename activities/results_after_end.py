@@ -26,7 +26,7 @@ AFTER_END_KIND = "escalate_result_after_end"
 PATHOLOGIC = ("malignant", "infection")
 # A result after the end that only fulfils its order rests on the closed loop and the hand-over.
 FULFILLED_CITATION = ("Guideline: Monitoring and Follow-up; care teams: closed-loop orders (clinical-reference §5); "
-                      "safety rules: withdrawal hands over (results after the end fulfil the open orders)")
+                      "safety rules: results after the end fulfil the open orders (rule 6)")
 
 
 @dataclass(frozen=True)
@@ -115,16 +115,17 @@ def _care_team_task(event: Event, day: float, status: str, enrolled_level: str |
                     f"Radiograph on day {day:g}, after the pathway ended ({status}): {grown}; the care team reviews "
                     "the deformity (vertebral augmentation is no longer the pathway's to suggest).",
                     "Guideline: Monitoring and Follow-up / Evaluate for progressive deformity; safety rules: "
-                    "withdrawal hands over", "routine", {"height_loss_pct": f"{event.height_loss_pct:g}"})
+                    "results after the end (rule 6)", "routine", {"height_loss_pct": f"{event.height_loss_pct:g}"})
     if isinstance(event, MriEvent) and event.etiology in PATHOLOGIC:
         etiology, finding = event.etiology, pathologic_finding(event.etiology)
+        stop_day = load_definition().rules.calcitonin_stop_day.value  # no course runs past it
         return _CareTeamTask(f"Urgent: MRI after the pathway ended shows {finding}",
                 f"MRI on day {day:g}, after the pathway ended ({status}), shows {finding}: the care "
-                "team arranges the pathologic work-up (oncology or infectious disease, spine surgery), stops "
-                "calcitonin if it still runs (a pathologic fracture stops it) and reviews the bisphosphonate and "
-                "analgesics.",
+                "team arranges the pathologic work-up (oncology or infectious disease, spine surgery)"
+                + (", stops calcitonin if it still runs (a pathologic fracture stops it)," if day <= stop_day else "")
+                + " and reviews the bisphosphonate and analgesics.",
                 "Guideline: Important Clinical Pitfalls / Ruling out pathologic fracture (ref. 3); "
-                "safety rules: withdrawal hands over", "urgent", {"etiology": etiology})
+                "safety rules: results after the end (rule 6)", "urgent", {"etiology": etiology})
     new = event.new_fracture_level if isinstance(event, RadiographEvent) else None
     if new and new != enrolled_level:
         # As in the pathway (decisions revision 6): with such a red flag the new fracture may be the same disease.
@@ -133,11 +134,12 @@ def _care_team_task(event: Event, day: float, status: str, enrolled_level: str |
                              f"vertebral fracture at {new}",
                 f"Radiograph on day {day:g}, after the pathway ended ({status}), shows a new fracture at {new}"
                 + (f" (enrolled: {enrolled_level})" if enrolled_level else "")
-                + ": the care team arranges " + (f"an urgent MRI of the new level (red flag(s) at enrollment "
-                                                 f"{', '.join(urgent)}: it may be the same disease)" if urgent
+                + ": the care team arranges " + ("an urgent MRI of the new level (red flag(s) at enrollment: "
+                                                 + ", ".join(flag.replace("_", " ") for flag in urgent)
+                                                 + ": it may be the same disease)" if urgent
                                                  else "an MRI of the new level")
                 + " and reviews the osteoporosis treatment.",
                 "Guideline: Important Clinical Pitfalls / Monitoring for adjacent level fractures; "
-                "safety rules: withdrawal hands over", "urgent" if urgent else "routine",
+                "safety rules: results after the end (rule 6)", "urgent" if urgent else "routine",
                 {"new_fracture_level": new, **({"red_flags": ", ".join(urgent)} if urgent else {})})
     return None

@@ -434,6 +434,7 @@ def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | N
     rel = defn.rules.progression_relative_height_loss.value
     kyph_limit = defn.rules.kyphosis_progression_deg.value
     first_kyphosis: float | None = None
+    first_kyphosis_day = 0.0
     for day, image in facts.of(RadiographEvent):
         height = image.height_loss_pct
         if height_loss_progressed(height, first_height, rel):
@@ -446,11 +447,12 @@ def progression(defn: PathwayDefinition, facts: PatientFacts) -> Progression | N
         kyphosis = image.kyphosis_deg
         if kyphosis is not None:
             if first_kyphosis is None:
-                first_kyphosis = kyphosis
+                first_kyphosis, first_kyphosis_day = kyphosis, day
             elif kyphosis - first_kyphosis >= kyph_limit - TOLERANCE:
                 return Progression(
                     day,
-                    f"kyphosis {kyphosis:g}° vs {first_kyphosis:g}° on the first image: up by "
+                    f"kyphosis {kyphosis:g}° vs {first_kyphosis:g}° on the first image giving it (day "
+                    f"{first_kyphosis_day:g}): up by "
                     f">= {kyph_limit:g}°",
                     {"kyphosis_deg": kyphosis, "first_kyphosis_deg": first_kyphosis},
                 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from math import inf
 
 from pathway.builder import Builder
+from pathway.contract import PainEvent
 from pathway.facts import latest_pain
 from pathway.quiet import step
 
@@ -73,6 +74,6 @@ def opioid_review(b: Builder) -> None:
                  f"Opioid short course started on day 0: review on day {s.opioid_review_day.value:g} — "
                  f"continue only if still needed, stop by day {s.opioid_stop_by_day.value:g}; check sedation, "
                  f"falls and the bowel regimen. Latest pain NRS {nrs} ("
-                 + ("at enrollment" if pain_day == 0 else f"day {pain_day:g}") + ").",
+                 + (f"day {pain_day:g}" if b.facts.of(PainEvent) else "at enrollment") + ").",
                  review_day=s.opioid_review_day.value, stop_by_day=s.opioid_stop_by_day.value,
                  latest_pain_nrs=nrs, latest_pain_day=round(pain_day, 3))

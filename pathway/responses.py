@@ -8,6 +8,7 @@ per cause. A pause does not hold these: new clinical information is always answe
 
 from __future__ import annotations
 
+import re
 from math import floor, inf
 from typing import Any, cast
 
@@ -149,11 +150,20 @@ def withdrawal_handover(b: Builder, day: float, not_taken: list[dict[str, object
              + (f" Urgent, still without a result: {', '.join(urgent)}." if urgent else "")
              + (f" Calcitonin runs on: its course ends on day {stop.value:g} (hard stop; short-term use "
                 "only), which the pathway no longer does." if in_course else "")
-             + (f" The opioid short course is the care team's to review (day {opioid['review_day']:g}) and to "
-                f"stop (by day {opioid['stop_by_day']:g}): the pathway no longer does."
-                if opioid and "stop_by_day" in opioid else "")
+             + (_opioid_handed_over(day, opioid) if opioid and "stop_by_day" in opioid else "")
              + (f" Came due and never taken (held by a pause, or waiting for evidence): {steps}." if steps else ""),
              open_orders=still_open, **({"steps_not_taken": not_taken} if not_taken else {}))
+
+
+def _opioid_handed_over(day: float, opioid: dict[str, object]) -> str:
+    """What the hand-over says of an opioid short course still open, as it stands on the day of the withdrawal."""
+    review, stop = f"{opioid['review_day']:g}", f"{opioid['stop_by_day']:g}"
+    course = " The opioid short course"
+    if day < float(review):
+        return f"{course}: its review on day {review} and its stop by day {stop} are the care team's now."
+    if day < float(stop):
+        return f"{course}, reviewed from day {review}, is to stop by day {stop}: the care team sees to it."
+    return f"{course} was to stop by day {stop}: the care team confirms it has."
 
 
 def _open_orders(b: Builder) -> list[dict[str, object]]:
@@ -205,23 +215,24 @@ def side_effects(b: Builder) -> None:
                  + "Nothing is stopped automatically.", step, drug=event.drug, effect=event.effect)
 
 
-# Words naming a drug of the pathway's own orders, and the order: a side effect's review cites the
-# guideline section that prescribed it. Anything else is read as an analgesic (Pain Control).
-_PRESCRIBED_BY: tuple[tuple[tuple[str, ...], ActionKind], ...] = (
-    (("calcitonin", "miacalcin"), "start_calcitonin"),
-    (("ibandronate", "bisphosphonate", "alendronate", "risedronate", "zoledron", "boniva"), "prescribe_bisphosphonate"),
-    (("calcium", "vitamin d", "cholecalciferol", "colecalciferol"), "prescribe_calcium_vitamin_d"),
-    (("opioid", "oxycodone", "morphine", "tramadol", "hydrocodone", "codeine", "tapentadol"),
+# Names of a drug of the pathway's own orders (generic and common brand names), and the order: a side
+# effect's review cites the guideline section that prescribed it. Anything else is read as an analgesic.
+_DRUG_NAMES: tuple[tuple[str, ActionKind], ...] = (
+    (r"calcitonin|miacalcin|fortical", "start_calcitonin"),
+    (r"dronate|dronic|bisphosphonate|boniva|fosamax|actonel|reclast|aclasta|zometa", "prescribe_bisphosphonate"),
+    (r"\bcalcium\b(?![\s-]*channel)|\bvit(amin)?\.?\s*d[23]?\b|calciferol|calcitriol", "prescribe_calcium_vitamin_d"),
+    (r"opioid|opiate|codone|morphone|morphine|tramadol|codeine|tapentadol|fentanyl|buprenorphine|methadone",
      "prescribe_opioid_short_course"),
 )
+_PRESCRIBED_BY = tuple((re.compile(pattern), kind) for pattern, kind in _DRUG_NAMES)
 
 
 def prescribed_by(drug: str) -> ActionKind:
     """The pathway's order a drug named in a side-effect report belongs to (first-line analgesia if none
     is named: acetaminophen, the NSAIDs, or a drug the report names in other words)."""
     named = drug.lower()
-    for words, kind in _PRESCRIBED_BY:
-        if any(word in named for word in words):
+    for pattern, kind in _PRESCRIBED_BY:
+        if pattern.search(named):
             return kind
     return "prescribe_first_line_analgesia"
 
@@ -451,8 +462,10 @@ def results_read(b: Builder) -> None:
             continue  # read already (the texts below are built only for what is new)
         regions = other_region_mri(b.defn, b.facts) if b.revision >= 6 else {}
         other = regions.get(day)
-        read = ("MRI: osteoporotic fracture confirmed." if etiology == "osteoporotic" else
-                "MRI indeterminate: clinician review; pathologic fracture not ruled out.")
+        imaged = mri_new_levels(b.facts).get(day) if b.revision >= 6 else None
+        mri = f"MRI of the new {imaged} fracture" if imaged else "MRI"  # a new level in the enrolled region
+        read = (f"{mri}: osteoporotic fracture confirmed." if etiology == "osteoporotic" else
+                f"{mri} indeterminate: clinician review; pathologic fracture not ruled out.")
         if other:  # the MRI of a new fracture in another region: it says nothing of the enrolled one
             read = _other_region_read(b, day, etiology, other, regions)
         b.note(f"mri:{day:g}:{etiology}", day, read,
@@ -501,7 +514,9 @@ def _indeterminate_mri_review(b: Builder, day: float) -> None:
     taken = b.facts.taken
     placed = [(kind, name, taken[kind]) for kind, name, _ in _HELD_REFERRALS if kind in taken]
     held = [name for kind, _, name in _HELD_REFERRALS if kind not in taken]
-    text = f"MRI on day {day:g} is indeterminate: a pathologic fracture is not ruled out."
+    imaged = mri_new_levels(b.facts).get(day) if b.revision >= 6 else None  # the MRI ordered for a new level
+    of = f" of the new {imaged} fracture" if imaged else ""
+    text = f"MRI on day {day:g}{of} is indeterminate: a pathologic fracture is not ruled out."
     if placed:
         text += (" Already referred on an earlier MRI saying osteoporotic: "
                  + " and ".join(f"{name} (day {when:g})" for _, name, when in placed)
@@ -510,6 +525,7 @@ def _indeterminate_mri_review(b: Builder, day: float) -> None:
         text += f" {sentence(' and '.join(held))} {'stay' if len(held) > 1 else 'stays'} held until an MRI result " \
                 "says osteoporotic."
     b.review(f"indeterminate_mri:{day:g}", "indeterminate_mri", day, text, mri_day=day,
+             level=imaged or b.facts.enrollment.fracture_level,
              **({"referred": [kind for kind, _, _ in placed]} if placed else {}))
 
 

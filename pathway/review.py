@@ -69,7 +69,7 @@ def review_criteria(defn: PathwayDefinition, facts: PatientFacts,
         why.append(f"progressive deformity ({found.reason})")
     if pulmonary_dysfunction(facts):
         criteria.append("pulmonary_dysfunction")
-        why.append("pulmonary dysfunction reported")
+        why.append(f"pulmonary dysfunction reported on day {facts.of(PulmonaryEvent)[-1][0]:g}")
     return criteria, why
 
 

@@ -271,6 +271,11 @@ def test_a_pathologic_mri_after_the_end_names_calcitonin(order_book: OrderBook):
     (task,) = [o for o in order_book.list() if o.kind == AFTER_END_KIND]
     assert done.priority == "urgent" and "stops calcitonin if it still runs" in task.rationale
     assert f"fulfils order {done.fulfilled[0]} (order_mri)" in done.summary(mri, "withdrawn")
+    env.run(activities.place_order, request("order_mri:T12", kind="order_mri", day=90))
+    late = record_result_after_end(order_book, event=mri, day=100.0, result_key="m2", workflow_id="vcf-pathway-pt-ob",
+                                   patient_id="pt-ob", status="withdrawn", enrolled_level="L2")
+    (later,) = [o for o in order_book.list() if o.id == late.escalation]
+    assert "calcitonin" not in later.rationale  # no course runs past day 28
 
 
 def test_an_indeterminate_mri_or_a_collapse_after_the_end_reaches_the_care_team(order_book: OrderBook):

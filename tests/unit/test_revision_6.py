@@ -36,7 +36,11 @@ def test_the_hand_over_names_the_opioid_course_review_and_stop_days(definition):
     (handover,) = reviews(w, "withdrawal_handover")
     (course,) = [row for row in handover.details["open_orders"] if row["kind"] == "prescribe_opioid_short_course"]
     assert (course["review_day"], course["stop_by_day"]) == (7, 14)
-    assert "opioid short course is the care team's to review (day 7) and to stop (by day 14)" in handover.rationale
+    assert "its review on day 7 and its stop by day 14 are the care team's now" in handover.rationale
+    later = Walk(definition, pain_nrs=9)
+    later.clinician(20, "withdraw")
+    (handover,) = reviews(later, "withdrawal_handover")
+    assert "The opioid short course was to stop by day 14: the care team confirms it has." in handover.rationale
 
 
 def test_a_withdrawal_without_an_opioid_names_no_course(definition):

@@ -314,6 +314,10 @@ def test_the_opioid_review_says_how_old_the_pain_score_is(definition):
     at_enrollment.until(8)
     (review,) = reviews(at_enrollment, "opioid_review")
     assert "Latest pain NRS 8 (at enrollment)." in review.rationale and review.details["latest_pain_day"] == 0
+    same_day = Walk(definition, pain_nrs=8)
+    same_day.pain(0, 5)  # a report on the day of enrollment is a report, not the enrollment score
+    same_day.until(8)
+    assert "Latest pain NRS 5 (day 0)." in reviews(same_day, "opioid_review")[0].rationale
     reported = Walk(definition, pain_nrs=8)
     reported.pain(5, 4)
     reported.until(8)
@@ -381,6 +385,19 @@ def test_a_side_effect_review_cites_the_section_that_prescribed_the_drug(definit
     assert ibandronate.citation.startswith(definition.actions["prescribe_bisphosphonate"].cite())
     assert "Osteoporosis" in ibandronate.citation and "stopped on day" not in ibandronate.rationale
     assert naproxen.citation.startswith(definition.actions["prescribe_first_line_analgesia"].cite())
+
+
+@pytest.mark.parametrize("drug, kind", [
+    ("Fosamax", "prescribe_bisphosphonate"), ("zoledronic acid", "prescribe_bisphosphonate"),
+    ("vitamin D3", "prescribe_calcium_vitamin_d"), ("calcium citrate", "prescribe_calcium_vitamin_d"),
+    ("amlodipine (calcium channel blocker)", "prescribe_first_line_analgesia"),
+    ("calcium-channel blocker", "prescribe_first_line_analgesia"), ("dronabinol", "prescribe_first_line_analgesia"),
+    ("hydromorphone", "prescribe_opioid_short_course"), ("Miacalcin", "start_calcitonin"),
+])
+def test_a_side_effect_names_the_order_of_its_drug_by_name(drug, kind):
+    from pathway.responses import prescribed_by
+
+    assert prescribed_by(drug) == kind
 
 
 # --- §12 One task per need ------------------------------------------------------------------------------------

@@ -68,3 +68,21 @@ async def test_a_screening_result_after_completion_leaves_nothing_to_escalate(ts
         watch = ts_env.client.get_workflow_handle_for(OpenOrdersWatchWorkflow.run, watch_workflow_id(handle.id))
         assert await watch.result() == []
         assert SCREENING not in {o.details["order_action_id"] for o in _escalations(order_book, handle.id)}
+
+
+async def test_the_completion_note_also_names_the_results_escalated_already(ts_env):
+    """The DXA never resulted was escalated on day 14; at completion the note names it beside the results
+    the watch still waits for, so no open order is left out of the last word."""
+    from cli.simulate import simulate
+    from pathway.contract import parse_scenario
+
+    events = [{"day": 2, "type": "mri", "etiology": "osteoporotic"},
+              *({"day": day, "type": "pain", "nrs": 3} for day in range(10, 365, 10))]
+    scenario = parse_scenario({"name": "DXA never resulted", "until_day": 366,
+                               "patient": {"id": "pt-watch-03", "fracture_level": "L2", "height_loss_pct": 25,
+                                           "pain_nrs": 5}, "events": events})
+    result = await simulate(scenario, env=ts_env)
+    assert result["status"] == "completed"
+    (note,) = [n for n in result["notes"] if n["id"] == "results_awaited_at_completion"]
+    assert f"{SCREENING} (ordered on day 365" in note["text"]
+    assert "escalated to the care team already: order_dxa (ordered on day 0)" in note["text"]
