@@ -165,7 +165,9 @@ def _review_on_current_evidence(b: Builder) -> None:
     if not missing and not (late and b.revision >= 2):
         _decide(b, criteria, why, held=b.done(f"{REVIEW}:held"))
         return
-    what = {"mri_result": "MRI result saying osteoporotic", "recent_pain_report": f"pain report from day {window:g} on"}
+    every = " for each region imaged" if b.revision >= 6 and other_region_mri(b.defn, b.facts) else ""
+    what = {"mri_result": f"MRI result saying osteoporotic{every}",
+            "recent_pain_report": f"pain report from day {window:g} on"}
     wanted = " and ".join(f"a{'n' if m == 'mri_result' else ''} {what[m]}" for m in missing)
     lacked = " or ".join(f"a{'n' if m == 'mri_result' else ''} {what[m]}" for m in missing)  # "without ... or ..."
     lacking = " and no ".join(what[m] for m in missing)
@@ -371,10 +373,13 @@ def _mri_status(b: Builder) -> str:
     """What the MRI results say of the enrolled fracture (from revision 6, not counting an MRI of a new
     fracture in another region, which is named as such)."""
     other = other_region_mri(b.defn, b.facts) if b.revision >= 6 else {}
+    said = dict(mri_results(b.facts))  # an MRI of another region: what it says, by day
     results = [(day, etiology) for day, etiology in mri_results(b.facts) if day not in other]
     status = f"MRI on day {results[-1][0]:g}: {results[-1][1]}" if results else "MRI not resulted"
     return status + "".join(f"; the MRI on day {day:g} imaged the new fracture at {level}, not "
-                            f"{b.facts.enrollment.fracture_level}" for day, level in other.items())
+                            f"{b.facts.enrollment.fracture_level}, and says {said[day]}"
+                            + ("" if said[day] == "osteoporotic" else ": a pathologic fracture is not ruled out there")
+                            for day, level in other.items())
 
 
 def _review_before_safety_rules(b: Builder) -> None:

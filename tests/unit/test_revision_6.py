@@ -175,3 +175,16 @@ def test_the_hand_over_marks_an_urgent_order_still_without_its_result(definition
     routine.clinician(2, "withdraw")
     (handover,) = reviews(routine, "withdrawal_handover")
     assert not any("priority" in row for row in handover.details["open_orders"]) and "Urgent" not in handover.rationale
+
+
+def test_a_review_held_by_another_regions_mri_says_what_that_mri_says(definition):
+    w = confirmed(Walk(definition))  # the L2 MRI says osteoporotic
+    w.event(30, type="radiograph", height_loss_pct=25, new_fracture_level="T11")
+    w.event(50, type="mri", etiology="indeterminate")
+    w.pain(80, 6)
+    w.until(85)
+    (held,) = reviews(w, "review_evidence_missing")
+    assert "no MRI result saying osteoporotic for each region imaged" in held.rationale
+    assert "the MRI on day 50 imaged the new fracture at T11, not L2, and says indeterminate" in held.rationale
+    (mri_review,) = reviews(w, "indeterminate_mri")
+    assert mri_review.details["level"] == "T11" and "of the new T11 fracture is indeterminate" in mri_review.rationale
