@@ -64,7 +64,7 @@ from pathway.responses import (
     urgent_safety,
     withdrawal_handover,
 )
-from pathway.review import REVIEW, review_criteria, review_held, twelve_week_review
+from pathway.review import REVIEW, pulmonary_criterion_resolved, review_criteria, review_held, twelve_week_review
 from pathway.revision import REVISION
 
 __all__ = ["CANCELLED_ON_EXIT", "REVIEW", "REVISION", "Decision", "Due", "Note", "decide", "escalation_state",
@@ -99,6 +99,7 @@ def decide(defn: PathwayDefinition, facts: PatientFacts, now: float, revision: i
     _medication(b)
     pain_responses(b)
     _findings(b)
+    pulmonary_criterion_resolved(b)  # reads the referral: outside the group, which reads only its own
     if not pause_state(facts).paused:
         _schedule(b)
         twelve_week_review(b)

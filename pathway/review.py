@@ -97,6 +97,24 @@ def twelve_week_review(b: Builder) -> None:
         _review_on_current_evidence(b)
 
 
+@step(PulmonaryEvent)
+def pulmonary_criterion_resolved(b: Builder) -> None:
+    """From revision 7: a report of no pulmonary dysfunction after an augmentation referral that named it
+    among its criteria (the latest finding by the referral said so) is noted for the care team: the
+    referral is theirs to review, as after an MRI that changes (safety rule 4)."""
+    referred = b.facts.taken.get("refer_vertebral_augmentation")
+    if b.revision < 7 or referred is None or b.done("refer_vertebral_augmentation:pulmonary_resolved"):
+        return
+    reports = b.facts.of(PulmonaryEvent)
+    before = [event for day, event in reports if day <= referred]
+    resolved = next((day for day, event in reports if day > referred and not event.dysfunction), None)
+    if before and before[-1].dysfunction and resolved is not None:
+        b.note("refer_vertebral_augmentation:pulmonary_resolved", resolved,
+               f"No pulmonary dysfunction reported on day {resolved:g}: the augmentation referral of day "
+               f"{referred:g} named pulmonary dysfunction among its criteria; the care team reviews whether it goes "
+               "ahead.", b.defn.actions["refer_vertebral_augmentation"].cite())
+
+
 def review_held(facts: PatientFacts) -> bool:
     """Whether the review waits for evidence (and has neither been decided nor lapsed) — or, from
     revision 5, a referral on a criterion found after it waits for the MRI."""

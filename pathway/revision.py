@@ -30,5 +30,6 @@
 #      radiograph ordered a second later, when its alarm rings), or since the day a scheduled one was due
 #      while a pause held it, which no order waited for as it arrived, is that order's result: the order
 #      is fulfilled, not left open to escalate; a film at the instant a scheduled one falls due is kept
-#      for it even while an older order is open.
+#      for it even while an older order is open; a report of no pulmonary dysfunction after a referral that
+#      named it is noted for the care team.
 REVISION = 7

@@ -188,3 +188,17 @@ def test_a_review_held_by_another_regions_mri_says_what_that_mri_says(definition
     assert "the MRI on day 50 imaged the new fracture at T11, not L2, and says indeterminate" in held.rationale
     (mri_review,) = reviews(w, "indeterminate_mri")
     assert mri_review.details["level"] == "T11" and "of the new T11 fracture is indeterminate" in mri_review.rationale
+
+
+@pytest.mark.parametrize("revision, noted", [(7, True), (6, False)])
+def test_pulmonary_dysfunction_resolved_after_a_referral_on_it_is_noted(definition, revision, noted):
+    w = confirmed(Walk(definition, revision=revision))
+    w.event(20, type="pulmonary", dysfunction=True)
+    w.pain(80, 2)
+    w.until(85)
+    assert w.of("refer_vertebral_augmentation")[0].details["criteria"] == ["pulmonary_dysfunction"]
+    w.event(90, type="pulmonary", dysfunction=False)
+    found = [n for n in w.notes if n.id == "refer_vertebral_augmentation:pulmonary_resolved"]
+    assert bool(found) is noted
+    if noted:
+        assert found[0].day == 90 and "the augmentation referral of day 84 named pulmonary dysfunction" in found[0].text
