@@ -64,6 +64,7 @@ from pathway.responses import (
     urgent_safety,
     withdrawal_handover,
 )
+from pathway.results import radiograph_days_ordered
 from pathway.review import REVIEW, pulmonary_criterion_resolved, review_criteria, review_held, twelve_week_review
 from pathway.revision import REVISION
 
@@ -252,9 +253,7 @@ def _schedule(b: Builder) -> None:
 
 def _radiographs_ordered(b: Builder) -> set[int]:
     """Scheduled days whose radiograph was ordered (one order may cover several days)."""
-    taken = set(b.facts.taken) | {a.id for a in b.decision.actions}
-    return {int(day) for action_id in taken if action_id.startswith("order_radiograph:day-")
-            for day in action_id.removeprefix("order_radiograph:day-").split("+")}
+    return radiograph_days_ordered([*b.facts.taken, *(a.id for a in b.decision.actions)])
 
 
 def _steps_not_taken(b: Builder) -> list[dict[str, object]]:

@@ -6,15 +6,15 @@ the week-6 order answers that order, an earlier order never done stays the one w
 and the order book is told that very order. Before revision 6 a result fulfilled the oldest (first
 in, first out), as the order book then did, so that one film never taken made every later order of
 its kind wait for the next result and escalate. From revision 7 a film that no order waited for
-as it arrived is the result of an order placed at its very instant (:func:`adopt`). An action id starts with its kind
-(``order_radiograph:day-14``). From vcf-1.2 an urgent order (the enrollment MRI with a red flag)
+as it arrived is the result of an order placed at its very instant (:func:`adopt`). An action id
+starts with its kind (``order_radiograph:day-14``). From vcf-1.2 an urgent order (the enrollment MRI with a red flag)
 is overdue sooner than a routine one. An MRI names no level: it is read for the region of the
 order it fulfilled (:func:`enrolled_level_mri_day`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from operator import attrgetter
@@ -87,16 +87,16 @@ def scheduled_film_due(defn: PathwayDefinition, facts: PatientFacts, day: float)
     :data:`pathway.facts.SAME_INSTANT`) and is not ordered yet (its step runs a second later)."""
     s = defn.schedules
     due = [d for d in s.radiograph_days.days if abs(day - d) <= SAME_INSTANT]
-    if any(d not in _radiograph_days_ordered(facts) for d in due):
+    if any(d not in radiograph_days_ordered(facts.taken) for d in due):
         return True
     return any(abs(day - d) <= SAME_INSTANT and f"order_adjacent_fracture_screening:day-{d}" not in facts.taken
                for d in s.screening_days.days)
 
 
-def _radiograph_days_ordered(facts: PatientFacts) -> set[int]:
-    """The scheduled days whose radiograph was ordered (one order may cover several: ``day-14+42``)."""
+def radiograph_days_ordered(action_ids: Iterable[str]) -> set[int]:
+    """The scheduled days whose radiograph these actions ordered (one order may cover several: ``day-14+42``)."""
     prefix = "order_radiograph:day-"
-    return {int(d) for action_id in facts.taken if action_id.startswith(prefix)
+    return {int(d) for action_id in action_ids if action_id.startswith(prefix)
             for d in action_id.removeprefix(prefix).split("+")}
 
 
