@@ -210,6 +210,20 @@ def test_a_batch_retried_after_a_partial_failure_writes_only_what_is_missing(ord
     assert len(order_book.list(patient_id="pt-ob")) == 2
 
 
+def test_a_batch_fulfils_the_order_a_film_at_its_instant_adopted_once_even_when_retried(order_book: OrderBook):
+    """Decisions revision 7: the film observed a second before the week-2 order is written with it."""
+    activities, env = OrderActivities(order_book), ActivityEnvironment()
+    film = ResultRequest(workflow_id="vcf-pathway-pt-ob", event_type="radiograph", day=14,
+                         result_key="adopted-order_radiograph:day-14", order_action_id="order_radiograph:day-14")
+    batch = OrderBatch(workflow_id="vcf-pathway-pt-ob", orders=[request("order_radiograph:day-14")], adopted=[film])
+    first = env.run(activities.place_orders, batch)
+    retried = env.run(activities.place_orders, batch)  # an activity retry, or a replay
+    (order,) = order_book.list(patient_id="pt-ob")
+    assert first == retried and order.status == "completed"
+    assert order.status_reason == "radiograph result on day 14 [adopted-order_radiograph:day-14]"
+    assert len(order_book.task_history(order.id)) == 2  # requested, then completed: once each
+
+
 def test_a_batch_refuses_an_invalid_order_alone_and_keeps_the_step_order(order_book: OrderBook):
     activities = OrderActivities(order_book)
     env = ActivityEnvironment()
