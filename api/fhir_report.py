@@ -5,7 +5,8 @@ CodeSystem: :mod:`api.fhir_codesystems`) and becomes an ``mri`` event; a radiogr
 carries contained Observations (``result`` -> ``#id``) coded in the ``radiograph-measure``
 CodeSystem — height loss % (required), kyphosis degrees, a new fracture level — and becomes a
 ``radiograph`` event. ``basedOn`` names the order the report answers (checked by the route:
-:func:`report_kind_matches`). The report's ``id`` (or first identifier value) is the event id,
+:func:`report_kind_matches`; an order of another kind is a conflict, 409, as an event's
+``fulfils``). The report's ``id`` (or first identifier value) is the event id,
 ``effectiveDateTime`` the time observed. Then it goes through the same intake as a contract
 event. Anything unknown, missing or contradictory is 422 naming the element; nothing is applied
 until the whole report is read.

@@ -66,8 +66,8 @@ async def post_diagnostic_report(request: Request, caller: CallerDep, body: Json
         raise ApiError(404, "unknown order", ["basedOn[0].reference: no such order of this patient"])
     _, event, id_field, _ = report_event(raw)
     why = report_kind_matches(event.type, order.kind)
-    if why:
-        raise ApiError(422, "invalid DiagnosticReport", [why])
+    if why:  # a valid report naming an order it cannot answer: a conflict, as for an event's fulfils
+        raise ApiError(409, "the order does not wait for this result", [why])
     event = event.model_copy(update={"fulfils": order.action_id})  # the order it names is the one it fulfils
     answer = await accept_event(registry, pathways, book, patient, event, id_field, submitted_by=caller.name)
     audit_subject(request, patient_id, answer.event_id)

@@ -150,6 +150,9 @@ async def test_event_errors(stack):
              ({"type": "pain", "nrs": 3, "observed_at": "2999-01-01T09:00:00Z"}, ["observed_at"]),
              ({"type": "pain", "nrs": 3, "observed_at": "0001-01-01T00:00:00+14:00"}, ["observed_at"]),
              ({"type": "mri", "etiology": "benign", "color": "red"}, ["etiology", "color"]),
+             # a bad time hides no other fault: every one is named in the one answer
+             ({"type": "pain", "nrs": 11, "observed_at": "bad"}, ["observed_at", "nrs"]),
+             ({"type": "pain", "nrs": 11, "observed_at": "2999-01-01T09:00:00Z"}, ["observed_at", "nrs"]),
              ("pain", ["body"])]
     for body, fields in cases:
         r = await stack.http.post(f"/v1/patients/{patient}/events", json=body)

@@ -518,7 +518,7 @@ async def test_a_report_must_answer_the_kind_of_order_it_names(hooks):
     order = await _mri_order(http, patient_id)
     report = radiograph_report(patient_id, order["id"], {HEIGHT_LOSS: 20})
     r = await http.post("/v1/fhir/DiagnosticReport", json=report)
-    assert r.status_code == 422 and "names a order_mri order" in r.json()["detail"][0]
+    assert r.status_code == 409 and "names a order_mri order" in r.json()["detail"][0]  # as an event's fulfils
     report["basedOn"] = [{"reference": "ServiceRequest/ord-00000000000000000000"}]
     r = await http.post("/v1/fhir/DiagnosticReport", json=report)
     assert r.status_code == 404 and r.json()["detail"][0].startswith("basedOn[0].reference:")
