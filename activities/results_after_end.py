@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from activities.order_book import OrderBook
 from activities.orders import ORDERS_ANSWERED_BY
+from pathway.builder import readable_days
 from pathway.contract import Event, MriEvent, RadiographEvent
 from pathway.facts import height_loss_progressed
 from pathway.guideline import load_definition
@@ -74,7 +75,7 @@ def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: st
     placed, _ = book.place(
         idempotency_key=f"{workflow_id}/after-end:{result_key}", patient_id=patient_id, workflow_id=workflow_id,
         action_id=f"after-end:{result_key}", kind=AFTER_END_KIND, resource="Task", priority=task.priority, day=day,
-        title=task.title, rationale=task.rationale, citation=task.citation,
+        title=task.title, rationale=readable_days(task.rationale), citation=task.citation,
         details={"order_id": fulfilled[0], **task.details, "pathway_status": status}, codes=[])
     return ResultAfterEnd(fulfilled, placed.id, task.priority, task.citation, actions)
 

@@ -6,6 +6,7 @@ noted, so deciding again over the same facts never proposes anything twice.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from math import inf
 from typing import Any
@@ -114,8 +115,8 @@ class Builder:
                  details: dict[str, Any]) -> None:
         self.proposed.add(action_id)
         day = max(day, self.earliest_day)
-        self.decision.actions.append(Action(id=action_id, day=round(day, 3), kind=kind, rationale=rationale,
-                                            citation=citation, details=details))
+        self.decision.actions.append(Action(id=action_id, day=round(day, 3), kind=kind,
+                                            rationale=readable_days(rationale), citation=citation, details=details))
 
     def review(self, action_id: str, reason: str, day: float, rationale: str, about: ActionKind | None = None, /,
                **details: Any) -> None:
@@ -133,7 +134,18 @@ class Builder:
         if self.done(note_id):
             return
         self.proposed.add(note_id)
-        self.decision.notes.append(Note(note_id, round(max(day, self.earliest_day), 3), text, citation))
+        self.decision.notes.append(Note(note_id, round(max(day, self.earliest_day), 3), readable_days(text), citation))
+
+
+# A pathway day in a text, written with more precision than a reader needs: an event sent through the
+# API is observed at an instant ("day 0.000294042", "day 7.89467e-05"), a scenario's on a whole day.
+_PRECISE_DAY = re.compile(r"\b(days? )(\d+(?:\.\d+)?e-\d+|\d+\.\d{4,})")
+
+
+def readable_days(text: str) -> str:
+    """``text`` with each pathway day given to more than three decimals rounded to two (a quarter of an
+    hour): "day 0" for an instant seconds after enrollment. Days as scenarios write them stay as written."""
+    return _PRECISE_DAY.sub(lambda m: f"{m.group(1)}{round(float(m.group(2)), 2):g}", text)
 
 
 def sentence(text: str) -> str:

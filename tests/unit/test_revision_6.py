@@ -202,3 +202,14 @@ def test_pulmonary_dysfunction_resolved_after_a_referral_on_it_is_noted(definiti
     assert bool(found) is noted
     if noted:
         assert found[0].day == 90 and "the augmentation referral of day 84 named pulmonary dysfunction" in found[0].text
+
+
+def test_a_day_given_to_the_second_reads_as_a_day_in_texts(definition):
+    """An event sent through the API is observed at an instant: the texts give its day to two decimals."""
+    from pathway.builder import readable_days
+
+    w = Walk(definition)
+    w.event(25 / 86400, type="side_effect", drug="ibuprofen", effect="nausea")
+    (review,) = reviews(w, "side_effect")
+    assert review.rationale.startswith("Side effect reported on day 0 (ibuprofen: nausea)")
+    assert readable_days("pain on day 12.3457, days 69.999 and day 42") == "pain on day 12.35, days 69.999 and day 42"
