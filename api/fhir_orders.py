@@ -32,6 +32,7 @@ ORDER_STATUS_TAG = "urn:vcf-pathway:order-status"
 ORDER_IDENTIFIER = "urn:vcf-pathway:order-id"
 OVERDUE_KIND = "escalate_overdue_result"
 REFUSAL_KIND = "alert_task_refused"  # activities.orders.REFUSAL_KIND: a care-team task about a refused order
+AFTER_END_KIND = "escalate_result_after_end"  # activities.results_after_end: a result after the end needs eyes
 MODELS: dict[RequestResource, Any] = {"ServiceRequest": ServiceRequest, "MedicationRequest": MedicationRequest,
           "CommunicationRequest": CommunicationRequest, "Task": Task}
 _STATUS: dict[RequestResource, dict[OrderStatus, str]] = {  # order-book status -> the resource's own vocabulary
@@ -137,8 +138,8 @@ def instantiates(order: Order) -> str | None:
 
 
 def overdue_order_id(order: Order) -> str | None:
-    """The order an overdue-result or refused-order task is about (None for any other order)."""
-    return order.details.get("order_id") if order.kind in (OVERDUE_KIND, REFUSAL_KIND) else None
+    """The order an overdue-result, refused-order or result-after-the-end task is about (None for any other)."""
+    return order.details.get("order_id") if order.kind in (OVERDUE_KIND, REFUSAL_KIND, AFTER_END_KIND) else None
 
 
 def resource_body(order: Order, focus_type: str | None = None) -> dict[str, Any]:

@@ -60,6 +60,9 @@ def report_event(raw: Any) -> tuple[str, Event, str, str]:
     if not isinstance(raw, dict) or raw.get("resourceType") != "DiagnosticReport":
         raise _invalid("resourceType: expected 'DiagnosticReport'")
     _only(raw, REPORT_ELEMENTS, "")
+    nulls = _nulls(raw, "")
+    if nulls:
+        raise _invalid(*(f"{path}: null is not allowed (FHIR JSON leaves an absent element out)" for path in nulls))
     try:
         DiagnosticReport.model_validate(raw)
     except ValidationError as exc:
@@ -107,6 +110,18 @@ def report_kind_matches(event_type: str, order_kind: str) -> str | None:
         return None
     answers = " or ".join(ANSWERS[event_type])
     return f"basedOn[0].reference: names a {order_kind} order; a {event_type} report answers {answers}"
+
+
+def _nulls(value: Any, path: str) -> list[str]:
+    """The paths of the explicit nulls in a resource (the first ten), as the Observation route refuses them."""
+    found: list[str] = []
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        name = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip(".")
+        if not isinstance(key, int) and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", key):
+            name = f"{path}.an element".lstrip(".")  # never echo a name that is not a plain one
+        found += [name] if item is None else _nulls(item, name)
+    return found[:10]
 
 
 def _only(raw: dict[str, Any], allowed: tuple[str, ...], prefix: str) -> None:

@@ -96,6 +96,8 @@ async def test_after_withdrawal_a_malignant_mri_fulfils_its_order_and_raises_an_
     assert mri_order.status == "completed"
     [task] = await _orders_of(stack, patient, "escalate_result_after_end")
     assert task.id == after["escalation_task"] and task.priority == "urgent" and task.details["etiology"] == "malignant"
+    fhir_task = (await stack.http.get(f"/v1/orders/{task.id}")).json()
+    assert fhir_task["focus"] == {"reference": f"ServiceRequest/{mri_order.id}"}  # the order the result fulfilled
     again = await stack.http.post(f"/v1/patients/{patient}/events", json=mri)  # the same result again: once
     assert again.status_code == 200 and again.json()["duplicate"] is True
     assert len(await _orders_of(stack, patient, "escalate_result_after_end")) == 1

@@ -512,6 +512,19 @@ async def test_bad_radiograph_reports_are_refused_naming_the_element(hooks, meas
     assert r.json()["detail"][0].startswith(element), r.json()
 
 
+async def test_a_report_with_null_elements_is_refused_naming_them(hooks):
+    """FHIR JSON leaves an absent element out: a null is refused, as the Observation route refuses it."""
+    _, book, http, _ = hooks
+    patient_id = await enroll(http)
+    await wait_for_orders(http, patient_id, {"order_mri"})
+    report = {**radiograph_report(patient_id, week2_radiograph(book, patient_id), {HEIGHT_LOSS: 20}),
+              "issued": None, "conclusion": None}
+    r = await http.post("/v1/fhir/DiagnosticReport", json=report)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == [f"{name}: null is not allowed (FHIR JSON leaves an absent element out)"
+                                  for name in ("issued", "conclusion")]
+
+
 async def test_a_report_must_answer_the_kind_of_order_it_names(hooks):
     _, _, http, _ = hooks
     patient_id = await enroll(http)
