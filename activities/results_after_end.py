@@ -50,6 +50,22 @@ class ResultAfterEnd:
         return text + "."
 
 
+def recorded_result_after_end(book: OrderBook, *, workflow_id: str, event: Event,
+                              result_key: str) -> ResultAfterEnd | None:
+    """What a result after the end recorded under ``result_key`` did, without doing it again (None if it was
+    not taken as one): the answer to a client that sends it again, after a timeout, say."""
+    prefix, suffix = f"{event.type} result after the pathway ended, day ", f" [{result_key}]"
+    fulfilled = [o for o in book.list(workflow_id=workflow_id)
+                 if o.status_reason and o.status_reason.startswith(prefix) and o.status_reason.endswith(suffix)]
+    if not fulfilled:
+        return None
+    task = book.get_by_key(f"{workflow_id}/after-end:{result_key}")
+    actions = tuple(o.action_id for o in fulfilled)
+    if task is None:
+        return ResultAfterEnd([o.id for o in fulfilled], fulfilled_actions=actions)
+    return ResultAfterEnd([o.id for o in fulfilled], task.id, task.priority, task.citation, actions)
+
+
 def takes_result_after_end(event: Event) -> bool:
     """Whether this event is a result that may still fulfil an order after the end."""
     return event.type in ORDERS_ANSWERED_BY

@@ -17,7 +17,7 @@ import uuid
 from datetime import UTC, datetime
 
 from activities.order_book import OrderBook
-from activities.results_after_end import record_result_after_end, takes_result_after_end
+from activities.results_after_end import record_result_after_end, recorded_result_after_end, takes_result_after_end
 from api.errors import ApiError
 from api.models import EventAnswer, ResultAfterEndAnswer
 from api.pathways import Pathways
@@ -48,7 +48,16 @@ async def accept_event(registry: Registry, pathways: Pathways, book: OrderBook, 
     claim = await in_thread(registry.claim_event, patient_id, event_id, event.type, payload_hash(payload),
                            submitted_by)
     if claim == "same":
-        return answer.model_copy(update={"duplicate": True})
+        answer = answer.model_copy(update={"duplicate": True})
+        if takes_result_after_end(event):  # sent again after the end: what it did the first time, done once
+            earlier = await in_thread(recorded_result_after_end, book, workflow_id=patient.workflow_id, event=event,
+                                      result_key=event_id)
+            if earlier is not None:
+                status = await _ended_status(pathways, patient_id)
+                answer = answer.model_copy(update={"after_end": ResultAfterEndAnswer(
+                    pathway_status=status, fulfilled_orders=earlier.fulfilled, escalation_task=earlier.escalation,
+                    summary=earlier.summary(event, status))})
+        return answer
     if claim == "different":
         raise ApiError(409, "event_id already used", [f"{id_field}: already used for a different event"])
     try:
@@ -67,10 +76,25 @@ async def accept_event(registry: Registry, pathways: Pathways, book: OrderBook, 
     return answer
 
 
+async def _ended_status(pathways: Pathways, patient_id: str) -> str:
+    """How the patient's pathway ended (``completed``, ``withdrawn``, ``exited``)."""
+    try:
+        await pathways.ensure_open(patient_id)
+    except ApiError as ended:
+        if ended.status == 409:
+            return _status_of(ended)
+        raise
+    return "running"  # not reached for a result taken after the end: a pathway does not start again
+
+
+def _status_of(ended: ApiError) -> str:
+    return ended.detail[0].removeprefix("pathway: ").split(";")[0] if ended.detail else "ended"
+
+
 async def _result_after_end(book: OrderBook, patient: EnrollmentRecord, event: Event, event_id: str,
                             ended: ApiError) -> ResultAfterEndAnswer:
     """Fulfil the open order a result answers after the end, or re-raise the 409."""
-    status = ended.detail[0].removeprefix("pathway: ").split(";")[0] if ended.detail else "ended"
+    status = _status_of(ended)
     at = event.observed_at or datetime.now(UTC)
     day = max(0.0, day_of(at, patient.started_at)) if patient.started_at else 0.0
     done = await in_thread(record_result_after_end, book, workflow_id=patient.workflow_id,

@@ -100,6 +100,7 @@ async def test_after_withdrawal_a_malignant_mri_fulfils_its_order_and_raises_an_
     assert fhir_task["focus"] == {"reference": f"ServiceRequest/{mri_order.id}"}  # the order the result fulfilled
     again = await stack.http.post(f"/v1/patients/{patient}/events", json=mri)  # the same result again: once
     assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert again.json()["after_end"] == after  # a client that sends it again learns what it did, done once
     assert len(await _orders_of(stack, patient, "escalate_result_after_end")) == 1
     [condition] = (await stack.http.get(f"/v1/patients/{patient}/CarePlan")).json()["contained"]
     assert condition["code"]["text"] == "Pathologic vertebral compression fracture, malignant on MRI"
