@@ -219,7 +219,7 @@ class PatientPathwayWorkflow:
             result_key=str(item.event.get("event_id") or f"pathway-event-{item.seq}"), status=self._s.status,
             enrolled_level=enrollment.fracture_level, enrolled_height_loss=enrollment.height_loss_pct,
             red_flags=list(enrollment.red_flags)), str(item.event.get("type")))
-        return ("; as a result after the end it fulfilled its open order" if fulfilled
+        return (f"; as a result after the end it fulfilled its open order {', '.join(fulfilled)}" if fulfilled
                 else f"; no open {item.event.get('type')} order waits for this result")
 
     async def _apply(self, item: InboxItem) -> None:

@@ -274,7 +274,8 @@ async def test_a_result_still_queued_when_the_pathway_ends_fulfils_its_order(ts_
     async with make_worker(ts_env, order_book, task_queue):
         result = await handle.result()
     assert result.status == "withdrawn"
-    assert "fulfilled its open order" in result.rejected[-2].reason
+    book = {o.action_id: o for o in order_book.list(workflow_id=handle.id)}
+    assert result.rejected[-2].reason.endswith(f"fulfilled its open order {book['order_mri'].id}")
     assert result.rejected[-1].reason == "the pathway has ended (withdrawn); no open mri order waits for this result"
     book = {o.action_id: o for o in order_book.list(workflow_id=handle.id)}
     assert book["order_mri"].status == "completed"
