@@ -18,7 +18,6 @@ from pathway.guideline import Code
 OrderStatus = Literal["active", "completed", "cancelled", "stopped", "acknowledged"]
 ORDER_STATUSES: tuple[OrderStatus, ...] = get_args(OrderStatus)
 OPEN: OrderStatus = "active"
-CLOSED_STATUSES: tuple[OrderStatus, ...] = tuple(s for s in ORDER_STATUSES if s != OPEN)
 
 # The FHIR request resource an order is written as (the seed names one per action kind).
 RequestResource = Literal["ServiceRequest", "MedicationRequest", "CommunicationRequest", "Task"]

@@ -142,7 +142,7 @@ class OrderBatch(BaseModel):
     workflow_id: str
     result: ResultRequest | None = None
     orders: list[OrderRequest] = Field(default_factory=list)
-    # Results observed at the instant an order of this step was placed: theirs (decisions revision 7).
+    # Results this step's orders adopted (pathway.results.adopt, decisions revision 7): written after them.
     adopted: list[ResultRequest] = Field(default_factory=list)
     overdue: list[OverdueRequest] = Field(default_factory=list)
 

@@ -3,10 +3,11 @@
 The workflow is closed, but the care team still owns the pathway's open orders: an imaging or
 DXA result fulfils the newest open order it answers placed by its day (as the pathway's decisions
 match them from revision 6); an MRI saying malignant or infection raises an
-urgent care-team task; an indeterminate MRI, a radiograph naming a new fracture level (the
-12-month screening's result, say) or showing the deformity progressed since enrollment a routine
-one — so a result never reaches no one. Used by the HTTP API and by ``vcf simulate``;
-idempotent per result key.
+urgent care-team task; a radiograph naming a new fracture level (the 12-month screening's result,
+say) one too, urgent with an enrollment red flag that makes an MRI urgent and routine otherwise;
+an indeterminate MRI, or a radiograph showing the deformity progressed since enrollment, a routine
+one — so a result never reaches no one. Used by the HTTP API, by ``vcf simulate`` and by the
+workflow's activity for a result still queued when it ends; idempotent per result key.
 """
 
 from __future__ import annotations

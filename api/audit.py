@@ -88,11 +88,11 @@ class AuditTrail(Store):
 
 
 _DCM = "http://dicom.nema.org/resources/ontology/DCM"
-_OUTCOME = "http://terminology.hl7.org/CodeSystem/audit-event-outcome"  # 0 success, 4 minor, 8 serious failure
 
 
 def audit_event(record: AuditRecord) -> dict[str, Any]:
     """One record as a FHIR R4 AuditEvent."""
+    # R4 audit-event-outcome: 0 success, 4 minor failure, 8 serious failure
     outcome = "0" if record.status < 400 else "4" if record.status < 500 else "8"
     details = [{"type": "route", "valueString": f"{record.method} {record.route}"},
                *([{"type": "event_id", "valueString": record.event_id}] if record.event_id else [])]

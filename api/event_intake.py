@@ -4,8 +4,8 @@ The event id is claimed in the registry before the signal is sent, so concurrent
 it once; a refused or failed signal gives the claim back, so the same event can be sent again.
 Without an event id the API assigns one, so that a retried signal cannot apply twice.
 
-After a pathway has ended, a result still fulfils the open order it answers (and a pathologic
-MRI raises an urgent care-team task): :mod:`activities.results_after_end`. Any other event, or a
+After a pathway has ended, a result still fulfils the open order it answers (and raises a
+care-team task where it calls for one): :mod:`activities.results_after_end`. Any other event, or a
 result no open order waits for, answers 409.
 """
 

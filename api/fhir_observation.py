@@ -87,7 +87,6 @@ class PatientReference(_Element):
 
 
 UCUM = "http://unitsofmeasure.org"
-T_SCORE_UNIT = "{T-score}"  # UCUM: a unitless score, annotated
 
 
 class TScoreQuantity(_Element):

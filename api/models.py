@@ -76,12 +76,16 @@ class EnrollmentAnswer(BaseModel):
 
 class ResultAfterEndAnswer(BaseModel):
     """A result that reached a pathway after its end: the open order it fulfilled, and the
-    care-team task it raised (a pathologic MRI, a new fracture level)."""
+    care-team task it raised (a pathologic MRI, a new fracture level, an indeterminate MRI, a deformity
+    progressed since enrollment)."""
 
     pathway_status: str
     fulfilled_orders: list[str]
     escalation_task: str | None = Field(description="The care-team task raised: urgent for a malignant or infection "
-                                                    "MRI, routine for a radiograph naming a new fracture level.")
+                                                    "MRI, and for a radiograph naming a new fracture level when the "
+                                                    "enrollment had a red flag that makes an MRI urgent; routine for "
+                                                    "any other new fracture level, an indeterminate MRI or a "
+                                                    "deformity progressed since enrollment.")
     summary: str
 
 

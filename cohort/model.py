@@ -18,7 +18,6 @@ from pathway.contract import FRACTURE_LEVELS, FractureLevel, RedFlag
 Source = Annotated[str, Field(min_length=12, max_length=600,
                               description="Where the figure comes from, or 'Assumption: ...' and why.")]
 Probability = Annotated[float, Field(ge=0, le=1)]
-Days = Annotated[float, Field(ge=0, le=730)]
 
 
 class _Strict(BaseModel):

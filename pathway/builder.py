@@ -37,8 +37,6 @@ class Decision:
     status: PathwayStatus = "running"
 
 
-
-
 # The guideline step each reason for a clinician review is about (its citation names that section first).
 REVIEWED_STEP: dict[str, ActionKind] = {
     "review_evidence_missing": "refer_vertebral_augmentation",  # If Pain Persists After 3 Months

@@ -5,9 +5,12 @@ that was placed by the day it was observed, and keeps it (:func:`observe`): the 
 the week-6 order answers that order, an earlier order never done stays the one without a result,
 and the order book is told that very order. Before revision 6 a result fulfilled the oldest (first
 in, first out), as the order book then did, so that one film never taken made every later order of
-its kind wait for the next result and escalate. From revision 7 a film that no order waited for
-as it arrived is the result of an order placed at its very instant (:func:`adopt`). An action id
-starts with its kind (``order_radiograph:day-14``). From vcf-1.2 an urgent order (the enrollment MRI with a red flag)
+its kind wait for the next result and escalate. A result naming its order (``fulfils``) answers
+that order alone. From revision 7 a film that no order waited for as it arrived is the result of
+an order placed at its very instant, or of a scheduled one a pause held since the film's day; and
+a film at the instant a scheduled step falls due is kept for that step's order even while an older
+order is open (:func:`observe`, :func:`adopt`). An action id starts with its kind
+(``order_radiograph:day-14``). From vcf-1.2 an urgent order (the enrollment MRI with a red flag)
 is overdue sooner than a routine one. An MRI names no level: it is read for the region of the
 order it fulfilled (:func:`enrolled_level_mri_day`).
 """

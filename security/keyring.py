@@ -72,10 +72,6 @@ class KeyRing:
         """The key ids, sorted."""
         return sorted(self.keys)
 
-    @property
-    def current_key(self) -> bytes:
-        return self.keys[self.current]
-
     @classmethod
     def generate(cls, key_id: str | None = None) -> KeyRing:
         """A ring of one random key (development, tests, ``vcf simulate``)."""

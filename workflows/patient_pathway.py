@@ -93,7 +93,8 @@ DECISIONS_REVISION_5_PATCH = "decisions-revision-5"
 # A withdrawal stops nothing, a result is matched to its order as it arrives, the enrollment's orders go out
 # before the first event, a result still queued at the end fulfils its order; the rest in pathway/revision.py.
 DECISIONS_REVISION_6_PATCH = "decisions-revision-6"
-# A film observed at the instant an order it answers is placed is that order's result (pathway/revision.py).
+# A film observed at the instant an order it answers is placed, or while a pause held a scheduled one, is that
+# order's result, kept for it even while an older order is open (pathway/revision.py).
 DECISIONS_REVISION_7_PATCH = "decisions-revision-7"
 # An event refused when applied leaves its event id free (before: a re-send was answered as a duplicate).
 FREE_REFUSED_IDS_PATCH = "free-refused-event-ids"
@@ -283,8 +284,9 @@ class PatientPathwayWorkflow:
 
     async def _act_in_one_step(self, actions: list[Action], status: PathwayStatus,
                                result: ResultRequest | None) -> None:
-        """One activity call for the step: the result, the orders, then the overdue escalations
-        (the same writes, in the same order, as one call each before BATCHED_ORDERS_PATCH)."""
+        """One activity call for the step: the result, the orders, the results they adopted (revision 7),
+        then the overdue escalations (the same writes, in the same order, as one call each before
+        BATCHED_ORDERS_PATCH)."""
         wf_id = workflow.info().workflow_id
         batch = OrderBatch(workflow_id=wf_id, result=result, orders=[self._order_request(a) for a in actions])
         batch.adopted = [ResultRequest(workflow_id=wf_id, event_type=film.event.type, day=film.day,

@@ -43,7 +43,8 @@ async def post_event(request: Request, caller: CallerDep, patient: EnrolledPatie
     event_id already accepted with the same event; 409 if the pathway has ended or the event_id
     was used for a different event. After the end, a result (mri, radiograph, dxa) still
     fulfils the open order it answers (``after_end``; an MRI saying malignant or infection raises
-    an urgent care-team task, a radiograph naming a new fracture level a routine one); another
+    an urgent care-team task, a radiograph naming a new fracture level one too, urgent with an
+    enrollment red flag, and an indeterminate MRI or a deformity progressed a routine one); another
     event, or a result no open order waits for, answers 409.
 
     Scopes: ``pathways:write``; a ``clinician`` event (a decision) needs ``decisions:write``

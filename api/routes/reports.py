@@ -8,7 +8,7 @@ from api.bodies import required
 from api.deps import AUTHENTICATED, CallerDep, JsonBody, OrderBookDep, PathwaysDep, RegistryDep, audit_subject, requires
 from api.errors import ApiError
 from api.event_intake import accept_event
-from api.fhir_codesystems import HEIGHT_LOSS, KYPHOSIS, MRI_ETIOLOGY, RADIOGRAPH_MEASURE, code_system, code_system_ids
+from api.fhir_codesystems import MRI_ETIOLOGY, code_system, code_system_ids
 from api.fhir_models import FHIR_JSON
 from api.fhir_observation import named_patient
 from api.fhir_report import report_event, report_kind_matches, report_target
@@ -25,19 +25,6 @@ MRI_REPORT_EXAMPLE = {
     "basedOn": [{"reference": "ServiceRequest/ord-0123456789abcdef0123"}],
     "effectiveDateTime": "2026-01-31T09:00:00Z",
     "conclusionCode": [{"coding": [{"system": MRI_ETIOLOGY, "code": "osteoporotic"}]}],
-}
-RADIOGRAPH_REPORT_EXAMPLE = {
-    "resourceType": "DiagnosticReport", "id": "rep-xr-0001", "status": "final",
-    "code": {"text": "X-ray lumbosacral spine"}, "subject": {"reference": "Patient/pt-0001"},
-    "basedOn": [{"reference": "ServiceRequest/ord-0123456789abcdef0123"}],
-    "contained": [
-        {"resourceType": "Observation", "id": "h", "status": "final",
-         "code": {"coding": [{"system": RADIOGRAPH_MEASURE, "code": HEIGHT_LOSS}]},
-         "valueQuantity": {"value": 30, "unit": "%"}},
-        {"resourceType": "Observation", "id": "k", "status": "final",
-         "code": {"coding": [{"system": RADIOGRAPH_MEASURE, "code": KYPHOSIS}]},
-         "valueQuantity": {"value": 12, "unit": "deg"}}],
-    "result": [{"reference": "#h"}, {"reference": "#k"}],
 }
 
 
