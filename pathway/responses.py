@@ -417,7 +417,9 @@ def radiograph_findings(b: Builder) -> None:
               f"Radiograph on day {found.day:g}: {found.reason}. Clinician review; {_deformity_counts(b)}.",
               basis=(r.kyphosis_progression_deg,) if "kyphosis" in found.reason else (), **found.measured)
     level = b.facts.enrollment.fracture_level
+    seen: dict[float, int] = {}  # films read per instant: from revision 7 a second one is read in a note too
     for day, image in b.facts.of(RadiographEvent):
+        seen[day] = seen.get(day, 0) + 1
         new = image.new_fracture_level
         if new and new != level:
             b.act(f"flag_new_vertebral_fracture:{new}", "flag_new_vertebral_fracture", day,
@@ -431,9 +433,11 @@ def radiograph_findings(b: Builder) -> None:
                      "disease)." if urgent else ".")
                   + imaging_text(b, "order_mri", new),
                   priority="urgent" if urgent else "routine", level=new)
-        if b.revision >= 3 and not b.done(f"radiograph:{day:g}"):  # every result is read, flagged or not
-            flagged_now = found is not None and found.day == day
-            b.note(f"radiograph:{day:g}", day,
+        read = f"radiograph:{day:g}" + (f":{seen[day]}" if seen[day] > 1 and b.revision >= 7 else "")
+        if b.revision >= 3 and not b.done(read):  # every result is read, flagged or not
+            flagged_now = found is not None and found.day == day and (b.revision < 7 or all(
+                getattr(image, key) == value for key, value in found.measured.items() if hasattr(image, key)))
+            b.note(read, day,
                    f"Radiograph read: height loss {image.height_loss_pct:g}%"
                    + (f", kyphosis {image.kyphosis_deg:g}°" if image.kyphosis_deg is not None else "")
                    + (f", new fracture at {new}" if new and new != level else "")

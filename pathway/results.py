@@ -66,8 +66,9 @@ def observe(facts: PatientFacts, day: float, event: Event, revision: int = REVIS
     arrives to the order it names (``fulfils``: none if that order does not wait for it) or else to the
     newest open order it answers placed by its day, and keeps that answer: an order placed later never
     takes it, and the order book is told that very order (``Observation.answers``). From revision 7 (with
-    the patient's ``defn``) a film observed at the instant a scheduled radiograph or screening falls due,
-    not ordered yet, answers nothing as it arrives: it is that order's, placed a second later (:func:`adopt`)."""
+    the patient's ``defn``) a film that would answer an order placed before its instant answers nothing
+    as it arrives while a scheduled radiograph or screening due by then is not ordered yet (due at this
+    instant, its alarm a second later; or held by a pause): it is that step's order's (:func:`adopt`)."""
     answers = None
     if revision >= 6 and type(event) in RESULT_TYPES:
         kinds = ORDERS_ANSWERED_BY_EVENT[type(event)]
@@ -77,23 +78,27 @@ def observe(facts: PatientFacts, day: float, event: Event, revision: int = REVIS
             answers = named if any(o.action_id == named for o in waiting) else ""
         else:
             placed = [o for o in waiting if o.day <= day + SAME_DAY_MARGIN]
-            answers = max(placed, key=_BY_DAY_AND_ID).action_id if placed else ""
-            if answers and revision >= 7 and defn is not None and scheduled_film_due(defn, facts, day):
-                answers = ""  # the film of the step due at this instant, not of an older order
+            newest = max(placed, key=_BY_DAY_AND_ID) if placed else None
+            answers = newest.action_id if newest else ""
+            if isinstance(event, RadiographEvent) and newest is not None and newest.day < day - ACTION_DAY_ROUNDING \
+                    and revision >= 7 and defn is not None and scheduled_film_due(defn, facts, day):
+                answers = ""  # the film of the scheduled step due by now, not of an older order
     observation = Observation(day=day, event=event, answers=answers)
     facts.observations.append(observation)
     return observation
 
 
 def scheduled_film_due(defn: PathwayDefinition, facts: PatientFacts, day: float) -> bool:
-    """Whether a scheduled radiograph or adjacent-fracture screening falls due at the instant ``day`` (within
-    :data:`pathway.facts.SAME_INSTANT`) and is not ordered yet (its step runs a second later)."""
-    s = defn.schedules
-    due = [d for d in s.radiograph_days.days if abs(day - d) <= SAME_INSTANT]
-    if any(d not in radiograph_days_ordered(facts.taken) for d in due):
+    """Whether a scheduled radiograph or adjacent-fracture screening was due by the instant ``day`` (within
+    :data:`pathway.facts.SAME_INSTANT`) and is not ordered yet: due at this very instant (its step runs a
+    second later), or held by a pause (ordered on resume). A screening skipped once and for all is not."""
+    s, noted = defn.schedules, facts.noted_ids()
+    ordered = radiograph_days_ordered(facts.taken)
+    if any(d <= day + SAME_INSTANT and d not in ordered for d in s.radiograph_days.days):
         return True
-    return any(abs(day - d) <= SAME_INSTANT and f"order_adjacent_fracture_screening:day-{d}" not in facts.taken
-               for d in s.screening_days.days)
+    screening = "order_adjacent_fracture_screening:day-{}"
+    return any(d <= day + SAME_INSTANT and screening.format(d) not in facts.taken
+               and f"{screening.format(d)}:skipped" not in noted for d in s.screening_days.days)
 
 
 def radiograph_days_ordered(action_ids: Iterable[str]) -> set[int]:
@@ -149,6 +154,8 @@ ORDERS_ANSWERED_BY_EVENT: dict[type, set[str]] = {
     t: {kind for kind, answered_by in RESULT_EVENT_FOR.items() if answered_by is t} for t in RESULT_TYPES}
 # An order placed in the same instant as a result counts as placed by its day (days are floats).
 SAME_DAY_MARGIN = 1e-6
+# An action's day is rounded to three decimals: an order placed at a result's instant is within this of it.
+ACTION_DAY_ROUNDING = 1e-3
 
 
 def _orders_by_result(facts: PatientFacts) -> dict[type, list[tuple[float, str]]]:

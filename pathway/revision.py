@@ -29,7 +29,8 @@
 #   7: a radiograph observed at the instant an order it answers is placed (a film of day 14, the week-2
 #      radiograph ordered a second later, when its alarm rings), or since the day a scheduled one was due
 #      while a pause held it, which no order waited for as it arrived, is that order's result: the order
-#      is fulfilled, not left open to escalate; a film at the instant a scheduled one falls due is kept
-#      for it even while an older order is open; a report of no pulmonary dysfunction after a referral that
-#      named it is noted for the care team.
+#      is fulfilled, not left open to escalate; a film that would answer an older order is kept instead for
+#      a scheduled one due by then and not ordered yet; a second film of one instant is read in a note of
+#      its own; a report of no pulmonary dysfunction after a referral that named it is noted for the care
+#      team.
 REVISION = 7

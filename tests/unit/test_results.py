@@ -245,3 +245,50 @@ def test_a_film_naming_the_order_placed_at_its_instant_is_that_orders(definition
     w.until(15)
     assert [o.answers for o in w.facts.observations] == ["order_radiograph:day-14"]
     assert not [o for o in open_orders(w.facts) if o.kind == "order_radiograph"]
+
+
+def test_a_flare_screening_and_the_week_6_order_each_take_a_film_of_their_instant(definition):
+    """Two films on day 42: one for the flare screening ordered at that instant (it waits for it, so it
+    takes the first), one for the week-6 order placed a second later. Neither order escalates."""
+    from tests.unit.walk import Walk
+
+    w = Walk(definition, pain_nrs=6)
+    w.event(3, type="mri", etiology="osteoporotic")
+    w.pain(10, 2)
+    w.until(14.5)
+    w.event(15, type="radiograph", height_loss_pct=25)
+    w.until(41)
+    w.pain(42, 6)  # 4 above the lowest, 2: a flare, screened at once
+    w.event(42, type="radiograph", height_loss_pct=25)
+    w.event(42, type="radiograph", height_loss_pct=25)
+    w.until(43)
+    films = [o.answers for o in w.facts.observations if o.event.type == "radiograph"]
+    assert films == ["order_radiograph:day-14", "order_adjacent_fracture_screening:flare:42", "order_radiograph:day-42"]
+    assert not [o for o in open_orders(w.facts) if o.kind != "order_dxa"]
+
+
+def test_a_film_while_a_pause_holds_a_scheduled_order_is_kept_for_it_not_an_older_order(definition):
+    """The week-2 film never taken stays the one without a result: the film of day 45, taken while a pause
+    held the week-6 order, is that order's once it is placed on resume (revision 7)."""
+    from tests.unit.walk import Walk
+
+    w = Walk(definition)
+    w.event(3, type="mri", etiology="osteoporotic")
+    w.until(29)
+    w.clinician(30, "pause")
+    w.event(45, type="radiograph", height_loss_pct=25)
+    w.clinician(60, "resume")
+    w.until(61)
+    assert [o.answers for o in w.facts.observations if o.event.type == "radiograph"] == ["order_radiograph:day-42"]
+    assert [o.action_id for o in open_orders(w.facts) if o.kind == "order_radiograph"] == ["order_radiograph:day-14"]
+
+
+def test_each_film_of_one_instant_is_read_in_a_note_of_its_own(definition):
+    from tests.unit.walk import Walk
+
+    w = Walk(definition, height_loss_pct=25)
+    w.event(14, type="radiograph", height_loss_pct=26)
+    w.event(14, type="radiograph", height_loss_pct=31)
+    reads = {n.id: n.text for n in w.notes if n.id.startswith("radiograph:")}
+    assert reads == {"radiograph:14": "Radiograph read: height loss 26%.",
+                     "radiograph:14:2": "Radiograph read: height loss 31%; progressive deformity flagged."}
