@@ -102,8 +102,8 @@ def pathologic_fracture(b: Builder) -> bool:
         if etiology in ("malignant", "infection"):
             specialty = "oncology" if etiology == "malignant" else "infectious_disease"
             stop_calcitonin(b, day, "pathologic fracture")
-            imaged = mri_new_levels(b.facts).get(day) if b.revision >= 6 else None
-            of = f" of the new {imaged} fracture" if imaged else ""  # the MRI ordered for a new level
+            imaged = _imaged_level(b, day)
+            of = f" of the new {imaged} fracture" if imaged else ""
             b.note(f"mri:{day:g}:{etiology}", day, f"MRI{of} shows {pathologic_finding(etiology)}: the pathway "
                    "exits.", b.defn.actions["order_mri"].cite())
             b.act("refer_pathologic_fracture_workup", "refer_pathologic_fracture_workup", day,
@@ -118,6 +118,11 @@ def pathologic_fracture(b: Builder) -> bool:
                          f"and analgesics for the new diagnosis. {_calcitonin_on_exit(b)}", medications=drugs)
             return True
     return False
+
+
+def _imaged_level(b: Builder, day: float) -> str | None:
+    """The new fracture level the MRI result of ``day`` imaged (the MRI ordered for it; revision 6 on), or None."""
+    return mri_new_levels(b.facts).get(day) if b.revision >= 6 else None
 
 
 def _calcitonin_on_exit(b: Builder) -> str:
@@ -466,7 +471,7 @@ def results_read(b: Builder) -> None:
             continue  # read already (the texts below are built only for what is new)
         regions = other_region_mri(b.defn, b.facts) if b.revision >= 6 else {}
         other = regions.get(day)
-        imaged = mri_new_levels(b.facts).get(day) if b.revision >= 6 else None
+        imaged = _imaged_level(b, day)
         mri = f"MRI of the new {imaged} fracture" if imaged else "MRI"  # a new level in the enrolled region
         read = (f"{mri}: osteoporotic fracture confirmed." if etiology == "osteoporotic" else
                 f"{mri} indeterminate: clinician review; pathologic fracture not ruled out.")
@@ -518,7 +523,7 @@ def _indeterminate_mri_review(b: Builder, day: float) -> None:
     taken = b.facts.taken
     placed = [(kind, name, taken[kind]) for kind, name, _ in _HELD_REFERRALS if kind in taken]
     held = [name for kind, _, name in _HELD_REFERRALS if kind not in taken]
-    imaged = mri_new_levels(b.facts).get(day) if b.revision >= 6 else None  # the MRI ordered for a new level
+    imaged = _imaged_level(b, day)
     of = f" of the new {imaged} fracture" if imaged else ""
     text = f"MRI on day {day:g}{of} is indeterminate: a pathologic fracture is not ruled out."
     if placed:

@@ -10,7 +10,10 @@ A patient keeps the guideline version it enrolled with, so two readings live her
   the review is decided as soon as the evidence arrives, until day 182; after that a note says no
   referral will come from the pathway. After a review that referred no one, a criterion met later
   (until day 182) makes the referral then: progressive deformity, pulmonary dysfunction, or two
-  pain reports at or above the threshold at least 14 days apart with none below it between.
+  pain reports at or above the threshold at least 14 days apart with none below it between — from
+  revision 5 with the same evidence (a note says it waits for the MRI, and when it lapsed), from
+  revision 6 not after a decline. From revision 7 a report of no pulmonary dysfunction after a
+  referral that named it is noted for the care team.
 - **Earlier versions.** The review reads the latest pain report whatever its age; only patients
   with a red flag for a pathologic fracture wait for the MRI.
 
