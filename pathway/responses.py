@@ -38,6 +38,7 @@ from pathway.facts import (
     pain_flares,
     pain_reports,
     progression,
+    result_observations,
 )
 from pathway.guideline import PathwayDefinition, Rule
 from pathway.medication import stop_calcitonin
@@ -102,8 +103,7 @@ def pathologic_fracture(b: Builder) -> bool:
         if etiology in ("malignant", "infection"):
             specialty = "oncology" if etiology == "malignant" else "infectious_disease"
             stop_calcitonin(b, day, "pathologic fracture")
-            imaged = _imaged_level(b, day)
-            of = f" of the new {imaged} fracture" if imaged else ""
+            of = _of_new_level(b, day)
             b.note(f"mri:{day:g}:{etiology}", day, f"MRI{of} shows {pathologic_finding(etiology)}: the pathway "
                    "exits.", b.defn.actions["order_mri"].cite())
             b.act("refer_pathologic_fracture_workup", "refer_pathologic_fracture_workup", day,
@@ -123,6 +123,19 @@ def pathologic_fracture(b: Builder) -> bool:
 def _imaged_level(b: Builder, day: float) -> str | None:
     """The new fracture level the MRI result of ``day`` imaged (the MRI ordered for it; revision 6 on), or None."""
     return mri_new_levels(b.facts).get(day) if b.revision >= 6 else None
+
+
+def _of_new_level(b: Builder, day: float) -> str:
+    """" of the new T12 fracture" for an MRI result taken as the new level's MRI — saying so where the enrolled
+    fracture's MRI also waited for its result then (an MRI names no level: the newest order open took it)."""
+    imaged = _imaged_level(b, day)
+    if imaged is None:
+        return ""
+    earlier = [o for o in result_observations(b.facts).get(MriEvent, []) if o.day < day]
+    if "order_mri" in b.facts.taken and not any(o.answers == "order_mri" for o in earlier):
+        return (f" of the new {imaged} fracture (taken as the newest MRI order open; the "
+                f"{b.facts.enrollment.fracture_level} fracture's MRI also waited for its result)")
+    return f" of the new {imaged} fracture"
 
 
 def _calcitonin_on_exit(b: Builder) -> str:
@@ -471,8 +484,7 @@ def results_read(b: Builder) -> None:
             continue  # read already (the texts below are built only for what is new)
         regions = other_region_mri(b.defn, b.facts) if b.revision >= 6 else {}
         other = regions.get(day)
-        imaged = _imaged_level(b, day)
-        mri = f"MRI of the new {imaged} fracture" if imaged else "MRI"  # a new level in the enrolled region
+        mri = f"MRI{_of_new_level(b, day)}"  # of a new level in the enrolled region, if it was ordered for one
         read = (f"{mri}: osteoporotic fracture confirmed." if etiology == "osteoporotic" else
                 f"{mri} indeterminate: clinician review; pathologic fracture not ruled out.")
         if other:  # the MRI of a new fracture in another region: it says nothing of the enrolled one
@@ -523,8 +535,7 @@ def _indeterminate_mri_review(b: Builder, day: float) -> None:
     taken = b.facts.taken
     placed = [(kind, name, taken[kind]) for kind, name, _ in _HELD_REFERRALS if kind in taken]
     held = [name for kind, _, name in _HELD_REFERRALS if kind not in taken]
-    imaged = _imaged_level(b, day)
-    of = f" of the new {imaged} fracture" if imaged else ""
+    imaged, of = _imaged_level(b, day), _of_new_level(b, day)
     text = f"MRI on day {day:g}{of} is indeterminate: a pathologic fracture is not ruled out."
     if placed:
         text += (" Already referred on an earlier MRI saying osteoporotic: "

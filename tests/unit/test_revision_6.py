@@ -213,3 +213,13 @@ def test_a_day_given_to_the_second_reads_as_a_day_in_texts(definition):
     (review,) = reviews(w, "side_effect")
     assert review.rationale.startswith("Side effect reported on day 0 (ibuprofen: nausea)")
     assert readable_days("pain on day 12.3457, days 69.999 and day 42") == "pain on day 12.35, days 69.999 and day 42"
+
+
+def test_an_mri_taken_as_the_new_levels_while_the_enrolled_one_waits_says_so(definition):
+    """An MRI names no level: with the L2 MRI and the T12 MRI both open, the newest order took it."""
+    w = Walk(definition)
+    w.event(5, type="radiograph", height_loss_pct=25, new_fracture_level="T12")
+    w.event(8, type="mri", etiology="malignant")
+    (workup,) = w.of("refer_pathologic_fracture_workup")
+    assert workup.rationale.startswith("MRI on day 8 of the new T12 fracture (taken as the newest MRI order open; "
+                                       "the L2 fracture's MRI also waited for its result) shows a malignant")
