@@ -33,10 +33,11 @@ from typing import Any, Literal
 from activities.database import Database, Session, Step, Store, dialects, utc_now
 from activities.order_model import OPEN, Order, OrderStatus, RequestResource
 from activities.task_model import ORDER_STATUS_AFTER, TASK_STATUS_OF_ORDER, TaskStatus, illegal_transition
+from pathway.results import SAME_DAY_MARGIN
 
 PATHWAY = "pathway"  # who changed an order when the order book did it (a result, a cancellation)
-# An order placed in the same instant as the result counts as placed by it (days are floats).
-PLACED_BY_MARGIN = 1e-6
+# An order placed in the same instant as the result counts as placed by it, as the decisions match them.
+PLACED_BY_MARGIN = SAME_DAY_MARGIN
 URGENT = "urgent"  # the priority an order is expedited to (FHIR request-priority)
 
 MIGRATIONS: list[list[Step]] = [

@@ -211,7 +211,8 @@ class OrderActivities:
             for adopted in batch.adopted:
                 self.record_result(adopted)
             for overdue in batch.overdue:
-                receipt.placed[f"overdue:{overdue.order_action_id}"] = self.escalate_overdue_result(overdue).order_id
+                escalated = self.escalate_overdue_result(overdue)
+                receipt.placed[overdue_note_id(overdue.order_action_id)] = escalated.order_id
         return receipt
 
     @activity.defn(name="cancel_open_orders")

@@ -34,7 +34,7 @@ from pathway.decisions import decide, next_due
 from pathway.facts import PatientFacts
 from pathway.guideline import PathwayDefinition
 from pathway.intake import clinical_rejection
-from pathway.results import observe, overdue_checks, overdue_orders, take
+from pathway.results import observe, overdue_checks, overdue_note_id, overdue_orders, take
 
 SETTLE = 1 / 86400  # the workflow's alarms ring a second after the due instant
 READ_MARGIN = 1.5 / 86400  # a scenario is read 1.5 s after until_day
@@ -118,7 +118,7 @@ def run_patient(defn: PathwayDefinition, patient: Patient, horizon: float, keep_
             passed = True
         if passed:
             for overdue in overdue_orders(defn, facts, now):
-                note_id = f"overdue:{overdue.order.action_id}"
+                note_id = overdue_note_id(overdue.order.action_id)
                 if note_id not in noted:
                     noted.append(note_id)
                     run.escalations.append((round(now, 3), overdue.order.action_id))
