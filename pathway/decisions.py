@@ -425,11 +425,10 @@ def phase(defn: PathwayDefinition, status: PathwayStatus, now: float) -> str:
     return "follow_up"
 
 
-def escalation_state(facts: PatientFacts, now: float, revision: int = REVISION) -> str:
+def escalation_state(facts: PatientFacts, revision: int = REVISION) -> str:
     """Operational flag for the care team: ``urgent_referral`` (a neurological deficit open),
     ``lost_to_follow_up``, ``outreach``, ``awaiting_confirmation`` (a nerve-block offer standing), or
-    ``none`` (the follow-up gap as the decisions' ``revision`` names it). ``now`` is the instant asked
-    about: every flag reads what was decided by then."""
+    ``none`` (the follow-up gap as the decisions' ``revision`` names it): what was decided so far."""
     if neuro_deficit_open(facts):
         return "urgent_referral"
     since = gap_day(facts, revision)[0]

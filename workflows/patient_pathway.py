@@ -289,9 +289,10 @@ class PatientPathwayWorkflow:
         BATCHED_ORDERS_PATCH)."""
         wf_id = workflow.info().workflow_id
         batch = OrderBatch(workflow_id=wf_id, result=result, orders=[self._order_request(a) for a in actions])
+        adopted = take(self._s.facts, actions, self._day(), self._decisions_revision())  # the actions, and their films
         batch.adopted = [ResultRequest(workflow_id=wf_id, event_type=film.event.type, day=film.day,
                                        result_key=f"adopted-{film.answers}", order_action_id=film.answers)
-                         for film in take(self._s.facts, actions, self._day(), self._decisions_revision())]
+                         for film in adopted]
         escalations: list[tuple[str, OverdueRequest]] = []
         if status == "running" and workflow.patched(OVERDUE_RESULTS_PATCH):
             for overdue in overdue_orders(self._defn, self._s.facts, self._day(), self._decisions_revision()):
@@ -652,7 +653,7 @@ class PatientPathwayWorkflow:
         return _Snapshot(
             day=day, phase=phase(self._defn, self._s.status, day), paused=pause_state(self._s.facts).paused,
             review=next_scheduled_step(self._defn, day) if running else None,
-            escalation=escalation_state(self._s.facts, day, self._revision or REVISION),
+            escalation=escalation_state(self._s.facts, self._revision or REVISION),
             latest_pain=LatestPain(nrs=nrs, day=round(pain_day, 3)),
             upcoming=next_due(self._defn, self._s.facts, day, self._revision or REVISION) if running else [])
 

@@ -156,10 +156,10 @@ def test_nerve_block_confirmation_needs_an_offer_and_counts_once(definition):
     w.clinician(5, "confirm_nerve_block")
     assert w.rejected == ["decision: no nerve-block offer to confirm"]
     w.pain(9, 8)
-    assert escalation_state(w.facts, 9) == "awaiting_confirmation"
+    assert escalation_state(w.facts) == "awaiting_confirmation"
     w.clinician(10, "confirm_nerve_block")
     assert any(n.id.startswith("nerve_block_confirmed") for n in w.notes)
-    assert escalation_state(w.facts, 10) == "none"
+    assert escalation_state(w.facts) == "none"
     w.clinician(11, "confirm_nerve_block")
     assert w.rejected[-1] == "decision: the nerve block is already confirmed"
 
@@ -507,7 +507,7 @@ def test_outreach_after_14_and_escalation_after_28_days(definition, now, expecte
     assert [a.kind for a in gaps] == expected
     for action in gaps:
         assert "No pain report since day 0" in action.rationale and "Monitoring and Follow-up" in action.citation
-    assert escalation_state(w.facts, now) == {0: "none", 1: "outreach", 2: "lost_to_follow_up"}[len(expected)]
+    assert escalation_state(w.facts) == {0: "none", 1: "outreach", 2: "lost_to_follow_up"}[len(expected)]
 
 
 def test_a_report_exactly_at_14_days_is_in_time(definition):
@@ -529,7 +529,7 @@ def test_outreach_once_per_gap_and_reset_by_a_new_report(definition):
     w.pain(20, 5)
     w.at(34)
     assert len(w.of("outreach_missed_follow_up")) == 1
-    assert escalation_state(w.facts, 34) == "none"
+    assert escalation_state(w.facts) == "none"
     w.at(34 + JUST_AFTER)
     w.at(40)
     assert [a.details["last_contact_day"] for a in w.of("outreach_missed_follow_up")] == [0, 20]
@@ -552,7 +552,7 @@ def test_neuro_deficit_refers_at_once_and_the_pathway_goes_on(definition):
     (ref,) = w.of("refer_urgent_spine_surgery")
     assert ref.day == 20 and "neurological deficit reported on day 20" in ref.rationale.lower()
     assert ref.details["priority"] == "urgent" and "verify" in ref.citation
-    assert escalation_state(w.facts, 25) == "urgent_referral"
+    assert escalation_state(w.facts) == "urgent_referral"
     w.until(42)
     assert w.status == "running" and len(w.of("order_radiograph")) == 2
 

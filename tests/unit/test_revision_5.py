@@ -67,9 +67,9 @@ def test_a_short_pause_does_not_reset_the_silence_before_it(definition, revision
         return
     assert outreach == [(14, 0)] and escalated == [(29, 0)]  # 28 silent days on the pathway's clock
     assert "1 days paused not counted" in w.of("escalate_lost_to_follow_up")[0].rationale
-    assert escalation_state(w.facts, 30) == "lost_to_follow_up"
+    assert escalation_state(w.facts) == "lost_to_follow_up"
     w.pain(31, 4)
-    assert escalation_state(w.facts, 31) == "none"
+    assert escalation_state(w.facts) == "none"
 
 
 def test_the_gap_counts_only_the_pause_after_the_last_report(definition):

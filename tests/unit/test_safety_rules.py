@@ -331,7 +331,7 @@ def test_the_opioid_review_says_how_old_the_pain_score_is(definition):
 def test_the_offer_expires_at_day_42(definition, day, accepted):
     w = Walk(definition, pain_nrs=8)
     w.pain(9, 8)
-    assert escalation_state(w.facts, 41) == "awaiting_confirmation"
+    assert escalation_state(w.facts) == "awaiting_confirmation"
     event = parse_event({"type": "clinician", "decision": "confirm_nerve_block", "reason": "r", "author": "a"})
     reason = clinical_rejection(definition, w.facts, event, day)
     assert (reason is None) is accepted
@@ -344,7 +344,7 @@ def test_the_expired_offer_is_noted_and_no_longer_awaited(definition):
     w.pain(9, 8)
     w.until(43)
     assert "offer_nerve_block:expired" in note_ids(w)
-    assert escalation_state(w.facts, 43) != "awaiting_confirmation"
+    assert escalation_state(w.facts) != "awaiting_confirmation"
 
 
 # --- §10 Calcitonin and a cancer history ----------------------------------------------------------------
