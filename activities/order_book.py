@@ -97,6 +97,12 @@ _ACKNOWLEDGED_WITHOUT_RESULT = ("(status = 'acknowledged' AND NOT EXISTS (SELECT
 _ORDER = f"SELECT *, {_ACKNOWLEDGED_WITHOUT_RESULT} AS acknowledged_before_result FROM orders"
 
 
+def order_key(workflow_id: str, action_id: str) -> str:
+    """The idempotency key of a pathway's order, task or referral: one per workflow and action id, so a
+    retry or a replay finds the order it placed (:meth:`OrderBook.place`)."""
+    return f"{workflow_id}/{action_id}"
+
+
 def new_order_id() -> str:
     """A fresh, unguessable order id (80 random bits; no PHI in it). The idempotency key, not the
     id, says whether an order exists already: see :meth:`OrderBook.place`."""

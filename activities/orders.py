@@ -14,23 +14,12 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.database import IntegrityError
-from activities.order_book import OrderBook
+from activities.order_book import OrderBook, order_key
 from activities.order_model import Order, OrderStatus, RequestResource
 from pathway.contract import ACTION_KINDS, Action, ContractError, parse_event
 from pathway.guideline import Code
-from pathway.results import RESULT_EVENT_FOR, overdue_note_id
+from pathway.results import ORDERS_ANSWERED_BY, overdue_note_id
 from workflows.metrics import ORDERS_WRITTEN, OVERDUE_ESCALATION
-
-
-def _orders_answered_by() -> dict[str, list[str]]:
-    """Result event type -> the order kinds it fulfils, from pathway.results (one mapping)."""
-    answered: dict[str, list[str]] = {}
-    for kind, event_class in RESULT_EVENT_FOR.items():
-        answered.setdefault(event_class.model_fields["type"].default, []).append(kind)
-    return answered
-
-
-ORDERS_ANSWERED_BY = _orders_answered_by()
 
 
 class OrderRequest(BaseModel):
@@ -125,9 +114,10 @@ REFUSAL_KIND = "alert_task_refused"
 def place_refusal_alert(book: OrderBook, request: RefusalRequest) -> tuple[Order, bool]:
     """The urgent care-team task about a refused order, placed once per order (by the pathway, or by
     the API when the pathway has ended); the order and whether this call created it."""
+    action_id = f"refused:{request.order_action_id}"
     return book.place(
-        idempotency_key=f"{request.workflow_id}/refused:{request.order_action_id}", patient_id=request.patient_id,
-        workflow_id=request.workflow_id, action_id=f"refused:{request.order_action_id}", kind=REFUSAL_KIND,
+        idempotency_key=order_key(request.workflow_id, action_id), patient_id=request.patient_id,
+        workflow_id=request.workflow_id, action_id=action_id, kind=REFUSAL_KIND,
         resource="Task", priority="urgent", day=request.day, title=request.title, rationale=request.rationale,
         citation=request.citation, codes=[],
         details={"order_id": request.order_id, "order_action_id": request.order_action_id,
@@ -167,7 +157,7 @@ class OrderActivities:
         if action.kind not in ACTION_KINDS or not action.id:
             raise ApplicationError(f"action: invalid kind or missing id ({action.kind!r})", non_retryable=True,
                                    type="InvalidOrder")
-        key = f"{request.workflow_id}/{action.id}"
+        key = order_key(request.workflow_id, action.id)
         try:
             order, created = self.book.place(
                 idempotency_key=key, patient_id=request.patient_id, workflow_id=request.workflow_id,
@@ -246,8 +236,8 @@ class OrderActivities:
         """One care-team task per overdue order (idempotent), pointing at the order (found by its
         idempotency key: order ids are random). Should the order be missing from the book, the task
         still goes out, naming the action only: an escalation never waits on a lookup."""
-        key = f"{request.workflow_id}/overdue:{request.order_action_id}"
-        target = self.book.get_by_key(f"{request.workflow_id}/{request.order_action_id}")
+        key = order_key(request.workflow_id, overdue_note_id(request.order_action_id))
+        target = self.book.get_by_key(order_key(request.workflow_id, request.order_action_id))
         about = {"order_id": target.id} if target else {}
         order, created = self.book.place(
             idempotency_key=key, patient_id=request.patient_id, workflow_id=request.workflow_id,
@@ -265,7 +255,7 @@ class OrderActivities:
         """After the pathway ended: escalate as :meth:`escalate_overdue_result` does, unless the order
         no longer waits for its result (it came through the API, the order was cancelled, or its
         performer refused it): then None, and nothing is written."""
-        order = self.book.get_by_key(f"{request.workflow_id}/{request.order_action_id}")
+        order = self.book.get_by_key(order_key(request.workflow_id, request.order_action_id))
         if order is not None and not self.book.awaits_result(order.id):
             activity.logger.info("result came after the end: nothing to escalate",
                                  extra={"action_kind": request.order_kind})

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from activities.order_book import OrderBook
-from activities.orders import ORDERS_ANSWERED_BY
+from activities.order_book import OrderBook, order_key
 from pathway.builder import readable_days
 from pathway.contract import Event, MriEvent, RadiographEvent
 from pathway.facts import height_loss_progressed
 from pathway.guideline import load_definition
 from pathway.responses import pathologic_finding
+from pathway.results import ORDERS_ANSWERED_BY
 
 AFTER_END_KIND = "escalate_result_after_end"
 PATHOLOGIC = ("malignant", "infection")
@@ -60,7 +60,7 @@ def recorded_result_after_end(book: OrderBook, *, workflow_id: str, event: Event
                  if o.status_reason and o.status_reason.startswith(prefix) and o.status_reason.endswith(suffix)]
     if not fulfilled:
         return None
-    task = book.get_by_key(f"{workflow_id}/after-end:{result_key}")
+    task = book.get_by_key(order_key(workflow_id, f"after-end:{result_key}"))
     actions = tuple(o.action_id for o in fulfilled)
     if task is None:
         return ResultAfterEnd([o.id for o in fulfilled], fulfilled_actions=actions)
@@ -89,9 +89,10 @@ def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: st
     actions = tuple(order.action_id for order in map(book.get, fulfilled) if order is not None)
     if task is None:
         return ResultAfterEnd(fulfilled, fulfilled_actions=actions)
+    action_id = f"after-end:{result_key}"
     placed, _ = book.place(
-        idempotency_key=f"{workflow_id}/after-end:{result_key}", patient_id=patient_id, workflow_id=workflow_id,
-        action_id=f"after-end:{result_key}", kind=AFTER_END_KIND, resource="Task", priority=task.priority, day=day,
+        idempotency_key=order_key(workflow_id, action_id), patient_id=patient_id, workflow_id=workflow_id,
+        action_id=action_id, kind=AFTER_END_KIND, resource="Task", priority=task.priority, day=day,
         title=task.title, rationale=readable_days(task.rationale), citation=task.citation,
         details={"order_id": fulfilled[0], **task.details, "pathway_status": status}, codes=[])
     return ResultAfterEnd(fulfilled, placed.id, task.priority, task.citation, actions)

@@ -20,12 +20,12 @@ from typing import Any
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from pydantic import ValidationError
 
-from activities.orders import ORDERS_ANSWERED_BY
 from api.errors import ApiError, field_errors
 from api.fhir_codesystems import CODES, HEIGHT_LOSS, KYPHOSIS, MRI_ETIOLOGY, NEW_LEVEL, RADIOGRAPH_MEASURE
 from api.fhir_observation import ACCEPTED_OBSERVATION_STATUS, PATIENT_REFERENCE
 from api.inputs import valid_event
 from pathway.contract import Event
+from pathway.results import ORDERS_ANSWERED_BY
 
 REPORT_ELEMENTS = ("resourceType", "id", "identifier", "status", "category", "code", "subject", "basedOn",
                    "effectiveDateTime", "issued", "performer", "conclusion", "conclusionCode", "result", "contained")

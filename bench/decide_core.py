@@ -19,14 +19,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pathway.contract import Enrollment, parse_event
 from pathway.decisions import decide, next_due
-from pathway.facts import PatientFacts
+from pathway.facts import SETTLE, PatientFacts
 from pathway.guideline import PathwayDefinition, load_definition
 from pathway.results import observe, overdue_checks, overdue_orders, take
 
 RESULTS = {3: {"type": "mri", "etiology": "osteoporotic"}, 10: {"type": "dxa", "t_score": -2.7},
            15: {"type": "radiograph", "height_loss_pct": 26}, 43: {"type": "radiograph", "height_loss_pct": 27},
            85: {"type": "radiograph", "height_loss_pct": 27}, 183: {"type": "radiograph", "height_loss_pct": 27}}
-SETTLE = 1 / 86400  # the workflow's alarms ring a second after the instant they wait for
 EVENTS = sorted({**{d: {"type": "pain", "nrs": max(1, 8 - d // 20)} for d in range(7, 365, 7)}, **RESULTS}.items())
 
 

@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.order_book import OrderBook
 from activities.results_after_end import record_result_after_end, takes_result_after_end
 from pathway.contract import Event, Scenario
+from pathway.facts import READ_MARGIN_SECONDS
 from pathway.guideline import PathwayDefinition, load_definition
 from security.codec import data_converter
 from security.keyring import KeyRing, configured_key_ring
@@ -31,9 +32,7 @@ from workflows.metrics import OVERDUE_ESCALATION
 from workflows.models import DecisionNote, PathwayInput, PathwayOptions, PathwayState, workflow_id_for
 from workflows.patient_pathway import PatientPathwayWorkflow
 
-# The clock stops just after until_day's instant: steps due at that instant have run,
-# "more than N days" checks (two seconds past N) have not.
-READ_MARGIN = timedelta(seconds=1.5)
+READ_MARGIN = timedelta(seconds=READ_MARGIN_SECONDS)  # the clock stops just after until_day's instant
 
 
 def simulation_key_ring() -> KeyRing:

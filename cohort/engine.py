@@ -31,13 +31,11 @@ from typing import Any
 from cohort.patients import Patient
 from pathway.contract import Event, PainEvent
 from pathway.decisions import decide, next_due
-from pathway.facts import PatientFacts
+from pathway.facts import READ_MARGIN, SETTLE, PatientFacts
 from pathway.guideline import PathwayDefinition
 from pathway.intake import clinical_rejection
 from pathway.results import observe, overdue_checks, overdue_note_id, overdue_orders, take
 
-SETTLE = 1 / 86400  # the workflow's alarms ring a second after the due instant
-READ_MARGIN = 1.5 / 86400  # a scenario is read 1.5 s after until_day
 # Details carried into actions.csv (the rest stay in the workflow's own record).
 KEY_DETAILS = ("priority", "level", "reason", "trigger", "criteria", "suggested_procedure", "scheduled_days",
                "etiology", "expedite_mri", "missing")

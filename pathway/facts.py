@@ -34,7 +34,14 @@ from pathway.guideline import PathwayDefinition
 # is in time, and the check stays clear of steps due at that instant (their alarms ring a second
 # after it) and of a scenario's read-out just after until_day.
 GRACE = 2 / 86400
-
+# The workflow's alarms ring a second after the instant they wait for, so an event landing exactly
+# then is applied first; a scenario is read 1.5 s after until_day, so steps due at that instant have
+# run and "more than N days" checks (GRACE past N) have not. In seconds, and in days for the engines
+# that drive the pure core on a simulated clock (the unit walk, the cohort, the bench).
+ALARM_SETTLE_SECONDS = 1.0
+READ_MARGIN_SECONDS = 1.5
+SETTLE = ALARM_SETTLE_SECONDS / 86400
+READ_MARGIN = READ_MARGIN_SECONDS / 86400
 
 # From decisions revision 4 a step scheduled for an instant waits until it has passed; an event decided
 # within half a second of that instant is at it (the workflow decides an event a few milliseconds after it

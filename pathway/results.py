@@ -152,6 +152,11 @@ RESULT_TYPES = tuple(dict.fromkeys(RESULT_EVENT_FOR.values()))
 # The order kinds each result class answers.
 ORDERS_ANSWERED_BY_EVENT: dict[type, set[str]] = {
     t: {kind for kind, answered_by in RESULT_EVENT_FOR.items() if answered_by is t} for t in RESULT_TYPES}
+# The same by the event's type, as the API, the order book and the workflow's inbox name it ("mri": ["order_mri"]).
+ORDERS_ANSWERED_BY: dict[str, list[str]] = {
+    t.model_fields["type"].default: [kind for kind, answered_by in RESULT_EVENT_FOR.items() if answered_by is t]
+    for t in RESULT_TYPES}
+RESULT_EVENT_TYPES = tuple(ORDERS_ANSWERED_BY)  # the event types that answer an order
 # An order placed in the same instant as a result counts as placed by its day (days are floats).
 SAME_DAY_MARGIN = 1e-6
 # An action's day is rounded to three decimals: an order placed at a result's instant is within this of it.

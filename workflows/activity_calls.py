@@ -10,8 +10,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-# Alarms ring a second after a due instant, so an event landing exactly then is applied first.
-SETTLE = timedelta(seconds=1)
+from pathway.facts import ALARM_SETTLE_SECONDS
+
+SETTLE = timedelta(seconds=ALARM_SETTLE_SECONDS)
 ORDER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(minutes=5))
 ORDER_TIMEOUT = timedelta(seconds=10)  # an order write is one SQLite insert (a start, one server call)

@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from pathway.releases import UnknownGuideline
     from pathway.results import (
         REFUSAL_CITATION,
+        RESULT_EVENT_TYPES,
         Overdue,
         observe,
         open_orders,
@@ -73,7 +74,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows.open_orders_watch import OpenOrdersWatchInput, WatchedResult
 
 MAX_REASON = 500  # characters of a refusal's reason kept (the sender's error lines are capped too)
-RESULT_EVENTS = ("mri", "radiograph", "dxa")
 # vcf-1.1: overdue imaging results escalate to the care team (adds timers and activities).
 OVERDUE_RESULTS_PATCH = "overdue-result-escalation"
 # Performance release: one timer for the earliest due step instead of one per due instant.
@@ -201,7 +201,7 @@ class PatientPathwayWorkflow:
                 while self._s.inbox:
                     item = self._s.inbox.pop(0)
                     reason = f"the pathway has ended ({self._s.status})"
-                    if item.event.get("type") in RESULT_EVENTS and self._ending:
+                    if item.event.get("type") in RESULT_EVENT_TYPES and self._ending:
                         reason += await self._result_after_end(item)
                     self._settle(item.seq, self._reject(reason, item.event, cause="pathway_ended"))
                 self._ending = False
@@ -240,7 +240,7 @@ class PatientPathwayWorkflow:
         self._record("event", _describe(event), event.model_dump(mode="json", exclude_none=True), day=day)
         result = ResultRequest(workflow_id=workflow.info().workflow_id, event_type=event.type, day=day,
                                result_key=f"event-{item.seq}", order_action_id=observation.answers) \
-            if event.type in RESULT_EVENTS else None
+            if event.type in RESULT_EVENT_TYPES else None
         if result is not None and not workflow.patched(BATCHED_ORDERS_PATCH):
             await call_activity(OrderActivities.record_result, result, event.type)
             result = None
@@ -475,7 +475,7 @@ class PatientPathwayWorkflow:
     def _admit(self, payload: Any, event_type: str | None = None) -> Admission:
         # A result arriving while the ended pathway still records queued results is queued with them.
         late_result = self._ending and isinstance(payload, dict) \
-            and (event_type or payload.get("type")) in RESULT_EVENTS
+            and (event_type or payload.get("type")) in RESULT_EVENT_TYPES
         return admit(payload, status="running" if late_result else self._s.status,
                      seen_event_ids=self._s.seen_event_ids, enrolled_at=self._s.enrolled_at, now=workflow.now(),
                      event_type=event_type)

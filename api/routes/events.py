@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from activities.orders import ORDERS_ANSWERED_BY
+from activities.order_book import order_key
 from api.bodies import required
 from api.deps import (
     AUTHENTICATED,
@@ -23,6 +23,7 @@ from api.inputs import valid_event
 from api.models import EventAnswer
 from api.openapi import errors, links, request_body
 from api.records import in_thread
+from pathway.results import ORDERS_ANSWERED_BY
 
 router = APIRouter(prefix="/v1/patients", tags=["patients"], dependencies=[AUTHENTICATED])
 
@@ -54,7 +55,7 @@ async def post_event(request: Request, caller: CallerDep, patient: EnrolledPatie
     caller.require("decisions:write" if event.type == "clinician" else "pathways:write")
     named = getattr(event, "fulfils", None)
     if named is not None:  # the order a result names must be one of this patient's that such a result answers
-        order = await in_thread(book.get_by_key, f"{patient.workflow_id}/{named}")
+        order = await in_thread(book.get_by_key, order_key(patient.workflow_id, named))
         if order is None:
             raise ApiError(404, "unknown order", ["fulfils: no such order of this patient"])
         if order.kind not in ORDERS_ANSWERED_BY.get(event.type, []):

@@ -17,14 +17,14 @@ import pytest
 from cli.main import parser
 from cohort import cli as cohort_cli
 from cohort.agreement import choose, keys_of_run, scenario_of
-from cohort.engine import SETTLE, run_patient
+from cohort.engine import run_patient
 from cohort.model import CohortModelError, load_model, parse_model, sources
 from cohort.patients import draw_patient, quarter
 from cohort.report import KINDS, compare_rows, summary, write_files
 from cohort.run import chunks, simulate_cohort
 from cohort.whatif import WhatIfError, apply, label
 from pathway.contract import ACTION_KINDS, PainEvent
-from pathway.facts import GRACE
+from pathway.facts import GRACE, SETTLE
 from tests.helpers import ROOT
 from tests.unit.walk import Walk
 

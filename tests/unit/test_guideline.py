@@ -11,9 +11,8 @@ from pydantic import ValidationError
 
 from pathway.contract import ACTION_KINDS, Enrollment, parse_event
 from pathway.decisions import decide
-from pathway.facts import Observation, PatientFacts
+from pathway.facts import SETTLE, Observation, PatientFacts
 from pathway.guideline import CURRENT_DEFINITION, SEEDS_DIR, load_definition
-from tests.unit.walk import SETTLE
 
 SEED = SEEDS_DIR / CURRENT_DEFINITION
 GUIDELINE = SEEDS_DIR / "guideline_000_2ff3434920028676.txt"

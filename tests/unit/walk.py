@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from pathway.contract import Action, Enrollment, parse_event
 from pathway.decisions import REVISION, Decision, decide, next_due
-from pathway.facts import PatientFacts
+from pathway.facts import READ_MARGIN, SETTLE, PatientFacts
 from pathway.intake import clinical_rejection
 from pathway.results import observe, take
-
-SETTLE = 1 / 86400  # the workflow's alarms ring a second after the instant they wait for
-READ_MARGIN = 1.5 / 86400  # vcf simulate reads a scenario 1.5 s after until_day
 
 
 def enrollment(**overrides) -> Enrollment:
