@@ -173,8 +173,10 @@ def _review_on_current_evidence(b: Builder) -> None:
     evidence = _evidence_window(b)
     window = evidence.pain_from
     resumed = pause_state(b.facts).last_resumed
-    if b.revision >= 5 and resumed is not None and resumed > evidence.reached:
+    if 5 <= b.revision < 8 and resumed is not None and resumed > evidence.reached:
         # Held, then paused: decided on resume on the evidence of the days before it, as a review a pause held.
+        # From revision 8 a review held before the pause keeps its window: any report from its first day on
+        # counts, one sent during the pause included, as the care team's task asked.
         window = max(window, resumed - s.review_evidence_window_days.value)
     criteria, why = review_criteria(b.defn, b.facts, pain_from=window)
     missing = []

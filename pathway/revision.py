@@ -33,4 +33,8 @@
 #      a scheduled one due by then and not ordered yet; a second film of one instant is read in a note of
 #      its own; a report of no pulmonary dysfunction after a referral that named it is noted for the care
 #      team.
-REVISION = 7
+#   8: a review held for its evidence, then paused, keeps its evidence window when the pathway resumes: a
+#      pain report from the window's first day on counts (one sent during the pause too), as for a held
+#      review without a pause — before, the window moved to the last days before the resume, which the
+#      care team's task had not asked for, and the review could lapse on evidence that had come.
+REVISION = 8

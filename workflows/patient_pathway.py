@@ -96,6 +96,8 @@ DECISIONS_REVISION_6_PATCH = "decisions-revision-6"
 # A film observed at the instant an order it answers is placed, or while a pause held a scheduled one, is that
 # order's result, kept for it even while an older order is open (pathway/revision.py).
 DECISIONS_REVISION_7_PATCH = "decisions-revision-7"
+# A review held for its evidence, then paused, keeps its evidence window on resume (pathway/revision.py).
+DECISIONS_REVISION_8_PATCH = "decisions-revision-8"
 # An event refused when applied leaves its event id free (before: a re-send was answered as a duplicate).
 FREE_REFUSED_IDS_PATCH = "free-refused-event-ids"
 # Results still awaited when the pathway completes are watched after the end (an activity starts the watch).
@@ -274,7 +276,8 @@ class PatientPathwayWorkflow:
         """The decisions' revision this run decides by (pathway.revision.REVISION): a run that started
         before a revision keeps the one it started with, until its next continue-as-new."""
         if self._revision is None:
-            self._revision = 7 if workflow.patched(DECISIONS_REVISION_7_PATCH) else \
+            self._revision = 8 if workflow.patched(DECISIONS_REVISION_8_PATCH) else \
+                7 if workflow.patched(DECISIONS_REVISION_7_PATCH) else \
                 6 if workflow.patched(DECISIONS_REVISION_6_PATCH) else \
                 5 if workflow.patched(DECISIONS_REVISION_5_PATCH) else \
                 4 if workflow.patched(DECISIONS_REVISION_4_PATCH) else \

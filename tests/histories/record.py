@@ -139,12 +139,22 @@ REVISION_7 = [
     (42, "radiograph", {"height_loss_pct": 26}),
     (50, "pain", {"nrs": 3}),
 ]
+# A review held for a recent pain report, then paused; the report comes during the pause (from revision 8 it
+# counts on resume, as any report from day 70 on counts for a held review; before, the window moved to the
+# last 14 days before the resume and the review lapsed). Recorded before it.
+REVISION_8 = [
+    (3, "mri", {"etiology": "osteoporotic"}),
+    (60, "pain", {"nrs": 6}),
+    (86, "clinician", PAUSE),
+    (95, "pain", {"nrs": 6}),
+    (120, "clinician", {**PAUSE, "decision": "resume"}),
+]
 STORIES = {"story": (STORY, 130, 8), "indeterminate_mri": (INDETERMINATE_MRI, 12, 6),
            "late_evidence": (LATE_EVIDENCE, 95, 6), "refused_then_resent": (REFUSED_THEN_RESENT, 20, 6),
            "completed": (COMPLETED, 366, 6), "same_instant": (SAME_INSTANT, 90, 6),
            "revision_5": (REVISION_5, 200, 6), "screenings_together": (SCREENINGS_TOGETHER, 372, 6),
            "withdrawn_in_course": (WITHDRAWN_IN_COURSE, 12, 6), "revision_6": (REVISION_6, 200, 6),
-           "revision_7": (REVISION_7, 60, 6)}
+           "revision_7": (REVISION_7, 60, 6), "revision_8": (REVISION_8, 125, 6)}
 
 
 async def record_story(env: WorkflowEnvironment, patient_id: str, story: str = "story") -> str:
