@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Request
 
 from api.errors import ApiError
-from pathway.contract import SAFE_FIELD_NAME
+from pathway.contract import SAFE_FIELD_NAME, no_control_character
 from pathway.contract_json import DuplicateKey, loads
 
 MAX_BODY = 64 * 1024  # contract bodies are small; a huge one is a mistake or an attack
@@ -57,7 +57,7 @@ async def json_body(request: Request) -> Any:
     if not raw.strip():
         return NO_BODY
     try:
-        return loads(raw)
+        value = loads(raw)
     except DuplicateKey as exc:
         field = exc.key if SAFE_FIELD_NAME.fullmatch(exc.key) else "body"
         raise ApiError(422, "invalid request", [f"{field}: a key given more than once in one JSON object"]) from None
@@ -66,6 +66,37 @@ async def json_body(request: Request) -> Any:
         raise ApiError(422, "invalid request", [f"body: not valid JSON ({where})"]) from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ApiError(422, "invalid request", [f"body: not valid JSON ({type(exc).__name__})"]) from None
+    found = control_character(value)
+    if found:
+        raise ApiError(422, "invalid request", [found])
+    return value
+
+
+def control_character(value: Any, path: str = "") -> str | None:
+    """Where a string of a JSON value (a key or a value) holds a control character other than tab and line
+    breaks, as ``field: reason`` (``body`` where a key is not a field name), or None. Every route refuses
+    one: the order book's PostgreSQL cannot store a NUL, and no field of the contract or of FHIR takes one."""
+    if isinstance(value, str):
+        try:
+            no_control_character(value)
+        except ValueError as exc:
+            return f"{path or 'body'}: {exc}"
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, int):
+            name = f"{path or 'body'}[{key}]"
+        elif SAFE_FIELD_NAME.fullmatch(key):
+            name = f"{path}.{key}".lstrip(".")
+        else:  # a key is no field name of ours: named by where it is, and refused if it holds one too
+            name = path or "body"
+            found = control_character(key, name)
+            if found:
+                return found.replace(": contains", ": a key contains", 1)
+        found = control_character(item, name)
+        if found:
+            return found
+    return None
 
 
 def required(body: Any) -> Any:

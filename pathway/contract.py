@@ -38,7 +38,21 @@ PatientId = Annotated[str, Field(min_length=1, max_length=64, pattern=PATIENT_ID
 Nrs = Annotated[int, Field(ge=0, le=10, strict=True)]
 # Numbers are strict: "25" or true is refused, never quietly read as 25 or 1.
 Percent = Annotated[float, Field(ge=0, le=100, strict=True)]
-Text = Annotated[str, Field(min_length=1, max_length=500)]
+# Text may hold tab, line feed and carriage return, no other control character (as FHIR's string type):
+# a NUL, say, cannot be stored by PostgreSQL, and an order carrying it would never be written.
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def no_control_character(value: str) -> str:
+    """``value``, or a ValueError naming the first control character in it (tab and line breaks are text)."""
+    found = CONTROL_CHARACTER.search(value)
+    if found:
+        raise ValueError(f"contains the control character U+{ord(found.group()):04X}; text may hold tab, line feed "
+                         "and carriage return only")
+    return value
+
+
+Text = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(no_control_character)]
 
 ActionKind = Literal[
     "prescribe_first_line_analgesia",
@@ -124,7 +138,7 @@ Instant = Annotated[datetime, BeforeValidator(_iso_instant), AfterValidator(_in_
 
 
 class _Event(_Strict):
-    event_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    event_id: Annotated[str, Field(min_length=1, max_length=128), AfterValidator(no_control_character)] | None = None
     observed_at: Instant | None = None
 
 

@@ -139,6 +139,39 @@ async def _has(stack, patient, ids):
     return ids <= set(await applied_event_ids(stack.env, patient))
 
 
+async def test_a_control_character_is_refused_naming_where_it_is_and_blocks_nothing(stack):
+    """A NUL cannot be stored in PostgreSQL: in a body, a path or a query it is a 422 naming where it is,
+    on either backend, and the patient's later events apply (before, on PostgreSQL, the order the side
+    effect asked for was retried for ever and held the pathway)."""
+    patient = await enroll(stack.http)
+    await wait_for_orders(stack.http, patient, {"order_dxa"})
+    events = f"/v1/patients/{patient}/events"
+    r = await stack.http.post(events, json={"type": "side_effect", "drug": "x\u0000y", "effect": "dizzy",
+                                            "event_id": "nul-1"})
+    assert r.status_code == 422
+    _names(r, "drug")
+    assert "U+0000" in r.json()["detail"][0]
+    r = await stack.http.post(events, content=b'{"type": "pain", "nrs": 4, "event_id": "bell\\u0007"}')
+    assert r.status_code == 422
+    _names(r, "event_id")
+    order_id = stack.book.list(patient_id=patient)[0].id
+    r = await stack.http.post(f"/v1/orders/{order_id}/acknowledge", json={"reason": "seen\u0000", "author": "dr-7"})
+    assert r.status_code == 422
+    _names(r, "reason")
+    assert (await stack.http.get("/v1/fhir/Task/task-ord-%00x")).status_code == 422
+    r = await stack.http.get("/v1/orders", params={"patient": patient, "status": "active\x00"})
+    assert r.status_code == 422
+    _names(r, "status")
+    r = await stack.http.post(events, json={"type": "side_effect", "drug": "calcitonin", "effect": "dizzy\nat night",
+                                            "event_id": "ok-1"})
+    assert r.status_code == 202
+    await wait_for_orders(stack.http, patient, {"request_clinician_review"})
+    assert (await stack.http.post(events, json={"type": "pain", "nrs": 9, "event_id": "ok-2"})).status_code == 202
+    await eventually(lambda: _has(stack, patient, {"ok-1", "ok-2"}))
+    assert (await stack.http.get(f"/v1/patients/{patient}")).json()["latest_pain"]["nrs"] == 9
+    assert stack.book.get(order_id).status != "acknowledged"
+
+
 async def test_event_errors(stack):
     patient = await enroll(stack.http)
     r = await stack.http.post(f"/v1/patients/{new_patient_id()}/events", json={"type": "pain", "nrs": 3})

@@ -209,6 +209,22 @@ def test_events_required_fields(event_type, field):
     assert errors_of(parse_event, raw) == [f"{field}: Field required"]
 
 
+@pytest.mark.parametrize("event_type, field", [
+    ("side_effect", "drug"), ("side_effect", "effect"), ("clinician", "reason"), ("clinician", "author"),
+    ("pain", "event_id"),
+])  # fmt: skip
+@pytest.mark.parametrize("character", ["\x00", "\x07", "\x1b", "\x7f"])
+def test_text_refuses_control_characters_naming_the_field(event_type, field, character):
+    errors = errors_of(parse_event, {**VALID_EVENTS[event_type], field: f"seen{character}today"})
+    assert errors == [f"{field}: contains the control character U+{ord(character):04X}; text may hold tab, line "
+                      "feed and carriage return only"]
+
+
+def test_text_may_hold_tabs_and_line_breaks():
+    event = parse_event({**VALID_EVENTS["side_effect"], "effect": "dizzy\ton standing,\r\nfell once"})
+    assert event.effect == "dizzy\ton standing,\r\nfell once"
+
+
 def test_observed_at_needs_a_time_zone():
     (line,) = errors_of(parse_event, {"type": "pain", "nrs": 3, "observed_at": "2026-01-31T09:00:00"})
     assert line.startswith("observed_at:") and "time zone" in line
