@@ -71,6 +71,10 @@ class Session:
         """Run one statement; the cursor answers ``fetchone``/``fetchall`` (dict rows) and ``rowcount``."""
         if self.dialect == "postgresql" and args:
             sql = sql.replace("%", "%%").replace("?", "%s")  # our SQL has no '?' inside literals
+        if any(isinstance(arg, str) and "\x00" in arg for arg in args):
+            # PostgreSQL cannot store a NUL in text, and a write that fails on one would be retried for ever.
+            # The API refuses them; one sent straight to a workflow reaches here: U+FFFD on both backends.
+            args = [arg.replace("\x00", "\ufffd") if isinstance(arg, str) else arg for arg in args]
         try:
             return self.raw.execute(sql, tuple(args)) if args else self.raw.execute(sql)
         except sqlite3.IntegrityError as exc:

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Request
 
 from api.errors import ApiError
-from pathway.contract import SAFE_FIELD_NAME, no_control_character
+from pathway.contract import SAFE_FIELD_NAME, control_character
 from pathway.contract_json import DuplicateKey, loads
 
 MAX_BODY = 64 * 1024  # contract bodies are small; a huge one is a mistake or an attack
@@ -70,33 +70,6 @@ async def json_body(request: Request) -> Any:
     if found:
         raise ApiError(422, "invalid request", [found])
     return value
-
-
-def control_character(value: Any, path: str = "") -> str | None:
-    """Where a string of a JSON value (a key or a value) holds a control character other than tab and line
-    breaks, as ``field: reason`` (``body`` where a key is not a field name), or None. Every route refuses
-    one: the order book's PostgreSQL cannot store a NUL, and no field of the contract or of FHIR takes one."""
-    if isinstance(value, str):
-        try:
-            no_control_character(value)
-        except ValueError as exc:
-            return f"{path or 'body'}: {exc}"
-        return None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        if isinstance(key, int):
-            name = f"{path or 'body'}[{key}]"
-        elif SAFE_FIELD_NAME.fullmatch(key):
-            name = f"{path}.{key}".lstrip(".")
-        else:  # a key is no field name of ours: named by where it is, and refused if it holds one too
-            name = path or "body"
-            found = control_character(key, name)
-            if found:
-                return found.replace(": contains", ": a key contains", 1)
-        found = control_character(item, name)
-        if found:
-            return found
-    return None
 
 
 def required(body: Any) -> Any:

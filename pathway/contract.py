@@ -38,21 +38,7 @@ PatientId = Annotated[str, Field(min_length=1, max_length=64, pattern=PATIENT_ID
 Nrs = Annotated[int, Field(ge=0, le=10, strict=True)]
 # Numbers are strict: "25" or true is refused, never quietly read as 25 or 1.
 Percent = Annotated[float, Field(ge=0, le=100, strict=True)]
-# Text may hold tab, line feed and carriage return, no other control character (as FHIR's string type):
-# a NUL, say, cannot be stored by PostgreSQL, and an order carrying it would never be written.
-CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-
-
-def no_control_character(value: str) -> str:
-    """``value``, or a ValueError naming the first control character in it (tab and line breaks are text)."""
-    found = CONTROL_CHARACTER.search(value)
-    if found:
-        raise ValueError(f"contains the control character U+{ord(found.group()):04X}; text may hold tab, line feed "
-                         "and carriage return only")
-    return value
-
-
-Text = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(no_control_character)]
+Text = Annotated[str, Field(min_length=1, max_length=500)]
 
 ActionKind = Literal[
     "prescribe_first_line_analgesia",
@@ -138,7 +124,7 @@ Instant = Annotated[datetime, BeforeValidator(_iso_instant), AfterValidator(_in_
 
 
 class _Event(_Strict):
-    event_id: Annotated[str, Field(min_length=1, max_length=128), AfterValidator(no_control_character)] | None = None
+    event_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     observed_at: Instant | None = None
 
 
@@ -364,6 +350,37 @@ def parse_enrollment(raw: Any) -> Enrollment:
         raise ContractError(describe(exc)) from None
 
 
+# Text sent in (a body, a scenario file) may hold tab, line feed and carriage return and no other control
+# character, as FHIR's string type: PostgreSQL cannot store a NUL. Checked where input enters, not by the
+# models, which the workflow also reads its own history and state with (what it once accepted stays valid).
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def control_character(value: Any, path: str = "") -> str | None:
+    """Where a string of a JSON value (a key or a value) holds a control character other than tab and line
+    breaks, as ``field: reason`` (the parent's name, or ``body``, where a key is no field name), or None."""
+    if isinstance(value, str):
+        match = CONTROL_CHARACTER.search(value)
+        return None if match is None else (f"{path or 'body'}: contains the control character "
+                                           f"U+{ord(match.group()):04X}; text may hold tab, line feed and "
+                                           "carriage return only")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, int):
+            name = f"{path or 'body'}[{key}]"
+        elif SAFE_FIELD_NAME.fullmatch(key):
+            name = f"{path}.{key}".lstrip(".")
+        else:  # no field name of ours: named by where it is, and refused if it holds one itself
+            name = path or "body"
+            found = control_character(key, name)
+            if found:
+                return found.replace(": contains", ": a key contains", 1)
+        found = control_character(item, name)
+        if found:
+            return found
+    return None
+
+
 def parse_scenario(raw: Any) -> Scenario:
     """Validate a whole scenario file, events included, before anything runs; every error is
     reported at once (an invalid patient does not hide the events' errors)."""
@@ -383,6 +400,8 @@ def parse_scenario(raw: Any) -> Scenario:
         until = raw.get("until_day") if isinstance(raw, dict) else None
         until_day = float(until) if isinstance(until, (int, float)) and not isinstance(until, bool) else None
     errors += _event_errors(events, until_day)
+    if (found := control_character(raw, "scenario")) is not None:
+        errors.append(found.removeprefix("scenario."))
     if errors or scenario is None:
         raise ContractError(errors)
     return scenario

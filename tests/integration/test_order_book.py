@@ -41,6 +41,21 @@ def test_placing_the_same_action_twice_orders_once(order_book: OrderBook):
     assert len(order_book.list(patient_id="pt-ob")) == 2
 
 
+def test_a_nul_in_an_orders_text_is_written_as_a_replacement_character(order_book: OrderBook):
+    """A side effect sent straight to a workflow (not through the API, which refuses it) may carry a NUL
+    into a task's rationale: PostgreSQL cannot store one, and the write would fail on every retry."""
+    activities = OrderActivities(order_book)
+    action = Action(id="request_clinician_review:side_effect:3", kind="request_clinician_review", day=3,
+                    rationale="Side effect of x\x00y: dizzy", citation="c", details={"drug": "x\x00y"})
+    receipt = ActivityEnvironment().run(activities.place_order, OrderRequest(
+        workflow_id="vcf-pathway-pt-ob", patient_id="pt-ob", action=action, title="Review", resource="Task"))
+    order = order_book.get(receipt.order_id)
+    assert order is not None
+    assert order.rationale == "Side effect of x\ufffdy: dizzy" and order.details["drug"] == "x\x00y"
+    assert order_book.set_status(receipt.order_id, "cancelled", "withdrawn by dr\x00x")
+    assert order_book.get(receipt.order_id).status_reason == "withdrawn by dr\ufffdx"
+
+
 def test_the_order_book_survives_a_reopen(database: Database):
     OrderBook(database).place(
         idempotency_key="wf/a", patient_id="p", workflow_id="wf", action_id="a", kind="order_dxa",

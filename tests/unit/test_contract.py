@@ -11,6 +11,7 @@ from pathway.contract import (
     FRACTURE_LEVELS,
     MAX_ERRORS,
     ContractError,
+    control_character,
     parse_enrollment,
     parse_event,
     parse_scenario,
@@ -214,15 +215,28 @@ def test_events_required_fields(event_type, field):
     ("pain", "event_id"),
 ])  # fmt: skip
 @pytest.mark.parametrize("character", ["\x00", "\x07", "\x1b", "\x7f"])
-def test_text_refuses_control_characters_naming_the_field(event_type, field, character):
-    errors = errors_of(parse_event, {**VALID_EVENTS[event_type], field: f"seen{character}today"})
-    assert errors == [f"{field}: contains the control character U+{ord(character):04X}; text may hold tab, line "
-                      "feed and carriage return only"]
+def test_a_scenario_refuses_control_characters_in_text_naming_the_field(event_type, field, character):
+    event = {"day": 1, **VALID_EVENTS[event_type], field: f"seen{character}today"}
+    errors = errors_of(parse_scenario, scenario(events=[event], until_day=5))
+    assert errors == [f"events[0].{field}: contains the control character U+{ord(character):04X}; text may hold "
+                      "tab, line feed and carriage return only"]
 
 
 def test_text_may_hold_tabs_and_line_breaks():
-    event = parse_event({**VALID_EVENTS["side_effect"], "effect": "dizzy\ton standing,\r\nfell once"})
-    assert event.effect == "dizzy\ton standing,\r\nfell once"
+    event = {"day": 1, **VALID_EVENTS["side_effect"], "effect": "dizzy\ton standing,\r\nfell once"}
+    parsed = parse_scenario(scenario(events=[event], until_day=5))
+    assert parsed.events[0]["effect"] == "dizzy\ton standing,\r\nfell once"
+
+
+def test_a_control_character_in_a_key_is_named_by_where_the_key_is():
+    assert control_character({"note": [{"text": "ok"}, {"bad\x00key": "x"}]}) == (
+        "note[1]: a key contains the control character U+0000; text may hold tab, line feed and carriage return only")
+    assert control_character({"note": ["fine\n"], "n": 4, "flag": None}) is None
+
+
+def test_what_a_workflow_once_accepted_still_parses():
+    """The models check no control character: the workflow reads its own history and state with them."""
+    assert parse_event({**VALID_EVENTS["side_effect"], "drug": "x\x00y"}).drug == "x\x00y"
 
 
 def test_observed_at_needs_a_time_zone():
