@@ -12,13 +12,15 @@ workflow's activity for a result still queued when it ends; idempotent per resul
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from activities.order_book import OrderBook, order_key
+from activities.order_model import Order
 from pathway.builder import readable_days
-from pathway.contract import Event, MriEvent, RadiographEvent
+from pathway.contract import DxaEvent, Event, MriEvent, RadiographEvent
 from pathway.facts import height_loss_progressed
 from pathway.guideline import load_definition
 from pathway.responses import pathologic_finding
@@ -45,19 +47,77 @@ class ResultAfterEnd:
         """One line for a timeline note or a receipt."""
         named = f" ({', '.join(self.fulfilled_actions)})" if self.fulfilled_actions else ""
         orders = ", ".join(self.fulfilled)
-        text = f"{event.type} result after the pathway ended ({status}): fulfils order {orders}{named}"
+        text = (f"{event.type} result after the pathway ended ({status}): {finding_of(event)}; "
+                f"fulfils order {orders}{named}")
         if self.escalation:
             text += f"; {self.priority} care-team task {self.escalation} raised"
         return text + "."
+
+
+# How an order fulfilled after the end says so (its status reason): the result's type, its day, what it
+# found (from this release on) and its key — the API's event id, or the scenario's.
+_FULFILLED_AFTER_END = re.compile(
+    r"(?P<type>[a-z_]+) result after the pathway ended, day (?P<day>[0-9.e+-]+)(?:: (?P<finding>.*))? "
+    r"\[(?P<key>[^\]]*)\]", re.DOTALL)
+
+
+def finding_of(event: Event) -> str:
+    """What a result says, in a few words ("malignant", "height loss 27%, new fracture at T12")."""
+    if isinstance(event, MriEvent):
+        return event.etiology
+    if isinstance(event, RadiographEvent):
+        return ", ".join([f"height loss {event.height_loss_pct:g}%",
+                          *([f"kyphosis {event.kyphosis_deg:g} degrees"] if event.kyphosis_deg is not None else []),
+                          *([f"new fracture at {event.new_fracture_level}"] if event.new_fracture_level else [])])
+    if isinstance(event, DxaEvent):
+        return f"T-score {event.t_score:g}"
+    return event.type
+
+
+@dataclass(frozen=True)
+class RecordedAfterEnd:
+    """A result taken after the end, read back from the order book: the order it fulfilled and the task it
+    raised, if any (what the timeline and the state show, since the ended workflow never saw it)."""
+
+    day: float
+    event_type: str
+    result_key: str
+    finding: str | None  # None for one recorded before the finding was kept
+    order: Order
+    task: Order | None
+
+    def text(self) -> str:
+        """One line for the care team: what came, what it fulfilled, what it raised."""
+        found = f": {self.finding}" if self.finding else ""
+        text = (f"{self.event_type} result after the pathway ended{found}; fulfilled {self.order.kind} "
+                f"({self.order.action_id}, order {self.order.id})")
+        if self.task is not None:
+            text += f"; {self.task.priority} care-team task {self.task.id}: {self.task.rationale}"
+        return text
+
+
+def recorded_after_end(orders: Sequence[Order], result_key: str | None = None,
+                       event_type: str | None = None) -> list[RecordedAfterEnd]:
+    """The results taken after the end among one pathway's ``orders``, in day order (only the one recorded
+    under ``result_key`` as ``event_type``, if given)."""
+    tasks = {o.action_id: o for o in orders if o.kind == AFTER_END_KIND}
+    found = []
+    for order in orders:
+        match = _FULFILLED_AFTER_END.fullmatch(order.status_reason or "")
+        if match is None or (result_key is not None and match["key"] != result_key) \
+                or (event_type is not None and match["type"] != event_type):
+            continue
+        found.append(RecordedAfterEnd(float(match["day"]), match["type"], match["key"], match["finding"], order,
+                                      tasks.get(f"after-end:{match['key']}")))
+    return sorted(found, key=lambda r: r.day)
 
 
 def recorded_result_after_end(book: OrderBook, *, workflow_id: str, event: Event,
                               result_key: str) -> ResultAfterEnd | None:
     """What a result after the end recorded under ``result_key`` did, without doing it again (None if it was
     not taken as one): the answer to a client that sends it again, after a timeout, say."""
-    prefix, suffix = f"{event.type} result after the pathway ended, day ", f" [{result_key}]"
-    fulfilled = [o for o in book.list(workflow_id=workflow_id)
-                 if o.status_reason and o.status_reason.startswith(prefix) and o.status_reason.endswith(suffix)]
+    recorded = recorded_after_end(book.list(workflow_id=workflow_id), result_key, event.type)
+    fulfilled = [r.order for r in recorded]
     if not fulfilled:
         return None
     task = book.get_by_key(order_key(workflow_id, f"after-end:{result_key}"))
@@ -79,8 +139,8 @@ def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: st
     """Fulfil the newest open order the result answers (placed by its day); raise a care-team task for a pathologic MRI
     or a new fracture level (one other than ``enrolled_level``; urgent with one of the enrollment's ``red_flags``
     that make an MRI urgent). Nothing is fulfilled (an empty ``fulfilled``) when no open order answers the result."""
-    reason = f"{event.type} result after the pathway ended, day {day:g} [{result_key}]"
-    done = [o.id for o in book.list(workflow_id=workflow_id) if o.status_reason == reason]
+    reason = f"{event.type} result after the pathway ended, day {day:g}: {finding_of(event)} [{result_key}]"
+    done = [r.order.id for r in recorded_after_end(book.list(workflow_id=workflow_id), result_key, event.type)]
     named = getattr(event, "fulfils", None)  # the order a report names, else the newest placed by its day
     fulfilled = done or book.close_open(workflow_id, ORDERS_ANSWERED_BY[event.type], "completed", reason,
                                         limit=1, awaiting_result=True, placed_by=None if named else day,

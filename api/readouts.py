@@ -11,13 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from activities.order_model import Order
+from activities.results_after_end import FULFILLED_CITATION, RecordedAfterEnd, recorded_after_end
 from api.models import ActionTaken, OrderSummary, PatientState, Timeline
 from api.pathways import PathwayView, approx_day
 from api.registry import EnrollmentRecord
 from pathway.contract import Action
 from pathway.guideline import PathwayDefinition
 from workflows import search_attributes as sa
-from workflows.models import TimelineEntry, decision_notes
+from workflows.models import DecisionNote, TimelineEntry, decision_notes
 
 
 def _order_summary(order: Order) -> OrderSummary:
@@ -33,6 +34,14 @@ def _action_from_order(order: Order) -> ActionTaken:
 
 def _action(action: Action, order_id: str | None) -> ActionTaken:
     return ActionTaken(**action.model_dump(mode="json"), order_id=order_id)
+
+
+def after_end_notes(orders: list[Order]) -> list[tuple[RecordedAfterEnd, DecisionNote]]:
+    """The results taken after the end (the ended workflow never saw them), each as the decision note
+    ``vcf simulate`` lists for it (``after_end:TYPE:DAY``)."""
+    return [(r, DecisionNote(day=r.day, id=f"after_end:{r.event_type}:{r.day:g}", text=r.text(),
+                             citation=r.task.citation if r.task else FULFILLED_CITATION))
+            for r in recorded_after_end(orders)]
 
 
 def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
@@ -55,7 +64,8 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
             next_review={"day": s.next_review_day, "at": s.next_review_at.isoformat() if s.next_review_at else None}
             if s.next_review_day is not None else None,
             next_step=s.next_step,
-            actions=[_action(a, s.orders.get(a.id)) for a in s.actions], rejected=s.rejected, notes=s.notes)
+            actions=[_action(a, s.orders.get(a.id)) for a in s.actions], rejected=s.rejected,
+            notes=[*s.notes, *(note for _, note in after_end_notes(orders))])
         return PatientState(**body)
     version = view.search_attribute(sa.GUIDELINE_VERSION)
     enrolled_at = record.started_at.isoformat() if record.started_at else None
@@ -68,7 +78,7 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
                     latest_pain=r.latest_pain.model_dump() if r.latest_pain else None,
                     escalation_state=view.search_attribute(sa.ESCALATION_STATE), next_review=None, next_step=None,
                     actions=[_action(a, order_of_action.get(a.id)) for a in r.actions], rejected=r.rejected,
-                    notes=r.notes)
+                    notes=[*r.notes, *(note for _, note in after_end_notes(orders))])
     else:
         phase = view.search_attribute(sa.PATHWAY_PHASE)
         review_at = view.search_attribute(sa.NEXT_REVIEW_AT)
@@ -92,6 +102,11 @@ def timeline_body(record: EnrollmentRecord, entries: list[TimelineEntry] | None,
                   orders: list[Order], query_timeout: float) -> Timeline:
     """The answer of GET /v1/patients/{id}/timeline."""
     if entries is not None:
+        entries = [*entries, *(TimelineEntry(day=note.day, at=result.order.updated_at, entry="note", summary=note.text,
+                                             data={"id": note.id, "citation": note.citation, "after_end": True,
+                                                   "event_id": result.result_key, "order_id": result.order.id,
+                                                   **({"task_id": result.task.id} if result.task else {})})
+                               for result, note in after_end_notes(orders))]
         return Timeline(patient_id=record.patient_id, source="workflow_query", live=True, source_notes=[],
                         notes=decision_notes(entries), entries=entries)
     fallback = [TimelineEntry(day=o.day, at=o.created_at, entry="action", summary=f"{o.kind}: {o.rationale}",

@@ -103,9 +103,11 @@ async def get_state(patient: EnrolledPatient, pathways: PathwaysDep, book: Order
             response_description="The patient's timeline", dependencies=[requires("pathways:read")],
             responses=errors(401, 403, 404, 503))
 async def get_timeline(patient: EnrolledPatient, pathways: PathwaysDep, book: OrderBookDep) -> Timeline:
-    """The workflow's timeline; without a worker, the actions from the order book (``live`` false)."""
+    """The workflow's timeline, and the results taken after the end (from the order book); without a worker,
+    the actions from the order book (``live`` false)."""
     entries = await pathways.timeline(patient.patient_id)
-    orders = [] if entries is not None else await in_thread(book.list, patient_id=patient.patient_id)
+    ended = entries is None or any(e.entry == "ended" for e in entries)
+    orders = await in_thread(book.list, patient_id=patient.patient_id) if ended else []
     return timeline_body(patient, entries, orders, pathways.query_timeout.total_seconds())
 
 

@@ -104,6 +104,17 @@ async def test_after_withdrawal_a_malignant_mri_fulfils_its_order_and_raises_an_
     assert len(await _orders_of(stack, patient, "escalate_result_after_end")) == 1
     [condition] = (await stack.http.get(f"/v1/patients/{patient}/CarePlan")).json()["contained"]
     assert condition["code"]["text"] == "Pathologic vertebral compression fracture, malignant on MRI"
+    # The ended workflow never saw it: the timeline and the state still show it, after the end, once.
+    timeline = (await stack.http.get(f"/v1/patients/{patient}/timeline")).json()
+    kinds = [e["entry"] for e in timeline["entries"]]
+    [late] = [e for e in timeline["entries"] if e["data"].get("after_end")]
+    assert kinds.index("ended") < timeline["entries"].index(late)
+    assert late["entry"] == "note" and late["data"]["id"].startswith("after_end:mri:")
+    assert late["data"]["event_id"] == "late-mri" and late["data"]["task_id"] == task.id
+    assert "mri result after the pathway ended: malignant; fulfilled order_mri" in late["summary"]
+    assert late["data"]["id"] in [n["id"] for n in timeline["notes"]]
+    state = (await stack.http.get(f"/v1/patients/{patient}")).json()
+    assert [n["id"] for n in state["notes"] if n["id"].startswith("after_end:")] == [late["data"]["id"]]
     # A second MRI finds no open MRI order: 409, naming why.
     r = await stack.http.post(f"/v1/patients/{patient}/events", json={"type": "mri", "etiology": "osteoporotic"})
     assert r.status_code == 409 and any("no open mri order" in d for d in r.json()["detail"])
