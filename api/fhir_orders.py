@@ -24,6 +24,7 @@ from fhir.resources.R4B.task import Task
 
 from activities.order_model import Order, OrderStatus, RequestResource
 from api.fhir import COMPRESSION_FRACTURE, definition_of, dump
+from pathway.builder import readable_days
 from pathway.contract import ACTION_KINDS, ActionKind
 from pathway.guideline import Code
 from pathway.plan_definition import REVIEW_REASON_SYSTEM, activity_canonical
@@ -148,9 +149,9 @@ def resource_body(order: Order, focus_type: str | None = None) -> dict[str, Any]
     kind, resource = order.kind, order.resource
     subject = {"reference": f"Patient/{order.patient_id}"}
     notes = [{"text": f"Why: {order.rationale}"}, {"text": f"Basis: {order.citation}"},
-             {"text": f"Pathway day {order.day:g}; action {kind}"}]
+             {"text": f"Pathway day {round(order.day, 2):g}; action {kind}"}]  # "day 0", not "day 6.2e-05"
     if order.status_reason:
-        notes.append({"text": f"Status ({order.status}): {order.status_reason}"})
+        notes.append({"text": f"Status ({order.status}): {readable_days(order.status_reason)}"})
     body: dict[str, Any] = {
         "resourceType": resource, "id": order.id,
         "meta": {"tag": [{"system": ORDER_STATUS_TAG, "code": order.status}]},

@@ -37,6 +37,8 @@ async def test_a_side_effect_becomes_a_review_task_with_its_reason(stack):
     assert task["reasonCode"]["coding"] == [{"system": REVIEW_REASON_SYSTEM, "code": "side_effect",
                                              "display": "Side effect reported"}]
     assert task["instantiatesCanonical"].endswith("|vcf-1.2")
+    # Posted seconds after enrollment: the day reads as a person would say it ("day 0", not "day 7.2e-05").
+    assert {"text": "Pathway day 0; action request_clinician_review"} in task["note"]
     plan = (await stack.http.get(f"/v1/patients/{patient}/CarePlan")).json()
     assert {"reference": f"Task/{task['id']}", "display": "Clinician review requested"} in \
         [a["reference"] for a in plan["activity"]]
