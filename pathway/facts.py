@@ -420,6 +420,12 @@ def latest_height_loss(facts: PatientFacts) -> float:
     return images[-1][1].height_loss_pct if images else facts.enrollment.height_loss_pct
 
 
+def greatest_height_loss(facts: PatientFacts) -> float:
+    """The greatest height loss measured: at enrollment or on any radiograph since (a vertebra does not
+    regain height on its own, so a lower later reading is measurement)."""
+    return max([facts.enrollment.height_loss_pct, *(image.height_loss_pct for _, image in facts.of(RadiographEvent))])
+
+
 @dataclass(frozen=True)
 class Progression:
     """The first radiograph that showed progressive deformity, why, and the measurements compared."""

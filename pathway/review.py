@@ -33,6 +33,7 @@ from pathway.facts import (
     decisions_of,
     folded,
     genant_grade,
+    greatest_height_loss,
     latest_height_loss,
     latest_pain,
     memoised_under,
@@ -357,11 +358,13 @@ def _refer(b: Builder, criteria: list[str], why: list[str], when: str) -> None:
         b.note(f"{REVIEW}:declined", b.now, f"{when}: criteria met ({'; '.join(why)}), but augmentation was declined "
                f"by {decision.author} on day {day:g} ({decision.reason}): no referral.", r.review_day.cite())
         return
-    grade = genant_grade(b.defn, latest_height_loss(b.facts))
+    graded = greatest_height_loss(b.facts) if b.revision >= 8 else latest_height_loss(b.facts)
+    grade = genant_grade(b.defn, graded)
     kyphoplasty = grade >= r.kyphoplasty_min_genant_grade.value or "spinal_deformity" in criteria
-    suggestion = (f"balloon kyphoplasty suggested (Genant grade {grade}"
+    graded_as = f"Genant grade {grade}: height loss {graded:g}%"
+    suggestion = (f"balloon kyphoplasty suggested ({graded_as}"
                   + (", progressive deformity)" if "spinal_deformity" in criteria else ")") if kyphoplasty else
-                  f"vertebroplasty suggested (Genant grade {grade}, no progressive deformity) — AAOS 2010 "
+                  f"vertebroplasty suggested ({graded_as}, no progressive deformity) — AAOS 2010 "
                   "makes a strong recommendation against vertebroplasty")
     basis = (r.review_day, r.persistent_pain_nrs, *_deformity_rules(b))
     mri_day = b.osteoporotic_mri() if b.safety else osteoporotic_mri_day(b.facts)

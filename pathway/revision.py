@@ -36,5 +36,7 @@
 #   8: a review held for its evidence, then paused, keeps its evidence window when the pathway resumes: a
 #      pain report from the window's first day on counts (one sent during the pause too), as for a held
 #      review without a pause — before, the window moved to the last days before the resume, which the
-#      care team's task had not asked for, and the review could lapse on evidence that had come.
+#      care team's task had not asked for, and the review could lapse on evidence that had come; the
+#      procedure an augmentation referral suggests grades the greatest height loss measured, not the
+#      latest film's (a reading a point lower no longer turns it to vertebroplasty).
 REVISION = 8

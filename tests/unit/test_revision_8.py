@@ -1,6 +1,7 @@
 """Decisions revision 8 (pathway.revision.REVISION), beside what revision 7 did: a 12-week review held
 for its evidence, then paused, keeps its evidence window on resume — the report the care team's task
-asked for counts, one sent during the pause too."""
+asked for counts, one sent during the pause too; the suggested procedure grades the greatest height loss
+measured."""
 
 from __future__ import annotations
 
@@ -67,3 +68,27 @@ def test_a_pause_that_held_the_review_itself_still_counts_only_the_days_before_t
     assert not w.of("refer_vertebral_augmentation")
     (held,) = reviews(w, "review_evidence_missing")
     assert held.day == 100 and "no pain report from day 86 on" in held.rationale
+
+
+@pytest.mark.parametrize("revision, procedure, grade", [(7, "vertebroplasty", 1), (8, "balloon_kyphoplasty", 2)])
+def test_the_suggested_procedure_grades_the_greatest_height_loss_measured(definition, revision, procedure, grade):
+    """25% at enrollment (grade 2), a film reading 24% on day 42: a point lower is measurement, not a vertebra
+    that regained height, and no longer turns the suggestion to vertebroplasty."""
+    w = confirmed(Walk(definition, revision=revision, height_loss_pct=25))
+    w.event(42, type="radiograph", height_loss_pct=24)
+    w.pain(80, 6)
+    w.until(84.01)
+    (ref,) = w.of("refer_vertebral_augmentation")
+    assert ref.details["suggested_procedure"] == procedure and ref.details["genant_grade"] == grade
+    assert f"(Genant grade {grade}: height loss {25 if revision == 8 else 24}%" in ref.rationale
+
+
+def test_a_film_reading_more_than_enrollment_is_the_one_graded(definition):
+    w = confirmed(Walk(definition, height_loss_pct=22))  # grade 1 at enrollment
+    w.event(42, type="radiograph", height_loss_pct=25)  # grade 2 (not progressive: 22 -> 25 is under 20% relative)
+    w.event(70, type="radiograph", height_loss_pct=23)
+    w.pain(80, 6)
+    w.until(84.01)
+    (ref,) = w.of("refer_vertebral_augmentation")
+    assert ref.details["criteria"] == ["persistent_pain"]
+    assert ref.details["suggested_procedure"] == "balloon_kyphoplasty" and ref.details["genant_grade"] == 2
