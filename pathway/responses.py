@@ -227,10 +227,13 @@ def side_effects(b: Builder) -> None:
         cause = key if seen[key] == 1 else f"{key}:{seen[key]}"
         step = prescribed_by(event.drug)
         stopped = b.facts.taken.get("stop_calcitonin") if step == "start_calcitonin" else None
+        ordered = b.facts.taken.get(step)
+        not_ours = f"The pathway did not order {_DRUG_CLASS[step]}. " \
+            if step in _DRUG_CLASS and (ordered is None or ordered > day) else ""
         b.review(cause, "side_effect", day,
                  f"Side effect reported on day {day:g} ({event.drug}: {event.effect}): clinician review. "
                  + (f"Calcitonin was stopped on day {stopped:g}. " if stopped is not None and stopped <= day else "")
-                 + "Nothing is stopped automatically.", step, drug=event.drug, effect=event.effect)
+                 + not_ours + "Nothing is stopped automatically.", step, drug=event.drug, effect=event.effect)
 
 
 # Names of a drug of the pathway's own orders (generic and common brand names), and the order: a side
@@ -243,6 +246,10 @@ _DRUG_NAMES: tuple[tuple[str, ActionKind], ...] = (
      "prescribe_opioid_short_course"),
 )
 _PRESCRIBED_BY = tuple((re.compile(pattern), kind) for pattern, kind in _DRUG_NAMES)
+# What a review names when the drug was not the pathway's own order (calcitonin withheld, no opioid course).
+_DRUG_CLASS: dict[ActionKind, str] = {"start_calcitonin": "calcitonin", "prescribe_bisphosphonate": "a bisphosphonate",
+                                      "prescribe_calcium_vitamin_d": "calcium or vitamin D",
+                                      "prescribe_opioid_short_course": "an opioid"}
 
 
 def prescribed_by(drug: str) -> ActionKind:

@@ -387,6 +387,17 @@ def test_a_side_effect_review_cites_the_section_that_prescribed_the_drug(definit
     assert naproxen.citation.startswith(definition.actions["prescribe_first_line_analgesia"].cite())
 
 
+def test_a_side_effect_of_a_drug_the_pathway_did_not_order_says_so(definition):
+    w = Walk(definition, pain_nrs=5, red_flags=["history_of_cancer"])  # no calcitonin, no opioid course
+    w.event(5, type="side_effect", drug="calcitonin", effect="nausea")
+    w.event(6, type="side_effect", drug="oxycodone", effect="constipation")
+    w.event(7, type="side_effect", drug="ibandronate", effect="heartburn")
+    calcitonin, opioid, ibandronate = reviews(w, "side_effect")
+    assert "The pathway did not order calcitonin." in calcitonin.rationale
+    assert "The pathway did not order an opioid." in opioid.rationale
+    assert "did not order" not in ibandronate.rationale  # prescribed at enrollment
+
+
 @pytest.mark.parametrize("drug, kind", [
     ("Fosamax", "prescribe_bisphosphonate"), ("zoledronic acid", "prescribe_bisphosphonate"),
     ("vitamin D3", "prescribe_calcium_vitamin_d"), ("calcium citrate", "prescribe_calcium_vitamin_d"),

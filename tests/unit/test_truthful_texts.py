@@ -57,7 +57,8 @@ def test_kyphoplasty_for_a_progressive_deformity_says_so(definition):
     w.alarm(84)
     (referral,) = w.of("refer_vertebral_augmentation")
     assert referral.details["suggested_procedure"] == "balloon_kyphoplasty"
-    assert "balloon kyphoplasty suggested (Genant grade 1: height loss 24%, progressive deformity)" in referral.rationale
+    assert "balloon kyphoplasty suggested (Genant grade 1: height loss 24%, progressive deformity)" \
+        in referral.rationale
 
 
 def test_a_deformity_flag_after_the_referral_says_the_referral_was_made(definition):
