@@ -38,7 +38,6 @@ from pathway.facts import (
     pain_flares,
     pain_reports,
     progression,
-    result_observations,
 )
 from pathway.guideline import PathwayDefinition, Rule
 from pathway.medication import stop_calcitonin
@@ -46,6 +45,7 @@ from pathway.quiet import more_than_from, step
 from pathway.results import (
     RESULT_EVENT_FOR,
     OpenOrder,
+    enrolled_mri_also_waited,
     mri_new_levels,
     new_level_mri_urgent,
     open_orders,
@@ -131,11 +131,11 @@ def _of_new_level(b: Builder, day: float) -> str:
     imaged = _imaged_level(b, day)
     if imaged is None:
         return ""
-    earlier = [o for o in result_observations(b.facts).get(MriEvent, []) if o.day < day]
-    if "order_mri" in b.facts.taken and not any(o.answers == "order_mri" for o in earlier):
+    if enrolled_mri_also_waited(b.facts, day):
         return (f" of the new {imaged} fracture (taken as the newest MRI order open; the "
                 f"{b.facts.enrollment.fracture_level} fracture's MRI also waited for its result)")
     return f" of the new {imaged} fracture"
+
 
 
 def _calcitonin_on_exit(b: Builder) -> str:
@@ -520,9 +520,13 @@ def _other_region_read(b: Builder, day: float, etiology: str, new_level: str, ot
     (``other``: :func:`pathway.results.other_region_mri`)."""
     level = b.facts.enrollment.fracture_level
     enrolled = [e for d, e in mri_results(b.facts) if d not in other and d <= day]
-    text = (f"MRI for the new fracture at {new_level} ({b.defn.region('order_mri', new_level)}): {etiology}"
+    guessed = enrolled_mri_also_waited(b.facts, day)
+    guess = f"; taken as the newest MRI order open, while the {level} fracture's MRI also waited" if guessed else ""
+    text = (f"MRI for the new fracture at {new_level} ({b.defn.region('order_mri', new_level)}{guess}): {etiology}"
             + (": clinician review; pathologic fracture not ruled out" if etiology == "indeterminate" else "")
-            + f". It does not image the {level} fracture ({b.defn.region('order_mri', level)})")
+            + (f". It is not counted for the {level} fracture ({b.defn.region('order_mri', level)}; a result sent "
+               f"for the {level} MRI order is)" if guessed else
+               f". It does not image the {level} fracture ({b.defn.region('order_mri', level)})"))
     if etiology != "osteoporotic":
         return text + f"; PT and any augmentation referral wait until an MRI of the {new_level} region says " \
             "osteoporotic."

@@ -258,6 +258,13 @@ def _mri_answers(facts: PatientFacts) -> list[tuple[float, MriEvent, str | None]
     return [(o.day, cast(MriEvent, o.event), o.answers.partition(":")[2] if o.answers else None) for o in rows]
 
 
+def enrolled_mri_also_waited(facts: PatientFacts, day: float) -> bool:
+    """Whether the enrolled fracture's MRI still waited for its result when the MRI result of ``day`` was taken
+    as a new level's: the result named no level, so which MRI it was is the newest order's guess."""
+    earlier = [o for o in result_observations(facts).get(MriEvent, []) if o.day < day]
+    return "order_mri" in facts.taken and not any(o.answers == "order_mri" for o in earlier)
+
+
 def _other_region_mri(defn: PathwayDefinition, facts: PatientFacts) -> dict[float, str]:
     region = defn.region("order_mri", facts.enrollment.fracture_level)
     return {day: level for day, _, level in _mri_answers(facts)

@@ -47,7 +47,7 @@ from pathway.facts import (
 )
 from pathway.guideline import PathwayDefinition, Rule, derived
 from pathway.quiet import more_than_from, step
-from pathway.results import other_region_mri
+from pathway.results import enrolled_mri_also_waited, other_region_mri
 
 REVIEW = "twelve_week_review"
 EVIDENCE = ("Evidence: VERTOS II enrolled acute fractures (pain up to 6 weeks); 53% of screened patients "
@@ -402,8 +402,12 @@ def _mri_status(b: Builder) -> str:
     said = dict(mri_results(b.facts))  # an MRI of another region: what it says, by day
     results = [(day, etiology) for day, etiology in mri_results(b.facts) if day not in other]
     status = f"MRI on day {results[-1][0]:g}: {results[-1][1]}" if results else "MRI not resulted"
-    return status + "".join(f"; the MRI on day {day:g} imaged the new fracture at {level}, not "
-                            f"{b.facts.enrollment.fracture_level}, and says {said[day]}"
+    enrolled = b.facts.enrollment.fracture_level
+    return status + "".join((f"; the MRI on day {day:g} was taken as the new fracture's at {level} (the newest MRI "
+                             f"order open), not {enrolled}'s, and says {said[day]}"
+                             if enrolled_mri_also_waited(b.facts, day) else
+                             f"; the MRI on day {day:g} imaged the new fracture at {level}, not {enrolled}, and "
+                             f"says {said[day]}")
                             + ("" if said[day] == "osteoporotic" else ": a pathologic fracture is not ruled out there")
                             for day, level in other.items())
 

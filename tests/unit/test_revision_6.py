@@ -223,3 +223,20 @@ def test_an_mri_taken_as_the_new_levels_while_the_enrolled_one_waits_says_so(def
     (workup,) = w.of("refer_pathologic_fracture_workup")
     assert workup.rationale.startswith("MRI on day 8 of the new T12 fracture (taken as the newest MRI order open; "
                                        "the L2 fracture's MRI also waited for its result) shows a malignant")
+
+
+def test_an_osteoporotic_mri_taken_as_the_new_levels_says_it_is_not_counted_for_the_enrolled_one(definition):
+    """The same guess for an MRI saying osteoporotic: its note and the held review say it was taken as the
+    new level's, not that it imaged that level (the result named none)."""
+    w = Walk(definition)
+    w.event(42, type="radiograph", height_loss_pct=25, new_fracture_level="T12")
+    w.event(50, type="mri", etiology="osteoporotic")
+    w.pain(80, 6)
+    w.until(84.01)
+    (read,) = [n for n in w.notes if n.id == "mri:50:osteoporotic"]
+    assert "taken as the newest MRI order open, while the L2 fracture's MRI also waited" in read.text
+    assert "It is not counted for the L2 fracture (lumbar spine; a result sent for the L2 MRI order is)" in read.text
+    (held,) = reviews(w, "review_evidence_missing")
+    assert "the MRI on day 50 was taken as the new fracture's at T12 (the newest MRI order open), not L2's" \
+        in held.rationale
+    assert "imaged the new fracture" not in held.rationale
