@@ -369,8 +369,10 @@ def _physical_therapy(b: Builder) -> None:
     if b.safety:
         mri_day = b.osteoporotic_mri()
         if mri_day is None:
+            neuro = (", and while a neurological deficit is open (until a neuro report says no deficit)"
+                     if neuro_deficit_open(b.facts) else "")
             b.note("refer_physical_therapy:held:mri", day, f"{why}, but PT is held until an MRI result "
-                   "says osteoporotic (pathologic fracture not yet ruled out).", cite)
+                   f"says osteoporotic (pathologic fracture not yet ruled out){neuro}.", cite)
             return
         if neuro_deficit_open(b.facts):
             b.note("refer_physical_therapy:held:neuro", b.now, f"{why}, but PT is held while a neurological "

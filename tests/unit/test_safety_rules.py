@@ -211,6 +211,16 @@ def test_an_open_neuro_deficit_holds_pt_until_a_report_says_no_deficit(definitio
     assert [a.day for a in w.of("refer_physical_therapy")] == [12]
 
 
+def test_pt_held_for_the_mri_with_a_deficit_open_names_both_holds(definition):
+    w = Walk(definition, pain_nrs=6)
+    w.event(5, type="neuro", deficit=True)
+    w.pain(8, 3)
+    (held,) = [n for n in w.notes if n.id == "refer_physical_therapy:held:mri"]
+    assert "until an MRI result says osteoporotic" in held.text and "neurological deficit is open" in held.text
+    w.event(10, type="mri", etiology="osteoporotic")
+    assert not w.of("refer_physical_therapy") and "refer_physical_therapy:held:neuro" in note_ids(w)
+
+
 def test_an_indeterminate_mri_requests_review_and_holds_pt_and_augmentation(definition):
     w = Walk(definition, pain_nrs=6)
     w.event(6, type="mri", etiology="indeterminate")
