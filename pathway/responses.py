@@ -25,6 +25,7 @@ from pathway.contract import (
     SideEffectEvent,
 )
 from pathway.facts import (
+    SAME_INSTANT,
     PatientFacts,
     bed_bound_spells,
     check_after,
@@ -337,7 +338,10 @@ def _screening_waiting(b: Builder) -> OpenOrder | None:
     need), or (revision 6) within the skip window before it — the film not yet taken images the same
     regions, so a second flare while it waits is the same need."""
     if b.revision >= 6 and b.defn.safety:
-        since = b.now - b.defn.safety.rules.screening_skip_after_flare_days.value
+        # From revision 8 a screening ordered exactly the window's length before counts, as the scheduled
+        # skip counts it: the workflow decides a flare an instant after it was observed, not at it.
+        since = b.now - b.defn.safety.rules.screening_skip_after_flare_days.value - (SAME_INSTANT if b.revision >= 8
+                                                                                      else 0)
         waiting = [o for o in open_orders(b.facts)
                    if o.kind == "order_adjacent_fracture_screening" and o.day >= since]
     else:

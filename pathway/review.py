@@ -361,7 +361,7 @@ def _refer(b: Builder, criteria: list[str], why: list[str], when: str) -> None:
     graded = greatest_height_loss(b.facts) if b.revision >= 8 else latest_height_loss(b.facts)
     grade = genant_grade(b.defn, graded)
     kyphoplasty = grade >= r.kyphoplasty_min_genant_grade.value or "spinal_deformity" in criteria
-    graded_as = f"Genant grade {grade}: height loss {graded:g}%"
+    graded_as = f"Genant grade {grade}: height loss {graded:g}%" if b.revision >= 8 else f"Genant grade {grade}"
     suggestion = (f"balloon kyphoplasty suggested ({graded_as}"
                   + (", progressive deformity)" if "spinal_deformity" in criteria else ")") if kyphoplasty else
                   f"vertebroplasty suggested ({graded_as}, no progressive deformity) — AAOS 2010 "

@@ -38,5 +38,7 @@
 #      review without a pause — before, the window moved to the last days before the resume, which the
 #      care team's task had not asked for, and the review could lapse on evidence that had come; the
 #      procedure an augmentation referral suggests grades the greatest height loss measured, not the
-#      latest film's (a reading a point lower no longer turns it to vertebroplasty).
+#      latest film's (a reading a point lower no longer turns it to vertebroplasty); a flare exactly the
+#      skip window's length after a screening still waiting for its film is covered by it, as the
+#      scheduled screening's skip counts it (the workflow decides a flare an instant after it was observed).
 REVISION = 8

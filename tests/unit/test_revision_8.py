@@ -80,7 +80,9 @@ def test_the_suggested_procedure_grades_the_greatest_height_loss_measured(defini
     w.until(84.01)
     (ref,) = w.of("refer_vertebral_augmentation")
     assert ref.details["suggested_procedure"] == procedure and ref.details["genant_grade"] == grade
-    assert f"(Genant grade {grade}: height loss {25 if revision == 8 else 24}%" in ref.rationale
+    # Revision 8 names the height loss it graded; a pathway on revision 7 keeps its wording.
+    assert ("(Genant grade 2: height loss 25%)" if revision == 8 else
+            "(Genant grade 1, no progressive deformity)") in ref.rationale
 
 
 def test_a_film_reading_more_than_enrollment_is_the_one_graded(definition):
@@ -92,3 +94,19 @@ def test_a_film_reading_more_than_enrollment_is_the_one_graded(definition):
     (ref,) = w.of("refer_vertebral_augmentation")
     assert ref.details["criteria"] == ["persistent_pain"]
     assert ref.details["suggested_procedure"] == "balloon_kyphoplasty" and ref.details["genant_grade"] == 2
+
+
+@pytest.mark.parametrize("revision, screenings", [(7, [10, 70]), (8, [10])])
+def test_a_flare_exactly_60_days_after_a_screening_still_waiting_is_covered_by_it(definition, revision, screenings):
+    """The workflow decides a report a few milliseconds after it was observed: a flare on day 70 arrives
+    just past 60 days after the day-10 flare's screening, still without its film. From revision 8 that is
+    within the window, as the scheduled screening's skip counts it."""
+    w = confirmed(Walk(definition, revision=revision, pain_nrs=2), day=2)
+    lag = 0.05 / 86400
+    w.event(10, arrives=10 + lag, type="pain", nrs=6)
+    for day in (20, 30, 40, 50, 60):
+        w.event(day, arrives=day + lag, type="pain", nrs=2)
+    w.event(70, arrives=70 + lag, type="pain", nrs=6)
+    assert [a.day for a in w.of("order_adjacent_fracture_screening")] == screenings
+    covered = "order_adjacent_fracture_screening:flare:70:covered" in note_ids(w)
+    assert covered is (revision == 8)
