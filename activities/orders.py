@@ -16,6 +16,7 @@ from temporalio.exceptions import ApplicationError
 from activities.database import IntegrityError
 from activities.order_book import OrderBook, order_key
 from activities.order_model import Order, OrderStatus, RequestResource
+from activities.results_after_end import record_result_after_end
 from pathway.contract import ACTION_KINDS, Action, ContractError, parse_event
 from pathway.guideline import Code
 from pathway.results import ORDERS_ANSWERED_BY, overdue_note_id
@@ -266,7 +267,6 @@ class OrderActivities:
     def record_result_after_end(self, request: ResultAfterEndRequest) -> list[str]:
         """As the API does for a result that comes after the end (:mod:`activities.results_after_end`):
         fulfil the open order it answers, and raise a care-team task where it calls for one."""
-        from activities.results_after_end import record_result_after_end  # it reads this module's kinds
         try:
             event = parse_event(request.event)
         except ContractError as exc:  # validated on receipt: bad data here fails at once, never retried

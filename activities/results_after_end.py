@@ -25,6 +25,7 @@ from pathway.facts import height_loss_progressed
 from pathway.guideline import load_definition
 from pathway.responses import pathologic_finding
 from pathway.results import ORDERS_ANSWERED_BY
+from workflows.models import DecisionNote
 
 AFTER_END_KIND = "escalate_result_after_end"
 PATHOLOGIC = ("malignant", "infection")
@@ -54,11 +55,12 @@ class ResultAfterEnd:
         return text + "."
 
 
-# How an order fulfilled after the end says so (its status reason): the result's type, its day, what it
-# found (from this release on) and its key — the API's event id, or the scenario's.
+# How an order fulfilled after the end says so (the reason its completion was written with): the result's
+# type, its day, what it found (from this release on) and its key — the API's event id (any text, brackets
+# too: it runs to the last "]"), or the scenario's.
 _FULFILLED_AFTER_END = re.compile(
-    r"(?P<type>[a-z_]+) result after the pathway ended, day (?P<day>[0-9.e+-]+)(?:: (?P<finding>.*))? "
-    r"\[(?P<key>[^\]]*)\]", re.DOTALL)
+    r"(?P<type>[a-z_]+) result after the pathway ended, day (?P<day>[0-9.e+-]+)(?:: (?P<finding>[^\[]*))? "
+    r"\[(?P<key>.*)\]", re.DOTALL)
 
 
 def finding_of(event: Event) -> str:
@@ -86,25 +88,31 @@ class RecordedAfterEnd:
     order: Order
     task: Order | None
 
-    def text(self) -> str:
-        """One line for the care team: what came, what it fulfilled, what it raised."""
+    def note(self) -> DecisionNote:
+        """The decision note the state, the timeline and ``vcf simulate`` list it as (``after_end:TYPE:DAY``):
+        what came, what it fulfilled, what it raised."""
         found = f": {self.finding}" if self.finding else ""
+        named = f"{self.order.action_id}, " if self.order.action_id != self.order.kind else ""
         text = (f"{self.event_type} result after the pathway ended{found}; fulfilled {self.order.kind} "
-                f"({self.order.action_id}, order {self.order.id})")
+                f"({named}order {self.order.id})")
         if self.task is not None:
             text += f"; {self.task.priority} care-team task {self.task.id}: {self.task.rationale}"
-        return text
+        return DecisionNote(day=self.day, id=f"after_end:{self.event_type}:{self.day:g}", text=readable_days(text),
+                            citation=self.task.citation if self.task else FULFILLED_CITATION)
 
 
-def recorded_after_end(orders: Sequence[Order], result_key: str | None = None,
+def recorded_after_end(book: OrderBook, workflow_id: str, result_key: str | None = None,
                        event_type: str | None = None) -> list[RecordedAfterEnd]:
-    """The results taken after the end among one pathway's ``orders``, in day order (only the one recorded
-    under ``result_key`` as ``event_type``, if given)."""
+    """The results taken after the end of one pathway, in day order (only the one recorded under
+    ``result_key`` as ``event_type``, if given), read from the change that completed each order."""
+    orders = book.list(workflow_id=workflow_id)
+    completions = book.completions(workflow_id)
     tasks = {o.action_id: o for o in orders if o.kind == AFTER_END_KIND}
+    wanted = result_key.replace("\x00", "\ufffd") if result_key is not None else None  # as the book stored it
     found = []
     for order in orders:
-        match = _FULFILLED_AFTER_END.fullmatch(order.status_reason or "")
-        if match is None or (result_key is not None and match["key"] != result_key) \
+        match = _FULFILLED_AFTER_END.fullmatch(completions.get(order.id) or order.status_reason or "")
+        if match is None or (wanted is not None and match["key"] != wanted) \
                 or (event_type is not None and match["type"] != event_type):
             continue
         found.append(RecordedAfterEnd(float(match["day"]), match["type"], match["key"], match["finding"], order,
@@ -116,8 +124,7 @@ def recorded_result_after_end(book: OrderBook, *, workflow_id: str, event: Event
                               result_key: str) -> ResultAfterEnd | None:
     """What a result after the end recorded under ``result_key`` did, without doing it again (None if it was
     not taken as one): the answer to a client that sends it again, after a timeout, say."""
-    recorded = recorded_after_end(book.list(workflow_id=workflow_id), result_key, event.type)
-    fulfilled = [r.order for r in recorded]
+    fulfilled = [r.order for r in recorded_after_end(book, workflow_id, result_key, event.type)]
     if not fulfilled:
         return None
     task = book.get_by_key(order_key(workflow_id, f"after-end:{result_key}"))
@@ -140,7 +147,7 @@ def record_result_after_end(book: OrderBook, *, workflow_id: str, patient_id: st
     or a new fracture level (one other than ``enrolled_level``; urgent with one of the enrollment's ``red_flags``
     that make an MRI urgent). Nothing is fulfilled (an empty ``fulfilled``) when no open order answers the result."""
     reason = f"{event.type} result after the pathway ended, day {day:g}: {finding_of(event)} [{result_key}]"
-    done = [r.order.id for r in recorded_after_end(book.list(workflow_id=workflow_id), result_key, event.type)]
+    done = [r.order.id for r in recorded_after_end(book, workflow_id, result_key, event.type)]
     named = getattr(event, "fulfils", None)  # the order a report names, else the newest placed by its day
     fulfilled = done or book.close_open(workflow_id, ORDERS_ANSWERED_BY[event.type], "completed", reason,
                                         limit=1, awaiting_result=True, placed_by=None if named else day,

@@ -8,17 +8,18 @@ and fields nobody could read are null rather than guessed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from activities.order_model import Order
-from activities.results_after_end import FULFILLED_CITATION, RecordedAfterEnd, recorded_after_end
+from activities.results_after_end import RecordedAfterEnd
 from api.models import ActionTaken, OrderSummary, PatientState, Timeline
 from api.pathways import PathwayView, approx_day
 from api.registry import EnrollmentRecord
 from pathway.contract import Action
 from pathway.guideline import PathwayDefinition
 from workflows import search_attributes as sa
-from workflows.models import DecisionNote, TimelineEntry, decision_notes
+from workflows.models import TimelineEntry, decision_notes
 
 
 def _order_summary(order: Order) -> OrderSummary:
@@ -36,17 +37,17 @@ def _action(action: Action, order_id: str | None) -> ActionTaken:
     return ActionTaken(**action.model_dump(mode="json"), order_id=order_id)
 
 
-def after_end_notes(orders: list[Order]) -> list[tuple[RecordedAfterEnd, DecisionNote]]:
-    """The results taken after the end (the ended workflow never saw them), each as the decision note
-    ``vcf simulate`` lists for it (``after_end:TYPE:DAY``)."""
-    return [(r, DecisionNote(day=r.day, id=f"after_end:{r.event_type}:{r.day:g}", text=r.text(),
-                             citation=r.task.citation if r.task else FULFILLED_CITATION))
-            for r in recorded_after_end(orders)]
+def _after_end_entry(result: RecordedAfterEnd) -> TimelineEntry:
+    note = result.note()
+    return TimelineEntry(day=note.day, at=result.order.updated_at, entry="note", summary=note.text,
+                         data={"id": note.id, "citation": note.citation, "after_end": True,
+                               "event_id": result.result_key, "order_id": result.order.id,
+                               **({"task_id": result.task.id} if result.task else {})})
 
 
 def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
-               definition: PathwayDefinition) -> PatientState:
-    """The answer of GET /v1/patients/{id}."""
+               definition: PathwayDefinition, after_end: Sequence[RecordedAfterEnd] = ()) -> PatientState:
+    """The answer of GET /v1/patients/{id} (``after_end``: the results taken after the end, as notes)."""
     enrollment = record.enrollment
     order_of_action = {o.action_id: o.id for o in orders}
     pending = [_order_summary(o) for o in orders if o.is_open]
@@ -65,7 +66,7 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
             if s.next_review_day is not None else None,
             next_step=s.next_step,
             actions=[_action(a, s.orders.get(a.id)) for a in s.actions], rejected=s.rejected,
-            notes=[*s.notes, *(note for _, note in after_end_notes(orders))])
+            notes=[*s.notes, *(r.note() for r in after_end)])
         return PatientState(**body)
     version = view.search_attribute(sa.GUIDELINE_VERSION)
     enrolled_at = record.started_at.isoformat() if record.started_at else None
@@ -78,7 +79,7 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
                     latest_pain=r.latest_pain.model_dump() if r.latest_pain else None,
                     escalation_state=view.search_attribute(sa.ESCALATION_STATE), next_review=None, next_step=None,
                     actions=[_action(a, order_of_action.get(a.id)) for a in r.actions], rejected=r.rejected,
-                    notes=[*r.notes, *(note for _, note in after_end_notes(orders))])
+                    notes=[*r.notes, *(x.note() for x in after_end)])
     else:
         phase = view.search_attribute(sa.PATHWAY_PHASE)
         review_at = view.search_attribute(sa.NEXT_REVIEW_AT)
@@ -99,18 +100,17 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
 
 
 def timeline_body(record: EnrollmentRecord, entries: list[TimelineEntry] | None,
-                  orders: list[Order], query_timeout: float) -> Timeline:
-    """The answer of GET /v1/patients/{id}/timeline."""
+                  orders: list[Order], query_timeout: float, after_end: Sequence[RecordedAfterEnd] = ()) -> Timeline:
+    """The answer of GET /v1/patients/{id}/timeline (``after_end``: the results taken after the end, last)."""
     if entries is not None:
-        entries = [*entries, *(TimelineEntry(day=note.day, at=result.order.updated_at, entry="note", summary=note.text,
-                                             data={"id": note.id, "citation": note.citation, "after_end": True,
-                                                   "event_id": result.result_key, "order_id": result.order.id,
-                                                   **({"task_id": result.task.id} if result.task else {})})
-                               for result, note in after_end_notes(orders))]
+        entries = [*entries, *map(_after_end_entry, after_end)]
         return Timeline(patient_id=record.patient_id, source="workflow_query", live=True, source_notes=[],
                         notes=decision_notes(entries), entries=entries)
     fallback = [TimelineEntry(day=o.day, at=o.created_at, entry="action", summary=f"{o.kind}: {o.rationale}",
                               data={"id": o.action_id, "kind": o.kind}) for o in orders]
-    return Timeline(patient_id=record.patient_id, source="order_book", live=False, entries=fallback, notes=[],
-                    source_notes=[f"no worker answered the timeline query within {query_timeout:g}s: actions from the "
-                           "order book only (events and notes appear once a worker runs)"])
+    fallback += map(_after_end_entry, after_end)
+    return Timeline(patient_id=record.patient_id, source="order_book", live=False, entries=fallback,
+                    notes=decision_notes(fallback),
+                    source_notes=[f"no worker answered the timeline query within {query_timeout:g}s: actions (and "
+                                  "results taken after the end) from the order book only (events and notes appear "
+                                  "once a worker runs)"])

@@ -20,7 +20,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.order_book import OrderBook
-from activities.results_after_end import record_result_after_end, takes_result_after_end
+from activities.results_after_end import record_result_after_end, recorded_after_end, takes_result_after_end
 from pathway.contract import Event, Scenario
 from pathway.facts import READ_MARGIN_SECONDS
 from pathway.guideline import PathwayDefinition, load_definition
@@ -75,7 +75,6 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
             state = await handle.query(PatientPathwayWorkflow.state)
             enrolled_at = state.enrolled_at
             rejected: list[dict[str, Any]] = []
-            after_end: list[DecisionNote] = []
             sent: dict[str, tuple[float, Event]] = {}  # event id -> the event first sent under it, and its day
             for seq, (day, event) in enumerate(scenario.timed_events()):
                 if event.event_id is not None and sent.setdefault(event.event_id, (day, event)) != (day, event):
@@ -98,14 +97,15 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
                         enrolled_height_loss=scenario.patient.height_loss_pct, red_flags=scenario.patient.red_flags,
                     ) if takes_result_after_end(event) else None
                     if done and done.fulfilled:
-                        after_end.append(DecisionNote(day=day, id=f"after_end:{event.type}:{day:g}",
-                                                      text=done.summary(event, status), citation=done.citation))
-                        continue
+                        continue  # listed under notes, as the API's state lists it (below)
                     no_order = f"; no open {event.type} order waits for this result" if done else ""
                     rejected.append({"day": day, "event_type": event.type, "event_id": event.event_id,
                                      "reason": f"the pathway has ended ({status}){no_order}", "error": err.message})
             await _advance_to(env, enrolled_at + timedelta(days=scenario.until_day) + READ_MARGIN)
             state = await handle.query(PatientPathwayWorkflow.state)
+            # Results taken after the end (also one still queued when the pathway ended), and the overdue
+            # results the watch after completion escalated.
+            after_end = [r.note() for r in recorded_after_end(book, handle.id)]
             after_end += _escalated_after_end(book, handle.id, state.notes)
             events = await history_events(env.client, handle)
             if state.status == "running":

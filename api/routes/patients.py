@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from activities.results_after_end import recorded_after_end
 from api.bodies import required
 from api.deps import (
     AUTHENTICATED,
@@ -95,7 +96,8 @@ async def get_state(patient: EnrolledPatient, pathways: PathwaysDep, book: Order
     order book; then ``live`` is false and ``notes`` say what is missing."""
     view = await pathways.view(patient.patient_id)
     orders = await in_thread(book.list, patient_id=patient.patient_id)
-    return state_body(patient, view, orders, definition)
+    after_end = await in_thread(recorded_after_end, book, patient.workflow_id) if view.status != "running" else []
+    return state_body(patient, view, orders, definition, after_end)
 
 
 @router.get("/{patient_id}/timeline", operation_id="get_timeline",
@@ -106,9 +108,10 @@ async def get_timeline(patient: EnrolledPatient, pathways: PathwaysDep, book: Or
     """The workflow's timeline, and the results taken after the end (from the order book); without a worker,
     the actions from the order book (``live`` false)."""
     entries = await pathways.timeline(patient.patient_id)
-    ended = entries is None or any(e.entry == "ended" for e in entries)
-    orders = await in_thread(book.list, patient_id=patient.patient_id) if ended else []
-    return timeline_body(patient, entries, orders, pathways.query_timeout.total_seconds())
+    orders = [] if entries is not None else await in_thread(book.list, patient_id=patient.patient_id)
+    ended = entries is None or any(e.entry == "ended" for e in entries)  # without a worker: whatever the book has
+    after_end = await in_thread(recorded_after_end, book, patient.workflow_id) if ended else []
+    return timeline_body(patient, entries, orders, pathways.query_timeout.total_seconds(), after_end)
 
 
 def _same_enrollment(kept: dict[str, Any], sent: dict[str, Any]) -> bool:

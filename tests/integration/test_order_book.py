@@ -354,3 +354,42 @@ def test_an_order_the_database_refuses_mid_batch_is_refused_alone(order_book: Or
     status = {o.action_id: o.status for o in order_book.list()}
     assert status == {"order_mri:day-0": "completed", "order_radiograph:day-14": "active",
                       "order_radiograph:day-42": "active"}
+
+
+@pytest.mark.parametrize("key", ["late-mri", "mri [2026] #4]", "nul\x00key"])
+def test_a_result_after_the_end_is_read_back_once_whatever_its_key_and_after_acknowledgement(
+        order_book: OrderBook, key: str):
+    """The state and the timeline read results after the end back from the order book, and a result sent again
+    is answered from it: an event id may hold brackets (or, signalled straight to a workflow, a NUL the book
+    stores as U+FFFD), and an acknowledgement appends to the order's reason."""
+    from activities.results_after_end import recorded_after_end, recorded_result_after_end
+
+    activities, env = OrderActivities(order_book), ActivityEnvironment()
+    for day in (0, 30):  # two MRI orders open: a result sent again must not complete the second
+        env.run(activities.place_order, request(f"order_mri:{day}", kind="order_mri", day=day))
+    mri = parse_event({"type": "mri", "etiology": "malignant"})
+    after = {"workflow_id": "vcf-pathway-pt-ob", "patient_id": "pt-ob", "status": "withdrawn", "enrolled_level": "L2"}
+    done = record_result_after_end(order_book, event=mri, day=40.0, result_key=key, **after)
+    assert order_book.acknowledge_result(done.fulfilled[0], "seen [by dr-7]", by="dr-7")
+    again = record_result_after_end(order_book, event=mri, day=40.0, result_key=key, **after)
+    assert again.fulfilled == done.fulfilled and again.escalation == done.escalation
+    assert [o.status for o in order_book.list() if o.kind == "order_mri"].count("active") == 1
+    (recorded,) = recorded_after_end(order_book, "vcf-pathway-pt-ob")
+    assert recorded.order.id == done.fulfilled[0] and recorded.finding == "malignant"
+    assert recorded.task is not None and recorded.task.id == done.escalation
+    note = recorded.note()
+    assert note.id == "after_end:mri:40" and "mri result after the pathway ended: malignant" in note.text
+    assert recorded_result_after_end(order_book, workflow_id="vcf-pathway-pt-ob", event=mri,
+                                     result_key=key).fulfilled == done.fulfilled
+
+
+def test_a_result_after_the_end_recorded_by_the_release_before_is_read_back(order_book: OrderBook):
+    """Before the finding was kept, the reason read "mri result after the pathway ended, day 40 [KEY]"."""
+    from activities.results_after_end import recorded_after_end
+
+    activities, env = OrderActivities(order_book), ActivityEnvironment()
+    env.run(activities.place_order, request("order_mri", kind="order_mri", day=0))
+    (closed,) = order_book.close_open("vcf-pathway-pt-ob", ["order_mri"], "completed",
+                                      "mri result after the pathway ended, day 40 [old-1]")
+    (recorded,) = recorded_after_end(order_book, "vcf-pathway-pt-ob")
+    assert (recorded.order.id, recorded.result_key, recorded.day, recorded.finding) == (closed, "old-1", 40.0, None)
