@@ -24,7 +24,7 @@ from api.auth import BearerAuth
 from api.cors import CodecCors
 from api.deps import Services
 from api.docs_pages import install_docs
-from api.errors import error_response, install_error_handlers
+from api.errors import install_error_handlers
 from api.jwt_auth import JwtVerifier
 from api.load import CountInFlight, Load
 from api.metrics import RequestMetrics, measure_requests
@@ -47,7 +47,7 @@ from api.routes import (
     tasks,
 )
 from api.routes.subscriptions import SubscriptionSettings
-from pathway.contract import CONTROL_CHARACTER, PATIENT_ID_PATTERN, SAFE_FIELD_NAME
+from pathway.contract import PATIENT_ID_PATTERN
 from pathway.guideline import PathwayDefinition, load_definition
 from worker.settings import public_base_url
 from workflows.models import TASK_QUEUE
@@ -102,7 +102,6 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
         app.include_router(module.router)
     install_docs(app)  # /docs and /redoc from the project's own files, no CDN
     app.add_middleware(CodecCors, origins=codec_origins)  # inside log_requests: preflights are logged too
-    app.middleware("http")(refuse_control_characters)
     app.middleware("http")(audit_requests)
     app.middleware("http")(log_requests)
     app.middleware("http")(measure_requests)
@@ -124,16 +123,6 @@ async def log_requests(request: Request, call_next):
         route = request.scope.get("route")
         log.info("request", extra={"method": request.method, "route": getattr(route, "path", "unmatched"),
                                    "status": status, "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
-
-
-async def refuse_control_characters(request: Request, call_next):
-    """422 for a path or query parameter holding a control character (``%00`` and the like), before any
-    route looks it up: no id or parameter of ours holds one, and PostgreSQL cannot even compare a NUL."""
-    for name, value in (("path", request.scope["path"]), *request.query_params.multi_items()):
-        if CONTROL_CHARACTER.search(name) or CONTROL_CHARACTER.search(value):
-            field = name if SAFE_FIELD_NAME.fullmatch(name) else "query"
-            return error_response(422, "invalid request", [f"{field}: contains a control character"])
-    return await call_next(request)
 
 
 UNAUTHENTICATED = "(unauthenticated)"
