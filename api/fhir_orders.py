@@ -149,7 +149,7 @@ def resource_body(order: Order, focus_type: str | None = None) -> dict[str, Any]
     kind, resource = order.kind, order.resource
     subject = {"reference": f"Patient/{order.patient_id}"}
     notes = [{"text": f"Why: {order.rationale}"}, {"text": f"Basis: {order.citation}"},
-             {"text": f"Pathway day {round(order.day, 2):g}; action {kind}"}]  # "day 0", not "day 6.2e-05"
+             {"text": readable_days(f"Pathway day {order.day:g}; action {kind}")}]  # "day 0", not "day 6.2e-05"
     if order.status_reason:
         notes.append({"text": f"Status ({order.status}): {readable_days(order.status_reason)}"})
     body: dict[str, Any] = {
@@ -181,7 +181,7 @@ def resource_body(order: Order, focus_type: str | None = None) -> dict[str, Any]
             body["focus"] = ({"reference": f"{focus_type}/{target}"} if focus_type
                              else {"identifier": {"system": ORDER_IDENTIFIER, "value": target}})
     if resource != "ServiceRequest" and order.status_reason:
-        body["statusReason"] = {"text": order.status_reason}
+        body["statusReason"] = {"text": readable_days(order.status_reason)}
     return body
 
 

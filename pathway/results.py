@@ -26,6 +26,7 @@ from typing import cast
 from pathway.contract import Action, DxaEvent, Event, MriEvent, RadiographEvent
 from pathway.facts import (
     SAME_INSTANT,
+    SETTLE,
     Observation,
     PatientFacts,
     check_after,
@@ -147,7 +148,7 @@ def adopt(facts: PatientFacts, actions: Sequence[Action], now: float, revision: 
 
 # A step's alarm rings a second after the instant it waits for, and an event within half a second of it is
 # at it: a result observed at most this long before an order is placed was observed at the order's instant.
-ADOPT_WITHIN = 1.5 / 86400
+ADOPT_WITHIN = SETTLE + SAME_INSTANT
 RESULT_TYPES = tuple(dict.fromkeys(RESULT_EVENT_FOR.values()))
 # The order kinds each result class answers.
 ORDERS_ANSWERED_BY_EVENT: dict[type, set[str]] = {
