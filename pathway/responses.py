@@ -138,7 +138,6 @@ def _of_new_level(b: Builder, day: float) -> str:
     return f" of the new {imaged} fracture"
 
 
-
 def _calcitonin_on_exit(b: Builder) -> str:
     """What the exit stops, as it is: calcitonin only if it was still running."""
     if any(a.kind == "stop_calcitonin" for a in b.decision.actions):

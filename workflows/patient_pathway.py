@@ -96,7 +96,8 @@ DECISIONS_REVISION_6_PATCH = "decisions-revision-6"
 # A film observed at the instant an order it answers is placed, or while a pause held a scheduled one, is that
 # order's result, kept for it even while an older order is open (pathway/revision.py).
 DECISIONS_REVISION_7_PATCH = "decisions-revision-7"
-# A review held for its evidence, then paused, keeps its evidence window on resume (pathway/revision.py).
+# A review held for its evidence, then paused, keeps its evidence window on resume; the suggested procedure
+# and a flare at the edge of the screening window change too (pathway/revision.py).
 DECISIONS_REVISION_8_PATCH = "decisions-revision-8"
 # An event refused when applied leaves its event id free (before: a re-send was answered as a duplicate).
 FREE_REFUSED_IDS_PATCH = "free-refused-event-ids"
