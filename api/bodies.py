@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Request
 
 from api.errors import ApiError
-from pathway.contract import SAFE_FIELD_NAME, control_character
+from pathway.contract import SAFE_FIELD_NAME
 from pathway.contract_json import DuplicateKey, loads
 
 MAX_BODY = 64 * 1024  # contract bodies are small; a huge one is a mistake or an attack
@@ -66,9 +66,6 @@ async def json_body(request: Request) -> Any:
         raise ApiError(422, "invalid request", [f"body: not valid JSON ({where})"]) from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ApiError(422, "invalid request", [f"body: not valid JSON ({type(exc).__name__})"]) from None
-    found = control_character(value)
-    if found:
-        raise ApiError(422, "invalid request", [found])
     return value
 
 

@@ -17,7 +17,16 @@ from pydantic import ValidationError
 from api.bodies import NO_BODY
 from api.errors import ApiError
 from api.models import AcknowledgeBody
-from pathway.contract import UNKNOWN_FIELD, ContractError, Event, parse_event, safe_location, safe_message
+from pathway.contract import (
+    UNKNOWN_FIELD,
+    ContractError,
+    Event,
+    control_character,
+    parse_event,
+    safe_location,
+    safe_message,
+    text_fields,
+)
 from pathway.intake import CLOCK_SKEW
 
 
@@ -45,6 +54,9 @@ def valid_event(raw: Any, field_names: dict[str, str] | None = None) -> Event:
         raw = {k: v for k, v in raw.items() if k != "observed_at"}  # the rest is judged all the same
     elif isinstance(observed_at, str) and _is_future(observed_at):
         problems.append(f"{when}: is in the future")
+    if isinstance(raw, dict):  # free text (drug, reason, ...) holds no control character: PostgreSQL takes no NUL
+        problems += [found for name in sorted(text_fields(str(raw.get("type")))) if name in raw
+                     and (found := control_character(raw[name], names.get(name, name)))]
     try:
         event = parse_event(raw)
     except ContractError as exc:

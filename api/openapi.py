@@ -19,7 +19,7 @@ from api.fhir_in_schemas import fhir_in_schemas
 from api.fhir_observation import observation_schemas
 from api.inputs import OBSERVED_AT
 from api.models import AcknowledgeBody, ErrorBody
-from pathway.contract import Enrollment, Event
+from pathway.contract import Enrollment, Event, text_fields
 
 REF = "#/components/schemas/{model}"
 _MEANING = {
@@ -86,7 +86,13 @@ def contract_schemas() -> dict[str, Any]:
         observed["anyOf"][0]["pattern"] = OBSERVED_AT
         observed["description"] = ("When it was observed (default: when received). More than five minutes "
                                    "ahead of the server's clock is refused (422).")
+        for name in text_fields(variant["properties"]["type"]["const"]):
+            variant["properties"][name]["pattern"] = TEXT_PATTERN
     return {"Enrollment": enrollment, "Event": event, **variants}
+
+
+# A free-text field of an event (drug, effect, reason, author): no control character but tab and line breaks.
+TEXT_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
 
 
 def openapi_schema(app: FastAPI) -> dict[str, Any]:
