@@ -281,7 +281,9 @@ def _recent_screening(b: Builder, scheduled_day: int) -> tuple[str, float] | Non
     prefix = "order_adjacent_fracture_screening:"
     if b.defn.safety is None or b.done(f"{prefix}day-{scheduled_day}"):
         return None
-    window = b.defn.safety.rules.screening_skip_after_flare_days.value
+    # From revision 8 the window's last day counts when the pathway resumes on it: the workflow decides a
+    # resume an instant after it was observed.
+    window = b.defn.safety.rules.screening_skip_after_flare_days.value + (SAME_INSTANT if b.revision >= 8 else 0)
     ordered_on = scheduled_day if b.now - scheduled_day <= GRACE else b.now
     # A flare reported on the scheduled day is ordered in this same decision, before the schedule is read.
     ordered = [*b.facts.taken.items(), *(((a.id, a.day) for a in b.decision.actions) if b.revision >= 2 else ())]

@@ -40,5 +40,6 @@
 #      procedure an augmentation referral suggests grades the greatest height loss measured, not the
 #      latest film's (a reading a point lower no longer turns it to vertebroplasty); a flare exactly the
 #      skip window's length after a screening still waiting for its film is covered by it, as the
-#      scheduled screening's skip counts it (the workflow decides a flare an instant after it was observed).
+#      scheduled screening's skip counts it, and a scheduled screening ordered on a resume exactly that
+#      long after another is skipped (the workflow decides an event an instant after it was observed).
 REVISION = 8

@@ -1,7 +1,7 @@
 """Decisions revision 8 (pathway.revision.REVISION), beside what revision 7 did: a 12-week review held
 for its evidence, then paused, keeps its evidence window on resume — the report the care team's task
 asked for counts, one sent during the pause too; the suggested procedure grades the greatest height loss
-measured."""
+measured; the screening window's last day counts when the workflow decides an instant after it."""
 
 from __future__ import annotations
 
@@ -110,3 +110,19 @@ def test_a_flare_exactly_60_days_after_a_screening_still_waiting_is_covered_by_i
     assert [a.day for a in w.of("order_adjacent_fracture_screening")] == screenings
     covered = "order_adjacent_fracture_screening:flare:70:covered" in note_ids(w)
     assert covered is (revision == 8)
+
+
+@pytest.mark.parametrize("revision, skipped", [(7, False), (8, True)])
+def test_a_scheduled_screening_on_a_resume_exactly_60_days_after_a_flare_screening_is_skipped(
+        definition, revision, skipped):
+    """A flare screening on day 130; the day-182 screening falls due in a pause and is ordered on the resume,
+    day 190 — 60 days later, within the window. The workflow decides the resume an instant after day 190."""
+    w = confirmed(Walk(definition, revision=revision))
+    lag = 0.05 / 86400
+    for day, nrs in ((100, 2), (130, 6)):
+        w.event(day, arrives=day + lag, type="pain", nrs=nrs)
+    w.event(150, arrives=150 + lag, type="clinician", decision="pause", reason="r", author="dr-a")
+    w.event(190, arrives=190 + lag, type="clinician", decision="resume", reason="r", author="dr-a")
+    prefix = "order_adjacent_fracture_screening:day-182"
+    assert (f"{prefix}:skipped" in note_ids(w)) is skipped
+    assert bool([a for a in w.actions if a.id == prefix]) is not skipped
