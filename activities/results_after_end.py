@@ -13,6 +13,7 @@ workflow's activity for a result still queued when it ends; idempotent per resul
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -87,6 +88,7 @@ class RecordedAfterEnd:
     finding: str | None  # None for one recorded before the finding was kept
     order: Order
     task: Order | None
+    nth: int = 1  # the second result of one type and day is noted as its own (after_end:TYPE:DAY:2)
 
     def note(self) -> DecisionNote:
         """The decision note the state, the timeline and ``vcf simulate`` list it as (``after_end:TYPE:DAY``):
@@ -97,26 +99,32 @@ class RecordedAfterEnd:
                 f"({named}order {self.order.id})")
         if self.task is not None:
             text += f"; {self.task.priority} care-team task {self.task.id}: {self.task.rationale}"
-        return DecisionNote(day=self.day, id=f"after_end:{self.event_type}:{self.day:g}", text=readable_days(text),
-                            citation=self.task.citation if self.task else FULFILLED_CITATION)
+        suffix = f":{self.nth}" if self.nth > 1 else ""
+        return DecisionNote(day=self.day, id=f"after_end:{self.event_type}:{self.day:g}{suffix}",
+                            text=readable_days(text), citation=self.task.citation if self.task else FULFILLED_CITATION)
 
 
 def recorded_after_end(book: OrderBook, workflow_id: str, result_key: str | None = None,
                        event_type: str | None = None) -> list[RecordedAfterEnd]:
-    """The results taken after the end of one pathway, in day order (only the one recorded under
-    ``result_key`` as ``event_type``, if given), read from the change that completed each order."""
-    orders = book.list(workflow_id=workflow_id)
-    completions = book.completions(workflow_id)
-    tasks = {o.action_id: o for o in orders if o.kind == AFTER_END_KIND}
+    """The results taken after the end of one pathway, in day order and, within a day, in the order they
+    were recorded (only the one recorded under ``result_key`` as ``event_type``, if given), read from the
+    change that completed each order."""
+    orders = {o.id: o for o in book.list(workflow_id=workflow_id)}
+    completions = book.completions(workflow_id)  # in the order they were written
+    tasks = {o.action_id: o for o in orders.values() if o.kind == AFTER_END_KIND}
     wanted = result_key.replace("\x00", "\ufffd") if result_key is not None else None  # as the book stored it
-    found = []
-    for order in orders:
-        match = _FULFILLED_AFTER_END.fullmatch(completions.get(order.id) or order.status_reason or "")
-        if match is None or (wanted is not None and match["key"] != wanted) \
-                or (event_type is not None and match["type"] != event_type):
+    # Orders completed before their changes were kept have only their reason to go by, after the others.
+    reasons = [*completions.items(), *((i, o.status_reason or "") for i, o in orders.items() if i not in completions)]
+    found, seen = [], Counter[tuple[str, float]]()
+    for order_id, reason in reasons:
+        match = _FULFILLED_AFTER_END.fullmatch(reason)
+        if match is None or order_id not in orders:
             continue
-        found.append(RecordedAfterEnd(float(match["day"]), match["type"], match["key"], match["finding"], order,
-                                      tasks.get(f"after-end:{match['key']}")))
+        day = float(match["day"])
+        seen[match["type"], day] += 1
+        if (wanted is None or match["key"] == wanted) and (event_type is None or match["type"] == event_type):
+            found.append(RecordedAfterEnd(day, match["type"], match["key"], match["finding"], orders[order_id],
+                                          tasks.get(f"after-end:{match['key']}"), seen[match["type"], day]))
     return sorted(found, key=lambda r: r.day)
 
 

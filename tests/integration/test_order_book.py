@@ -393,3 +393,18 @@ def test_a_result_after_the_end_recorded_by_the_release_before_is_read_back(orde
                                       "mri result after the pathway ended, day 40 [old-1]")
     (recorded,) = recorded_after_end(order_book, "vcf-pathway-pt-ob")
     assert (recorded.order.id, recorded.result_key, recorded.day, recorded.finding) == (closed, "old-1", 40.0, None)
+
+
+def test_two_results_of_one_day_after_the_end_are_two_notes_in_the_order_they_came(order_book: OrderBook):
+    from activities.results_after_end import recorded_after_end
+
+    activities, env = OrderActivities(order_book), ActivityEnvironment()
+    for day in (14, 42):
+        env.run(activities.place_order, request(f"order_radiograph:day-{day}", day=day))
+    after = {"workflow_id": "vcf-pathway-pt-ob", "patient_id": "pt-ob", "status": "withdrawn", "enrolled_level": "L2"}
+    for key, height in (("film-a", 27), ("film-b", 25)):
+        record_result_after_end(order_book, event=parse_event({"type": "radiograph", "height_loss_pct": height}),
+                                day=55.0, result_key=key, **after)
+    notes = [r.note() for r in recorded_after_end(order_book, "vcf-pathway-pt-ob")]
+    assert [n.id for n in notes] == ["after_end:radiograph:55", "after_end:radiograph:55:2"]
+    assert "height loss 27%" in notes[0].text and "height loss 25%" in notes[1].text
