@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathway import contract_json
 from pathway.contract import (
     EVENT_TYPES,
     FRACTURE_LEVELS,
+    PATIENT_ID_PATTERN,
     ContractError,
     RedFlag,
     parse_enrollment,
@@ -109,6 +111,14 @@ def _field_values(event_type: str, pairs: list[str]) -> dict[str, Any]:
     return fields
 
 
+def _patient(patient_id: str) -> str:
+    """The patient key as given, or :class:`InputError` naming it: checked before it goes into a URL path
+    (a '/' in it would reach another route)."""
+    if len(patient_id) > 64 or not re.fullmatch(PATIENT_ID_PATTERN, patient_id):
+        raise InputError(["patient: expected 1-64 of A-Z a-z 0-9 . _ - (and not '.' or '..')"])
+    return patient_id
+
+
 def _checked(parse: Callable[[Any], Any], body: Any) -> None:
     try:
         parse(body)
@@ -120,6 +130,12 @@ def _checked(parse: Callable[[Any], Any], body: Any) -> None:
 
 def _enroll(api: ApiClient, args: argparse.Namespace) -> int:
     if args.file:
+        options = (("--id", args.id), ("--level", args.level), ("--height-loss", args.height_loss),
+                   ("--pain", args.pain), ("--red-flag", args.red_flag))
+        given = [flag for flag, value in options if value is not None]
+        if given or args.onset_days:
+            raise InputError([f"{flag}: not with a FILE (the file is the enrollment)"
+                              for flag in given or ["--onset-days"]])
         body = read_json(args.file)
     else:
         body = {"id": args.id, "fracture_level": args.level, "height_loss_pct": args.height_loss,
@@ -141,7 +157,10 @@ def _enroll(api: ApiClient, args: argparse.Namespace) -> int:
 
 
 def _event(api: ApiClient, args: argparse.Namespace) -> int:
+    patient = _patient(args.patient)
     if args.file:
+        if args.type or args.fields:
+            raise InputError(["type: not with --file (the file is the event)"])
         body = read_json(args.file)
         if not isinstance(body, dict):
             raise InputError([f"{args.file}: expected one JSON object (an event)"])
@@ -154,7 +173,7 @@ def _event(api: ApiClient, args: argparse.Namespace) -> int:
     if args.observed_at:
         body["observed_at"] = args.observed_at
     _checked(parse_event, body)
-    status, answer = api.event(args.patient, body)
+    status, answer = api.event(patient, body)
     if args.json:
         _print_json(answer)
     elif status == 200:
@@ -181,7 +200,7 @@ def _print_notes(answer: dict) -> None:
 
 
 def _status(api: ApiClient, args: argparse.Namespace) -> int:
-    s = api.state(args.patient)
+    s = api.state(_patient(args.patient))
     if args.json:
         _print_json(s)
         return EXIT_OK
@@ -208,7 +227,7 @@ def _status(api: ApiClient, args: argparse.Namespace) -> int:
 
 
 def _timeline(api: ApiClient, args: argparse.Namespace) -> int:
-    t = api.timeline(args.patient)
+    t = api.timeline(_patient(args.patient))
     if args.json:
         _print_json(t)
         return EXIT_OK
@@ -218,7 +237,7 @@ def _timeline(api: ApiClient, args: argparse.Namespace) -> int:
 
 
 def _orders(api: ApiClient, args: argparse.Namespace) -> int:
-    bundle = api.orders(args.patient, args.status)
+    bundle = api.orders(args.patient and _patient(args.patient), args.status)
     if args.json:
         _print_json(bundle)
         return EXIT_OK

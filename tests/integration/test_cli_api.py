@@ -115,6 +115,22 @@ async def test_exit_codes(api_url):
     await eventually(ended)
 
 
+async def test_a_patient_key_is_checked_before_it_goes_into_a_path(api_url, tmp_path):
+    """'pt-a1/timeline' would reach the timeline route (the API decodes %2F): refused before sending."""
+    for command in (["status", "pt-a1/timeline"], ["timeline", ".."], ["event", "a b", "pain", "nrs=4"],
+                    ["orders", "--patient", "pt-a1/x"]):
+        code, _, err = await vcf(api_url, *command)
+        assert code == 2 and "  patient: expected 1-64 of" in err and "Traceback" not in err, (command, err)
+    event = tmp_path / "event.json"
+    event.write_text('{"type": "pain", "nrs": 4}')
+    code, _, err = await vcf(api_url, "event", "pt-x", "pain", "nrs=5", "--file", str(event))
+    assert code == 2 and "type: not with --file" in err
+    enrollment = tmp_path / "enrollment.json"
+    enrollment.write_text('{"id": "pt-f1", "fracture_level": "L2", "height_loss_pct": 25, "pain_nrs": 5}')
+    code, _, err = await vcf(api_url, "enroll", str(enrollment), "--id", "pt-other")
+    assert code == 2 and "--id: not with a FILE" in err
+
+
 async def test_not_found_means_the_api_said_so(api_url):
     patient = new_patient_id()
     code, _, err = await vcf(api_url, "status", patient)
