@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pathway.contract import FRACTURE_LEVELS, FractureLevel, RedFlag
 
@@ -83,6 +83,22 @@ class Uniform(_Strict):
 Continuous = Annotated[Normal | LogNormal | Uniform, Field(discriminator="dist")]
 
 
+def _within(low: float, high: float, what: str) -> AfterValidator:
+    """A check that a distribution's values stay within what the contract accepts (``what``)."""
+    def check(d: Normal) -> Normal:
+        if d.min < low or d.max > high:
+            raise ValueError(f"min and max must lie within {low:g} to {high:g} ({what})")
+        return d
+    return AfterValidator(check)
+
+
+# Distributions whose values become contract fields: clipped within the contract's ranges.
+HeightLossPct = Annotated[Normal, _within(0, 100, "height loss, percent")]
+PainFloorNrs = Annotated[Normal, _within(0, 10, "pain NRS")]
+TScore = Annotated[Normal, _within(-6, 4, "DXA T-score")]
+KyphosisDeg = Annotated[Normal, _within(0, 90, "kyphosis, degrees")]
+
+
 def _weights_ok(weights: dict[str, float]) -> dict[str, float]:
     if any(w < 0 or not math.isfinite(w) for w in weights.values()):
         raise ValueError("weights must be finite and >= 0")
@@ -138,7 +154,7 @@ class Enrollment(_Strict):
     """The patient at enrollment."""
 
     fracture_level: LevelMix
-    height_loss_pct: Normal
+    height_loss_pct: HeightLossPct
     pain_nrs: PainMix
     onset_days: LogNormal = Field(description="Fracture age at enrollment (days since onset).")
     red_flags: dict[RedFlag, Chance]
@@ -147,7 +163,7 @@ class Enrollment(_Strict):
 class Trajectory(_Strict):
     """Pain over time: from the enrollment score towards a floor, with a time constant."""
 
-    floor_nrs: Normal
+    floor_nrs: PainFloorNrs
     time_constant_days: LogNormal
 
 
@@ -165,6 +181,7 @@ class Reporting(_Strict):
     """Pain reports sent by the patient (weekly prompts), adherence and drop-out."""
 
     interval_days: Annotated[int, Field(ge=1, le=60)]
+    interval_source: Source
     adherence: Chance = Field(description="Chance a prompted report is sent.")
     dropout_within_year: Chance = Field(description="Chance of leaving follow-up within a year (constant hazard).")
 
@@ -181,7 +198,7 @@ class Imaging(_Strict):
     radiograph_delay_days: LogNormal
     dxa_delay_days: LogNormal
     not_resulted: Chance = Field(description="Chance an order gets no result at all (not attended).")
-    dxa_t_score: Normal
+    dxa_t_score: TScore
 
 
 class Progression(_Strict):
@@ -191,8 +208,9 @@ class Progression(_Strict):
     relative_increase: Uniform = Field(description="Further height loss as a fraction of the enrollment value.")
     weeks_to_settle: Uniform
     measurement_sd_pct: Annotated[float, Field(ge=0, le=10)]
+    measurement_source: Source
     kyphosis_reported: Chance
-    kyphosis_deg: Normal
+    kyphosis_deg: KyphosisDeg
     kyphosis_increase_deg: Uniform
 
 
@@ -250,6 +268,7 @@ class CohortModel(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=64)]
     description: str
     horizon_days: Annotated[int, Field(ge=1, le=730)]
+    horizon_source: Source
     enrollment_spread_days: Uniform = Field(description="Calendar day of enrollment (for demand by calendar week).")
     enrollment: Enrollment
     pain: Pain
@@ -320,6 +339,9 @@ def sources(model: CohortModel) -> dict[str, str]:
                 child = getattr(value, name)
                 if name in ("source", "noise_source") and isinstance(child, str):
                     found[path or name] = child
+                elif name.endswith("_source") and isinstance(child, str):  # a plain figure's (interval_days, ...)
+                    figure = name.removesuffix("_source")
+                    found[f"{path}.{figure}" if path else figure] = child
                 else:
                     walk(child, f"{path}.{name}" if path else name)
         elif isinstance(value, dict):

@@ -57,6 +57,7 @@ def test_default_model_names_a_source_for_every_figure(model):
     assert "0.19" in found["pain.non_responder"] and "VERTOS II" in found["pain.non_responder"]
     assert "19.2%" in found["new_fracture.within_year"] and "Lindsay" in found["new_fracture.within_year"]
     assert model.new_fracture.within_year.p == pytest.approx(0.192)
+    assert {"horizon", "reporting.interval", "progression.measurement"} <= found.keys()  # plain figures too
 
 
 @pytest.mark.parametrize(("path", "value", "field", "reason"), [
@@ -68,6 +69,12 @@ def test_default_model_names_a_source_for_every_figure(model):
     (("enrollment", "pain_nrs", "weights"), {"5": 0}, "enrollment.pain_nrs.weights", "at least one weight"),
     (("imaging", "mri_delay_days", "dist"), "gamma", "imaging.mri_delay_days.dist", "Input should be 'lognormal'"),
     (("clinician", "withdraw", "odds"), 2, "clinician.withdraw.odds", "unknown field"),
+    # Values that become contract fields stay within the contract's ranges (a drawn patient never fails it).
+    (("enrollment", "height_loss_pct", "max"), 150, "enrollment.height_loss_pct", "within 0 to 100"),
+    (("pain", "responder", "floor_nrs", "max"), 15, "pain.responder.floor_nrs", "within 0 to 10"),
+    (("imaging", "dxa_t_score", "min"), -8, "imaging.dxa_t_score", "within -6 to 4"),
+    (("progression", "kyphosis_deg", "min"), -5, "progression.kyphosis_deg", "within 0 to 90"),
+    (("reporting", "interval_source"), "", "reporting.interval_source", "at least 12 characters"),
 ])
 def test_a_bad_model_is_refused_naming_the_field(path, value, field, reason):
     raw = raw_model()
