@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -77,9 +77,16 @@ _SCALES: tuple[tuple[str, float, float], ...] = (
 
 
 class Schedule(_Sourced):
-    """Days after enrollment at which a step is due."""
+    """Days after enrollment at which a step is due: after enrollment, within the pathway's days
+    (1 to 730), each once and in order."""
 
-    days: list[int] = Field(min_length=1)
+    days: list[Annotated[int, Field(ge=1, le=730)]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _in_order(self) -> Schedule:
+        if any(a >= b for a, b in zip(self.days, self.days[1:], strict=False)):
+            raise ValueError("days: each day once, in increasing order")
+        return self
 
 
 class Code(_Frozen):
@@ -221,10 +228,17 @@ class PathwayDefinition(_Frozen):
             raise ValueError("rules: Genant grade boundaries must increase")
         if not r.outreach_after_days.value < r.escalate_after_days.value:
             raise ValueError("rules: outreach must come before escalation")
-        if r.review_day.value >= r.completion_day.value:
-            raise ValueError("rules: the review must come before completion")
-        if max(self.schedules.screening_days.days) > r.completion_day.value:
-            raise ValueError("schedules.screening_days: a screening falls after completion")
+        if not 0 < r.review_day.value < r.completion_day.value:
+            raise ValueError("rules: the review must come after enrollment and before completion")
+        if not r.nerve_block_from_day.value <= r.nerve_block_until_day.value:
+            raise ValueError("rules: the nerve-block window must open before it closes")
+        for name, schedule in (("screening_days", self.schedules.screening_days),
+                               ("radiograph_days", self.schedules.radiograph_days)):
+            if max(schedule.days) > r.completion_day.value:
+                raise ValueError(f"schedules.{name}: a day falls after completion")
+        s = self.safety.rules if self.safety else None
+        if s is not None and not s.opioid_review_day.value <= s.opioid_stop_by_day.value:
+            raise ValueError("safety.rules: the opioid review must come by the stop day")
         return self
 
     def order_for(self, kind: ActionKind, level: str | None) -> tuple[str, list[Code]]:
