@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ def main(args: argparse.Namespace) -> int:
 
     results = _run(err, model, base, args.seed, args.patients, workers, "current" if compares else "patients")
     what_if = {"set": label(sets)} if sets else {}
+    if not compares:  # a what-if run into this folder before would otherwise read as this run's
+        _remove_compare_files(out)
     figures = _write(out, results, model, base, args.seed, what_if)
     _print_summary(out_console, figures)
     if compares:
@@ -74,6 +77,19 @@ def main(args: argparse.Namespace) -> int:
     if args.check_temporal:
         return _check(err, out_console, model, base, args.seed, results, args.check_temporal)
     return EXIT_OK
+
+
+def _remove_compare_files(out: Path) -> None:
+    """The files only a --compare run writes (compare.csv, compare.png, variant/), left by an earlier run."""
+    for name in ("compare.csv", "compare.png"):
+        (out / name).unlink(missing_ok=True)
+    variant = out / "variant"
+    if variant.is_dir():
+        for child in variant.iterdir():
+            if child.is_file():
+                child.unlink()
+        with contextlib.suppress(OSError):  # not empty: something of someone else's is in it
+            variant.rmdir()
 
 
 def _run(err: Console, model: CohortModel, defn: PathwayDefinition, seed: int, patients: int, workers: int,

@@ -40,6 +40,10 @@ def test_compare_reports_the_difference_per_action_kind(tmp_path):
     header = (tmp_path / "compare.csv").read_text(encoding="utf-8").splitlines()[0]
     assert header.startswith("kind,current_patients,changed_patients,patients_difference")
     assert '"guideline_version": "vcf-1.2+persistent_pain_nrs=7"' in (tmp_path / "variant" / "summary.json").read_text()
+    # A plain run into the same folder leaves none of the what-if's files to be read as its own.
+    again = vcf("--patients", "30", "--seed", "2", "--out", str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert not {"compare.csv", "compare.png", "variant"} & {p.name for p in tmp_path.iterdir()}
 
 
 def test_check_temporal_compares_with_the_workflow(tmp_path):
