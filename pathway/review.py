@@ -94,11 +94,14 @@ def twelve_week_review(b: Builder) -> None:
         return  # a pause holds the review itself (held or not), not what is found after it
     if b.defn.safety is None:
         _review_before_safety_rules(b)
-    elif b.done(f"{REVIEW}:done"):
-        if b.revision < 5 or not _after_review_settled(b):
-            _criteria_after_review(b)
-    elif not b.done(f"{REVIEW}:lapsed"):
+        return
+    if not b.done(f"{REVIEW}:done") and not b.done(f"{REVIEW}:lapsed"):
         _review_on_current_evidence(b)
+        if b.revision < 8:
+            return  # a criterion met since the review day waited for the next decision (the same instant)
+    if b.done(f"{REVIEW}:done") and not b.done("refer_vertebral_augmentation") \
+            and (b.revision < 5 or not _after_review_settled(b)):
+        _criteria_after_review(b)
 
 
 @step(PulmonaryEvent)

@@ -126,3 +126,22 @@ def test_a_scheduled_screening_on_a_resume_exactly_60_days_after_a_flare_screeni
     prefix = "order_adjacent_fracture_screening:day-182"
     assert (f"{prefix}:skipped" in note_ids(w)) is skipped
     assert bool([a for a in w.actions if a.id == prefix]) is not skipped
+
+
+@pytest.mark.parametrize("revision, referred_on", [(7, None), (8, 155)])
+def test_a_held_review_decided_without_a_criterion_refers_at_once_on_one_met_since(definition, revision,
+                                                                                  referred_on):
+    """Held on day 84 for the MRI; NRS 5 on day 109 and 7 on day 128 (19 days apart, none below 5 between), NRS 4
+    on day 145; the MRI on day 155 decides the review (no criterion: the latest score is 4) and, in the same
+    decision from revision 8, the referral on the criterion met since (the workflow decided twice at that
+    instant, so its referral came on day 155 either way; one decision now suffices)."""
+    w = Walk(definition, revision=revision, fracture_level="T2", height_loss_pct=40, pain_nrs=7)
+    for day, nrs in ((109, 5), (128, 7), (145, 4)):
+        w.pain(day, nrs)
+    w.event(155, type="mri", etiology="osteoporotic")  # decided once, at 155
+    assert "twelve_week_review:done" in note_ids(w)
+    referrals = w.of("refer_vertebral_augmentation")
+    assert [a.day for a in referrals] == ([referred_on] if referred_on else [])
+    if referrals:
+        assert referrals[0].details["criteria"] == ["persistent_pain"]
+        assert "NRS 5 on day 109 and NRS 7 on day 128, 19 days apart" in referrals[0].rationale
