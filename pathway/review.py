@@ -94,14 +94,11 @@ def twelve_week_review(b: Builder) -> None:
         return  # a pause holds the review itself (held or not), not what is found after it
     if b.defn.safety is None:
         _review_before_safety_rules(b)
-        return
-    if not b.done(f"{REVIEW}:done") and not b.done(f"{REVIEW}:lapsed"):
+    elif b.done(f"{REVIEW}:done"):
+        if b.revision < 5 or not _after_review_settled(b):
+            _criteria_after_review(b)
+    elif not b.done(f"{REVIEW}:lapsed"):
         _review_on_current_evidence(b)
-        if b.revision < 8:
-            return  # a criterion met since the review day waited for the next decision (the same instant)
-    if b.done(f"{REVIEW}:done") and not b.done("refer_vertebral_augmentation") \
-            and (b.revision < 5 or not _after_review_settled(b)):
-        _criteria_after_review(b)
 
 
 @step(PulmonaryEvent)
@@ -284,7 +281,7 @@ def _criteria_after_review(b: Builder) -> None:
     if pulmonary and pulmonary[-1][1].dysfunction:
         day = pulmonary[-1][0]
         found.append((day, "pulmonary_dysfunction", f"pulmonary dysfunction reported on day {day:g}"))
-    pair = _persistent_pair(b.defn, b.facts, _evidence_window(b))
+    pair = _persistent_pair(b.defn, b.facts, _evidence_window(b), current=b.revision >= 8)
     if pair:
         (d1, n1), (d2, n2) = pair
         found.append((d2, "persistent_pain", f"pain NRS {n1} on day {d1:g} and NRS {n2} on day {d2:g}, "
@@ -317,23 +314,25 @@ def _criteria_after_review(b: Builder) -> None:
 Report = tuple[float, int]
 
 
-def _persistent_pair(defn: PathwayDefinition, facts: PatientFacts,
-                     evidence: ReviewEvidence) -> tuple[Report, Report] | None:
+def _persistent_pair(defn: PathwayDefinition, facts: PatientFacts, evidence: ReviewEvidence,
+                     current: bool = False) -> tuple[Report, Report] | None:
     """The first two reports at or above the persistent-pain threshold, far enough apart, with
-    none below it between (counted from the review's evidence window)."""
+    none below it between (counted from the review's evidence window). ``current`` (revision 8): only
+    while the pain still persists — a report below the threshold since ends the run, and a new run has
+    to last as long again (a referral waiting for its MRI is never made on pain that has since eased)."""
     assert defn.safety is not None
     threshold = defn.rules.persistent_pain_nrs.value
     apart = defn.safety.rules.later_pain_apart_days.value
     window = evidence.pain_from
 
     def report(watch: _PairWatch, day: float, nrs: int) -> None:
-        if watch.pair is not None or day < window:
+        if (watch.pair is not None and not current) or day < window:
             return
         if nrs < threshold:
-            watch.first = None
+            watch.first = watch.pair = None
         elif watch.first is None:
             watch.first = (day, nrs)
-        elif day - watch.first[0] >= apart - 1e-9:
+        elif watch.pair is None and day - watch.first[0] >= apart - 1e-9:
             watch.pair = (watch.first, (day, nrs))
 
     def start() -> _PairWatch:
@@ -341,8 +340,8 @@ def _persistent_pair(defn: PathwayDefinition, facts: PatientFacts,
         report(watch, 0.0, facts.enrollment.pain_nrs)  # the enrollment score is the report at day 0
         return watch
 
-    return folded(facts, "persistent_pair", PainEvent, start, lambda w, day, event: report(w, day, event.nrs),
-                  under=evidence).pair  # kept per window (a pause may move it)
+    return folded(facts, "persistent_run" if current else "persistent_pair", PainEvent, start,
+                  lambda w, day, event: report(w, day, event.nrs), under=evidence).pair  # kept per window
 
 
 @dataclass

@@ -41,7 +41,7 @@
 #      latest film's (a reading a point lower no longer turns it to vertebroplasty); a flare exactly the
 #      skip window's length after a screening still waiting for its film is covered by it, as the
 #      scheduled screening's skip counts it, and a scheduled screening ordered on a resume exactly that
-#      long after another is skipped (the workflow decides an event an instant after it was observed); a
-#      held review decided with no criterion met refers at once, in the same decision, on a criterion met
-#      since its day (before, the next decision did, which the workflow makes at the same instant).
+#      long after another is skipped (the workflow decides an event an instant after it was observed);
+#      persistent pain found after the review refers only while it persists: a report below the threshold
+#      ends the run (a referral waiting for its MRI is not made on pain that has since eased).
 REVISION = 8

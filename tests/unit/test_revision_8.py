@@ -128,20 +128,40 @@ def test_a_scheduled_screening_on_a_resume_exactly_60_days_after_a_flare_screeni
     assert bool([a for a in w.actions if a.id == prefix]) is not skipped
 
 
-@pytest.mark.parametrize("revision, referred_on", [(7, None), (8, 155)])
-def test_a_held_review_decided_without_a_criterion_refers_at_once_on_one_met_since(definition, revision,
-                                                                                  referred_on):
-    """Held on day 84 for the MRI; NRS 5 on day 109 and 7 on day 128 (19 days apart, none below 5 between), NRS 4
-    on day 145; the MRI on day 155 decides the review (no criterion: the latest score is 4) and, in the same
-    decision from revision 8, the referral on the criterion met since (the workflow decided twice at that
-    instant, so its referral came on day 155 either way; one decision now suffices)."""
+@pytest.mark.parametrize("revision", [7, 8])
+def test_persistent_pain_found_after_the_review_refers_only_while_it_persists(definition, revision):
+    """Held on day 84 for the MRI; NRS 5 on day 109 and 7 on day 128 (19 days apart, none below 5 between), then
+    NRS 4 on day 145; the MRI on day 155 decides the review: no criterion (the latest score is 4). Before
+    revision 8 the pair of day 128 still referred at the next decision, beside PT started because pain had
+    subsided; from revision 8 the run of scores of 5 or more ended on day 145."""
     w = Walk(definition, revision=revision, fracture_level="T2", height_loss_pct=40, pain_nrs=7)
     for day, nrs in ((109, 5), (128, 7), (145, 4)):
         w.pain(day, nrs)
-    w.event(155, type="mri", etiology="osteoporotic")  # decided once, at 155
-    assert "twelve_week_review:done" in note_ids(w)
-    referrals = w.of("refer_vertebral_augmentation")
-    assert [a.day for a in referrals] == ([referred_on] if referred_on else [])
-    if referrals:
-        assert referrals[0].details["criteria"] == ["persistent_pain"]
-        assert "NRS 5 on day 109 and NRS 7 on day 128, 19 days apart" in referrals[0].rationale
+    w.event(155, type="mri", etiology="osteoporotic")
+    w.until(170)
+    (done,) = [n for n in w.notes if n.id == "twelve_week_review:done"]
+    assert "no criterion met (latest pain NRS 4)" in done.text
+    assert [a.day for a in w.of("refer_physical_therapy")] == [155]
+    assert [a.day for a in w.of("refer_vertebral_augmentation")] == ([] if revision == 8 else [159])
+
+
+@pytest.mark.parametrize("revision, referred_on", [(7, 115), (8, 134)])
+def test_a_criterion_held_for_the_mri_refers_on_pain_that_still_persists(definition, revision, referred_on):
+    """The review referred no one on day 84; an indeterminate MRI on day 88 holds what is found after it. NRS 5
+    and 7 (days 90, 104) meet the criterion while held; NRS 4 on day 110 ends that run before the MRI saying
+    osteoporotic comes on day 115. From revision 8 no referral is made on the eased pain; a new run (6, 6, 7 on
+    days 120, 127, 134) refers once it has lasted 14 days."""
+    w = confirmed(Walk(definition, revision=revision, pain_nrs=3))
+    w.pain(80, 3)
+    w.until(84.01)
+    w.event(88, type="mri", etiology="indeterminate")
+    for day, nrs in ((90, 5), (104, 7), (110, 4)):
+        w.pain(day, nrs)
+    assert "twelve_week_review:criterion_held" in note_ids(w)
+    w.event(115, type="mri", etiology="osteoporotic")
+    for day, nrs in ((120, 6), (127, 6), (134, 7)):
+        w.pain(day, nrs)
+    (ref,) = w.of("refer_vertebral_augmentation")
+    assert ref.day == referred_on and ref.details["criteria"] == ["persistent_pain"]
+    if revision == 8:
+        assert "NRS 6 on day 120 and NRS 7 on day 134" in ref.rationale
