@@ -124,7 +124,8 @@ def review_held(facts: PatientFacts) -> bool:
     revision 5, a referral on a criterion found after it waits for the MRI."""
     noted = facts.noted_ids()
     if f"{REVIEW}:criterion_held" in noted:
-        return f"{REVIEW}:criterion_lapsed" not in noted and "refer_vertebral_augmentation" not in facts.taken
+        return f"{REVIEW}:criterion_lapsed" not in noted and f"{REVIEW}:criterion_eased" not in noted \
+            and "refer_vertebral_augmentation" not in facts.taken
     return f"{REVIEW}:held" in noted and f"{REVIEW}:done" not in noted and f"{REVIEW}:lapsed" not in noted
 
 
@@ -289,6 +290,8 @@ def _criteria_after_review(b: Builder) -> None:
                       f"{r.persistent_pain_nrs.value:g} between"))
     found = sorted(f for f in found if f[0] <= limit)
     if not found:
+        if b.revision >= 8 and b.done(f"{REVIEW}:criterion_held"):
+            _criterion_eased(b)
         return
     when = f"Criterion met after the 12-week review (day {found[0][0]:g}, within day {limit:g})"
     if b.revision < 5:
@@ -309,6 +312,25 @@ def _criteria_after_review(b: Builder) -> None:
         b.note(f"{REVIEW}:criterion_lapsed", b.now, f"{when}: {'; '.join(w for _, _, w in found)}; but {why_not} "
                f"{limit:g}: the pathway makes no augmentation referral; the care team decides.",
                s.review_hold_until_day.cite(*_deformity_rules(b)))
+
+
+def _criterion_eased(b: Builder) -> None:
+    """A criterion that waited for the MRI no longer holds (revision 8): the pain eased, or a report said no
+    pulmonary dysfunction. Noted once, so the care team knows no referral comes of it and the hold ends."""
+    assert b.defn.safety is not None
+    r, s = b.defn.rules, b.defn.safety.rules
+    reasons = []
+    pain = pain_reports_from(b.facts, _evidence_window(b).pain_from)
+    if pain and pain[-1][1] < r.persistent_pain_nrs.value:
+        reasons.append(f"pain NRS {pain[-1][1]} on day {pain[-1][0]:g} is below {r.persistent_pain_nrs.value:g}")
+    pulmonary = b.facts.of(PulmonaryEvent)
+    if pulmonary and not pulmonary[-1][1].dysfunction:
+        reasons.append(f"no pulmonary dysfunction reported on day {pulmonary[-1][0]:g}")
+    b.note(f"{REVIEW}:criterion_eased", b.now,
+           f"The criterion found after the 12-week review no longer holds ({'; '.join(reasons) or 'not met now'}): "
+           f"no augmentation referral on it. A run of pain reports of NRS {r.persistent_pain_nrs.value:g} or more "
+           f"lasting {s.later_pain_apart_days.value:g} days, a progressive deformity or pulmonary dysfunction still "
+           f"counts until day {s.review_hold_until_day.value:g}.", s.review_hold_until_day.cite(*_deformity_rules(b)))
 
 
 Report = tuple[float, int]

@@ -43,5 +43,6 @@
 #      scheduled screening's skip counts it, and a scheduled screening ordered on a resume exactly that
 #      long after another is skipped (the workflow decides an event an instant after it was observed);
 #      persistent pain found after the review refers only while it persists: a report below the threshold
-#      ends the run (a referral waiting for its MRI is not made on pain that has since eased).
+#      ends the run (a referral waiting for its MRI is not made on pain that has since eased; a note says
+#      the held criterion no longer holds, and the hold ends).
 REVISION = 8

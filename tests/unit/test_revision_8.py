@@ -158,6 +158,11 @@ def test_a_criterion_held_for_the_mri_refers_on_pain_that_still_persists(definit
     for day, nrs in ((90, 5), (104, 7), (110, 4)):
         w.pain(day, nrs)
     assert "twelve_week_review:criterion_held" in note_ids(w)
+    eased = [n for n in w.notes if n.id == "twelve_week_review:criterion_eased"]
+    assert [n.day for n in eased] == ([110] if revision == 8 else [])  # the care team learns the hold has ended
+    if eased:
+        (held,) = [n for n in w.notes if n.id == "twelve_week_review:criterion_held"]
+        assert "pain NRS 4 on day 110 is below 5" in eased[0].text and eased[0].citation == held.citation
     w.event(115, type="mri", etiology="osteoporotic")
     for day, nrs in ((120, 6), (127, 6), (134, 7)):
         w.pain(day, nrs)
