@@ -61,6 +61,13 @@ class IntegrityError(ValueError):
     """A write broke a constraint of the schema (NOT NULL, CHECK, a trigger), on either backend."""
 
 
+def as_stored(text: str) -> str:
+    """Text as the database keeps and compares it: a NUL as U+FFFD, on both backends. PostgreSQL cannot store
+    a NUL, and a write that failed on one would be retried for ever; the API refuses them, but one sent
+    straight to a workflow reaches here."""
+    return text.replace("\x00", "\ufffd")
+
+
 class Session:
     """One connection inside a transaction (or a read): ``execute`` with ``?`` placeholders."""
 
@@ -72,9 +79,7 @@ class Session:
         if self.dialect == "postgresql" and args:
             sql = sql.replace("%", "%%").replace("?", "%s")  # our SQL has no '?' inside literals
         if any(isinstance(arg, str) and "\x00" in arg for arg in args):
-            # PostgreSQL cannot store a NUL in text, and a write that fails on one would be retried for ever.
-            # The API refuses them; one sent straight to a workflow reaches here: U+FFFD on both backends.
-            args = [arg.replace("\x00", "\ufffd") if isinstance(arg, str) else arg for arg in args]
+            args = [as_stored(arg) if isinstance(arg, str) else arg for arg in args]
         try:
             return self.raw.execute(sql, tuple(args)) if args else self.raw.execute(sql)
         except sqlite3.IntegrityError as exc:

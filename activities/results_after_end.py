@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from activities.database import as_stored
 from activities.order_book import OrderBook, order_key
 from activities.order_model import Order
 from pathway.builder import readable_days
@@ -105,25 +106,25 @@ class RecordedAfterEnd:
 
 
 def recorded_after_end(book: OrderBook, workflow_id: str, result_key: str | None = None,
-                       event_type: str | None = None) -> list[RecordedAfterEnd]:
+                       event_type: str | None = None, orders: Sequence[Order] | None = None) -> list[RecordedAfterEnd]:
     """The results taken after the end of one pathway, in day order and, within a day, in the order they
     were recorded (only the one recorded under ``result_key`` as ``event_type``, if given), read from the
-    change that completed each order."""
-    orders = {o.id: o for o in book.list(workflow_id=workflow_id)}
+    change that completed each order (``orders``: the pathway's, when the caller has read them already)."""
+    by_id = {o.id: o for o in (book.list(workflow_id=workflow_id) if orders is None else orders)}
     completions = book.completions(workflow_id)  # in the order they were written
-    tasks = {o.action_id: o for o in orders.values() if o.kind == AFTER_END_KIND}
-    wanted = result_key.replace("\x00", "\ufffd") if result_key is not None else None  # as the book stored it
+    tasks = {o.action_id: o for o in by_id.values() if o.kind == AFTER_END_KIND}
+    wanted = as_stored(result_key) if result_key is not None else None
     # Orders completed before their changes were kept have only their reason to go by, after the others.
-    reasons = [*completions.items(), *((i, o.status_reason or "") for i, o in orders.items() if i not in completions)]
+    reasons = [*completions.items(), *((i, o.status_reason or "") for i, o in by_id.items() if i not in completions)]
     found, seen = [], Counter[tuple[str, float]]()
     for order_id, reason in reasons:
         match = _FULFILLED_AFTER_END.fullmatch(reason)
-        if match is None or order_id not in orders:
+        if match is None or order_id not in by_id:
             continue
         day = float(match["day"])
         seen[match["type"], day] += 1
         if (wanted is None or match["key"] == wanted) and (event_type is None or match["type"] == event_type):
-            found.append(RecordedAfterEnd(day, match["type"], match["key"], match["finding"], orders[order_id],
+            found.append(RecordedAfterEnd(day, match["type"], match["key"], match["finding"], by_id[order_id],
                                           tasks.get(f"after-end:{match['key']}"), seen[match["type"], day]))
     return sorted(found, key=lambda r: r.day)
 

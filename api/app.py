@@ -9,7 +9,6 @@ carry the route template, status and timing only: no ids from the path, no bodie
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -47,7 +46,7 @@ from api.routes import (
     tasks,
 )
 from api.routes.subscriptions import SubscriptionSettings
-from pathway.contract import PATIENT_ID_PATTERN
+from pathway.contract import is_patient_id
 from pathway.guideline import PathwayDefinition, load_definition
 from worker.settings import public_base_url
 from workflows.models import TASK_QUEUE
@@ -157,7 +156,7 @@ async def audit_requests(request: Request, call_next):
 def _queried_patient(request: Request) -> str | None:
     """The patient a ``patient`` query parameter names (an audit trail or order search), if it is an id."""
     value = request.query_params.get("patient")
-    return value if value and len(value) <= 64 and re.fullmatch(PATIENT_ID_PATTERN, value) else None
+    return value if value and is_patient_id(value) else None
 
 
 async def _credential(request: Request) -> str:

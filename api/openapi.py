@@ -19,7 +19,7 @@ from api.fhir_in_schemas import fhir_in_schemas
 from api.fhir_observation import observation_schemas
 from api.inputs import OBSERVED_AT
 from api.models import AcknowledgeBody, ErrorBody
-from pathway.contract import Enrollment, Event, text_fields
+from pathway.contract import CONTROL_CHARACTERS, Enrollment, Event, text_fields
 
 REF = "#/components/schemas/{model}"
 _MEANING = {
@@ -92,7 +92,7 @@ def contract_schemas() -> dict[str, Any]:
 
 
 # A free-text field of an event (drug, effect, reason, author): no control character but tab and line breaks.
-TEXT_PATTERN = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$"
+TEXT_PATTERN = f"^[^{CONTROL_CHARACTERS}]*$"
 
 
 def openapi_schema(app: FastAPI) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,9 +21,10 @@ from pathway import contract_json
 from pathway.contract import (
     EVENT_TYPES,
     FRACTURE_LEVELS,
-    PATIENT_ID_PATTERN,
+    PATIENT_ID_EXPECTED,
     ContractError,
     RedFlag,
+    is_patient_id,
     parse_enrollment,
     parse_event,
     text_fields,
@@ -114,8 +114,8 @@ def _field_values(event_type: str, pairs: list[str]) -> dict[str, Any]:
 def _patient(patient_id: str) -> str:
     """The patient key as given, or :class:`InputError` naming it: checked before it goes into a URL path
     (a '/' in it would reach another route)."""
-    if len(patient_id) > 64 or not re.fullmatch(PATIENT_ID_PATTERN, patient_id):
-        raise InputError(["patient: expected 1-64 of A-Z a-z 0-9 . _ - (and not '.' or '..')"])
+    if not is_patient_id(patient_id):
+        raise InputError([f"patient: {PATIENT_ID_EXPECTED}"])
     return patient_id
 
 

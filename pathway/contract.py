@@ -35,6 +35,12 @@ RedFlag = Literal["history_of_cancer", "fever_or_infection", "neuro_deficit", "u
 # Ids are case-sensitive; the API refuses an id that differs from an enrolled one only by case.
 PATIENT_ID_PATTERN = r"^([A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)$"
 PatientId = Annotated[str, Field(min_length=1, max_length=64, pattern=PATIENT_ID_PATTERN)]
+PATIENT_ID_EXPECTED = "expected 1-64 of A-Z a-z 0-9 . _ - (and not '.' or '..')"
+
+
+def is_patient_id(value: str) -> bool:
+    """Whether ``value`` is a patient key as enrollment accepts it (:data:`PatientId`)."""
+    return 0 < len(value) <= 64 and re.fullmatch(PATIENT_ID_PATTERN, value) is not None
 Nrs = Annotated[int, Field(ge=0, le=10, strict=True)]
 # Numbers are strict: "25" or true is refused, never quietly read as 25 or 1.
 Percent = Annotated[float, Field(ge=0, le=100, strict=True)]
@@ -315,7 +321,7 @@ def describe(exc: ValidationError, prefix: str = "", whole: str = "body") -> lis
         elif err["type"] == "value_error":
             message = str(err.get("ctx", {}).get("error", message))
         elif err["type"] == "string_pattern_mismatch" and loc[-1:] == ["id"]:
-            message = "expected 1-64 of A-Z a-z 0-9 . _ - (and not '.' or '..')"
+            message = PATIENT_ID_EXPECTED
         elif err["type"] == "extra_forbidden":
             message = "unknown field"
         elif err["type"] == "union_tag_invalid":
@@ -353,7 +359,8 @@ def parse_enrollment(raw: Any) -> Enrollment:
 # Text sent in (a body, a scenario file) may hold tab, line feed and carriage return and no other control
 # character, as FHIR's string type: PostgreSQL cannot store a NUL. Checked where input enters, not by the
 # models, which the workflow also reads its own history and state with (what it once accepted stays valid).
-CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL_CHARACTERS = "\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f"  # as Python and JSON Schema write them
+CONTROL_CHARACTER = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 def control_character(value: Any, path: str = "") -> str | None:

@@ -96,7 +96,8 @@ async def get_state(patient: EnrolledPatient, pathways: PathwaysDep, book: Order
     order book; then ``live`` is false and ``notes`` say what is missing."""
     view = await pathways.view(patient.patient_id)
     orders = await in_thread(book.list, patient_id=patient.patient_id)
-    after_end = await in_thread(recorded_after_end, book, patient.workflow_id) if view.status != "running" else []
+    after_end = await in_thread(recorded_after_end, book, patient.workflow_id, orders=orders) \
+        if view.status != "running" else []  # one pathway per patient: its orders are the patient's
     return state_body(patient, view, orders, definition, after_end)
 
 
