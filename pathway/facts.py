@@ -149,7 +149,7 @@ class _Views:
         self.source: list[Observation] | None = None  # the observations indexed (a new list starts afresh)
         self.count = 0  # how many of them
         self.changed: dict[type, int] = {}  # event class -> how many observations were indexed at its last
-        self.kept: dict[str, Any] = {}  # the views of :func:`kept`, derived as observations arrive
+        self.kept: dict[str, Any] = {}  # the views of :func:`kept`, derived when read after an arrival
         # The last observations indexed together: how many were indexed before them, their classes.
         self.arrived: tuple[int, set[type]] = (0, set())
         self.memo: dict[str, Any] = {}  # name -> what the view kept (see PatientFacts.view, folded)
@@ -174,11 +174,14 @@ class _Views:
             self.changed[kind] = count
             arrived.add(kind)
         self.source, self.count = observations, count
-        # In the order they are declared (a view may read an earlier one); one class arriving is the usual case.
-        derived = _KEPT if fresh or len(arrived) != 1 else _KEPT_BY_CLASS.get(next(iter(arrived)), ())
-        for name, reads, derive in derived:
-            if fresh or not arrived.isdisjoint(reads):
-                self.kept[name] = derive(facts)
+        # The views that read an arrived class are derived again when next read (many never are).
+        if fresh:
+            self.kept = {}
+        else:
+            kept = self.kept
+            for kind in arrived:
+                for name in _KEPT_BY_CLASS.get(kind, ()):
+                    kept.pop(name, None)
         return self.index
 
     def changed_since(self, seen: int, kinds: tuple[type, ...]) -> bool:
@@ -206,21 +209,20 @@ class _Views:
 
 _by_day = itemgetter(0)  # of a (day, ...) row
 _NO_ROWS: list[tuple[float, Any]] = []  # the rows of a class not observed yet (read-only: shared)
+_STALE: Any = object()  # a kept view not derived since its classes last gained an observation
 
 
-# The views of :func:`kept`, in the order declared: (name, event classes read, derivation).
-_KEPT: list[tuple[str, tuple[type, ...], Callable[[PatientFacts], Any]]] = []
-_KEPT_BY_CLASS: dict[type, list[tuple[str, tuple[type, ...], Callable[[PatientFacts], Any]]]] = {}
+# The views of :func:`kept` each event class's arrival makes stale, by name.
+_KEPT_BY_CLASS: dict[type, list[str]] = {}
 
 
 def kept(*reads: type) -> Callable[[Callable[[PatientFacts], V]], Callable[[PatientFacts], V]]:
-    """A view of the observations of these event classes, derived again whenever one of them arrives
-    (each is a few observations, so reading it costs a lookup); results are read-only."""
+    """A view of the observations of these event classes, derived on the first read after one of them
+    arrives and kept until the next (reading it costs a lookup); results are read-only."""
     def mark(derive: Callable[[PatientFacts], V]) -> Callable[[PatientFacts], V]:
         name = derive.__qualname__
-        _KEPT.append((name, reads, derive))
         for kind in reads:
-            _KEPT_BY_CLASS.setdefault(kind, []).append((name, reads, derive))
+            _KEPT_BY_CLASS.setdefault(kind, []).append(name)
 
         @wraps(derive)
         def view(facts: PatientFacts) -> V:
@@ -229,7 +231,9 @@ def kept(*reads: type) -> Callable[[Callable[[PatientFacts], V]], Callable[[Pati
             observations = facts.observations
             if views.count != len(observations) or views.source is not observations:
                 views.catch_up(facts)
-            found: V = views.kept[name]
+            found: V = views.kept.get(name, _STALE)
+            if found is _STALE:
+                found = views.kept[name] = derive(facts)
             return found
         return view
     return mark
