@@ -80,7 +80,9 @@ def create_app(*, client: Client, order_book: OrderBook, tokens: set[str], task_
     payload_codec = client.data_converter.payload_codec
     if payload_codec is None:
         raise ValueError("the client has no payload codec: build its data converter with security.codec")
-    app = FastAPI(title="VCF care pathway API", version="1.0", docs_url=None, redoc_url=None,
+    # No redirect for a trailing slash: Starlette's answers before authentication and the audit, with a
+    # Location built from the request's Host header. Such a path is a 404 like any other unknown one.
+    app = FastAPI(title="VCF care pathway API", version="1.0", docs_url=None, redoc_url=None, redirect_slashes=False,
                   description="One durable Temporal workflow per patient with an osteoporotic vertebral "
                               "compression fracture. Authenticate with `Authorization: Bearer <token>`.")
     load = Load(max_in_flight)

@@ -114,11 +114,11 @@ EnrolledPatient = Annotated[EnrollmentRecord, Depends(enrolled_patient)]
 
 
 def requires(scope: str, *alternatives: str) -> Any:
-    """A route dependency: 403 naming ``scope`` unless the caller holds it or one of the
-    ``alternatives`` (checked after the token, before anything about the patient is looked up)."""
+    """A route dependency: 403 naming ``scope`` and the ``alternatives`` unless the caller holds one of
+    them (checked after the token, before anything about the patient is looked up)."""
     async def check(caller: CallerDep) -> None:
         if not caller.scopes & {scope, *alternatives}:
-            caller.require(scope)
+            raise ApiError(403, "forbidden", [f"scope: {' or '.join((scope, *alternatives))} required"])
     return Depends(check)
 
 

@@ -1,7 +1,9 @@
 """Handing one accepted event to a patient's pathway, exactly once.
 
 The event id is claimed in the registry before the signal is sent, so concurrent retries send
-it once; a refused or failed signal gives the claim back, so the same event can be sent again.
+it once; a refused or failed signal gives the claim back, so the same event can be sent again. An
+event the pathway refused when it came to apply it (a pause while already paused) is judged again
+when sent again, as the pathway frees its id: the registry's claim alone would answer a duplicate.
 Without an event id the API assigns one, so that a retried signal cannot apply twice.
 
 After a pathway has ended, a result still fulfils the open order it answers (and raises a
@@ -16,6 +18,7 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
+from activities.database import as_stored
 from activities.order_book import OrderBook
 from activities.results_after_end import record_result_after_end, recorded_result_after_end, takes_result_after_end
 from api.errors import ApiError
@@ -39,7 +42,8 @@ async def accept_event(registry: Registry, pathways: Pathways, book: OrderBook, 
     claim: the contract's events have no field for it.
     """
     patient_id = patient.patient_id
-    event_id = event.event_id or f"api-{uuid.uuid4().hex}"
+    # Stored and compared as the database writes it (a NUL as U+FFFD), so a retry in either form is this event.
+    event_id = as_stored(event.event_id) if event.event_id else f"api-{uuid.uuid4().hex}"
     if event.observed_at is not None:  # one instant, one form: a retry written in another zone is the same event
         event = event.model_copy(update={"observed_at": event.observed_at.astimezone(UTC)})
     payload = event.model_dump(mode="json", exclude_none=True) | {"event_id": event_id}
@@ -47,7 +51,8 @@ async def accept_event(registry: Registry, pathways: Pathways, book: OrderBook, 
                          state_url=f"/v1/patients/{patient_id}", duplicate=False)
     claim = await in_thread(registry.claim_event, patient_id, event_id, event.type, payload_hash(payload),
                            submitted_by)
-    if claim == "same":
+    # The same event again: a duplicate, unless the pathway refused it and freed its id (then it is judged again).
+    if claim == "same" and not await pathways.event_refused(patient_id, event_id):
         answer = answer.model_copy(update={"duplicate": True})
         if takes_result_after_end(event):  # sent again after the end: what it did the first time, done once
             earlier = await in_thread(recorded_result_after_end, book, workflow_id=patient.workflow_id, event=event,

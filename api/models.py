@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from activities.order_model import OrderStatus, RequestResource
 from pathway.contract import FractureLevel
 from pathway.guideline import Code
-from workflows.models import DecisionNote, LatestPain, Rejection, TimelineEntry
+from workflows.models import MAX_REJECTIONS_KEPT, DecisionNote, LatestPain, Rejection, TimelineEntry
 
 DateTimeText = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 # Where an answer came from: the live workflow, or what can be read without a worker.
@@ -172,6 +172,9 @@ class PatientState(BaseModel):
     next_step: str | None
     actions: list[ActionTaken]
     rejected: list[Rejection] | None = Field(description="Events not applied, and why (null: unknown, no worker).")
+    rejected_dropped: int | None = Field(
+        None, description=f"Refused events older than the last {MAX_REJECTIONS_KEPT} kept in ``rejected`` (counted, "
+                          "not kept; null: unknown, no worker).")
 
 
 class Timeline(BaseModel):

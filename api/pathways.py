@@ -119,6 +119,15 @@ class Pathways:
                 raise await self.ended(patient_id, await self.describe(patient_id)) from None
             raise temporal_unavailable(err) from None
 
+    async def event_refused(self, patient_id: str, event_id: str) -> bool:
+        """Whether the running pathway refused the event with this id (and holds no event with it): then
+        it is judged again if sent again. False when no worker answers in time."""
+        try:
+            return bool(await self.handle(patient_id).query(PatientPathwayWorkflow.event_refused, event_id,
+                                                            rpc_timeout=self.query_timeout))
+        except (RPCError, WorkflowQueryFailedError):
+            return False
+
     async def send_task_refused(self, patient_id: str, payload: dict[str, Any]) -> bool:
         """Tell the pathway that an order's task was rejected or failed (a durable signal; the
         pathway acts on it once). False if the pathway has ended: nothing waits for the order."""

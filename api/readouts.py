@@ -66,7 +66,7 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
             if s.next_review_day is not None else None,
             next_step=s.next_step,
             actions=[_action(a, s.orders.get(a.id)) for a in s.actions], rejected=s.rejected,
-            notes=[*s.notes, *(r.note() for r in after_end)])
+            rejected_dropped=s.rejected_dropped, notes=[*s.notes, *(r.note() for r in after_end)])
         return PatientState(**body)
     version = view.search_attribute(sa.GUIDELINE_VERSION)
     enrolled_at = record.started_at.isoformat() if record.started_at else None
@@ -79,7 +79,7 @@ def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],
                     latest_pain=r.latest_pain.model_dump() if r.latest_pain else None,
                     escalation_state=view.search_attribute(sa.ESCALATION_STATE), next_review=None, next_step=None,
                     actions=[_action(a, order_of_action.get(a.id)) for a in r.actions], rejected=r.rejected,
-                    notes=[*r.notes, *(x.note() for x in after_end)])
+                    rejected_dropped=r.rejected_dropped, notes=[*r.notes, *(x.note() for x in after_end)])
     else:
         phase = view.search_attribute(sa.PATHWAY_PHASE)
         review_at = view.search_attribute(sa.NEXT_REVIEW_AT)

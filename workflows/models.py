@@ -188,6 +188,7 @@ class PathwayResult(BaseModel):
     day: float
     actions: list[Action]
     rejected: list[Rejection]
+    rejected_dropped: int = Field(0, description=f"refused events before the last {MAX_REJECTIONS_KEPT} (not kept)")
     enrolled_at: datetime | None = None
     guideline_version: str | None = None
     latest_pain: LatestPain | None = None

@@ -184,7 +184,8 @@ class PatientPathwayWorkflow:
         workflow.logger.info("pathway ended", extra={"status": self._s.status})
         await workflow.wait_condition(workflow.all_handlers_finished)
         return PathwayResult(status=self._s.status, day=round(self._day(), 3), actions=self._s.actions,
-                             rejected=self._s.rejected, enrolled_at=self._s.enrolled_at,
+                             rejected=self._s.rejected, rejected_dropped=self._s.rejected_dropped,
+                             enrolled_at=self._s.enrolled_at,
                              guideline_version=self._defn.version, latest_pain=self._snapshot().latest_pain,
                              notes=self._s.notes())
 
@@ -613,6 +614,13 @@ class PatientPathwayWorkflow:
             actions=self._s.actions, orders=self._s.orders, rejected=self._s.rejected,
             rejected_dropped=self._s.rejected_dropped, notes=self._s.notes(),
             history_length=workflow.info().get_current_history_length())
+
+    @workflow.query
+    def event_refused(self, event_id: str) -> bool:
+        """Whether the running pathway refused an event with this id and holds none now: sent again, it
+        is judged again (the API's registry still holds the id, and would answer a duplicate)."""
+        return self._s.status == "running" and event_id not in self._s.seen_event_ids \
+            and any(r.event_id == event_id for r in self._s.rejected)
 
     @workflow.query
     def actions(self) -> list[Action]:

@@ -153,7 +153,9 @@ async def test_a_control_character_in_free_text_is_refused_and_a_nul_elsewhere_b
     _names(r, "drug", "effect")
     assert "U+0000" in r.json()["detail"][0] and "U+0007" in r.json()["detail"][1]
     r = await stack.http.post(events, json={"type": "pain", "nrs": 4, "event_id": "nul\u0000id"})
-    assert r.status_code == 202
+    assert r.status_code == 202 and r.json()["event_id"] == "nul\ufffdid"
+    r = await stack.http.post(events, json={"type": "pain", "nrs": 4, "event_id": "nul\ufffdid"})
+    assert r.status_code == 200 and r.json()["duplicate"] is True  # compared as it is stored: the same event
     order_id = next(o.id for o in stack.book.list(patient_id=patient) if o.kind == "order_dxa")
     r = await stack.http.post(events, json={"type": "dxa", "t_score": -2.6, "event_id": "dxa-1"})
     assert r.status_code == 202
@@ -441,6 +443,50 @@ async def test_an_event_id_is_claimed_once_and_bound_to_its_event(stack):
     _names(r, "id")
     await eventually(lambda: _has(stack, patient, {"race-1"}))
     assert (await applied_event_ids(stack.env, patient)).count("race-1") == 1
+
+
+async def test_an_event_the_pathway_refused_is_judged_again_when_sent_again(stack):
+    """A pause sent while another is still on its way is accepted (202), then refused when it is
+    applied (already paused). Sent again, it is judged again — before, the registry answered it as a
+    duplicate "applied once" that never was."""
+    patient = await enroll(stack.http)
+    events = f"/v1/patients/{patient}/events"
+    pause = {"type": "clinician", "decision": "pause", "reason": "admitted", "author": "dr-1"}
+    first, second = await asyncio.gather(stack.http.post(events, json={**pause, "event_id": "pz-1"}),
+                                         stack.http.post(events, json={**pause, "event_id": "pz-2"}))
+    assert (first.status_code, second.status_code) == (202, 202)
+
+    async def refused():
+        state = (await stack.http.get(f"/v1/patients/{patient}")).json()
+        return state if state["live"] and state["rejected"] else None
+
+    [refusal] = (await eventually(refused))["rejected"]
+    assert refusal["reason"] == "decision: the pathway is already paused"
+    again = refusal["event_id"]
+    r = await stack.http.post(events, json={**pause, "event_id": again})
+    assert r.status_code == 202 and r.json()["duplicate"] is False  # sent on: judged (and refused) again
+    assert (await stack.http.post(events, json={"type": "clinician", "decision": "resume", "reason": "home",
+                                                "author": "dr-1", "event_id": "rz-1"})).status_code == 202
+    await eventually(lambda: _has(stack, patient, {"rz-1"}))
+    r = await stack.http.post(events, json={**pause, "event_id": again})
+    assert r.status_code == 202  # judged again once more: now it applies
+    await eventually(lambda: _has(stack, patient, {again}))
+    r = await stack.http.post(events, json={**pause, "event_id": again})
+    assert r.status_code == 200 and r.json()["duplicate"] is True  # applied: the same event again is a duplicate
+    state = (await stack.http.get(f"/v1/patients/{patient}")).json()
+    assert state["paused"] is True and state["rejected_dropped"] == 0
+    assert [x["event_id"] for x in state["rejected"]] == [again, again]
+
+
+async def test_a_trailing_slash_is_an_unknown_path_not_a_redirect(stack):
+    """Starlette would redirect it before authentication and the audit, to the request's Host."""
+    patient = await enroll(stack.http)
+    async with http_client(stack.app, authenticated=False) as anonymous:
+        for method, path in (("GET", f"/v1/patients/{patient}/"), ("POST", "/v1/patients/")):
+            r = await anonymous.request(method, path, headers={"Host": "evil.example"})
+            assert r.status_code in (401, 404) and "location" not in r.headers, (path, r.status_code)
+    r = await stack.http.get(f"/v1/patients/{patient}/", headers={"Host": "evil.example"})
+    assert r.status_code == 404 and "location" not in r.headers
 
 
 async def test_an_event_refused_by_an_ended_pathway_is_not_remembered(stack):

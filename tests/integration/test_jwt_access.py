@@ -255,7 +255,8 @@ async def test_each_scope_boundary_answers_403_naming_the_scope(stack, idp):
     try:
         read, write, decide, order, audit, smart = c.values()
         assert (await read.get(path)).status_code == 200
-        forbidden(await read.post(f"{path}/events", json=pain | {"event_id": "r-1"}), "pathways:write")
+        forbidden(await read.post(f"{path}/events", json=pain | {"event_id": "r-1"}),
+                  "pathways:write or decisions:write")
         forbidden(await read.get("/v1/audit", params={"patient": patient}), "audit:read")
         answer = await write.post(f"{path}/events", json=pain | {"event_id": "w-1"})
         assert answer.status_code == 202, answer.text
