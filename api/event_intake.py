@@ -27,21 +27,28 @@ from api.pathways import Pathways
 from api.records import in_thread
 from api.registry import EnrollmentRecord, Registry, payload_hash
 from pathway.contract import Event
-from pathway.intake import day_of
+from pathway.intake import day_of, observed_too_early
 
 log = logging.getLogger("api")
 
 
 async def accept_event(registry: Registry, pathways: Pathways, book: OrderBook, patient: EnrollmentRecord,
-                       event: Event, id_field: str = "event_id", submitted_by: str = "token") -> EventAnswer:
+                       event: Event, id_field: str = "event_id", submitted_by: str = "token",
+                       when_field: str = "observed_at") -> EventAnswer:
     """Signal the event unless its id was taken; ``duplicate`` says whether it was.
 
-    409 naming ``id_field`` if the id was taken by a different event, or if the pathway has
-    ended (unless the event is a result an open order waits for); 503 if the workflow service
-    cannot be reached. ``submitted_by`` (the caller's credential name) is kept with the event id
-    claim: the contract's events have no field for it.
+    422 naming ``when_field`` for a pain report from before enrollment or a result from before the
+    fracture (:func:`pathway.intake.observed_too_early`); 409 naming ``id_field`` if the id was taken
+    by a different event, or if the pathway has ended (unless the event is a result an open order
+    waits for); 503 if the workflow service cannot be reached. ``submitted_by`` (the caller's
+    credential name) is kept with the event id claim: the contract's events have no field for it.
     """
     patient_id = patient.patient_id
+    if event.observed_at is not None and patient.started_at is not None:
+        early = observed_too_early(event, day_of(event.observed_at, patient.started_at),
+                                   int(patient.enrollment.get("onset_days_before_enrollment") or 0))
+        if early is not None:
+            raise ApiError(422, "invalid event", [when_field + early.removeprefix("observed_at")])
     # Stored and compared as the database writes it (a NUL as U+FFFD), so a retry in either form is this event.
     event_id = as_stored(event.event_id) if event.event_id else f"api-{uuid.uuid4().hex}"
     if event.observed_at is not None:  # one instant, one form: a retry written in another zone is the same event

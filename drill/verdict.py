@@ -83,8 +83,9 @@ def expected_actions(defn: PathwayDefinition, enrollment: dict[str, Any], timeli
         if entry["entry"] != "event":
             continue
         event = parse_event(entry["data"])
-        day = max(0.0, day_of(event.observed_at, enrolled_at)) if event.observed_at else entry["day"]
-        if clinical_rejection(defn, facts, event, day) is None:
+        observed = day_of(event.observed_at, enrolled_at) if event.observed_at else None
+        day = max(0.0, observed) if observed is not None else entry["day"]
+        if clinical_rejection(defn, facts, event, day, observed_day=observed) is None:
             observe(facts, day, event, defn=defn)
             at(day)
     at(now)

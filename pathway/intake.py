@@ -7,7 +7,8 @@ ask the same two questions here, so an event is judged one way wherever it enter
   was its ``event_id`` seen already, and when was it observed (a report stamped in the future
   is refused; one from before enrollment counts at day 0)?
 - :func:`clinical_rejection`, when it is applied in turn (earlier events may have changed the
-  facts since receipt): does it make sense for this patient now?
+  facts since receipt): does it make sense for this patient now — and (revision 9 on,
+  :func:`observed_too_early`) was it observed early enough to tell nothing about this pathway?
 
 A refusal names the field and the reason; nothing already accepted is lost.
 """
@@ -20,7 +21,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pathway.contract import ClinicianEvent, ContractError, Event, MriEvent, PathwayStatus, parse_event
+from pathway.contract import (
+    ClinicianEvent,
+    ContractError,
+    DxaEvent,
+    Event,
+    MriEvent,
+    PainEvent,
+    PathwayStatus,
+    RadiographEvent,
+    parse_event,
+)
 from pathway.facts import PatientFacts, decisions_of, more_than, mri_results, pause_state
 from pathway.guideline import PathwayDefinition
 from pathway.revision import REVISION
@@ -76,9 +87,14 @@ def admit(payload: Any, *, status: PathwayStatus, seen_event_ids: list[str], enr
 
 
 def clinical_rejection(defn: PathwayDefinition, facts: PatientFacts, event: Event, day: float,
-                       revision: int = REVISION) -> str | None:
+                       revision: int = REVISION, observed_day: float | None = None) -> str | None:
     """Why a well-formed event observed on pathway day ``day`` cannot apply now, or None (by the
-    decisions' ``revision``, :data:`pathway.revision.REVISION`)."""
+    decisions' ``revision``, :data:`pathway.revision.REVISION`); ``observed_day``: the day its
+    ``observed_at`` names, before it was counted at day 0 (negative: before enrollment)."""
+    if revision >= 9 and observed_day is not None:
+        early = observed_too_early(event, observed_day, facts.enrollment.onset_days_before_enrollment)
+        if early is not None:
+            return early
     if isinstance(event, ClinicianEvent):
         return _decision_rejection(defn, facts, event, day, revision)
     if isinstance(event, MriEvent) and any(e in ("malignant", "infection") for _, e in mri_results(facts)):
@@ -110,6 +126,34 @@ def _decision_rejection(defn: PathwayDefinition, facts: PatientFacts, event: Cli
         return (f"decision: the augmentation referral was already made on day {referred:g}; it is an open "
                 "order: the care team cancels it")
     return None
+
+
+def observed_too_early(event: Event, observed_day: float, onset_days: int) -> str | None:
+    """Why an event observed on pathway day ``observed_day`` (negative: before enrollment) tells the
+    pathway nothing, or None: a pain report from before enrollment (the enrollment's ``pain_nrs`` is
+    the score at day 0: an older one would stand in for it, and lower the baseline a flare is measured
+    from), or a result from before the fracture (more than its onset's day before enrollment: it
+    answers none of the pathway's orders). Within the clock skew of enrollment an event counts at day 0;
+    another from before enrollment too (a bed-bound spell, a deficit, a decision), and a result taken
+    since the fracture's onset (an MRI in the emergency department)."""
+    skew = CLOCK_SKEW / timedelta(days=1)
+    if observed_day >= -skew:
+        return None
+    before = f"observed_at: {readable_days_before(-observed_day)} before enrollment"
+    if isinstance(event, PainEvent):
+        return (f"{before}: a pain report from before enrollment does not count (the enrollment's pain_nrs is the "
+                "score at day 0)")
+    if isinstance(event, (MriEvent, RadiographEvent, DxaEvent)) and observed_day < -(onset_days + 1) - skew:
+        return (f"{before}, before the fracture (its onset was {onset_days} day(s) before enrollment): a result from "
+                "then answers none of the pathway's orders")
+    return None
+
+
+def readable_days_before(days: float) -> str:
+    """A span before enrollment as a reader says it: "3.2 days", "12 years"."""
+    if days >= 730:
+        return f"{days / 365.25:.0f} years"
+    return f"{days:.1f} days" if days < 10 else f"{days:.0f} days"
 
 
 def day_of(at: datetime, enrolled_at: datetime) -> float:

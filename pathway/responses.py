@@ -326,17 +326,24 @@ def pain_responses(b: Builder) -> None:
               level=b.facts.enrollment.fracture_level)
 
 
+def _covers_in_window(b: Builder) -> bool:
+    """Whether a screening waiting for its film covers a flare within the skip window (revisions 6 to 8)."""
+    return 6 <= b.revision < 9 and b.defn.safety is not None
+
+
 def _skip_window(b: Builder) -> tuple[Rule, ...]:
     """The window within which a screening covers a later flare, as the decisions' revision reads it."""
-    return (b.defn.safety.rules.screening_skip_after_flare_days,) if b.revision >= 6 and b.defn.safety else ()
+    return (b.defn.safety.rules.screening_skip_after_flare_days,) if _covers_in_window(b) and b.defn.safety else ()
 
 
 def _screening_waiting(b: Builder) -> OpenOrder | None:
     """An adjacent-fracture screening that still waits for its result, if any: ordered on this pathway
     day (revision 3: a flare hours after the scheduled screening was ordered is that screening's
-    need), or (revision 6) within the skip window before it — the film not yet taken images the same
-    regions, so a second flare while it waits is the same need."""
-    if b.revision >= 6 and b.defn.safety:
+    need), or (revisions 6 to 8) within the skip window before it — the film not yet taken images the
+    same regions. From revision 9 a flare on a later day orders its own screening at once, as the
+    contract says: the film still missing is the overdue escalation's task, and a flare is new
+    information."""
+    if _covers_in_window(b) and b.defn.safety:
         # From revision 8 a screening ordered exactly the window's length before counts, as the scheduled
         # skip counts it: the workflow decides a flare an instant after it was observed, not at it.
         since = b.now - b.defn.safety.rules.screening_skip_after_flare_days.value - (SAME_INSTANT if b.revision >= 8

@@ -45,4 +45,9 @@
 #      persistent pain found after the review refers only while it persists: a report below the threshold
 #      ends the run (a referral waiting for its MRI is not made on pain that has since eased; a note says
 #      the held criterion no longer holds, and the hold ends).
-REVISION = 8
+#   9: a pain flare orders its screening at once also while an earlier screening still waits for its film
+#      (the contract's "at once on a pain flare"; section 6.12 skips only a scheduled screening after a flare
+#      one): only a screening ordered on the same pathway day covers it, as before revision 6; a pain report
+#      observed before enrollment is refused (the enrollment's score is the one at day 0), and so is a result
+#      observed before the fracture (it answers none of the pathway's orders).
+REVISION = 9

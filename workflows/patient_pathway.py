@@ -99,6 +99,9 @@ DECISIONS_REVISION_7_PATCH = "decisions-revision-7"
 # A review held for its evidence, then paused, keeps its evidence window on resume; the suggested procedure
 # and a flare at the edge of the screening window change too (pathway/revision.py).
 DECISIONS_REVISION_8_PATCH = "decisions-revision-8"
+# A flare orders its screening also while an earlier one waits for its film; a pain report from before enrollment,
+# or a result from before the fracture, is refused (pathway/revision.py).
+DECISIONS_REVISION_9_PATCH = "decisions-revision-9"
 # An event refused when applied leaves its event id free (before: a re-send was answered as a duplicate).
 FREE_REFUSED_IDS_PATCH = "free-refused-event-ids"
 # Results still awaited when the pathway completes are watched after the end (an activity starts the watch).
@@ -230,7 +233,8 @@ class PatientPathwayWorkflow:
     async def _apply(self, item: InboxItem) -> None:
         event, day = item.parsed(), item.day
         arrived = self._arrived.pop(item.seq, None)  # None for events carried over a continue-as-new
-        reason = clinical_rejection(self._defn, self._s.facts, event, day, self._decisions_revision())
+        reason = clinical_rejection(self._defn, self._s.facts, event, day, self._decisions_revision(),
+                                    self._observed_day(event))
         if reason:
             self._settle(item.seq, self._reject(reason, item.event, cause="clinical_conflict"))
             if event.event_id is not None and workflow.patched(FREE_REFUSED_IDS_PATCH):
@@ -278,7 +282,8 @@ class PatientPathwayWorkflow:
         """The decisions' revision this run decides by (pathway.revision.REVISION): a run that started
         before a revision keeps the one it started with, until its next continue-as-new."""
         if self._revision is None:
-            self._revision = 8 if workflow.patched(DECISIONS_REVISION_8_PATCH) else \
+            self._revision = 9 if workflow.patched(DECISIONS_REVISION_9_PATCH) else \
+                8 if workflow.patched(DECISIONS_REVISION_8_PATCH) else \
                 7 if workflow.patched(DECISIONS_REVISION_7_PATCH) else \
                 6 if workflow.patched(DECISIONS_REVISION_6_PATCH) else \
                 5 if workflow.patched(DECISIONS_REVISION_5_PATCH) else \
@@ -594,7 +599,7 @@ class PatientPathwayWorkflow:
             # A validator adds no command: before this run's first decision, judge by the current revision
             # (the event is judged again when it is applied).
             reason = clinical_rejection(self._defn, self._s.facts, admitted.event, admitted.day,
-                                        self._revision or REVISION)
+                                        self._revision or REVISION, self._observed_day(admitted.event))
         if reason:
             raise ApplicationError(reason, type="InvalidEvent")
 
@@ -673,6 +678,10 @@ class PatientPathwayWorkflow:
 
     def _day(self) -> float:
         return day_of(workflow.now(), self._s.enrolled_at)
+
+    def _observed_day(self, event: Event) -> float | None:
+        """The pathway day an event's ``observed_at`` names, before enrollment too (None without one)."""
+        return day_of(event.observed_at, self._s.enrolled_at) if event.observed_at is not None else None
 
     def _at(self, day: float | None) -> datetime | None:
         return self._s.enrolled_at + timedelta(days=day) if day is not None else None

@@ -71,7 +71,8 @@ async def post_observation(request: Request, caller: CallerDep, body: JsonBody, 
         audit_subject(request, named)
     patient_id, event, id_field = observation_event(raw)
     patient = await require_enrolled(registry, patient_id, "subject.reference")
-    answer = await accept_event(registry, pathways, book, patient, event, id_field, submitted_by=caller.name)
+    answer = await accept_event(registry, pathways, book, patient, event, id_field, submitted_by=caller.name,
+                                when_field="effectiveDateTime")
     audit_subject(request, patient_id, answer.event_id)
     response.status_code = 200 if answer.duplicate else 202
     return answer

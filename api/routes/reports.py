@@ -56,7 +56,8 @@ async def post_diagnostic_report(request: Request, caller: CallerDep, body: Json
     if why:  # a valid report naming an order it cannot answer: a conflict, as for an event's fulfils
         raise ApiError(409, "the order does not wait for this result", [why])
     event = event.model_copy(update={"fulfils": order.action_id})  # the order it names is the one it fulfils
-    answer = await accept_event(registry, pathways, book, patient, event, id_field, submitted_by=caller.name)
+    answer = await accept_event(registry, pathways, book, patient, event, id_field, submitted_by=caller.name,
+                                when_field="effectiveDateTime")
     audit_subject(request, patient_id, answer.event_id)
     response.status_code = 200 if answer.duplicate else 202
     return answer

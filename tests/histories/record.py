@@ -149,12 +149,21 @@ REVISION_8 = [
     (95, "pain", {"nrs": 6}),
     (120, "clinician", {**PAUSE, "decision": "resume"}),
 ]
+# A pain report observed three days before enrollment (counted at day 0 before revision 9, making day 20 a flare;
+# refused from it), and a flare the day after the 6-month screening was ordered, its film not yet taken (covered by
+# that screening before revision 9; its own order from it). Recorded before it.
+REVISION_9 = [
+    (0.001, "pain", {"nrs": 1, "observed_day": -3}),
+    (20, "pain", {"nrs": 4}),
+    (183, "pain", {"nrs": 7}),
+]
 STORIES = {"story": (STORY, 130, 8), "indeterminate_mri": (INDETERMINATE_MRI, 12, 6),
            "late_evidence": (LATE_EVIDENCE, 95, 6), "refused_then_resent": (REFUSED_THEN_RESENT, 20, 6),
            "completed": (COMPLETED, 366, 6), "same_instant": (SAME_INSTANT, 90, 6),
            "revision_5": (REVISION_5, 200, 6), "screenings_together": (SCREENINGS_TOGETHER, 372, 6),
            "withdrawn_in_course": (WITHDRAWN_IN_COURSE, 12, 6), "revision_6": (REVISION_6, 200, 6),
-           "revision_7": (REVISION_7, 60, 6), "revision_8": (REVISION_8, 125, 6)}
+           "revision_7": (REVISION_7, 60, 6), "revision_8": (REVISION_8, 125, 6),
+           "revision_9": (REVISION_9, 185, 8)}
 
 
 async def record_story(env: WorkflowEnvironment, patient_id: str, story: str = "story") -> str:

@@ -478,6 +478,31 @@ async def test_an_event_the_pathway_refused_is_judged_again_when_sent_again(stac
     assert [x["event_id"] for x in state["rejected"]] == [again, again]
 
 
+async def test_a_pain_report_from_before_enrollment_or_a_result_from_before_the_fracture_is_a_422(stack):
+    """Before, any past observed_at was taken and counted at day 0: a score of 1 from 2019 lowered the flare
+    baseline, an MRI from 2015 closed the urgent MRI order."""
+    patient = await enroll(stack.http, onset_days_before_enrollment=2)
+    events = f"/v1/patients/{patient}/events"
+    long_ago = "2015-06-01T09:00:00Z"
+    r = await stack.http.post(events, json={"type": "pain", "nrs": 1, "observed_at": long_ago})
+    assert r.status_code == 422 and "a pain report from before enrollment does not count" in r.json()["detail"][0]
+    _names(r, "observed_at")
+    r = await stack.http.post(events, json={"type": "mri", "etiology": "osteoporotic", "observed_at": long_ago})
+    assert r.status_code == 422 and "before the fracture (its onset was 2 day(s) before enrollment)" in r.text
+    obs = {"resourceType": "Observation", "id": "early-1", "status": "final", "valueInteger": 1,
+           "effectiveDateTime": long_ago, "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
+           "subject": {"reference": f"Patient/{patient}"}}
+    r = await stack.http.post("/v1/fhir/Observation", json=obs)
+    assert r.status_code == 422
+    _names(r, "effectiveDateTime")
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat(timespec="seconds")
+    r = await stack.http.post(events, json={"type": "mri", "etiology": "osteoporotic", "observed_at": yesterday,
+                                            "event_id": "mri-ed"})
+    assert r.status_code == 202  # taken since the fracture: counted at day 0
+    await eventually(lambda: _has(stack, patient, {"mri-ed"}))
+    assert (await stack.http.get(f"/v1/patients/{patient}")).json()["rejected"] == []
+
+
 async def test_a_trailing_slash_is_an_unknown_path_not_a_redirect(stack):
     """Starlette would redirect it before authentication and the audit, to the request's Host."""
     patient = await enroll(stack.http)

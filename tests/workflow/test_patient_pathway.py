@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
+from activities.order_book import order_key
 from pathway.contract import ACTION_KINDS
 from pathway.revision import REVISION
 from tests.helpers import NO_SERVER_FEATURES, advance, enrollment, make_worker
@@ -238,6 +239,36 @@ async def test_a_new_pathway_decides_by_the_latest_revision(ts_env, order_book, 
     markers = [e.marker_recorded_event_attributes for e in history.events
                if e.HasField("marker_recorded_event_attributes")]
     assert any(f"decisions-revision-{REVISION}".encode() in m.SerializeToString() for m in markers), markers
+
+
+async def test_a_pain_report_from_before_enrollment_and_a_result_from_before_the_fracture_are_refused(
+        ts_env, order_book, task_queue):
+    """Revision 9: before, a score of 1 from three days before enrollment counted at day 0 (in place of the
+    enrollment's 8: day 20's NRS 4 was then a flare), and an MRI from years before closed the urgent MRI.
+    A result since the fracture's onset (an MRI in the emergency department) still counts at day 0."""
+    async with make_worker(ts_env, order_book, task_queue):
+        patient = enrollment("pt-wf-early", onset_days_before_enrollment=2, red_flags=["history_of_cancer"])
+        handle = await start_pathway(ts_env.client, patient, task_queue=task_queue, options=NO_SERVER_FEATURES)
+        enrolled_at = (await handle.query(PatientPathwayWorkflow.state)).enrolled_at
+        before = (enrolled_at - timedelta(days=3)).isoformat()
+        await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 1, "observed_at": before, "event_id": "p-early"})
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            years_ago = (enrolled_at - timedelta(days=4000)).isoformat()
+            await handle.execute_update(PatientPathwayWorkflow.submit_event,
+                                        {"type": "mri", "etiology": "osteoporotic", "observed_at": years_ago})
+        await handle.signal(PatientPathwayWorkflow.mri, {"etiology": "osteoporotic", "event_id": "m-ed",
+                                                         "observed_at": (enrolled_at - timedelta(days=1)).isoformat()})
+        await advance(ts_env, handle, 20)
+        await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 4})
+        await advance(ts_env, handle, 21)
+        state = await handle.query(PatientPathwayWorkflow.state)
+        await handle.terminate("test done")
+    assert "before the fracture (its onset was 2 day(s) before enrollment)" in str(refused.value.cause)
+    (rejection,) = state.rejected
+    assert rejection.event_id == "p-early" and rejection.reason.startswith("observed_at: 3.0 days before enrollment")
+    assert "order_adjacent_fracture_screening" not in [a.kind for a in state.actions]  # 4 is no flare from 8
+    assert "mri:0:osteoporotic" in [n.id for n in state.notes]  # the ED's MRI, at day 0
+    assert order_book.get_by_key(order_key(handle.id, "order_mri")).status == "completed"
 
 
 async def test_films_at_their_orders_instants_fulfil_those_orders(ts_env, order_book, task_queue):

@@ -1,0 +1,74 @@
+"""Decisions revision 9 (pathway.revision.REVISION), beside what revision 8 did: a pain flare orders its
+screening at once also while an earlier screening still waits for its film; a pain report observed
+before enrollment, and a result observed before the fracture, are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from pathway.contract import parse_event
+from pathway.facts import PatientFacts
+from pathway.intake import clinical_rejection, observed_too_early
+from tests.unit.test_safety_rules import note_ids
+from tests.unit.walk import Walk, confirmed
+
+SCREENING = "order_adjacent_fracture_screening"
+
+
+@pytest.mark.parametrize("revision, flare_ordered", [(8, False), (9, True)])
+def test_a_flare_after_the_six_month_screening_orders_its_own_while_that_film_is_missing(definition, revision,
+                                                                                        flare_ordered):
+    """The day-182 screening was ordered and never taken; on day 235 pain flares (NRS 8, lowest 3).
+    Revision 8 only noted it as covered by the missing film, 39 days after the film was escalated."""
+    w = confirmed(Walk(definition, pain_nrs=6, revision=revision))
+    for day in range(14, 182, 14):
+        w.pain(day, 3)
+    w.until(234)
+    w.pain(235, 8)
+    ids = [a.id for a in w.of(SCREENING)]
+    assert ids == ([f"{SCREENING}:day-182", f"{SCREENING}:flare:235"] if flare_ordered else [f"{SCREENING}:day-182"])
+    assert (f"{SCREENING}:flare:235:covered" in note_ids(w)) is not flare_ordered
+    if flare_ordered:
+        (flare,) = [a for a in w.of(SCREENING) if a.id.endswith("flare:235")]
+        assert flare.day == 235 and "NRS 8 on day 235 is >= 3 above the lowest score 3" in flare.rationale
+
+
+def test_a_flare_on_the_day_a_screening_was_ordered_is_still_that_screenings_need(definition):
+    """One task per need (safety rule 12): hours after the scheduled screening was ordered, it covers the flare."""
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.pain(20, 2)
+    w.pain(100, 2)
+    w.until(182.01)
+    w.pain(182.5, 6)
+    assert [a.id for a in w.of(SCREENING)] == [f"{SCREENING}:day-182"]
+    assert f"{SCREENING}:flare:182.5:covered" in note_ids(w)
+
+
+def _event(**fields):
+    return parse_event(fields)
+
+
+@pytest.mark.parametrize("event, observed_day, onset, refused", [
+    ({"type": "pain", "nrs": 1}, -3, 5, "observed_at: 3.0 days before enrollment: a pain report from before"),
+    ({"type": "pain", "nrs": 1}, -2 / 1440, 0, None),  # two minutes early: the clock skew, counted at day 0
+    ({"type": "mri", "etiology": "osteoporotic"}, -2, 3, None),  # since the fracture: an MRI in the ED
+    ({"type": "mri", "etiology": "osteoporotic"}, -0.8, 0, None),  # the onset's day, before enrollment
+    ({"type": "mri", "etiology": "osteoporotic"}, -4200, 3, "observed_at: 11 years before enrollment, before the "
+                                                             "fracture (its onset was 3 day(s) before enrollment)"),
+    ({"type": "radiograph", "height_loss_pct": 25}, -9, 3, "observed_at: 9.0 days before enrollment, before the"),
+    ({"type": "dxa", "t_score": -2.7}, -400, 0, "observed_at: 400 days before enrollment, before the fracture"),
+    ({"type": "mobility", "bed_bound": True}, -3, 0, None),  # a spell that began before: counted from day 0
+    ({"type": "neuro", "deficit": True}, -1, 0, None),
+])  # fmt: skip
+def test_what_was_observed_too_early_to_count(event, observed_day, onset, refused):
+    reason = observed_too_early(_event(**event), observed_day, onset)
+    assert reason is None if refused is None else reason is not None and reason.startswith(refused)
+
+
+@pytest.mark.parametrize("revision, refused", [(8, False), (9, True)])
+def test_the_refusal_is_revision_9s(definition, revision, refused):
+    facts = PatientFacts.model_validate({"enrollment": {"id": "pt-r9", "fracture_level": "L2", "height_loss_pct": 25,
+                                                        "pain_nrs": 8}})
+    reason = clinical_rejection(definition, facts, _event(type="pain", nrs=1), 0.0, revision, observed_day=-3)
+    assert (reason is not None) is refused
+    assert clinical_rejection(definition, facts, _event(type="pain", nrs=1), 0.0, revision) is None  # no observed_at
