@@ -47,10 +47,12 @@ def opioid_order(b: Builder) -> None:
           severe_pain_threshold=r.severe_pain_nrs.value)
 
 
-def stop_calcitonin(b: Builder, day: float, why: str) -> None:
+def stop_calcitonin(b: Builder, day: float, why: str, because: str = "") -> None:
+    """Stop a calcitonin course the pathway started (``why``: the reason in its details; ``because``: what
+    the rationale adds to it)."""
     if "start_calcitonin" in b.facts.taken or any(a.id == "start_calcitonin" for a in b.decision.actions):
         b.act("stop_calcitonin", "stop_calcitonin", day,
-              f"Calcitonin stopped on day {day:g}: {why} (short-term use only).", reason=why)
+              f"Calcitonin stopped on day {day:g}: {why}{because}.", reason=why)
 
 
 # Both read an enrollment action besides their own: taken in the first decision, before either is kept quiet.
@@ -58,7 +60,7 @@ def stop_calcitonin(b: Builder, day: float, why: str) -> None:
 def calcitonin_hard_stop(b: Builder) -> None:
     stop = b.defn.rules.calcitonin_stop_day.value
     if b.reached(stop):
-        stop_calcitonin(b, b.now, f"{stop:g}-day course complete (hard stop)")
+        stop_calcitonin(b, b.now, f"{stop:g}-day course complete (hard stop)", " (short-term use only)")
 
 
 @step(until=lambda b: b.next_instant(b.defn.safety.rules.opioid_review_day.value) if b.defn.safety else inf,

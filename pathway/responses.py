@@ -103,7 +103,8 @@ def pathologic_fracture(b: Builder) -> bool:
     for day, etiology in mri_results(b.facts):
         if etiology in ("malignant", "infection"):
             specialty = "oncology" if etiology == "malignant" else "infectious_disease"
-            stop_calcitonin(b, day, "pathologic fracture")
+            stop_calcitonin(b, day, "pathologic fracture", "; the patient leaves the osteoporotic pathway"
+                            + ("; the FDA label warns of a malignancy signal" if etiology == "malignant" else ""))
             of = _of_new_level(b, day)
             b.note(f"mri:{day:g}:{etiology}", day, f"MRI{of} shows {pathologic_finding(etiology)}: the pathway "
                    "exits.", b.defn.actions["order_mri"].cite())

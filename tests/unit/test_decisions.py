@@ -92,7 +92,7 @@ def test_calcitonin_hard_stop_at_day_28(definition, now, stopped):
     found = w.of("stop_calcitonin")
     assert bool(found) is stopped
     if stopped:
-        assert found[0].day == now and "28-day course" in found[0].rationale
+        assert found[0].day == now and "28-day course complete (hard stop) (short-term use only)" in found[0].rationale
         assert_cited(definition, found[0])
 
 
@@ -619,7 +619,9 @@ def test_pathologic_mri_exits_the_pathway(definition, etiology, specialty):
     assert w.kinds()[-3:] == ["stop_calcitonin", "refer_pathologic_fracture_workup", "request_clinician_review"]
     stop, ref, review = w.actions[-3:]
     assert review.details["reason"] == "pathologic_exit_medications" and review.day == 16
-    assert stop.day == 16 and "pathologic fracture" in stop.rationale
+    assert stop.day == 16 and "pathologic fracture; the patient leaves the osteoporotic pathway" in stop.rationale
+    assert "short-term use" not in stop.rationale  # the course's limit is not why it stops here
+    assert ("malignancy signal" in stop.rationale) is (etiology == "malignant")
     finding = {"malignant": "a malignant", "infection": "an infective"}[etiology]
     assert ref.day == 16 and f"MRI on day 16 shows {finding} (pathologic) fracture" in ref.rationale
     assert ref.details["priority"] == "urgent" and ref.details["refer_to"] == [specialty, "spine_surgery"]
