@@ -49,10 +49,10 @@ class Caller:
     name: str = STATIC_NAME
     scopes: frozenset[str] = frozenset(SCOPES)
 
-    def require(self, scope: str) -> None:
-        """:class:`ApiError` 403 naming ``scope`` unless the caller holds it."""
-        if scope not in self.scopes:
-            raise ApiError(403, "forbidden", [f"scope: {scope} required"])
+    def require(self, scope: str, *alternatives: str) -> None:
+        """:class:`ApiError` 403 naming ``scope`` (and the ``alternatives``) unless the caller holds one."""
+        if not self.scopes & {scope, *alternatives}:
+            raise ApiError(403, "forbidden", [f"scope: {' or '.join((scope, *alternatives))} required"])
 
 
 class BearerAuth:

@@ -117,8 +117,7 @@ def requires(scope: str, *alternatives: str) -> Any:
     """A route dependency: 403 naming ``scope`` and the ``alternatives`` unless the caller holds one of
     them (checked after the token, before anything about the patient is looked up)."""
     async def check(caller: CallerDep) -> None:
-        if not caller.scopes & {scope, *alternatives}:
-            raise ApiError(403, "forbidden", [f"scope: {' or '.join((scope, *alternatives))} required"])
+        caller.require(scope, *alternatives)
     return Depends(check)
 
 

@@ -14,6 +14,7 @@ result no open order waits for, answers 409.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -44,11 +45,6 @@ async def accept_event(registry: Registry, pathways: Pathways, book: OrderBook, 
     credential name) is kept with the event id claim: the contract's events have no field for it.
     """
     patient_id = patient.patient_id
-    if event.observed_at is not None and patient.started_at is not None:
-        early = observed_too_early(event, day_of(event.observed_at, patient.started_at),
-                                   int(patient.enrollment.get("onset_days_before_enrollment") or 0))
-        if early is not None:
-            raise ApiError(422, "invalid event", [when_field + early.removeprefix("observed_at")])
     # Stored and compared as the database writes it (a NUL as U+FFFD), so a retry in either form is this event.
     event_id = as_stored(event.event_id) if event.event_id else f"api-{uuid.uuid4().hex}"
     if event.observed_at is not None:  # one instant, one form: a retry written in another zone is the same event
@@ -59,7 +55,11 @@ async def accept_event(registry: Registry, pathways: Pathways, book: OrderBook, 
     claim = await in_thread(registry.claim_event, patient_id, event_id, event.type, payload_hash(payload),
                            submitted_by)
     # The same event again: a duplicate, unless the pathway refused it and freed its id (then it is judged again).
-    if claim == "same" and not await pathways.event_refused(patient_id, event_id):
+    refused = await _refused(pathways, patient_id, event_id) if claim == "same" else None
+    if claim == "same" and not refused:
+        if refused is None:  # no worker said: sent again all the same (the pathway ignores an id it holds)
+            with contextlib.suppress(ApiError):
+                await pathways.send_event(patient_id, payload)
         answer = answer.model_copy(update={"duplicate": True})
         if takes_result_after_end(event):  # sent again after the end: what it did the first time, done once
             earlier = await in_thread(recorded_result_after_end, book, workflow_id=patient.workflow_id, event=event,
@@ -72,6 +72,9 @@ async def accept_event(registry: Registry, pathways: Pathways, book: OrderBook, 
         return answer
     if claim == "different":
         raise ApiError(409, "event_id already used", [f"{id_field}: already used for a different event"])
+    if claim == "new" and (early := _observed_too_early(patient, event)) is not None:
+        await in_thread(registry.release_event, patient_id, event_id)
+        raise ApiError(422, "invalid event", [when_field + early.removeprefix("observed_at")])
     try:
         try:
             await pathways.ensure_open(patient_id)
@@ -86,6 +89,26 @@ async def accept_event(registry: Registry, pathways: Pathways, book: OrderBook, 
         raise
     log.info("event accepted", extra={"event_type": event.type})
     return answer
+
+
+def _observed_too_early(patient: EnrollmentRecord, event: Event) -> str | None:
+    """Why the event was observed too early to count for this patient (:func:`observed_too_early`), or None:
+    judged for every patient, also one whose pathway still decides by a revision that took such events."""
+    if event.observed_at is None or patient.started_at is None:
+        return None
+    return observed_too_early(event, day_of(event.observed_at, patient.started_at),
+                              int(patient.enrollment.get("onset_days_before_enrollment") or 0))
+
+
+async def _refused(pathways: Pathways, patient_id: str, event_id: str) -> bool | None:
+    """Whether the running pathway refused the event whose id the registry holds, when it came to apply
+    it (and freed the id); None when no worker answered in time. False for an ended pathway: its answer
+    stands."""
+    try:
+        await pathways.ensure_open(patient_id)
+    except ApiError:
+        return False
+    return await pathways.event_refused(patient_id, event_id)
 
 
 async def _ended_status(pathways: Pathways, patient_id: str) -> str:

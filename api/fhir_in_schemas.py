@@ -17,6 +17,7 @@ from activities.subscriptions import (
 from activities.task_model import TASK_STATUSES
 from api.fhir_observation import PATIENT_REFERENCE
 from api.fhir_report import ORDER_REFERENCE
+from api.inputs import OBSERVED_TOO_EARLY
 
 _TEXT = {"type": "object", "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 500}}}
 _REFERENCE = {"type": "object", "required": ["reference"], "properties": {"reference": {"type": "string"}}}
@@ -49,7 +50,8 @@ def fhir_in_schemas() -> dict[str, Any]:
                            "basedOn": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
                                "type": "object", "required": ["reference"], "properties": {
                                    "reference": {"type": "string", "pattern": ORDER_REFERENCE}}}},
-                           "effectiveDateTime": {"type": "string"}, "conclusion": {"type": "string"},
+                           "effectiveDateTime": {"type": "string", "description": OBSERVED_TOO_EARLY},
+                           "conclusion": {"type": "string"},
                            "conclusionCode": {"type": "array", "items": _CONCEPT},
                            "result": {"type": "array", "items": _REFERENCE},
                            "contained": {"type": "array", "items": {"type": "object"}}}},

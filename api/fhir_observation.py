@@ -21,7 +21,7 @@ from fhir.resources.R4B.observation import Observation
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.errors import ApiError, field_errors
-from api.inputs import date_time_pattern, valid_event
+from api.inputs import OBSERVED_TOO_EARLY, date_time_pattern, valid_event
 from pathway.contract import UNKNOWN_FIELD, Event, Nrs, safe_location, safe_message
 
 LOINC = "http://loinc.org"
@@ -116,7 +116,8 @@ class ObservationIn(_Element):
     category: list[ObservationConcept] = Field(None)
     code: ObservationConcept
     subject: PatientReference
-    effectiveDateTime: FhirDateTime = Field(None)
+    effectiveDateTime: FhirDateTime = Field(None, description="When it was observed (default: when received). More "
+                                            "than five minutes ahead is refused (422). " + OBSERVED_TOO_EARLY)
     valueInteger: Nrs = Field(None)
     valueQuantity: TScoreQuantity = Field(None)
     note: list[ObservationNote] = Field(None)

@@ -44,6 +44,11 @@ OBSERVED_AT = date_time_pattern()
 _OBSERVED_AT = re.compile(OBSERVED_AT)
 
 
+# What the API refuses of an observed_at (or effectiveDateTime) that JSON Schema cannot say.
+OBSERVED_TOO_EARLY = ("A pain report observed before the patient's enrollment, or a result observed before the "
+                      "fracture (more than onset_days_before_enrollment and a day before enrollment), is refused "
+                      "(422): it tells the pathway nothing about this fracture.")
+
 def valid_event(raw: Any, field_names: dict[str, str] | None = None) -> Event:
     """The contract event, or 422 naming the sender's fields (e.g. FHIR ``valueInteger``)."""
     names, problems = field_names or {}, []

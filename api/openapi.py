@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 
 from api.fhir_in_schemas import fhir_in_schemas
 from api.fhir_observation import observation_schemas
-from api.inputs import OBSERVED_AT
+from api.inputs import OBSERVED_AT, OBSERVED_TOO_EARLY
 from api.models import AcknowledgeBody, ErrorBody
 from pathway.contract import CONTROL_CHARACTERS, Enrollment, Event, text_fields
 
@@ -74,7 +74,8 @@ def contract_schemas() -> dict[str, Any]:
     """``Enrollment``, ``Event`` and each event type, as the API enforces them.
 
     On top of the contract's models: red flags are distinct, an event names its ``type``, and
-    ``observed_at`` is RFC 3339 text (see :mod:`api.inputs`) no more than five minutes ahead.
+    ``observed_at`` is RFC 3339 text (see :mod:`api.inputs`) no more than five minutes ahead, and not
+    too early for the patient (:data:`OBSERVED_TOO_EARLY`).
     """
     enrollment, _ = _schema(TypeAdapter(Enrollment))
     enrollment["properties"]["red_flags"]["uniqueItems"] = True
@@ -85,7 +86,7 @@ def contract_schemas() -> dict[str, Any]:
         observed = variant["properties"]["observed_at"]
         observed["anyOf"][0]["pattern"] = OBSERVED_AT
         observed["description"] = ("When it was observed (default: when received). More than five minutes "
-                                   "ahead of the server's clock is refused (422).")
+                                   "ahead of the server's clock is refused (422). " + OBSERVED_TOO_EARLY)
         for name in text_fields(variant["properties"]["type"]["const"]):
             variant["properties"][name]["pattern"] = TEXT_PATTERN
     return {"Enrollment": enrollment, "Event": event, **variants}

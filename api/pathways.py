@@ -33,6 +33,7 @@ from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
 
 # Server states in which the pathway still takes events.
+_REFUSAL_WAIT = timedelta(seconds=1)
 _OPEN = (WorkflowExecutionStatus.RUNNING,)
 
 
@@ -119,14 +120,15 @@ class Pathways:
                 raise await self.ended(patient_id, await self.describe(patient_id)) from None
             raise temporal_unavailable(err) from None
 
-    async def event_refused(self, patient_id: str, event_id: str) -> bool:
+    async def event_refused(self, patient_id: str, event_id: str) -> bool | None:
         """Whether the running pathway refused the event with this id (and holds no event with it): then
-        it is judged again if sent again. False when no worker answers in time."""
+        it is judged again if sent again. None when no worker answers within a second (or the query
+        timeout, if shorter): a duplicate is answered at once, not after the state query's wait."""
         try:
-            return bool(await self.handle(patient_id).query(PatientPathwayWorkflow.event_refused, event_id,
-                                                            rpc_timeout=self.query_timeout))
+            return bool(await self.handle(patient_id).query(
+                PatientPathwayWorkflow.event_refused, event_id, rpc_timeout=min(self.query_timeout, _REFUSAL_WAIT)))
         except (RPCError, WorkflowQueryFailedError):
-            return False
+            return None
 
     async def send_task_refused(self, patient_id: str, payload: dict[str, Any]) -> bool:
         """Tell the pathway that an order's task was rejected or failed (a durable signal; the

@@ -5,10 +5,10 @@ ask the same two questions here, so an event is judged one way wherever it enter
 
 - :func:`admit`, on receipt: is it a well-formed contract event, is the pathway still running,
   was its ``event_id`` seen already, and when was it observed (a report stamped in the future
-  is refused; one from before enrollment counts at day 0)?
+  is refused; one from before enrollment counts at day 0 — unless the next question refuses it)?
 - :func:`clinical_rejection`, when it is applied in turn (earlier events may have changed the
   facts since receipt): does it make sense for this patient now — and (revision 9 on,
-  :func:`observed_too_early`) was it observed early enough to tell nothing about this pathway?
+  :func:`observed_too_early`) was it observed so early that it tells this pathway nothing?
 
 A refusal names the field and the reason; nothing already accepted is lost.
 """
@@ -150,7 +150,11 @@ def observed_too_early(event: Event, observed_day: float, onset_days: int) -> st
 
 
 def readable_days_before(days: float) -> str:
-    """A span before enrollment as a reader says it: "3.2 days", "12 years"."""
+    """A span before enrollment as a reader says it: "7 minutes", "25 hours", "3.2 days", "12 years"."""
+    if days < 1 / 24:
+        return f"{days * 1440:.0f} minutes"
+    if days < 2:
+        return f"{days * 24:.0f} hours"
     if days >= 730:
         return f"{days / 365.25:.0f} years"
     return f"{days:.1f} days" if days < 10 else f"{days:.0f} days"

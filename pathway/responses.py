@@ -309,12 +309,13 @@ def pain_responses(b: Builder) -> None:
         flare = f"order_adjacent_fracture_screening:flare:{day:g}"
         if b.done(flare) or b.done(f"{flare}:covered"):
             continue
-        waiting = _screening_waiting(b) if b.revision >= 3 else None
+        waiting = _screening_waiting(b, day) if b.revision >= 3 else None
         if waiting is not None:  # one task per need: the screening just ordered images the same regions
+            after = " (after the flare)" if b.revision >= 9 and waiting.day >= day else ""
             b.note(f"{flare}:covered", b.now,
                    f"Pain flare: NRS {nrs} on day {day:g} is >= {r.flare_rise_nrs.value:g} above the lowest score "
-                   f"{lowest}, but the adjacent-fracture screening ordered on day {waiting.day:g} still waits for its "
-                   "result: no second screening.", b.defn.cite(
+                   f"{lowest}, but the adjacent-fracture screening ordered on day {waiting.day:g}{after} still waits "
+                   "for its result: no second screening.", b.defn.cite(
                        "order_adjacent_fracture_screening", basis=(r.flare_rise_nrs, r.flare_baseline_max_nrs,
                                                                    *_skip_window(b))))
             continue
@@ -337,13 +338,14 @@ def _skip_window(b: Builder) -> tuple[Rule, ...]:
     return (b.defn.safety.rules.screening_skip_after_flare_days,) if _covers_in_window(b) and b.defn.safety else ()
 
 
-def _screening_waiting(b: Builder) -> OpenOrder | None:
-    """An adjacent-fracture screening that still waits for its result, if any: ordered on this pathway
-    day (revision 3: a flare hours after the scheduled screening was ordered is that screening's
-    need), or (revisions 6 to 8) within the skip window before it — the film not yet taken images the
-    same regions. From revision 9 a flare on a later day orders its own screening at once, as the
-    contract says: the film still missing is the overdue escalation's task, and a flare is new
-    information."""
+def _screening_waiting(b: Builder, flare_day: float) -> OpenOrder | None:
+    """An adjacent-fracture screening that still waits for its result and covers a flare observed on
+    ``flare_day``, if any: one ordered on this pathway day (revision 3: a flare hours after the
+    scheduled screening was ordered is that screening's need), or (revisions 6 to 8) within the skip
+    window before it — the film not yet taken images the same regions. From revision 9 a flare
+    reported on a later day orders its own screening at once, as the contract says (the film still
+    missing is the overdue escalation's task, and a flare is new information), unless the screening
+    was ordered after the flare was observed (a flare reported late): that film is the flare's."""
     if _covers_in_window(b) and b.defn.safety:
         # From revision 8 a screening ordered exactly the window's length before counts, as the scheduled
         # skip counts it: the workflow decides a flare an instant after it was observed, not at it.
@@ -352,8 +354,9 @@ def _screening_waiting(b: Builder) -> OpenOrder | None:
         waiting = [o for o in open_orders(b.facts)
                    if o.kind == "order_adjacent_fracture_screening" and o.day >= since]
     else:
-        waiting = [o for o in open_orders(b.facts)
-                   if o.kind == "order_adjacent_fracture_screening" and floor(o.day) == floor(b.now)]
+        since = flare_day - SAME_INSTANT if b.revision >= 9 else inf
+        waiting = [o for o in open_orders(b.facts) if o.kind == "order_adjacent_fracture_screening"
+                   and (floor(o.day) == floor(b.now) or o.day >= since)]
     return waiting[-1] if waiting else None
 
 

@@ -63,6 +63,7 @@ class Rejection(BaseModel):
 # Refused events kept in the state (and its timeline): a flood of malformed signals must not grow it
 # past what continue-as-new can carry. Older refusals are counted; each was logged and counted as it came.
 MAX_REJECTIONS_KEPT = 100
+MAX_REFUSED_IDS_KEPT = 1000  # the ids of events refused when applied, for the API's "judged again" answer
 
 
 class TaskRefusal(BaseModel):
@@ -88,6 +89,8 @@ class CarriedState(BaseModel):
     rejected: list[Rejection] = Field(default_factory=list, description=f"the last {MAX_REJECTIONS_KEPT} refusals")
     rejected_dropped: int = Field(0, description="refused events older than those kept (counted, not kept)")
     seen_event_ids: list[str] = Field(default_factory=list)
+    refused_event_ids: list[str] = Field(default_factory=list, description=(
+        f"ids of the last {MAX_REFUSED_IDS_KEPT} events refused when applied (freed: sent again, judged again)"))
     orders: dict[str, str] = Field(default_factory=dict, description="action id -> order id in the order book")
     inbox: list[InboxItem] = Field(default_factory=list)
     refusals: list[TaskRefusal] = Field(default_factory=list, description="refused tasks not yet acted on")
@@ -188,7 +191,8 @@ class PathwayResult(BaseModel):
     day: float
     actions: list[Action]
     rejected: list[Rejection]
-    rejected_dropped: int = Field(0, description=f"refused events before the last {MAX_REJECTIONS_KEPT} (not kept)")
+    rejected_dropped: int | None = Field(None, description=f"refused events before the last {MAX_REJECTIONS_KEPT} "
+                                                           "(not kept; None: a pathway that ended before it was told)")
     enrolled_at: datetime | None = None
     guideline_version: str | None = None
     latest_pain: LatestPain | None = None

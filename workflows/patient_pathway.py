@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     from pathway.contract import EVENT_TYPES, Action, Event, PathwayStatus
     from pathway.decisions import REVISION, Due, decide, escalation_state, next_due, next_scheduled_step, phase
     from pathway.facts import PatientFacts, latest_pain, pause_state
-    from pathway.intake import Admission, InboxItem, admit, clinical_rejection, day_of
+    from pathway.intake import Admission, InboxItem, admit, clinical_rejection, day_of, observed_too_early
     from pathway.releases import UnknownGuideline
     from pathway.results import (
         REFUSAL_CITATION,
@@ -59,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_calls import SETTLE, call_activity
     from workflows.metrics import PathwayMetrics, RejectionReason
     from workflows.models import (
+        MAX_REFUSED_IDS_KEPT,
         MAX_REJECTIONS_KEPT,
         CarriedState,
         EventReceipt,
@@ -208,7 +209,10 @@ class PatientPathwayWorkflow:
                 while self._s.inbox:
                     item = self._s.inbox.pop(0)
                     reason = f"the pathway has ended ({self._s.status})"
-                    if item.event.get("type") in RESULT_EVENT_TYPES and self._ending:
+                    early = self._observed_too_early(item) if self._decisions_revision() >= 9 else None
+                    if early is not None:
+                        reason += f"; {early}"
+                    elif item.event.get("type") in RESULT_EVENT_TYPES and self._ending:
                         reason += await self._result_after_end(item)
                     self._settle(item.seq, self._reject(reason, item.event, cause="pathway_ended"))
                 self._ending = False
@@ -239,6 +243,7 @@ class PatientPathwayWorkflow:
             self._settle(item.seq, self._reject(reason, item.event, cause="clinical_conflict"))
             if event.event_id is not None and workflow.patched(FREE_REFUSED_IDS_PATCH):
                 self._s.seen_event_ids.remove(event.event_id)  # refused: sent again, it is judged again
+                self._s.refused_event_ids = [*self._s.refused_event_ids, event.event_id][-MAX_REFUSED_IDS_KEPT:]
             return
         if self._decisions_revision() >= 6 and not self._s.facts.taken:
             # An event in the very first activation: the enrollment's orders go out first, so that a result
@@ -477,6 +482,8 @@ class PatientPathwayWorkflow:
             return EventReceipt(accepted=True, event_id=event.event_id, day=admitted.day, duplicate=True)
         if event.event_id is not None:
             self._s.seen_event_ids.append(event.event_id)
+            if event.event_id in self._s.refused_event_ids:  # refused before, judged again now
+                self._s.refused_event_ids.remove(event.event_id)
         self._s.event_seq += 1
         self._s.inbox.append(InboxItem(seq=self._s.event_seq, day=admitted.day, event=event.model_dump(mode="json")))
         self._arrived[self._s.event_seq] = workflow.now()
@@ -624,8 +631,8 @@ class PatientPathwayWorkflow:
     def event_refused(self, event_id: str) -> bool:
         """Whether the running pathway refused an event with this id and holds none now: sent again, it
         is judged again (the API's registry still holds the id, and would answer a duplicate)."""
-        return self._s.status == "running" and event_id not in self._s.seen_event_ids \
-            and any(r.event_id == event_id for r in self._s.rejected)
+        return self._s.status == "running" and event_id not in self._s.seen_event_ids and (
+            event_id in self._s.refused_event_ids or any(r.event_id == event_id for r in self._s.rejected))
 
     @workflow.query
     def actions(self) -> list[Action]:
@@ -679,9 +686,20 @@ class PatientPathwayWorkflow:
     def _day(self) -> float:
         return day_of(workflow.now(), self._s.enrolled_at)
 
+    def _observed_too_early(self, item: InboxItem) -> str | None:
+        """Why a queued event was observed too early to count (:func:`pathway.intake.observed_too_early`)."""
+        event = item.parsed()
+        observed = self._observed_day(event)
+        return None if observed is None else \
+            observed_too_early(event, observed, self._s.facts.enrollment.onset_days_before_enrollment)
+
     def _observed_day(self, event: Event) -> float | None:
-        """The pathway day an event's ``observed_at`` names, before enrollment too (None without one)."""
-        return day_of(event.observed_at, self._s.enrolled_at) if event.observed_at is not None else None
+        """The day an event's ``observed_at`` names, before enrollment too (None without one), to tell what
+        was observed before the patient was enrolled: counted from when the pathway was started, if its
+        first task ran later (no worker then), as the API counts it."""
+        if event.observed_at is None:
+            return None
+        return day_of(event.observed_at, min(self._s.enrolled_at, workflow.info().start_time))
 
     def _at(self, day: float | None) -> datetime | None:
         return self._s.enrolled_at + timedelta(days=day) if day is not None else None

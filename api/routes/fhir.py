@@ -41,7 +41,7 @@ OBSERVATION_EXAMPLE = {
     "resourceType": "Observation", "id": "obs-pain-0001", "status": "final",
     "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3",
                          "display": "Pain severity - 0-10 verbal numeric rating [Score] - Reported"}]},
-    "subject": {"reference": "Patient/pt-0001"}, "effectiveDateTime": "2026-01-31T09:00:00Z", "valueInteger": 6,
+    "subject": {"reference": "Patient/pt-0001"}, "valueInteger": 6,  # no effectiveDateTime: observed when received
 }
 
 

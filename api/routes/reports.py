@@ -22,8 +22,7 @@ router = APIRouter(tags=["fhir"], dependencies=[AUTHENTICATED])
 MRI_REPORT_EXAMPLE = {
     "resourceType": "DiagnosticReport", "id": "rep-mri-0001", "status": "final",
     "code": {"text": "MRI lumbar spine without contrast"}, "subject": {"reference": "Patient/pt-0001"},
-    "basedOn": [{"reference": "ServiceRequest/ord-0123456789abcdef0123"}],
-    "effectiveDateTime": "2026-01-31T09:00:00Z",
+    "basedOn": [{"reference": "ServiceRequest/ord-0123456789abcdef0123"}],  # no effectiveDateTime: when received
     "conclusionCode": [{"coding": [{"system": MRI_ETIOLOGY, "code": "osteoporotic"}]}],
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -29,7 +30,8 @@ def observation(patient: str, code: str = "72514-3", **fields) -> dict:
     """A final R4 Observation of one LOINC code for a patient."""
     body = {"resourceType": "Observation", "status": "final",
             "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
-            "subject": {"reference": f"Patient/{patient}"}, "effectiveDateTime": "2026-01-05T09:00:00+00:00"}
+            "subject": {"reference": f"Patient/{patient}"},
+            "effectiveDateTime": datetime.now(UTC).isoformat(timespec="seconds")}  # after the enrollment
     body.update(fields)
     return {k: v for k, v in body.items() if v is not None}
 
@@ -49,7 +51,8 @@ async def test_pain_and_dxa_observations_become_contract_events(stack):
     await eventually(lambda: _applied(stack, patient, {"obs-1", "dxa-77"}))
     events = {e.data["event_id"]: e.data for e in await timeline(stack.env, patient) if e.entry == "event"}
     assert events["obs-1"]["nrs"] == 4 and events["obs-1"]["type"] == "pain"
-    assert events["dxa-77"]["t_score"] == -2.7 and events["dxa-77"]["observed_at"].startswith("2026-01-05T09:00:00")
+    sent = datetime.fromisoformat(dxa["effectiveDateTime"])
+    assert events["dxa-77"]["t_score"] == -2.7 and datetime.fromisoformat(events["dxa-77"]["observed_at"]) == sent
     # The DXA result fulfilled the DXA order (closed loop), in the activity its decision step runs
     # after the event is recorded.
 

@@ -72,3 +72,16 @@ def test_the_refusal_is_revision_9s(definition, revision, refused):
     reason = clinical_rejection(definition, facts, _event(type="pain", nrs=1), 0.0, revision, observed_day=-3)
     assert (reason is not None) is refused
     assert clinical_rejection(definition, facts, _event(type="pain", nrs=1), 0.0, revision) is None  # no observed_at
+
+
+def test_a_flare_reported_after_the_screening_ordered_since_it_is_covered_by_that_screening(definition):
+    """A flare observed on day 181.5 and reported on day 183.2: the day-182 screening, ordered after the
+    flare and still without its film, images what the flare asks for (safety rule 12, one task per need)."""
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.pain(20, 2)
+    w.pain(100, 2)
+    w.until(183)
+    w.event(181.5, arrives=183.2, type="pain", nrs=6)
+    assert [a.id for a in w.of(SCREENING)] == [f"{SCREENING}:day-182"]
+    (covered,) = [n for n in w.notes if n.id == f"{SCREENING}:flare:181.5:covered"]
+    assert "ordered on day 182 (after the flare) still waits for its result" in covered.text
