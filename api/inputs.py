@@ -49,6 +49,7 @@ OBSERVED_TOO_EARLY = ("A pain report observed before the patient's enrollment, o
                       "fracture (more than onset_days_before_enrollment and a day before enrollment), is refused "
                       "(422): it tells the pathway nothing about this fracture.")
 
+
 def valid_event(raw: Any, field_names: dict[str, str] | None = None) -> Event:
     """The contract event, or 422 naming the sender's fields (e.g. FHIR ``valueInteger``)."""
     names, problems = field_names or {}, []

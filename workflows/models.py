@@ -63,7 +63,7 @@ class Rejection(BaseModel):
 # Refused events kept in the state (and its timeline): a flood of malformed signals must not grow it
 # past what continue-as-new can carry. Older refusals are counted; each was logged and counted as it came.
 MAX_REJECTIONS_KEPT = 100
-MAX_REFUSED_IDS_KEPT = 1000  # the ids of events refused when applied, for the API's "judged again" answer
+MAX_REFUSED_IDS_KEPT = 100  # ids of events refused when applied (the API's "judged again"), apart from the rest
 
 
 class TaskRefusal(BaseModel):
