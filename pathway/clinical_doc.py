@@ -268,7 +268,10 @@ def _codes_text(spec: Any) -> str:
 
 def table_actions(ctx: Context) -> str:
     defn = ctx.defn
-    rows = [[code(kind), spec.title, ctx.note(f"action:{kind}") or _UNDESCRIBED, spec.resource, _codes_text(spec),
+    by_level = set(defn.level_aware.orders) if defn.level_aware else set()
+    rows = [[code(kind), spec.title, ctx.note(f"action:{kind}") or _UNDESCRIBED, spec.resource,
+             "by the fractured level's region: [Level-aware orders](#level-aware-orders)" if kind in by_level
+             else _codes_text(spec),
              STATUS_TEXT[action_status(defn, kind, ctx.template.notes.get(f"action:{kind}"))],
              defn.cite(kind, _rules_named(defn, ctx.template.notes.get(f"action:{kind}")))]
             for kind, spec in defn.actions.items()]

@@ -239,10 +239,11 @@ def _schedule(b: Builder) -> None:
         if recent is not None:
             assert b.defn.safety is not None
             rule = b.defn.safety.rules.screening_skip_after_flare_days
-            what, day = recent
+            what, day, together = recent
             b.note(f"order_adjacent_fracture_screening:day-{d}:skipped", b.now,
                    f"Scheduled adjacent-fracture screening (day {d}) skipped: {what} was ordered on day {day:g}, "
-                   f"within {rule.value:g} days.", rule.cite())
+                   + ("due with it after the pause: one screening for both." if together else
+                      f"within {rule.value:g} days."), rule.cite())
             continue
         b.act(f"order_adjacent_fracture_screening:day-{d}", "order_adjacent_fracture_screening",
               b.now, f"Scheduled screening for adjacent-level fractures at day {d} "
@@ -272,12 +273,14 @@ def _steps_not_taken(b: Builder) -> list[dict[str, object]]:
     return steps
 
 
-def _recent_screening(b: Builder, scheduled_day: int) -> tuple[str, float] | None:
+def _recent_screening(b: Builder, scheduled_day: int) -> tuple[str, float, bool] | None:
     """A screening ordered within the skip window before a scheduled one is ordered (vcf-1.2), as
-    (what it was, its day): a flare-triggered one — and from revision 5 any other, as when both
-    scheduled screenings fall due together after a pause. On schedule a screening is ordered on its
-    day (its alarm rings a second later); after a pause, on resume — so one ordered during the pause
-    counts."""
+    (what it was, its day, whether both fell due together): a flare-triggered one — and from
+    revision 5 the other scheduled one, as when both fall due together after a pause (revisions 5 to
+    8: within the skip window; from revision 9 only within a day, as safety rule 12 skips a
+    scheduled screening after a flare's alone: a day-182 screening a pause held until day 320 does
+    not take the place of the 12-month one). On schedule a screening is ordered on its day (its
+    alarm rings a second later); after a pause, on resume — so one ordered during the pause counts."""
     prefix = "order_adjacent_fracture_screening:"
     if b.defn.safety is None or b.done(f"{prefix}day-{scheduled_day}"):
         return None
@@ -290,14 +293,15 @@ def _recent_screening(b: Builder, scheduled_day: int) -> tuple[str, float] | Non
     recent = [(day, action_id) for action_id, day in ordered
               if action_id.startswith(f"{prefix}flare:") and 0 <= ordered_on - day <= window]
     if b.revision >= 5:
+        together = 1.0 if b.revision >= 9 else window  # both due at one resume: ordered in one decision
         recent += [(day, action_id) for action_id, day in ordered
-                   if action_id.startswith(f"{prefix}day-") and 0 <= ordered_on - day <= window]
+                   if action_id.startswith(f"{prefix}day-") and 0 <= ordered_on - day <= together]
     if not recent:
         return None
     day, action_id = max(recent)
     flare = action_id.startswith(f"{prefix}flare:")
     return ("a flare-triggered screening" if flare else
-            f"the day-{action_id.removeprefix(prefix + 'day-')} screening"), day
+            f"the day-{action_id.removeprefix(prefix + 'day-')} screening"), day, not flare and b.revision >= 9
 
 
 def _gap_checks(b: Builder) -> float:

@@ -311,7 +311,7 @@ def pain_responses(b: Builder) -> None:
             continue
         waiting = _screening_waiting(b, day) if b.revision >= 3 else None
         if waiting is not None:  # one task per need: the screening just ordered images the same regions
-            after = " (after the flare)" if b.revision >= 9 and waiting.day >= day else ""
+            after = " (after the flare)" if b.revision >= 9 and waiting.day > day + SAME_INSTANT else ""
             b.note(f"{flare}:covered", b.now,
                    f"Pain flare: NRS {nrs} on day {day:g} is >= {r.flare_rise_nrs.value:g} above the lowest score "
                    f"{lowest}, but the adjacent-fracture screening ordered on day {waiting.day:g}{after} still waits "

@@ -48,7 +48,9 @@
 #   9: a pain flare orders its screening at once also while an earlier screening still waits for its film
 #      (the contract's "at once on a pain flare"; section 6.12 skips only a scheduled screening after a flare
 #      one): only a screening ordered on the same pathway day covers it, as before revision 6, or one ordered
-#      since the flare was observed (a flare reported late); a pain report observed before enrollment is
-#      refused (the enrollment's score is the one at day 0), and so is a result observed before the fracture
-#      (it answers none of the pathway's orders).
+#      since the flare was observed (a flare reported late); a scheduled screening is skipped after the other
+#      scheduled one only when both fall due together (within a day), not within the skip window (a day-182
+#      screening a pause held until day 320 no longer takes the place of the 12-month one); a pain report
+#      observed before enrollment is refused (the enrollment's score is the one at day 0), and so is a result
+#      observed before the fracture (it answers none of the pathway's orders).
 REVISION = 9

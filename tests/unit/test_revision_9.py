@@ -85,3 +85,34 @@ def test_a_flare_reported_after_the_screening_ordered_since_it_is_covered_by_tha
     assert [a.id for a in w.of(SCREENING)] == [f"{SCREENING}:day-182"]
     (covered,) = [n for n in w.notes if n.id == f"{SCREENING}:flare:181.5:covered"]
     assert "ordered on day 182 (after the flare) still waits for its result" in covered.text
+
+
+@pytest.mark.parametrize("revision, twelve_month_ordered", [(8, False), (9, True)])
+def test_the_twelve_month_screening_is_not_skipped_for_a_six_month_one_a_pause_held(definition, revision,
+                                                                                   twelve_month_ordered):
+    """Paused from day 150 to day 320: the day-182 screening is ordered on resume, 45 days before the
+    12-month one. Safety rule 12 skips a scheduled screening after a flare's alone; revisions 5 to 8 also
+    skipped it within 60 days after the other scheduled one, so this patient had no 12-month screening."""
+    w = confirmed(Walk(definition, pain_nrs=6, revision=revision))
+    for day in range(14, 150, 14):
+        w.pain(day, 3)
+    w.clinician(150, "pause")
+    w.clinician(320, "resume")
+    for day in range(330, 366, 14):
+        w.pain(day, 3)
+    w.until(366)
+    ids = [a.id for a in w.of(SCREENING)]
+    assert ids == [f"{SCREENING}:day-182"] + ([f"{SCREENING}:day-365"] if twelve_month_ordered else [])
+    assert (f"{SCREENING}:day-365:skipped" in note_ids(w)) is not twelve_month_ordered
+
+
+def test_screenings_due_together_after_a_pause_are_one(definition):
+    """Paused from day 150 to day 380: both scheduled screenings fall due at the resume — one order."""
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.pain(14, 3)
+    w.clinician(150, "pause")
+    w.clinician(380, "resume")
+    w.until(381)
+    assert [a.id for a in w.of(SCREENING)] == [f"{SCREENING}:day-182"]
+    (skipped,) = [n for n in w.notes if n.id == f"{SCREENING}:day-365:skipped"]
+    assert "the day-182 screening was ordered on day 380, due with it after the pause: one screening" in skipped.text
