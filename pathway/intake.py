@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from pathway.contract import (
+    EVENT_TYPES,
     ClinicianEvent,
     ContractError,
     DxaEvent,
@@ -69,7 +70,9 @@ def admit(payload: Any, *, status: PathwayStatus, seen_event_ids: list[str], enr
         if not isinstance(payload, dict):
             return Admission(reason=f"body: expected a JSON object for a {event_type} event")
         if payload.get("type", event_type) != event_type:
-            return Admission(reason=f"type: {payload['type']!r} sent on the {event_type!r} signal")
+            sent = payload["type"]  # quoted only when it is a contract type: nothing else the sender wrote is
+            return Admission(reason=f"type: {sent!r} sent on the {event_type!r} signal" if sent in EVENT_TYPES
+                             else f"type: not {event_type!r}, the signal it was sent on")
         payload = {**payload, "type": event_type}
     try:
         event = parse_event(payload)

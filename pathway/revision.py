@@ -52,5 +52,6 @@
 #      scheduled one only when both fall due together (within a day), not within the skip window (a day-182
 #      screening a pause held until day 320 no longer takes the place of the 12-month one); a pain report
 #      observed before enrollment is refused (the enrollment's score is the one at day 0), and so is a result
-#      observed before the fracture (it answers none of the pathway's orders).
+#      observed before the fracture (it answers none of the pathway's orders); the workflow refuses a task
+#      refusal that names no order of the pathway as it went out (its kind is the order's own).
 REVISION = 9

@@ -387,6 +387,17 @@ class PatientPathwayWorkflow:
                 order_id=refusal.order_id, order_action_id=refusal.action_id, task_status=refusal.status, day=day,
                 title=alert.title, rationale=alert.rationale, citation=alert.citation), refusal.kind)
 
+    def _refusal_mismatch(self, refusal: TaskRefusal) -> str | None:
+        """Why a task refusal names no order of this pathway as it went out, or None."""
+        action = next((a for a in self._s.actions if a.id == refusal.action_id), None)
+        if action is None or self._s.orders.get(action.id) is None:
+            return "action_id: no order of this pathway"
+        if self._s.orders[action.id] != refusal.order_id:
+            return "order_id: not the order placed for action_id"
+        if action.kind != refusal.kind:
+            return f"kind: the order placed for action_id is {action.kind}"
+        return None
+
     def _order_title(self, action_id: str) -> str:
         """An order's name as it went out: the region of its level where the version is level-aware."""
         action = next((a for a in self._s.actions if a.id == action_id), None)
@@ -580,6 +591,12 @@ class PatientPathwayWorkflow:
         except ValidationError:
             self._reject("task_refused: expected order_id, action_id, kind and status rejected or failed",
                          payload, "task_refused", cause="invalid")
+            return
+        # From revision 9 the refusal must name one of this pathway's orders, as it went out: its kind is read
+        # from the order, never taken from the sender (a wrong one could say no alert was due).
+        mismatch = self._refusal_mismatch(refusal) if (self._revision or REVISION) >= 9 else None
+        if mismatch is not None:
+            self._reject(f"task_refused: {mismatch}", payload, "task_refused", cause="invalid")
             return
         if self._s.status == "running" and refusal_note_id(refusal.action_id) not in self._s.facts.noted \
                 and all(r.action_id != refusal.action_id for r in self._s.refusals):

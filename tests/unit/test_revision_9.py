@@ -4,11 +4,13 @@ before enrollment, and a result observed before the fracture, are refused."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from pathway.contract import parse_event
 from pathway.facts import PatientFacts
-from pathway.intake import clinical_rejection, observed_too_early
+from pathway.intake import admit, clinical_rejection, observed_too_early
 from tests.unit.test_safety_rules import note_ids
 from tests.unit.walk import Walk, confirmed
 
@@ -116,3 +118,14 @@ def test_screenings_due_together_after_a_pause_are_one(definition):
     assert [a.id for a in w.of(SCREENING)] == [f"{SCREENING}:day-182"]
     (skipped,) = [n for n in w.notes if n.id == f"{SCREENING}:day-365:skipped"]
     assert "the day-182 screening was ordered on day 380, due with it after the pause: one screening" in skipped.text
+
+
+@pytest.mark.parametrize("sent, reason", [
+    ("pain", "type: 'pain' sent on the 'pulmonary' signal"),  # a contract type: named
+    ("\u202epain" + "x" * 5000, "type: not 'pulmonary', the signal it was sent on"),  # anything else: not quoted
+])  # fmt: skip
+def test_a_type_other_than_its_signals_is_refused_without_quoting_the_sender(sent, reason):
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    admitted = admit({"type": sent, "dysfunction": True}, status="running", seen_event_ids=[], enrolled_at=now,
+                     now=now, event_type="pulmonary")
+    assert admitted.reason == reason

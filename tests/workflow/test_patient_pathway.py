@@ -271,6 +271,32 @@ async def test_a_pain_report_from_before_enrollment_and_a_result_from_before_the
     assert order_book.get_by_key(order_key(handle.id, "order_mri")).status == "completed"
 
 
+async def test_a_task_refusal_must_name_one_of_the_pathways_orders_as_it_went_out(ts_env, order_book, task_queue):
+    """Revision 9: the kind is the order's own. Before, a refusal of the MRI order sent as kind "bogus" was
+    noted as refused, which stopped its overdue clock, and alerted no one; one naming no order vanished."""
+    async with make_worker(ts_env, order_book, task_queue):
+        handle = await start_pathway(ts_env.client, enrollment("pt-wf-refusals"), task_queue=task_queue,
+                                     options=NO_SERVER_FEATURES)
+        await advance(ts_env, handle, 1)
+        order_id = (await handle.query(PatientPathwayWorkflow.state)).orders["order_mri"]
+        refusal = {"order_id": order_id, "action_id": "order_mri", "kind": "order_mri", "status": "rejected",
+                   "reason": "scanner down"}
+        for wrong in ({"kind": "bogus"}, {"action_id": "order_mri:nope"}, {"order_id": "ord-not-this-one"}):
+            await handle.signal(PatientPathwayWorkflow.task_refused, {**refusal, **wrong})
+        await advance(ts_env, handle, 2)
+        refused = (await handle.query(PatientPathwayWorkflow.state)).rejected
+        await handle.signal(PatientPathwayWorkflow.task_refused, refusal)
+        await advance(ts_env, handle, 3)
+        state = await handle.query(PatientPathwayWorkflow.state)
+        await handle.terminate("test done")
+    assert [r.reason for r in refused] == ["task_refused: kind: the order placed for action_id is order_mri",
+                                           "task_refused: action_id: no order of this pathway",
+                                           "task_refused: order_id: not the order placed for action_id"]
+    assert "task-refused:order_mri" in [n.id for n in state.notes]
+    assert [o.kind for o in order_book.list(workflow_id=handle.id) if o.kind == "alert_task_refused"] == \
+        ["alert_task_refused"]
+
+
 async def test_films_at_their_orders_instants_fulfil_those_orders(ts_env, order_book, task_queue):
     """Revision 7: a film observed at the instant its scheduled order is placed (the order's alarm rings a
     second later) is that order's result in the order book too, even while an older order is open (the
