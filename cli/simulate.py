@@ -87,7 +87,7 @@ async def simulate(scenario: Scenario, env: WorkflowEnvironment | None = None,
                 payload = event.model_copy(update={"observed_at": observed_at}).model_dump(
                     mode="json", exclude_none=True)
                 try:
-                    await handle.signal(PatientPathwayWorkflow.event, payload)
+                    await handle.signal("event", payload)  # by name: the handler takes the body raw, to read it itself
                 except RPCError as err:
                     status = await _status(handle)
                     # As the API does: a result still fulfils the ended pathway's open order.

@@ -15,9 +15,10 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -74,6 +75,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.open_orders_watch import OpenOrdersWatchInput, WatchedResult
 
+# A signal whose body the payload converter cannot read (malformed JSON, nesting too deep, a lone surrogate):
+# the SDK would drop it with a log line only; read in the handler, it is refused like any malformed event.
+UNREADABLE = "body: not JSON the pathway can read (malformed, or nested too deeply)"
 MAX_REASON = 500  # characters of a refusal's reason kept (the sender's error lines are capped too)
 # vcf-1.1: overdue imaging results escalate to the care team (adds timers and activities).
 OVERDUE_RESULTS_PATCH = "overdue-result-escalation"
@@ -482,6 +486,11 @@ class PatientPathwayWorkflow:
 
     def _receive(self, payload: Any, event_type: str | None = None) -> int | EventReceipt:
         """Admit and queue an event; return its sequence number, or the rejection."""
+        if isinstance(payload, RawValue):  # a signal's: read here, so that a body no JSON reader takes is refused
+            try:
+                payload = workflow.payload_converter().from_payload(payload.payload, cast(type, Any))
+            except Exception:  # noqa: BLE001 - whatever the converter raises, the sender's body is at fault
+                return self._reject(UNREADABLE, {}, event_type, cause="invalid")
         admitted = self._admit(payload, event_type)
         event = admitted.event
         if admitted.reason is not None or event is None:
@@ -533,52 +542,52 @@ class PatientPathwayWorkflow:
             self._receipts[seq] = receipt
 
     @workflow.signal
-    def event(self, payload: Any) -> None:
+    def event(self, payload: RawValue) -> None:
         """Any contract event; its ``type`` field says which."""
         self._receive(payload)
 
     @workflow.signal
-    def pain(self, payload: Any) -> None:
+    def pain(self, payload: RawValue) -> None:
         """A pain score: ``{"nrs": 0-10}``."""
         self._receive(payload, "pain")
 
     @workflow.signal
-    def mri(self, payload: Any) -> None:
+    def mri(self, payload: RawValue) -> None:
         """An MRI result: ``{"etiology": ...}``."""
         self._receive(payload, "mri")
 
     @workflow.signal
-    def radiograph(self, payload: Any) -> None:
+    def radiograph(self, payload: RawValue) -> None:
         """A radiograph: ``{"height_loss_pct": ..., "kyphosis_deg"?: ..., "new_fracture_level"?: ...}``."""
         self._receive(payload, "radiograph")
 
     @workflow.signal
-    def dxa(self, payload: Any) -> None:
+    def dxa(self, payload: RawValue) -> None:
         """A DXA result: ``{"t_score": ...}``."""
         self._receive(payload, "dxa")
 
     @workflow.signal
-    def mobility(self, payload: Any) -> None:
+    def mobility(self, payload: RawValue) -> None:
         """Mobility: ``{"bed_bound": true|false}``."""
         self._receive(payload, "mobility")
 
     @workflow.signal
-    def pulmonary(self, payload: Any) -> None:
+    def pulmonary(self, payload: RawValue) -> None:
         """Pulmonary function: ``{"dysfunction": true|false}``."""
         self._receive(payload, "pulmonary")
 
     @workflow.signal
-    def neuro(self, payload: Any) -> None:
+    def neuro(self, payload: RawValue) -> None:
         """Neurological status: ``{"deficit": true|false}``."""
         self._receive(payload, "neuro")
 
     @workflow.signal
-    def side_effect(self, payload: Any) -> None:
+    def side_effect(self, payload: RawValue) -> None:
         """A side effect: ``{"drug": ..., "effect": ...}``."""
         self._receive(payload, "side_effect")
 
     @workflow.signal
-    def clinician(self, payload: Any) -> None:
+    def clinician(self, payload: RawValue) -> None:
         """A clinician decision: ``{"decision": ..., "reason": ..., "author": ...}``."""
         self._receive(payload, "clinician")
 

@@ -6,14 +6,16 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import RawValue
 
 from activities.order_book import order_key
 from pathway.contract import ACTION_KINDS
 from pathway.revision import REVISION
 from tests.helpers import NO_SERVER_FEATURES, advance, enrollment, make_worker
 from workflows.models import MAX_REJECTIONS_KEPT
-from workflows.patient_pathway import PatientPathwayWorkflow
+from workflows.patient_pathway import UNREADABLE, PatientPathwayWorkflow
 from workflows.starter import start_pathway
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -46,6 +48,24 @@ async def test_malformed_signal_is_recorded_and_the_pathway_goes_on(ts_env, orde
         assert state.latest_pain.nrs == 3 and state.latest_pain.day == 8
         assert "refer_physical_therapy" in await kinds(handle)
         await handle.terminate("test done")
+
+
+async def test_a_signal_body_no_json_reader_takes_is_refused_not_dropped(ts_env, order_book, task_queue):
+    """The SDK drops a signal whose body its converter cannot read, with a worker log line only: the handler
+    reads it itself, so it is listed as refused like any malformed event, and the patient goes on."""
+    bodies = [b'{"nrs": 5', b"", b'{"nrs": 5, "note": "\\ud800"}', b'{"nrs": 5, "x": ' + b"[" * 300 + b"]" * 300 + b"}"]
+    async with make_worker(ts_env, order_book, task_queue):
+        handle = await start_pathway(ts_env.client, enrollment("pt-wf-unreadable"), task_queue=task_queue,
+                                     options=NO_SERVER_FEATURES)
+        for body in bodies:
+            raw = RawValue(Payload(metadata={"encoding": b"json/plain"}, data=body))
+            await handle.signal("pain", raw)
+        await handle.signal(PatientPathwayWorkflow.pain, {"nrs": 4})
+        await advance(ts_env, handle, 1)
+        state = await handle.query(PatientPathwayWorkflow.state)
+        await handle.terminate("test done")
+    assert [(r.event_type, r.reason) for r in state.rejected] == [("pain", UNREADABLE)] * len(bodies)
+    assert state.latest_pain.nrs == 4
 
 
 async def test_a_flood_of_malformed_signals_keeps_the_state_bounded(ts_env, order_book, task_queue):
