@@ -90,8 +90,11 @@ def twelve_week_review(b: Builder) -> None:
     """Hold, decide or revisit the review, as the patient's guideline version says."""
     if not b.reached(b.defn.rules.review_day.value) or b.done("refer_vertebral_augmentation"):
         return
-    if b.revision >= 5 and not b.done(f"{REVIEW}:done") and pause_state(b.facts).paused:
-        return  # a pause holds the review itself (held or not), not what is found after it
+    if b.revision >= 5 and not b.done(f"{REVIEW}:done") and pause_state(b.facts).paused \
+            and not (b.revision >= 9 and b.done(f"{REVIEW}:held")):
+        # A pause holds the review itself, not what is found after it — nor, from revision 9, the evidence a
+        # review already held waits for: safety rule 1 decides it as soon as that arrives, until its limit.
+        return
     if b.defn.safety is None:
         _review_before_safety_rules(b)
     elif b.done(f"{REVIEW}:done"):

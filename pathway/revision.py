@@ -53,5 +53,8 @@
 #      screening a pause held until day 320 no longer takes the place of the 12-month one); a pain report
 #      observed before enrollment is refused (the enrollment's score is the one at day 0), and so is a result
 #      observed before the fracture (it answers none of the pathway's orders); the workflow refuses a task
-#      refusal that names no order of the pathway as it went out (its kind is the order's own).
+#      refusal that names no order of the pathway as it went out (its kind is the order's own); a review held
+#      for its evidence is decided when the evidence arrives, also during a pause (safety rule 1: "as soon as
+#      the missing evidence arrives, until day 182"; before, the pause held it, and a resume after day 182 let
+#      it lapse with the evidence on file).
 REVISION = 9

@@ -129,3 +129,45 @@ def test_a_type_other_than_its_signals_is_refused_without_quoting_the_sender(sen
     admitted = admit({"type": sent, "dysfunction": True}, status="running", seen_event_ids=[], enrolled_at=now,
                      now=now, event_type="pulmonary")
     assert admitted.reason == reason
+
+
+def held_for_the_mri(definition, revision: int, pause: float, mri: float, resume: float) -> Walk:
+    """NRS 7 on day 80, no MRI result at the review (held for it), then a pause; the MRI comes during it."""
+    w = Walk(definition, pain_nrs=6, revision=revision)
+    w.pain(80, 7)
+    w.until(84.01)
+    w.clinician(pause, "pause")
+    w.until(mri)
+    w.event(mri, type="mri", etiology="osteoporotic")
+    w.until(resume)
+    w.clinician(resume, "resume")
+    w.until(resume + 1)
+    return w
+
+
+@pytest.mark.parametrize("revision, referred_on", [(8, 120), (9, 100)])
+def test_a_held_review_is_decided_when_its_mri_arrives_during_a_pause(definition, revision, referred_on):
+    """Safety rule 1: "decided as soon as the missing evidence arrives, until day 182"."""
+    w = held_for_the_mri(definition, revision, pause=90, mri=100, resume=120)
+    (held,) = [a for a in w.of("request_clinician_review") if a.details["reason"] == "review_evidence_missing"]
+    assert held.day == 84 and held.details["missing"] == ["mri_result"]
+    (ref,) = w.of("refer_vertebral_augmentation")
+    assert ref.day == referred_on and ref.details["criteria"] == ["persistent_pain"]
+    if revision >= 9:
+        assert "decided on day 100 when the evidence arrived" in ref.rationale
+
+
+@pytest.mark.parametrize("revision, referred", [(8, False), (9, True)])
+def test_a_held_review_whose_mri_came_during_a_pause_past_day_182_is_not_lost(definition, revision, referred):
+    """Paused on day 100, the MRI on day 150, resumed on day 190: revision 8 held the review through the pause
+    and let it lapse on resume, past day 182 — the patient with NRS 7 and an osteoporotic MRI never referred."""
+    w = held_for_the_mri(definition, revision, pause=100, mri=150, resume=190)
+    assert [a.day for a in w.of("refer_vertebral_augmentation")] == ([150] if referred else [])
+    assert ("twelve_week_review:lapsed" in note_ids(w)) is not referred
+
+
+def test_a_held_review_still_lapses_at_its_limit_during_a_pause(definition):
+    w = held_for_the_mri(definition, 9, pause=100, mri=200, resume=210)
+    assert not w.of("refer_vertebral_augmentation")
+    (lapsed,) = [n for n in w.notes if n.id == "twelve_week_review:lapsed"]
+    assert lapsed.day < 183 and "still without an MRI result saying osteoporotic after day 182" in lapsed.text
