@@ -234,7 +234,8 @@ def _decide(b: Builder, criteria: list[str], why: list[str], held: bool) -> None
     on_resume = resumed is not None and b.now - resumed <= SAME_INSTANT  # decided as the pathway resumed
     when = f"12-week review (day {review_day:g}" + (
         f", decided on day {b.now:g} when the {'pathway resumed' if on_resume else 'evidence arrived'})"
-        if held else ")")
+        if held else f", reached on day {b.now:g} when the pathway resumed)" if on_resume and resumed > review_day
+        else ")")
     _review_note(b, why, when)
     if criteria:
         _refer(b, criteria, why, when)

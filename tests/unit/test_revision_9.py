@@ -171,3 +171,15 @@ def test_a_held_review_still_lapses_at_its_limit_during_a_pause(definition):
     assert not w.of("refer_vertebral_augmentation")
     (lapsed,) = [n for n in w.notes if n.id == "twelve_week_review:lapsed"]
     assert lapsed.day < 183 and "still without an MRI result saying osteoporotic after day 182" in lapsed.text
+
+
+def test_a_review_a_pause_kept_from_coming_due_says_when_it_was_reached(definition):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.pain(70, 6)
+    w.clinician(80, "pause")
+    w.pain(88, 6)
+    w.until(90)
+    w.clinician(90, "resume")
+    w.until(91)
+    (ref,) = w.of("refer_vertebral_augmentation")
+    assert ref.day == 90 and "12-week review (day 84, reached on day 90 when the pathway resumed)" in ref.rationale
