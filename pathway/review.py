@@ -39,6 +39,8 @@ from pathway.facts import (
     memoised_under,
     more_than,
     mri_results,
+    neuro_deficit_open,
+    neuro_episodes,
     osteoporotic_mri_day,
     pain_reports_from,
     pause_state,
@@ -402,10 +404,20 @@ def _refer(b: Builder, criteria: list[str], why: list[str], when: str) -> None:
     b.act("refer_vertebral_augmentation", "refer_vertebral_augmentation", b.now,
           f"{when}: {'; '.join(why)}. Referral for evaluation for vertebral augmentation"
           + (f" of the {level} fracture ({region}: {codes})" if region else "") + f"; {suggestion}. "
-          + (f"MRI on day {mri_day:g}: osteoporotic. " if mri_day is not None else "") + _new_levels(b) + EVIDENCE,
+          + (f"MRI on day {mri_day:g}: osteoporotic. " if mri_day is not None else "") + _new_levels(b)
+          + _open_deficit(b) + EVIDENCE,
           basis=basis, criteria=criteria, level=level,
           suggested_procedure="balloon_kyphoplasty" if kyphoplasty else "vertebroplasty",
           genant_grade=grade, latest_pain_nrs=latest_pain(b.facts)[1])
+
+
+def _open_deficit(b: Builder) -> str:
+    """A neurological deficit still open at the referral: augmentation does not relieve a compromised canal
+    or root, so the evaluation is the spine surgeon's, who was referred to urgently."""
+    if not neuro_deficit_open(b.facts):
+        return ""
+    return (f"A neurological deficit is open (since day {neuro_episodes(b.facts)[-1]:g}; urgent spine-surgery "
+            "referral): augmentation does not relieve a compromised canal or root, so the spine surgeon weighs it. ")
 
 
 def _new_levels(b: Builder) -> str:

@@ -183,3 +183,18 @@ def test_a_review_a_pause_kept_from_coming_due_says_when_it_was_reached(definiti
     w.until(91)
     (ref,) = w.of("refer_vertebral_augmentation")
     assert ref.day == 90 and "12-week review (day 84, reached on day 90 when the pathway resumed)" in ref.rationale
+
+
+def test_a_referral_with_a_neurological_deficit_open_says_the_spine_surgeon_weighs_it(definition):
+    w = confirmed(Walk(definition, pain_nrs=6))
+    w.event(50, type="neuro", deficit=True)
+    w.pain(80, 7)
+    w.until(85)
+    (ref,) = w.of("refer_vertebral_augmentation")
+    assert "A neurological deficit is open (since day 50; urgent spine-surgery referral)" in ref.rationale
+    cleared = confirmed(Walk(definition, pain_nrs=6))
+    cleared.event(50, type="neuro", deficit=True)
+    cleared.event(60, type="neuro", deficit=False)
+    cleared.pain(80, 7)
+    cleared.until(85)
+    assert "neurological deficit" not in cleared.of("refer_vertebral_augmentation")[0].rationale
