@@ -234,10 +234,10 @@ def _decide(b: Builder, criteria: list[str], why: list[str], held: bool) -> None
     review_day = b.defn.rules.review_day.value
     resumed = pause_state(b.facts).last_resumed
     on_resume = resumed is not None and b.now - resumed <= SAME_INSTANT  # decided as the pathway resumed
+    kept = on_resume and resumed is not None and resumed > review_day  # a pause kept the review from coming due
     when = f"12-week review (day {review_day:g}" + (
         f", decided on day {b.now:g} when the {'pathway resumed' if on_resume else 'evidence arrived'})"
-        if held else f", reached on day {b.now:g} when the pathway resumed)" if on_resume and resumed > review_day
-        else ")")
+        if held else f", reached on day {b.now:g} when the pathway resumed)" if kept else ")")
     _review_note(b, why, when)
     if criteria:
         _refer(b, criteria, why, when)
