@@ -55,21 +55,11 @@ async def accept_event(registry: Registry, pathways: Pathways, book: OrderBook, 
     claim = await in_thread(registry.claim_event, patient_id, event_id, event.type, payload_hash(payload),
                            submitted_by)
     # The same event again: a duplicate, unless the pathway refused it and freed its id (then it is judged again).
-    refused = await _refused(pathways, patient_id, event_id) if claim == "same" else None
-    if claim == "same" and not refused:
+    if claim == "same" and not (refused := await _refused(pathways, patient_id, event_id)):
         if refused is None:  # no worker said: sent again all the same (the pathway ignores an id it holds)
             with contextlib.suppress(ApiError):
                 await pathways.send_event(patient_id, payload)
-        answer = answer.model_copy(update={"duplicate": True})
-        if takes_result_after_end(event):  # sent again after the end: what it did the first time, done once
-            earlier = await in_thread(recorded_result_after_end, book, workflow_id=patient.workflow_id, event=event,
-                                      result_key=event_id)
-            if earlier is not None:
-                status = await _ended_status(pathways, patient_id)
-                answer = answer.model_copy(update={"after_end": ResultAfterEndAnswer(
-                    pathway_status=status, fulfilled_orders=earlier.fulfilled, escalation_task=earlier.escalation,
-                    summary=earlier.summary(event, status))})
-        return answer
+        return await _duplicate(pathways, book, patient, event, answer)
     if claim == "different":
         raise ApiError(409, "event_id already used", [f"{id_field}: already used for a different event"])
     if claim == "new" and (early := _observed_too_early(patient, event)) is not None:
@@ -88,6 +78,21 @@ async def accept_event(registry: Registry, pathways: Pathways, book: OrderBook, 
         await asyncio.shield(in_thread(registry.release_event, patient_id, event_id))
         raise
     log.info("event accepted", extra={"event_type": event.type})
+    return answer
+
+
+async def _duplicate(pathways: Pathways, book: OrderBook, patient: EnrollmentRecord, event: Event,
+                     answer: EventAnswer) -> EventAnswer:
+    """The answer to an event accepted before; a result sent again after the end says what it did then."""
+    answer = answer.model_copy(update={"duplicate": True})
+    if takes_result_after_end(event):  # sent again after the end: what it did the first time, done once
+        earlier = await in_thread(recorded_result_after_end, book, workflow_id=patient.workflow_id, event=event,
+                                  result_key=answer.event_id)
+        if earlier is not None:
+            status = await _ended_status(pathways, patient.patient_id)
+            answer = answer.model_copy(update={"after_end": ResultAfterEndAnswer(
+                pathway_status=status, fulfilled_orders=earlier.fulfilled, escalation_task=earlier.escalation,
+                summary=earlier.summary(event, status))})
     return answer
 
 

@@ -142,7 +142,7 @@ def observed_too_early(event: Event, observed_day: float, onset_days: int) -> st
     skew = CLOCK_SKEW / timedelta(days=1)
     if observed_day >= -skew:
         return None
-    before = f"observed_at: {readable_days_before(-observed_day)} before enrollment"
+    before = f"observed_at: {_readable_days_before(-observed_day)} before enrollment"
     if isinstance(event, PainEvent):
         return (f"{before}: a pain report from before enrollment does not count (the enrollment's pain_nrs is the "
                 "score at day 0)")
@@ -152,7 +152,7 @@ def observed_too_early(event: Event, observed_day: float, onset_days: int) -> st
     return None
 
 
-def readable_days_before(days: float) -> str:
+def _readable_days_before(days: float) -> str:
     """A span before enrollment as a reader says it: "7 minutes", "25 hours", "3.2 days", "12 years"."""
     if days < 1 / 24:
         return f"{days * 1440:.0f} minutes"
