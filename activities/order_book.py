@@ -93,6 +93,13 @@ _ACKNOWLEDGED_WITHOUT_RESULT = ("(status = 'acknowledged' AND NOT EXISTS (SELECT
                                 " WHERE c.order_id = orders.id AND c.task_status = 'completed'))")
 
 
+# An order whose performer completed its task (the exam is done) with no result recorded yet: the report is
+# still to come, and fulfils it (a result is recorded by the pathway, the order book's own actor).
+_COMPLETED_BY = ("SELECT 1 FROM order_changes c WHERE c.order_id = orders.id AND c.task_status = 'completed'"
+                 " AND c.changed_by {} '" + PATHWAY + "'")
+_PERFORMED_WITHOUT_RESULT = (f"(status = 'completed' AND EXISTS ({_COMPLETED_BY.format('<>')})"
+                             f" AND NOT EXISTS ({_COMPLETED_BY.format('=')}))")
+
 # Every column of an order, and whether it was acknowledged before its result (Order.acknowledged_before_result).
 _ORDER = f"SELECT *, {_ACKNOWLEDGED_WITHOUT_RESULT} AS acknowledged_before_result FROM orders"
 
@@ -205,15 +212,16 @@ class OrderBook(Store):
                    action_id: str | None = None) -> builtins.list[str]:
         """Close the open orders of some kinds for one pathway (at most ``limit``); return their ids.
         ``awaiting_result``: an order a care team acknowledged before its result came counts as open
-        (a result still fulfils it). ``placed_by``: only orders placed by that pathway day (a
-        result answers an order placed by the day it was observed); newest first, ties by action id
-        as the decisions order them (:mod:`pathway.results`). ``action_id``: that order only.
+        (a result still fulfils it), as does one whose task its performer completed before the report
+        came. ``placed_by``: only orders placed by that pathway day (a result answers an order placed
+        by the day it was observed); newest first, ties by action id as the decisions order them
+        (:mod:`pathway.results`). ``action_id``: that order only.
 
         Each update closes its order only if it is still as read: a concurrent writer (another
         worker, on PostgreSQL) that closed it first makes this one take the next, never the same.
         """
         marks = ",".join("?" * len(kinds))
-        waiting = f" OR {_ACKNOWLEDGED_WITHOUT_RESULT}" if awaiting_result else ""
+        waiting = f" OR {_ACKNOWLEDGED_WITHOUT_RESULT} OR {_PERFORMED_WITHOUT_RESULT}" if awaiting_result else ""
         by = (" AND day <= ?" if placed_by is not None else "") \
             + (" AND action_id = ?" if action_id is not None else "")
         # Matched to the decisions' order (day, then action id) where a result is matched by its day.

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from activities.order_book import OrderBook
 from activities.order_model import Order
-from activities.results_after_end import RecordedAfterEnd
+from activities.results_after_end import RecordedAfterEnd, recorded_after_end
 from api.models import ActionTaken, OrderSummary, PatientState, Timeline
-from api.pathways import PathwayView, approx_day
+from api.pathways import Pathways, PathwayView, approx_day
+from api.records import in_thread
 from api.registry import EnrollmentRecord
 from pathway.contract import Action
 from pathway.guideline import PathwayDefinition
@@ -43,6 +45,17 @@ def _after_end_entry(result: RecordedAfterEnd) -> TimelineEntry:
                          data={"id": note.id, "citation": note.citation, "after_end": True,
                                "event_id": result.result_key, "order_id": result.order.id,
                                **({"task_id": result.task.id} if result.task else {})})
+
+
+async def read_state(record: EnrollmentRecord, pathways: Pathways, book: OrderBook,
+                     definition: PathwayDefinition) -> tuple[PatientState, list[Order]]:
+    """The patient's state as GET /v1/patients/{id} answers it (results taken after the end among its
+    notes), and the patient's orders it was read with."""
+    view = await pathways.view(record.patient_id)
+    orders = await in_thread(book.list, patient_id=record.patient_id)
+    after_end = await in_thread(recorded_after_end, book, record.workflow_id, orders=orders) \
+        if view.status != "running" else []  # one pathway per patient: its orders are the patient's
+    return state_body(record, view, orders, definition, after_end), orders
 
 
 def state_body(record: EnrollmentRecord, view: PathwayView, orders: list[Order],

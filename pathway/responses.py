@@ -52,6 +52,7 @@ from pathway.results import (
     open_orders,
     other_region_mri,
     overdue_limit,
+    refusal_note_id,
 )
 
 # Pending work cancelled when the fracture proves pathologic.
@@ -187,8 +188,10 @@ def _opioid_handed_over(day: float, opioid: dict[str, object]) -> str:
 
 def _open_orders(b: Builder) -> list[dict[str, object]]:
     """The pathway's service and medication requests that no result or stop has closed, as it
-    knows them (advice, flags and care-team tasks are not orders to hand over)."""
+    knows them (advice, flags and care-team tasks are not orders to hand over); from revision 9 not
+    one whose task its performer rejected or failed either (a bisphosphonate refused for an allergy)."""
     unanswered = {o.action_id: o for o in open_orders(b.facts)}
+    refused = b.facts.noted_ids() if b.revision >= 9 else set()
     stopped = "stop_calcitonin" in b.facts.taken or any(a.kind == "stop_calcitonin" for a in b.decision.actions)
     rows = []
     for action_id, day in sorted(b.facts.taken.items(), key=lambda item: (item[1], item[0])):
@@ -196,7 +199,8 @@ def _open_orders(b: Builder) -> list[dict[str, object]]:
         spec = b.defn.actions.get(cast(ActionKind, kind))
         if spec is None or spec.resource not in ("ServiceRequest", "MedicationRequest") or kind == "stop_calcitonin":
             continue
-        if (kind in RESULT_EVENT_FOR and action_id not in unanswered) or (kind == "start_calcitonin" and stopped):
+        if (kind in RESULT_EVENT_FOR and action_id not in unanswered) or (kind == "start_calcitonin" and stopped) \
+                or refusal_note_id(action_id) in refused:
             continue
         row: dict[str, object] = {"id": action_id, "kind": kind, "day": day}
         if action_id in unanswered and _urgent(b, unanswered[action_id]):

@@ -56,5 +56,5 @@
 #      refusal that names no order of the pathway as it went out (its kind is the order's own); a review held
 #      for its evidence is decided when the evidence arrives, also during a pause (safety rule 1: "as soon as
 #      the missing evidence arrives, until day 182"; before, the pause held it, and a resume after day 182 let
-#      it lapse with the evidence on file).
+#      it lapse with the evidence on file); a withdrawal hands over no order whose task its performer refused.
 REVISION = 9

@@ -32,7 +32,7 @@ from api.fhir_models import FHIR_JSON, CarePlan, OrderResource
 from api.fhir_observation import named_patient, observation_event
 from api.models import EventAnswer
 from api.openapi import errors, links, request_body
-from api.readouts import state_body
+from api.readouts import read_state
 from api.records import in_thread, order_resource, require_enrolled
 
 router = APIRouter(tags=["fhir"], dependencies=[AUTHENTICATED])
@@ -86,9 +86,7 @@ async def post_observation(request: Request, caller: CallerDep, body: JsonBody, 
 async def get_care_plan(patient: EnrolledPatient, pathways: PathwaysDep, book: OrderBookDep,
                         definition: DefinitionDep) -> FhirJSONResponse:
     """A CarePlan whose activities reference the patient's orders (see /v1/orders)."""
-    view = await pathways.view(patient.patient_id)
-    orders = await in_thread(book.list, patient_id=patient.patient_id)
-    state = state_body(patient, view, orders, definition)
+    state, orders = await read_state(patient, pathways, book, definition)
     status = "paused" if state.paused and state.status == "running" else state.status
     decisions = state.notes or []
     notes = [f"Day {n.day:g}: {n.text}" for n in decisions] + state.source_notes
@@ -116,8 +114,9 @@ async def read_resource(request: Request,
     404 unless an order of that id has that resource type."""
     known_type = resource_type in REQUEST_RESOURCES
     order = await in_thread(book.get, resource_id) if known_type else None
+    if order is not None:  # read, if only to refuse it under another type: the patient's audit trail says so
+        audit_subject(request, order.patient_id)
     if order is None or order.resource != resource_type:
         raise ApiError(404, "unknown order", [f"{resource_type}: no such resource id" if known_type else
                                               f"resource_type: expected one of {', '.join(REQUEST_RESOURCES)}"])
-    audit_subject(request, order.patient_id)
     return FhirJSONResponse(await order_resource(book, order))

@@ -24,7 +24,7 @@ from api.deps import (
 from api.errors import ApiError
 from api.models import EnrollmentAnswer, PatientState, Timeline
 from api.openapi import errors, links, request_body
-from api.readouts import state_body, timeline_body
+from api.readouts import read_state, timeline_body
 from api.records import in_thread
 from api.registry import IdCaseClash, canonical
 from pathway.contract import ContractError, parse_enrollment
@@ -94,11 +94,7 @@ async def get_state(patient: EnrolledPatient, pathways: PathwaysDep, book: Order
     pending orders, next review. ``source`` says where it was read from: the live workflow, or
     (no worker answering, or the pathway ended) the workflow history, search attributes and
     order book; then ``live`` is false and ``notes`` say what is missing."""
-    view = await pathways.view(patient.patient_id)
-    orders = await in_thread(book.list, patient_id=patient.patient_id)
-    after_end = await in_thread(recorded_after_end, book, patient.workflow_id, orders=orders) \
-        if view.status != "running" else []  # one pathway per patient: its orders are the patient's
-    return state_body(patient, view, orders, definition, after_end)
+    return (await read_state(patient, pathways, book, definition))[0]
 
 
 @router.get("/{patient_id}/timeline", operation_id="get_timeline",

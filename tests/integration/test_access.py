@@ -127,6 +127,11 @@ async def test_scopes_revocation_and_audit(stack, tmp_path, monkeypatch, capsys)
         assert stack.app.state.services.registry.submitted_by(patient, "p-1") == "writer"
         assert stack.app.state.services.registry.submitted_by(patient, "c-1") == "dr-key"
 
+        # an order read under another type is refused (404), and recorded all the same: the order names the patient
+        own_type = (await static.get(f"/v1/orders/{order_id}")).json()["resourceType"]
+        other = next(t for t in ("ServiceRequest", "MedicationRequest", "CommunicationRequest") if t != own_type)
+        assert (await r_http.get(f"/v1/fhir/{other}/{order_id}")).status_code == 404
+
         # the audit trail, as FHIR AuditEvents
         r = await audit_http.get("/v1/audit", params={"patient": patient})
         assert r.status_code == 200, r.text
@@ -140,6 +145,7 @@ async def test_scopes_revocation_and_audit(stack, tmp_path, monkeypatch, capsys)
         assert ("writer", "GET /v1/patients/{patient_id}", "R", "HTTP 403") in seen
         assert ("reader", "GET /v1/patients/{patient_id}", "R", "HTTP 200") in seen
         assert ("reader", "GET /v1/patients/{patient_id}/CarePlan", "R", "HTTP 200") in seen
+        assert ("reader", "GET /v1/fhir/{resource_type}/{resource_id}", "R", "HTTP 404") in seen
         assert ("dr-key", "POST /v1/patients/{patient_id}/events", "E", "HTTP 202") in seen
         assert ("acker", "POST /v1/orders/{order_id}/acknowledge", "E", "HTTP 200") in seen
         assert all(e.entity[0].what.reference == f"Patient/{patient}" for e in events)

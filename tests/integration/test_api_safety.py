@@ -12,6 +12,7 @@ from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.plandefinition import PlanDefinition
 from fhir.resources.R4B.task import Task
 
+from activities.task_model import task_id_of
 from api.fhir import dump
 from pathway.guideline import load_definition
 from pathway.plan_definition import REVIEW_REASON_SYSTEM, canonical
@@ -89,6 +90,13 @@ async def test_after_withdrawal_a_malignant_mri_fulfils_its_order_and_raises_an_
     handover = await _orders_of(stack, patient, "request_clinician_review")
     assert [o.details["reason"] for o in handover] == ["withdrawal_handover"]
     assert "order_mri" in {o["kind"] for o in handover[0].details["open_orders"]}
+    # Radiology performs the exam and completes its task; the report follows. Before, the completed task
+    # closed the order, and the malignant report was refused (409): no urgent task, the result lost.
+    [mri_order] = await _orders_of(stack, patient, "order_mri")
+    for status in ("accepted", "in-progress", "completed"):
+        r = await stack.http.put(f"/v1/fhir/Task/{task_id_of(mri_order.id)}", json={"resourceType": "Task",
+                                                                                  "status": status})
+        assert r.status_code == 200, r.text
     mri = {"type": "mri", "etiology": "malignant", "event_id": "late-mri"}
     r = await stack.http.post(f"/v1/patients/{patient}/events", json=mri)
     assert r.status_code == 202, r.text
@@ -104,8 +112,10 @@ async def test_after_withdrawal_a_malignant_mri_fulfils_its_order_and_raises_an_
     assert again.status_code == 200 and again.json()["duplicate"] is True
     assert again.json()["after_end"] == after  # a client that sends it again learns what it did, done once
     assert len(await _orders_of(stack, patient, "escalate_result_after_end")) == 1
-    [condition] = (await stack.http.get(f"/v1/patients/{patient}/CarePlan")).json()["contained"]
+    plan = (await stack.http.get(f"/v1/patients/{patient}/CarePlan")).json()
+    [condition] = plan["contained"]
     assert condition["code"]["text"] == "Pathologic vertebral compression fracture, malignant on MRI"
+    assert any("mri result after the pathway ended: malignant" in n["text"] for n in plan["note"])  # as the state
     # The ended workflow never saw it: the timeline and the state still show it, after the end, once.
     timeline = (await stack.http.get(f"/v1/patients/{patient}/timeline")).json()
     kinds = [e["entry"] for e in timeline["entries"]]

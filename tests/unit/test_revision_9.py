@@ -198,3 +198,14 @@ def test_a_referral_with_a_neurological_deficit_open_says_the_spine_surgeon_weig
     cleared.pain(80, 7)
     cleared.until(85)
     assert "neurological deficit" not in cleared.of("refer_vertebral_augmentation")[0].rationale
+
+
+@pytest.mark.parametrize("revision, handed_over", [(8, True), (9, False)])
+def test_a_withdrawal_hands_over_no_order_its_performer_refused(definition, revision, handed_over):
+    """The bisphosphonate's task was rejected (an allergy): it is no open order for the care team to own."""
+    w = Walk(definition, revision=revision)
+    w.facts.noted.append("task-refused:prescribe_bisphosphonate")
+    w.clinician(5, "withdraw")
+    (handover,) = [a for a in w.of("request_clinician_review") if a.details["reason"] == "withdrawal_handover"]
+    assert ("prescribe_bisphosphonate" in [o["id"] for o in handover.details["open_orders"]]) is handed_over
+    assert "prescribe_calcium_vitamin_d" in [o["id"] for o in handover.details["open_orders"]]
