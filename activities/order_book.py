@@ -328,14 +328,16 @@ class OrderBook(Store):
             _change(db, order_id, before.patient_id, status, order_status, by, note, business_status)
             return TaskMove("moved", _task(db, order_id))
 
-    def completions(self, workflow_id: str) -> dict[str, str]:
+    def completions(self, workflow_id: str) -> dict[str, tuple[str, datetime]]:
         """The note of the change that completed each of a pathway's orders by a result (the status reason
-        as first written: an acknowledgement appends to the order's reason, never to this note), by order id."""
+        as first written: an acknowledgement appends to the order's reason, never to this note), and when it
+        was written, by order id."""
         with self.database.read() as db:
-            rows = db.execute("SELECT c.order_id, c.note FROM order_changes c JOIN orders o ON o.id = c.order_id"
-                              " WHERE o.workflow_id = ? AND c.order_status = ? AND c.changed_by = ? ORDER BY c.seq",
-                              (workflow_id, "completed", PATHWAY)).fetchall()
-        return {row["order_id"]: row["note"] for row in rows if row["note"]}
+            rows = db.execute("SELECT c.order_id, c.note, c.changed_at FROM order_changes c JOIN orders o"
+                              " ON o.id = c.order_id WHERE o.workflow_id = ? AND c.order_status = ?"
+                              " AND c.changed_by = ? ORDER BY c.seq", (workflow_id, "completed", PATHWAY)).fetchall()
+        return {row["order_id"]: (row["note"], datetime.fromisoformat(row["changed_at"]))
+                for row in rows if row["note"]}
 
     def changes_after(self, seq: int, *, patient_id: str | None = None,
                       limit: int = 100) -> builtins.list[OrderChange]:

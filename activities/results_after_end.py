@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NamedTuple
 
 from activities.database import as_stored
@@ -90,6 +91,7 @@ class RecordedAfterEnd:
     order: Order
     task: Order | None
     nth: int = 1  # the second result of one type and day is noted as its own (after_end:TYPE:DAY:2)
+    recorded_at: datetime | None = None  # when it was recorded (None: before the order's changes were kept)
 
     def note(self) -> DecisionNote:
         """The decision note the state, the timeline and ``vcf simulate`` list it as (``after_end:TYPE:DAY``):
@@ -115,9 +117,10 @@ def recorded_after_end(book: OrderBook, workflow_id: str, result_key: str | None
     tasks = {o.action_id: o for o in by_id.values() if o.kind == AFTER_END_KIND}
     wanted = as_stored(result_key) if result_key is not None else None
     # Orders completed before their changes were kept have only their reason to go by, after the others.
-    reasons = [*completions.items(), *((i, o.status_reason or "") for i, o in by_id.items() if i not in completions)]
+    reasons = [*((i, note, at) for i, (note, at) in completions.items()),
+               *((i, o.status_reason or "", None) for i, o in by_id.items() if i not in completions)]
     found, seen = [], Counter[tuple[str, float]]()
-    for order_id, reason in reasons:
+    for order_id, reason, at in reasons:
         match = _FULFILLED_AFTER_END.fullmatch(reason)
         if match is None or order_id not in by_id:
             continue
@@ -125,7 +128,7 @@ def recorded_after_end(book: OrderBook, workflow_id: str, result_key: str | None
         seen[match["type"], day] += 1
         if (wanted is None or match["key"] == wanted) and (event_type is None or match["type"] == event_type):
             found.append(RecordedAfterEnd(day, match["type"], match["key"], match["finding"], by_id[order_id],
-                                          tasks.get(f"after-end:{match['key']}"), seen[match["type"], day]))
+                                          tasks.get(f"after-end:{match['key']}"), seen[match["type"], day], at))
     return sorted(found, key=lambda r: r.day)
 
 

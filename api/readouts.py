@@ -41,7 +41,8 @@ def _action(action: Action, order_id: str | None) -> ActionTaken:
 
 def _after_end_entry(result: RecordedAfterEnd) -> TimelineEntry:
     note = result.note()
-    return TimelineEntry(day=note.day, at=result.order.updated_at, entry="note", summary=note.text,
+    return TimelineEntry(day=note.day, at=result.recorded_at or result.order.updated_at, entry="note",
+                         summary=note.text,
                          data={"id": note.id, "citation": note.citation, "after_end": True,
                                "event_id": result.result_key, "order_id": result.order.id,
                                **({"task_id": result.task.id} if result.task else {})})

@@ -127,6 +127,10 @@ async def test_after_withdrawal_a_malignant_mri_fulfils_its_order_and_raises_an_
     assert late["data"]["id"] in [n["id"] for n in timeline["notes"]]
     state = (await stack.http.get(f"/v1/patients/{patient}")).json()
     assert [n["id"] for n in state["notes"] if n["id"].startswith("after_end:")] == [late["data"]["id"]]
+    # Acknowledging the result later does not move when it came.
+    assert (await stack.http.post(f"/v1/orders/{mri_order.id}/acknowledge", json={})).status_code == 200
+    entries = (await stack.http.get(f"/v1/patients/{patient}/timeline")).json()["entries"]
+    assert [e["at"] for e in entries if e["data"].get("after_end")] == [late["at"]]
     # A second MRI finds no open MRI order: 409, naming why.
     r = await stack.http.post(f"/v1/patients/{patient}/events", json={"type": "mri", "etiology": "osteoporotic"})
     assert r.status_code == 409 and any("no open mri order" in d for d in r.json()["detail"])
