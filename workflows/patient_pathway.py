@@ -256,7 +256,7 @@ class PatientPathwayWorkflow:
         observation = observe(self._s.facts, day, event, self._decisions_revision(), self._defn)
         self._record("event", _describe(event), event.model_dump(mode="json", exclude_none=True), day=day)
         result = ResultRequest(workflow_id=workflow.info().workflow_id, event_type=event.type, day=day,
-                               result_key=f"event-{item.seq}", order_action_id=observation.answers) \
+                               result_key=_result_key(item.seq, event), order_action_id=observation.answers) \
             if event.type in RESULT_EVENT_TYPES else None
         if result is not None and not workflow.patched(BATCHED_ORDERS_PATCH):
             await call_activity(OrderActivities.record_result, result, event.type)
@@ -733,6 +733,12 @@ class PatientPathwayWorkflow:
     def _record(self, entry: TimelineKind, summary: str, data: dict[str, Any], day: float | None = None) -> None:
         self._s.timeline.append(TimelineEntry(day=round(self._day() if day is None else day, 3), at=workflow.now(),
                                               entry=entry, summary=summary, data=data))
+
+
+def _result_key(seq: int, event: Event) -> str:
+    """How the order book names the result that fulfilled an order: unique in the pathway (its arrival
+    number), and traceable to what the sender sent (its event id, e.g. a DiagnosticReport's)."""
+    return f"event-{seq}" + (f": {event.event_id}" if event.event_id else "")
 
 
 def _describe(event: Event) -> str:

@@ -38,11 +38,11 @@ def observation(patient: str, code: str = "72514-3", **fields) -> dict:
 
 async def test_pain_and_dxa_observations_become_contract_events(stack):
     patient = await enroll(stack.http)
-    r = await stack.http.post("/v1/fhir/Observation", json=observation(patient, id="obs-1", valueInteger=4),
-                              headers={"Content-Type": "application/fhir+json"})
+    pain = observation(patient, id="obs-1", valueInteger=4)
+    r = await stack.http.post("/v1/fhir/Observation", json=pain, headers={"Content-Type": "application/fhir+json"})
     assert r.status_code == 202, r.text
     assert r.json()["event_id"] == "obs-1" and r.json()["type"] == "pain"
-    r = await stack.http.post("/v1/fhir/Observation", json=observation(patient, id="obs-1", valueInteger=4))
+    r = await stack.http.post("/v1/fhir/Observation", json=pain)  # the same Observation again
     assert r.status_code == 200 and r.json()["duplicate"] is True
     dxa = observation(patient, "38267-1", identifier=[{"system": "urn:lab", "value": "dxa-77"}],
                       valueQuantity={"value": -2.7, "unit": "{T-score}"})
@@ -60,6 +60,8 @@ async def test_pain_and_dxa_observations_become_contract_events(stack):
         return [o.status for o in stack.book.list(patient_id=patient) if o.kind == "order_dxa"] == ["completed"]
 
     assert await eventually(dxa_completed)
+    [dxa_order] = [o for o in stack.book.list(patient_id=patient) if o.kind == "order_dxa"]
+    assert dxa_order.status_reason.endswith(": dxa-77]")  # traceable to the Observation that fulfilled it
 
 
 async def _applied(stack, patient, ids):
