@@ -95,10 +95,16 @@ _ACKNOWLEDGED_WITHOUT_RESULT = ("(status = 'acknowledged' AND NOT EXISTS (SELECT
 
 # An order whose performer completed its task (the exam is done) with no result recorded yet: the report is
 # still to come, and fulfils it (a result is recorded by the pathway, the order book's own actor).
+# Its history kept from its placing on (orders from before order_changes existed have none to go by).
 _COMPLETED_BY = ("SELECT 1 FROM order_changes c WHERE c.order_id = orders.id AND c.task_status = 'completed'"
                  " AND c.changed_by {} '" + PATHWAY + "'")
-_PERFORMED_WITHOUT_RESULT = (f"(status = 'completed' AND EXISTS ({_COMPLETED_BY.format('<>')})"
+_PLACED = ("SELECT 1 FROM order_changes c WHERE c.order_id = orders.id AND c.changed_by = '" + PATHWAY + "'"
+           " AND c.note = 'placed'")
+_PERFORMED_WITHOUT_RESULT = (f"(status IN ('completed', 'acknowledged') AND EXISTS ({_PLACED})"
+                             f" AND EXISTS ({_COMPLETED_BY.format('<>')})"
                              f" AND NOT EXISTS ({_COMPLETED_BY.format('=')}))")
+# Still waiting for its result: open, acknowledged before it came, or performed and not yet reported.
+_AWAITING_RESULT = f"(status = '{OPEN}' OR {_ACKNOWLEDGED_WITHOUT_RESULT} OR {_PERFORMED_WITHOUT_RESULT})"
 
 # Every column of an order, and whether it was acknowledged before its result (Order.acknowledged_before_result).
 _ORDER = f"SELECT *, {_ACKNOWLEDGED_WITHOUT_RESULT} AS acknowledged_before_result FROM orders"
@@ -221,13 +227,14 @@ class OrderBook(Store):
         worker, on PostgreSQL) that closed it first makes this one take the next, never the same.
         """
         marks = ",".join("?" * len(kinds))
-        waiting = f" OR {_ACKNOWLEDGED_WITHOUT_RESULT} OR {_PERFORMED_WITHOUT_RESULT}" if awaiting_result else ""
+        waiting = f" OR {_AWAITING_RESULT}" if awaiting_result else ""
         by = (" AND day <= ?" if placed_by is not None else "") \
             + (" AND action_id = ?" if action_id is not None else "")
         # Matched to the decisions' order (day, then action id) where a result is matched by its day.
         order = ("day ASC, action_id" if oldest_first else "day DESC, action_id DESC") if placed_by is not None \
             else ("day ASC, created_at" if oldest_first else "day DESC, created_at")
-        query = (f"SELECT id, patient_id, status FROM orders WHERE workflow_id = ? AND (status = ?{waiting})"
+        query = (f"SELECT id, patient_id, status, status_reason FROM orders WHERE workflow_id = ?"
+                 f" AND (status = ?{waiting})"
                  f" AND kind IN ({marks}){by} ORDER BY {order}")
         args = (workflow_id, OPEN, *kinds, *([placed_by + PLACED_BY_MARGIN] if placed_by is not None else []),
                 *([action_id] if action_id is not None else []))
@@ -236,19 +243,20 @@ class OrderBook(Store):
             for row in db.execute(query, args).fetchall():
                 if limit and len(closed) >= limit:
                     break
+                # As read: status and reason (a performed order stays 'completed' when a result completes it).
                 cur = db.execute("UPDATE orders SET status = ?, status_reason = ?, updated_at = ?"
-                                 " WHERE id = ? AND status = ?", (status, reason, utc_now(), row["id"], row["status"]))
+                                 " WHERE id = ? AND status = ? AND COALESCE(status_reason, '') = ?",
+                                 (status, reason, utc_now(), row["id"], row["status"], row["status_reason"] or ""))
                 if cur.rowcount == 1:
                     closed.append(row["id"])
                     _change(db, row["id"], row["patient_id"], TASK_STATUS_OF_ORDER[status], status, PATHWAY, reason)
         return closed
 
     def awaits_result(self, order_id: str) -> bool:
-        """Whether the order is still waiting for its result: open, or acknowledged before it came
-        (a result, a cancellation or the performer's refusal closes it)."""
+        """Whether the order is still waiting for its result: open, acknowledged before it came, or performed
+        and not yet reported (a result, a cancellation or the performer's refusal closes it)."""
         with self.database.read() as db:
-            row = db.execute(f"SELECT 1 FROM orders WHERE id = ? AND (status = ? OR {_ACKNOWLEDGED_WITHOUT_RESULT})",
-                             (order_id, OPEN)).fetchone()
+            row = db.execute(f"SELECT 1 FROM orders WHERE id = ? AND {_AWAITING_RESULT}", (order_id,)).fetchone()
         return row is not None
 
     def get(self, order_id: str) -> Order | None:

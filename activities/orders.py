@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.database import IntegrityError
+from activities.database import IntegrityError, as_stored
 from activities.order_book import OrderBook, order_key
 from activities.order_model import Order, OrderStatus, RequestResource
 from activities.results_after_end import record_result_after_end
@@ -220,7 +220,8 @@ class OrderActivities:
         kinds = ORDERS_ANSWERED_BY.get(request.event_type)
         if not kinds:
             raise ApplicationError(f"event_type: {request.event_type!r} is not a result", non_retryable=True)
-        reason = f"{request.event_type} result on day {request.day:g} [{request.result_key}]"
+        # As the database keeps it (a NUL in a signal's event id as U+FFFD), so that a retry finds it.
+        reason = as_stored(f"{request.event_type} result on day {request.day:g} [{request.result_key}]")
         done = [o.id for o in self.book.list(workflow_id=request.workflow_id) if o.status_reason == reason]
         if done or request.order_action_id == "":  # answered already (a retry), or by no open order
             ids = done

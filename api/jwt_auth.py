@@ -28,6 +28,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from activities.order_book import PATHWAY
 from api.errors import ApiError
 from api.keys import SCOPES
 from worker.settings import Settings
@@ -195,6 +196,8 @@ def _subject(claims: dict[str, Any]) -> str:
     for name in ("sub", "client_id"):
         value = claims.get(name)
         if isinstance(value, str) and SUBJECT.match(value):
+            if value == PATHWAY:  # the order book's own name, which tells a result from a performer's change
+                raise refused(f"{name}: {PATHWAY!r} is the order book's own name")
             return value
     raise refused("missing claim sub")
 

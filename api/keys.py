@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from activities.order_book import PATHWAY
+
 SCOPES = ("pathways:read", "pathways:write", "decisions:write", "orders:write", "audit:read", "subscriptions:write")
 """Every scope a key can hold (the static tokens hold them all)."""
 STATIC_NAME = "token"
@@ -76,6 +78,8 @@ def create_key(path: Path, name: str, scopes: list[str]) -> str:
         raise ApiKeyError("name: letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit")
     if name == STATIC_NAME:
         raise ApiKeyError(f"name: {STATIC_NAME!r} is the static tokens' name")
+    if name == PATHWAY:  # the order book's own: a result it records is told from a performer's change by it
+        raise ApiKeyError(f"name: {PATHWAY!r} is the order book's own name")
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
         raise ApiKeyError(f"scope: expected one or more of {', '.join(SCOPES)}")

@@ -379,6 +379,12 @@ class PatientPathwayWorkflow:
         the pure core says so, alert the care team with one task."""
         note_id = refusal_note_id(refusal.action_id)
         if note_id in self._s.facts.noted or refusal.action_id not in self._s.facts.taken:
+            return  # once per order; a care-team task's own (an escalation, an alert) is no order of the pathway's
+        # From revision 9 the refusal must name the order as it went out: its kind is read from the order, never
+        # taken from the sender (a wrong one could say no alert was due).
+        mismatch = self._refusal_mismatch(refusal) if self._decisions_revision() >= 9 else None
+        if mismatch is not None:
+            self._reject(f"task_refused: {mismatch}", refusal.model_dump(), "task_refused", cause="invalid")
             return
         day = round(self._day(), 3)
         alert = refusal_alert(refusal.kind, refusal.status, refusal.reason, day, self._order_title(refusal.action_id))
@@ -392,11 +398,11 @@ class PatientPathwayWorkflow:
                 title=alert.title, rationale=alert.rationale, citation=alert.citation), refusal.kind)
 
     def _refusal_mismatch(self, refusal: TaskRefusal) -> str | None:
-        """Why a task refusal names no order of this pathway as it went out, or None."""
+        """Why a refusal of one of the pathway's actions does not name its order as it went out, or None."""
         action = next((a for a in self._s.actions if a.id == refusal.action_id), None)
-        if action is None or self._s.orders.get(action.id) is None:
-            return "action_id: no order of this pathway"
-        if self._s.orders[action.id] != refusal.order_id:
+        if action is None:
+            return None
+        if self._s.orders.get(action.id) != refusal.order_id:
             return "order_id: not the order placed for action_id"
         if action.kind != refusal.kind:
             return f"kind: the order placed for action_id is {action.kind}"
@@ -601,14 +607,8 @@ class PatientPathwayWorkflow:
             self._reject("task_refused: expected order_id, action_id, kind and status rejected or failed",
                          payload, "task_refused", cause="invalid")
             return
-        # From revision 9 the refusal must name one of this pathway's orders, as it went out: its kind is read
-        # from the order, never taken from the sender (a wrong one could say no alert was due).
-        mismatch = self._refusal_mismatch(refusal) if (self._revision or REVISION) >= 9 else None
-        if mismatch is not None:
-            self._reject(f"task_refused: {mismatch}", payload, "task_refused", cause="invalid")
-            return
         if self._s.status == "running" and refusal_note_id(refusal.action_id) not in self._s.facts.noted \
-                and all(r.action_id != refusal.action_id for r in self._s.refusals):
+                and refusal not in self._s.refusals:
             self._s.refusals.append(refusal)
 
     @workflow.update

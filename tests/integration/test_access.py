@@ -61,6 +61,8 @@ async def test_token_create_stores_only_a_hash(tmp_path, monkeypatch, capsys):
     assert code == 0 and listing.startswith("reader\tpathways:read") and "active" in listing
     assert vcf_token(tmp_path, monkeypatch, capsys, "create", "--name", "reader", "--scope", "audit:read")[0] == 2
     assert vcf_token(tmp_path, monkeypatch, capsys, "revoke", "nobody")[0] == 3
+    # the order book's own name: a Task moved under it would read as a result recorded
+    assert vcf_token(tmp_path, monkeypatch, capsys, "create", "--name", "pathway", "--scope", "orders:write")[0] == 2
 
 
 async def test_scopes_revocation_and_audit(stack, tmp_path, monkeypatch, capsys):

@@ -408,3 +408,21 @@ def test_two_results_of_one_day_after_the_end_are_two_notes_in_the_order_they_ca
     notes = [r.note() for r in recorded_after_end(order_book, "vcf-pathway-pt-ob")]
     assert [n.id for n in notes] == ["after_end:radiograph:55", "after_end:radiograph:55:2"]
     assert "height loss 27%" in notes[0].text and "height loss 25%" in notes[1].text
+
+
+def test_an_exam_its_performer_completed_still_waits_for_its_report(order_book: OrderBook):
+    """Radiology completes the task (the film is taken), the care team acknowledges it: the report that comes
+    after completes it once — a second result finds nothing (and, on PostgreSQL, never the same order)."""
+    env = ActivityEnvironment()
+    order = env.run(OrderActivities(order_book).place_order, request("order_radiograph:day-14"))
+    for status in ("accepted", "in-progress", "completed"):
+        assert order_book.move_task(order.order_id, status, if_version=None, by="ris").outcome == "moved"
+    assert order_book.acknowledge_result(order.order_id, "film seen", by="dr-1")
+    assert order_book.awaits_result(order.order_id)
+    closed = order_book.close_open("vcf-pathway-pt-ob", ["order_radiograph"], "completed", "report [r-1]",
+                                   awaiting_result=True)
+    assert closed == [order.order_id] and not order_book.awaits_result(order.order_id)
+    assert order_book.close_open("vcf-pathway-pt-ob", ["order_radiograph"], "completed", "report [r-2]",
+                                 awaiting_result=True) == []
+    stored = order_book.get(order.order_id)
+    assert stored is not None and stored.status_reason == "report [r-1]"
