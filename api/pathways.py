@@ -33,8 +33,9 @@ from workflows.patient_pathway import PatientPathwayWorkflow
 from workflows.starter import start_pathway
 
 # Server states in which the pathway still takes events.
-_REFUSAL_WAIT = timedelta(seconds=1)
 _OPEN = (WorkflowExecutionStatus.RUNNING,)
+# How long a duplicate's answer waits for the pathway to say whether it refused the event.
+_REFUSAL_WAIT = timedelta(seconds=1)
 
 
 def temporal_unavailable(err: RPCError) -> ApiError:
